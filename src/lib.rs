@@ -1,0 +1,19 @@
+//! tgvault: an on-premises compliance archive for Telegram communications.
+//!
+//! Items come in through [`source`] (one module per input format), are mapped to
+//! mailboxes by [`mapping`], and are filed by [`import`] into the redb-backed
+//! [`store`]. The binary in `src/main.rs` is a thin shell around [`cli`].
+//!
+//! See `ARCHITECTURE.md` for the module map and the invariants, and
+//! `docs/format.md` for every on-disk table and key.
+
+pub mod cli;
+pub mod error;
+pub mod import;
+pub mod mapping;
+pub mod model;
+pub mod report;
+pub mod source;
+pub mod store;
+
+pub use error::{Error, Result};

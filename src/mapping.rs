@@ -1,0 +1,367 @@
+//! The user map: which mailbox an item's participant belongs to. Pure: takes a
+//! reader, returns values.
+//!
+//! The CSV is Purview's format, `mobile_number,mailbox`, with a header, plus two
+//! optional columns this archive also understands: `telegram_user_id` and
+//! `telegram_username`. A participant resolves through the CSV first (phone,
+//! then user id, then username); the export's custodian then falls back to the
+//! e-mail address named for the export (`--mailbox`). A participant that resolves
+//! nowhere gives no mailbox; an item none of whose participants resolve is
+//! quarantined by the importer, never dropped.
+
+use crate::error::{Error, Result};
+use crate::model::{Peer, Person};
+use crate::store::records::Custodian;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default)]
+pub struct Mapping {
+    by_phone: HashMap<String, Row>,
+    by_user_id: HashMap<i64, Row>,
+    by_username: HashMap<String, Row>,
+}
+
+#[derive(Clone, Debug)]
+struct Row {
+    mailbox: String,
+    line: u64,
+}
+
+/// Which rule resolved a participant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    Phone,
+    TelegramUserId,
+    TelegramUsername,
+    EmailAddress,
+}
+
+/// Normalises a phone number to its digits: drops spaces, dashes, dots and
+/// brackets, and a leading `+` or `00`. `None` when anything else remains.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '\u{a0}'))
+        .collect();
+    let digits = kept
+        .strip_prefix('+')
+        .or_else(|| kept.strip_prefix("00"))
+        .unwrap_or(&kept);
+    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then(|| digits.to_string())
+}
+
+/// Lower-cases and checks an e-mail address; `None` when it is not one.
+pub fn normalize_mailbox(raw: &str) -> Option<String> {
+    let m = raw.trim().to_lowercase();
+    let (local, domain) = m.split_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !m.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(m)
+}
+
+fn normalize_username(raw: &str) -> String {
+    raw.trim().trim_start_matches('@').to_lowercase()
+}
+
+impl Mapping {
+    pub fn from_path(path: &Path) -> Result<Mapping> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Mapping::from_reader(f, path)
+    }
+
+    /// Reads the CSV; `path` names it in errors, which also give the line.
+    pub fn from_reader(r: impl Read, path: &Path) -> Result<Mapping> {
+        let line_err = |line: u64, message: String| Error::InputLine {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_reader(r);
+        let headers = rdr
+            .headers()
+            .map_err(|e| line_err(1, format!("unreadable header: {e}")))?
+            .clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+        };
+        let (Some(phone_col), Some(mailbox_col)) = (col("mobile_number"), col("mailbox")) else {
+            return Err(line_err(
+                1,
+                "the header must name the columns mobile_number and mailbox".into(),
+            ));
+        };
+        let id_col = col("telegram_user_id");
+        let user_col = col("telegram_username");
+        let mut m = Mapping::default();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                line_err(line, format!("malformed CSV record: {e}"))
+            })?;
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let field = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim();
+            let raw_mailbox = field(Some(mailbox_col));
+            let mailbox = normalize_mailbox(raw_mailbox).ok_or_else(|| {
+                line_err(line, format!("'{raw_mailbox}' is not a mailbox address"))
+            })?;
+            let row = Row { mailbox, line };
+            let mut keys = 0;
+            let raw_phone = field(Some(phone_col));
+            if !raw_phone.is_empty() {
+                let phone = normalize_phone(raw_phone).ok_or_else(|| {
+                    line_err(line, format!("'{raw_phone}' is not a phone number"))
+                })?;
+                insert(&mut m.by_phone, phone, row.clone(), path)?;
+                keys += 1;
+            }
+            let raw_id = field(id_col);
+            if !raw_id.is_empty() {
+                let id = raw_id
+                    .strip_prefix("user")
+                    .unwrap_or(raw_id)
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        line_err(line, format!("'{raw_id}' is not a Telegram user id"))
+                    })?;
+                insert(&mut m.by_user_id, id, row.clone(), path)?;
+                keys += 1;
+            }
+            let raw_user = field(user_col);
+            if !raw_user.is_empty() {
+                insert(
+                    &mut m.by_username,
+                    normalize_username(raw_user),
+                    row.clone(),
+                    path,
+                )?;
+                keys += 1;
+            }
+            if keys == 0 {
+                return Err(line_err(
+                    line,
+                    "the row names no mobile_number, telegram_user_id or telegram_username".into(),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_phone.is_empty() && self.by_user_id.is_empty() && self.by_username.is_empty()
+    }
+
+    /// Resolves one person through the CSV alone.
+    pub fn lookup(&self, p: &Person) -> Option<(String, Rule)> {
+        if let Some(r) = p
+            .phone
+            .as_deref()
+            .and_then(normalize_phone)
+            .and_then(|ph| self.by_phone.get(&ph))
+        {
+            return Some((r.mailbox.clone(), Rule::Phone));
+        }
+        if let Some(r) = p
+            .peer
+            .and_then(|peer| peer.user_id())
+            .and_then(|id| self.by_user_id.get(&id))
+        {
+            return Some((r.mailbox.clone(), Rule::TelegramUserId));
+        }
+        if let Some(r) = p
+            .username
+            .as_deref()
+            .and_then(|u| self.by_username.get(&normalize_username(u)))
+        {
+            return Some((r.mailbox.clone(), Rule::TelegramUsername));
+        }
+        None
+    }
+
+    /// The mailboxes an item goes to: every participant that resolves, sorted
+    /// and without repeats. The custodian resolves through the CSV first, then
+    /// through the export's e-mail address; when the export does not say who
+    /// its owner is, the custodian's address still receives every item.
+    pub fn fan_out(&self, participants: &[Person], custodian: &Custodian) -> Vec<String> {
+        let mut out: Vec<String> = participants
+            .iter()
+            .filter_map(|p| self.lookup(p).map(|(m, _)| m))
+            .collect();
+        let owner_via_csv = custodian.owner.as_ref().and_then(|o| self.lookup(o));
+        match owner_via_csv {
+            Some((m, _)) => out.push(m),
+            None => {
+                if let Some(addr) = &custodian.address {
+                    out.push(addr.clone());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn insert<K: std::hash::Hash + Eq + std::fmt::Display + Clone>(
+    map: &mut HashMap<K, Row>,
+    key: K,
+    row: Row,
+    path: &Path,
+) -> Result<()> {
+    if let Some(prev) = map.get(&key) {
+        if prev.mailbox != row.mailbox {
+            return Err(Error::InputLine {
+                path: path.to_path_buf(),
+                line: row.line,
+                message: format!(
+                    "'{key}' maps to {} here but to {} on line {}",
+                    row.mailbox, prev.mailbox, prev.line
+                ),
+            });
+        }
+        return Ok(());
+    }
+    map.insert(key, row);
+    Ok(())
+}
+
+/// A person as the mapping sees the export's owner.
+pub fn owner_person(
+    user_id: Option<i64>,
+    name: Option<String>,
+    phone: Option<String>,
+    username: Option<String>,
+) -> Person {
+    Person {
+        peer: user_id.map(Peer::User),
+        raw_id: None,
+        name,
+        username,
+        phone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(csv: &str) -> Result<Mapping> {
+        Mapping::from_reader(csv.as_bytes(), Path::new("users.csv"))
+    }
+
+    #[test]
+    fn phones_normalise() {
+        assert_eq!(
+            normalize_phone("+1 (555) 010-0001").as_deref(),
+            Some("15550100001")
+        );
+        assert_eq!(
+            normalize_phone("0044 20 7946 0000").as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(
+            normalize_phone("15550100001").as_deref(),
+            Some("15550100001")
+        );
+        assert_eq!(normalize_phone("555-CALL"), None);
+        assert_eq!(normalize_phone("+"), None);
+    }
+
+    #[test]
+    fn precedence_is_phone_then_id_then_username() {
+        let m = parse(
+            "mobile_number,mailbox,telegram_user_id,telegram_username\n\
+             +1 555 0100,phone@corp.example,,\n\
+             ,id@corp.example,42,\n\
+             ,name@corp.example,,@Alice\n",
+        )
+        .unwrap();
+        let p = Person {
+            peer: Some(Peer::User(42)),
+            username: Some("alice".into()),
+            phone: Some("15550100".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            m.lookup(&p),
+            Some(("phone@corp.example".into(), Rule::Phone))
+        );
+        let p2 = Person {
+            phone: None,
+            ..p.clone()
+        };
+        assert_eq!(
+            m.lookup(&p2),
+            Some(("id@corp.example".into(), Rule::TelegramUserId))
+        );
+        let p3 = Person { peer: None, ..p2 };
+        assert_eq!(
+            m.lookup(&p3),
+            Some(("name@corp.example".into(), Rule::TelegramUsername))
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = parse("mobile_number,mailbox\n+15550100,a@corp.example\n12ab,b@corp.example\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("users.csv:3:"), "{e}");
+        let e = parse("mobile_number,mailbox\n1,not-an-address\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:") && e.contains("not-an-address"), "{e}");
+        let e = parse("phone,mailbox\n").unwrap_err().to_string();
+        assert!(e.contains("mobile_number"), "{e}");
+        let e = parse("mobile_number,mailbox\n1,a@x.example\n1,b@x.example\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3:") && e.contains("line 2"), "{e}");
+        let e = parse("mobile_number,mailbox\n1,a@x.example,extra\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn custodian_falls_back_to_the_export_address() {
+        let m = parse("mobile_number,mailbox,telegram_user_id\n,bob@corp.example,7\n").unwrap();
+        let bob = Person {
+            peer: Some(Peer::User(7)),
+            ..Default::default()
+        };
+        let eve = Person {
+            peer: Some(Peer::User(8)),
+            ..Default::default()
+        };
+        let custodian = Custodian {
+            owner: Some(eve.clone()),
+            address: Some("eve@corp.example".into()),
+        };
+        assert_eq!(
+            m.fan_out(&[bob.clone(), eve.clone()], &custodian),
+            vec!["bob@corp.example", "eve@corp.example"]
+        );
+        // The CSV wins over the address for the custodian.
+        let m2 = parse("mobile_number,mailbox,telegram_user_id\n,eve2@corp.example,8\n").unwrap();
+        assert_eq!(m2.fan_out(&[eve], &custodian), vec!["eve2@corp.example"]);
+        // Nobody resolves: no mailbox, the importer quarantines.
+        assert!(
+            Mapping::default()
+                .fan_out(&[bob], &Custodian::default())
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Input formats. Nothing outside this module knows a Telegram field name.
+//!
+//! [`Input`] finds the export behind a path (a directory holding `result.json`,
+//! a `.zip` of one, or the file itself) and opens it and its media files;
+//! [`telegram`] streams a Telegram Desktop JSON export and turns each message into
+//! a [`crate::model::Item`].
+
+pub mod repair;
+pub mod telegram;
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// Where an export's JSON and media live.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A `result.json` on disk; media paths are relative to `base`.
+    File { json: PathBuf, base: PathBuf },
+    /// A `result.json` inside a zip archive; media paths are relative to the
+    /// entry's folder `base` inside the zip.
+    Zip {
+        zip: PathBuf,
+        entry: String,
+        base: String,
+    },
+}
+
+impl Input {
+    /// Finds the export behind `path`.
+    pub fn locate(path: &Path) -> Result<Input> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            let json = path.join("result.json");
+            if json.is_file() {
+                return Ok(Input::File {
+                    json,
+                    base: path.to_path_buf(),
+                });
+            }
+            if path.join("messages.html").is_file() {
+                return Err(html_unsupported(path));
+            }
+            return Err(Error::input(
+                path,
+                "no result.json in this directory (is it a Telegram Desktop JSON export?)",
+            ));
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("zip") => Self::locate_in_zip(path),
+            Some("html") | Some("htm") => Err(html_unsupported(path)),
+            _ => Ok(Input::File {
+                json: path.to_path_buf(),
+                base: path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            }),
+        }
+    }
+
+    fn locate_in_zip(path: &Path) -> Result<Input> {
+        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let zip = zip::ZipArchive::new(BufReader::new(f))
+            .map_err(|e| Error::input(path, format!("not a readable zip archive: {e}")))?;
+        let mut best: Option<String> = None;
+        for name in zip.file_names().flatten() {
+            if (name == "result.json" || name.ends_with("/result.json"))
+                && best
+                    .as_deref()
+                    .is_none_or(|b| name.matches('/').count() < b.matches('/').count())
+            {
+                best = Some(name.to_string());
+            }
+        }
+        let Some(entry) = best else {
+            return Err(Error::input(path, "the zip archive holds no result.json"));
+        };
+        let base = match entry.rfind('/') {
+            Some(i) => entry[..=i].to_string(),
+            None => String::new(),
+        };
+        Ok(Input::Zip {
+            zip: path.to_path_buf(),
+            entry,
+            base,
+        })
+    }
+
+    /// What to call this input in reports and errors.
+    pub fn display(&self) -> String {
+        match self {
+            Input::File { json, .. } => json.display().to_string(),
+            Input::Zip { zip, entry, .. } => format!("{}!{}", zip.display(), entry),
+        }
+    }
+
+    /// The path errors about the JSON should name.
+    pub fn error_path(&self) -> PathBuf {
+        PathBuf::from(self.display())
+    }
+
+    /// Opens the export's JSON for one streaming pass.
+    pub fn open_json(&self) -> Result<Box<dyn Read + Send>> {
+        match self {
+            Input::File { json, .. } => {
+                let f = File::open(json).map_err(|e| Error::io(json, e))?;
+                Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
+            }
+            Input::Zip { zip, entry, .. } => {
+                let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
+                let archive = zip::ZipArchive::new(BufReader::new(f))
+                    .map_err(|e| Error::input(zip, format!("not a readable zip archive: {e}")))?;
+                Ok(Box::new(ZipEntryReader::new(archive, entry.clone(), zip)?))
+            }
+        }
+    }
+
+    /// A handle that opens the export's media files.
+    pub fn media(&self) -> Result<Media> {
+        match self {
+            Input::File { base, .. } => Ok(Media::Dir(base.clone())),
+            Input::Zip { zip, base, .. } => {
+                let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
+                let archive = zip::ZipArchive::new(BufReader::new(f))
+                    .map_err(|e| Error::input(zip, format!("not a readable zip archive: {e}")))?;
+                Ok(Media::Zip {
+                    archive: Box::new(archive),
+                    base: base.clone(),
+                    zip: zip.clone(),
+                })
+            }
+        }
+    }
+}
+
+fn html_unsupported(path: &Path) -> Error {
+    Error::input(
+        path,
+        "this is an HTML export (messages.html), which lacks epoch times, peer ids, sizes and \
+         MIME types; export the chat again as machine-readable JSON",
+    )
+}
+
+/// Reads one zip entry as a stream. The zip crate's entry reader borrows its
+/// archive, so a helper thread owns both and hands decompressed chunks over a
+/// bounded channel: memory stays at a few chunks whatever the entry's size.
+pub struct ZipEntryReader {
+    data: Box<dyn Read + Send>,
+}
+
+impl ZipEntryReader {
+    fn new(
+        mut archive: zip::ZipArchive<BufReader<File>>,
+        entry: String,
+        zip: &Path,
+    ) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(8);
+        archive
+            .by_name(&entry)
+            .map_err(|e| Error::input(zip, format!("cannot open {entry}: {e}")))?;
+        std::thread::spawn(move || {
+            let mut file = match archive.by_name(&entry) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e)));
+                    return;
+                }
+            };
+            loop {
+                let mut buf = vec![0u8; 256 * 1024];
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ZipEntryReader {
+            data: Box::new(ChannelReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            }),
+        })
+    }
+}
+
+impl Read for ZipEntryReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.data.read(buf)
+    }
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Opens the media files an export refers to.
+pub enum Media {
+    Dir(PathBuf),
+    Zip {
+        archive: Box<zip::ZipArchive<BufReader<File>>>,
+        base: String,
+        zip: PathBuf,
+    },
+}
+
+/// Why a media path cannot be read.
+#[derive(Debug)]
+pub enum MediaError {
+    /// The path tries to leave the export (absolute, or with `..`).
+    Outside,
+    Missing,
+    Unreadable(String),
+}
+
+impl MediaError {
+    pub fn reason(&self, rel: &str) -> String {
+        match self {
+            MediaError::Outside => format!("path '{rel}' points outside the export: not read"),
+            MediaError::Missing => format!("file '{rel}' is named by the export but absent"),
+            MediaError::Unreadable(e) => format!("file '{rel}' could not be read: {e}"),
+        }
+    }
+}
+
+/// Accepts only plain relative paths that stay inside the export.
+fn safe_relative(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || rel.contains('\0') {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+impl Media {
+    /// Calls `f` with a reader of the media file `rel` and the path to name in
+    /// errors.
+    pub fn with_file<T>(
+        &mut self,
+        rel: &str,
+        f: impl FnOnce(&mut dyn Read, &Path) -> Result<T>,
+    ) -> std::result::Result<Result<T>, MediaError> {
+        let safe = safe_relative(rel).ok_or(MediaError::Outside)?;
+        match self {
+            Media::Dir(base) => {
+                let path = base.join(&safe);
+                let mut file = match File::open(&path) {
+                    Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
+                    Ok(_) => return Err(MediaError::Missing),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(MediaError::Missing);
+                    }
+                    Err(e) => return Err(MediaError::Unreadable(e.to_string())),
+                };
+                Ok(f(&mut file, &path))
+            }
+            Media::Zip { archive, base, zip } => {
+                let name = format!(
+                    "{base}{}",
+                    safe.to_string_lossy()
+                        .replace(std::path::MAIN_SEPARATOR, "/")
+                );
+                let what = PathBuf::from(format!("{}!{}", zip.display(), name));
+                match archive.by_name(&name) {
+                    Ok(mut entry) => Ok(f(&mut entry, &what)),
+                    Err(zip::result::ZipError::FileNotFound) => Err(MediaError::Missing),
+                    Err(e) => Err(MediaError::Unreadable(e.to_string())),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_paths_cannot_leave_the_export() {
+        assert!(safe_relative("photos/a b (1).jpg").is_some());
+        assert!(safe_relative("./files/x").is_some());
+        for bad in ["../x", "photos/../../x", "/etc/passwd", "", "a\0b"] {
+            assert!(safe_relative(bad).is_none(), "{bad}");
+        }
+    }
+}

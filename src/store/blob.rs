@@ -1,0 +1,166 @@
+//! Content-addressed attachment blobs. Small blobs (up to [`INLINE_MAX`]) travel
+//! in memory and are stored inline in the `blob_data` table, inside the same
+//! transaction as the items that use them; larger ones are streamed to a file
+//! under `blobs/sha256/`, made durable, and only then referenced by a transaction.
+//! Either way the bytes are hashed while they are read, so no blob is ever held
+//! whole in memory above the inline limit.
+
+use crate::error::{Error, Result};
+use crate::model::BlobRef;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Blobs up to this size are stored inline in redb.
+pub const INLINE_MAX: u64 = 1 << 20;
+
+/// A blob read from the source, ready to be referenced by an item.
+pub enum StagedBlob {
+    /// Bytes to be written into `blob_data` by the filing transaction.
+    Inline(BlobRef, Vec<u8>),
+    /// Already durable in the blob directory.
+    File(BlobRef),
+}
+
+impl StagedBlob {
+    pub fn blob_ref(&self) -> BlobRef {
+        match self {
+            StagedBlob::Inline(r, _) | StagedBlob::File(r) => *r,
+        }
+    }
+}
+
+pub struct BlobDir {
+    root: PathBuf,
+    tmp_seq: AtomicU64,
+}
+
+impl BlobDir {
+    pub fn new(archive_dir: &Path) -> BlobDir {
+        BlobDir {
+            root: archive_dir.join("blobs"),
+            tmp_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub fn path_of(&self, sha: &[u8; 32]) -> PathBuf {
+        let hex = hex::encode(sha);
+        self.root.join("sha256").join(&hex[..2]).join(&hex)
+    }
+
+    /// Reads `src` to its end, hashing as it goes. Returns the bytes inline when
+    /// they fit, else streams them into the blob directory. `what` names the
+    /// source in errors.
+    pub fn stage(&self, mut src: impl Read, what: &Path) -> Result<StagedBlob> {
+        let mut hasher = Sha256::new();
+        let mut head = Vec::new();
+        (&mut src)
+            .take(INLINE_MAX + 1)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(what, e))?;
+        if head.len() as u64 <= INLINE_MAX {
+            hasher.update(&head);
+            let r = BlobRef {
+                sha256: hasher.finalize().into(),
+                size: head.len() as u64,
+            };
+            return Ok(StagedBlob::Inline(r, head));
+        }
+        let tmp_dir = self.root.join("tmp");
+        fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let tmp = tmp_dir.join(format!(
+            "{}-{}.part",
+            std::process::id(),
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut out = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            hasher.update(&head);
+            out.write_all(&head).map_err(|e| Error::io(&tmp, e))?;
+            let mut size = head.len() as u64;
+            drop(head);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io(what, e)),
+                };
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
+                size += n as u64;
+            }
+            out.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            let r = BlobRef {
+                sha256: hasher.finalize().into(),
+                size,
+            };
+            let dest = self.path_of(&r.sha256);
+            if dest.exists() {
+                fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            } else {
+                let dir = dest.parent().expect("blob path has a parent");
+                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io(dir, e))?;
+            }
+            Ok(StagedBlob::File(r))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Wraps a blob's bytes and fails at the end if they do not hash to what the
+/// archive recorded: a reader of a tampered blob gets an error, not bad bytes
+/// silently.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: [u8; 32],
+    done: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: [u8; 32]) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.done {
+            self.done = true;
+            let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+            if got != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} does not match its hash (read {})",
+                        hex::encode(self.expected),
+                        hex::encode(got)
+                    ),
+                ));
+            }
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}

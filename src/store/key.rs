@@ -1,0 +1,256 @@
+//! Typed keys and their byte encoding: the only place that knows key bytes.
+//!
+//! Every encoding is order-preserving: comparing the encoded bytes
+//! lexicographically (as redb does for `&[u8]` keys) gives the same order as
+//! comparing the typed tuples. Strings are escaped (`00` becomes `00 FF`) and
+//! terminated by `00 01`, so a prefix sorts before its extensions; signed integers
+//! are big-endian with the sign bit flipped; unsigned ones are big-endian.
+
+use crate::error::{Error, Result};
+use crate::model::{ItemId, Part};
+
+/// Where one copy of an item is filed: mailbox, folder, item.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemKey {
+    pub mailbox: String,
+    pub folder: String,
+    pub item: ItemId,
+}
+
+/// Length of an encoded [`ItemId`].
+pub const ITEM_ID_LEN: usize = 8 + 8 + 8 + 4 + 1;
+
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+}
+
+pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+pub fn put_item_id(out: &mut Vec<u8>, id: &ItemId) {
+    out.extend_from_slice(&id.scope.to_be_bytes());
+    put_i64(out, id.chat);
+    put_i64(out, id.message);
+    out.extend_from_slice(&id.dup.to_be_bytes());
+    out.push(id.part as u8);
+}
+
+pub fn item_id_bytes(id: &ItemId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ITEM_ID_LEN);
+    put_item_id(&mut out, id);
+    out
+}
+
+/// The prefix shared by every key of one mailbox folder (or, with `folder`
+/// `None`, of one mailbox).
+pub fn folder_prefix(mailbox: &str, folder: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_str(&mut out, mailbox);
+    if let Some(f) = folder {
+        put_str(&mut out, f);
+    }
+    out
+}
+
+impl ItemKey {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.mailbox.len() + self.folder.len() + 4 + ITEM_ID_LEN);
+        put_str(&mut out, &self.mailbox);
+        put_str(&mut out, &self.folder);
+        put_item_id(&mut out, &self.item);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ItemKey> {
+        let mut r = Reader(bytes);
+        let mailbox = r.string()?;
+        let folder = r.string()?;
+        let item = r.item_id()?;
+        r.end()?;
+        Ok(ItemKey {
+            mailbox,
+            folder,
+            item,
+        })
+    }
+}
+
+pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
+    let mut r = Reader(bytes);
+    let id = r.item_id()?;
+    r.end()?;
+    Ok(id)
+}
+
+/// `(mailbox, folder)` pair key of the `folders` table.
+pub fn folder_key(mailbox: &str, folder: &str) -> Vec<u8> {
+    folder_prefix(mailbox, Some(folder))
+}
+
+pub fn decode_folder_key(bytes: &[u8]) -> Result<(String, String)> {
+    let mut r = Reader(bytes);
+    let m = r.string()?;
+    let f = r.string()?;
+    r.end()?;
+    Ok((m, f))
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn bad(what: &str) -> Error {
+        Error::Corrupt(format!("malformed key: {what}"))
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        if self.0.len() < N {
+            return Err(Self::bad("truncated"));
+        }
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Ok(head.try_into().expect("split_at gave N bytes"))
+    }
+
+    fn string(&mut self) -> Result<String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            match self.0.get(i) {
+                None => return Err(Self::bad("unterminated string")),
+                Some(0) => match self.0.get(i + 1) {
+                    Some(0xFF) => {
+                        out.push(0);
+                        i += 2;
+                    }
+                    Some(1) => {
+                        self.0 = &self.0[i + 2..];
+                        break;
+                    }
+                    _ => return Err(Self::bad("bad string escape")),
+                },
+                Some(&b) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|_| Self::bad("string is not UTF-8"))
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        Ok((u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64)
+    }
+
+    fn item_id(&mut self) -> Result<ItemId> {
+        let scope = u64::from_be_bytes(self.take::<8>()?);
+        let chat = self.i64()?;
+        let message = self.i64()?;
+        let dup = u32::from_be_bytes(self.take::<4>()?);
+        let part = match self.take::<1>()?[0] {
+            0 => Part::Item,
+            1 => Part::Deletion,
+            _ => return Err(Self::bad("unknown item part")),
+        };
+        Ok(ItemId {
+            scope,
+            chat,
+            message,
+            dup,
+            part,
+        })
+    }
+
+    fn end(&self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::bad("trailing bytes"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_id() -> impl Strategy<Value = ItemId> {
+        (
+            any::<u64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<u32>(),
+            prop_oneof![Just(Part::Item), Just(Part::Deletion)],
+        )
+            .prop_map(|(scope, chat, message, dup, part)| ItemId {
+                scope,
+                chat,
+                message,
+                dup,
+                part,
+            })
+    }
+
+    fn arb_key() -> impl Strategy<Value = ItemKey> {
+        // Strings with NULs, 0x01 and 0xFF-adjacent characters are the hard cases.
+        let s = "[a\u{0}\u{1}\u{ff}b@.é]{0,6}";
+        (s, s, arb_id()).prop_map(|(mailbox, folder, item)| ItemKey {
+            mailbox,
+            folder,
+            item,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn item_key_round_trips(k in arb_key()) {
+            prop_assert_eq!(ItemKey::decode(&k.encode()).unwrap(), k);
+        }
+
+        #[test]
+        fn item_key_bytes_sort_like_the_tuple(a in arb_key(), b in arb_key()) {
+            let typed = (a.mailbox.as_bytes(), a.folder.as_bytes(), a.item)
+                .cmp(&(b.mailbox.as_bytes(), b.folder.as_bytes(), b.item));
+            prop_assert_eq!(a.encode().cmp(&b.encode()), typed);
+        }
+
+        #[test]
+        fn folder_prefix_covers_exactly_its_keys(k in arb_key(), m in "[ab\u{0}]{0,3}") {
+            let p = folder_prefix(&m, None);
+            prop_assert_eq!(k.encode().starts_with(&p), k.mailbox == m);
+        }
+    }
+
+    #[test]
+    fn prefix_end_is_an_upper_bound() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF]), None);
+    }
+
+    #[test]
+    fn garbage_keys_are_errors_not_panics() {
+        assert!(ItemKey::decode(&[]).is_err());
+        assert!(ItemKey::decode(&[b'a', 0, 7]).is_err());
+        assert!(decode_item_id(&[0; 5]).is_err());
+    }
+}

@@ -1,0 +1,497 @@
+//! The archive on disk: the only module that names redb.
+//!
+//! An archive is a directory holding `archive.redb` (every table in
+//! [`tables`]) and `blobs/` (large attachment blobs). All writes go through
+//! [`Archive::write`], which runs a closure inside one redb write transaction and
+//! commits it only if the closure succeeds: a batch of items lands whole or not at
+//! all.
+
+pub mod blob;
+pub mod codec;
+pub mod key;
+pub mod records;
+pub mod tables;
+
+use crate::error::{Error, Result};
+use crate::model::{Item, ItemId};
+use blob::{BlobDir, StagedBlob, VerifyingReader};
+use key::{ItemKey, item_id_bytes};
+use records::*;
+use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tables::*;
+
+/// The schema version stored under `meta/schema`.
+pub const SCHEMA_VERSION: u8 = 1;
+
+pub struct Archive {
+    db: Database,
+    dir: PathBuf,
+    blobs: BlobDir,
+}
+
+/// What filing one item into one mailbox did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filed {
+    New,
+    /// The mailbox had the item; this content is a new version of it.
+    NewVersion,
+    /// The mailbox had the item with this content already.
+    Duplicate,
+}
+
+/// What quarantining an item did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quarantined {
+    New,
+    /// Still in the quarantine, with this content as a new version.
+    NewVersion,
+    Duplicate,
+    /// The item is filed in some mailbox already (an earlier mapping resolved
+    /// it): it is not quarantined, and a new version shows in those mailboxes.
+    AlreadyFiled {
+        new_version: bool,
+    },
+}
+
+impl Archive {
+    /// Opens the archive in `dir`, creating it when it does not exist. Runs left
+    /// `Running` by a process that died are marked `Interrupted`.
+    pub fn open(dir: &Path) -> Result<Archive> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join("archive.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Usage(format!(
+                "{}: the archive is in use by another tgvault process",
+                path.display()
+            )),
+            other => Error::from(other),
+        })?;
+        let archive = Archive {
+            db,
+            dir: dir.to_path_buf(),
+            blobs: BlobDir::new(dir),
+        };
+        archive.init()?;
+        Ok(archive)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn init(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            for def in [
+                ITEMS, SOURCES, CONTENTS, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS,
+            ] {
+                txn.open_table(def)?;
+            }
+            let mut meta = txn.open_table(META)?;
+            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
+            match schema.as_deref() {
+                None => {
+                    meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+                }
+                Some([SCHEMA_VERSION]) => {}
+                Some(other) => {
+                    return Err(Error::Corrupt(format!(
+                        "archive schema {other:?}, this build reads [{SCHEMA_VERSION}]"
+                    )));
+                }
+            }
+            let mut runs = txn.open_table(RUNS)?;
+            let mut stale = Vec::new();
+            for entry in runs.iter()? {
+                let (k, v) = entry?;
+                let rec: RunRecord = codec::decode(v.value())?;
+                if rec.status == RunStatus::Running {
+                    stale.push((k.value(), rec));
+                }
+            }
+            for (id, mut rec) in stale {
+                rec.status = RunStatus::Interrupted;
+                runs.insert(id, codec::encode(&rec).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Streams a blob into staging (inline or a durable file); see [`blob`].
+    pub fn stage_blob(&self, src: impl Read, what: &Path) -> Result<StagedBlob> {
+        self.blobs.stage(src, what)
+    }
+
+    /// Runs `f` in one write transaction, committed only when `f` succeeds.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_write()?;
+        let out = {
+            let mut tx = Tx {
+                items: txn.open_table(ITEMS)?,
+                sources: txn.open_table(SOURCES)?,
+                contents: txn.open_table(CONTENTS)?,
+                blobs: txn.open_table(BLOBS)?,
+                blob_data: txn.open_table(BLOB_DATA)?,
+                quarantine: txn.open_table(QUARANTINE)?,
+                folders: txn.open_table(FOLDERS)?,
+                runs: txn.open_table(RUNS)?,
+            };
+            f(&mut tx)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Starts a run record and returns its id.
+    pub fn begin_run(&self, kind: &str, actor: &str, args: Vec<String>, now: i64) -> Result<u64> {
+        self.write(|tx| {
+            let id = tx.runs.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            tx.put_run(&RunRecord {
+                id,
+                kind: kind.into(),
+                started: now,
+                finished: None,
+                actor: actor.into(),
+                args,
+                status: RunStatus::Running,
+                files: vec![],
+            })?;
+            Ok(id)
+        })
+    }
+
+    // ---- reads
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            out.push(codec::decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every `(mailbox, folder)` with its item count, in key order.
+    pub fn folders(&self) -> Result<Vec<(String, String, FolderStats)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FOLDERS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let (m, f) = key::decode_folder_key(k.value())?;
+            out.push((m, f, codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` for every filing of `mailbox` (in `folder`, when given), in key order.
+    pub fn for_each_filing(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        mut f: impl FnMut(ItemKey, Filing) -> Result<()>,
+    ) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ITEMS)?;
+        let start = key::folder_prefix(mailbox, folder);
+        let iter = match key::prefix_end(&start) {
+            Some(end) => t.range(start.as_slice()..end.as_slice())?,
+            None => t.range(start.as_slice()..)?,
+        };
+        for e in iter {
+            let (k, v) = e?;
+            f(ItemKey::decode(k.value())?, codec::decode(v.value())?)?;
+        }
+        Ok(())
+    }
+
+    pub fn source(&self, id: &ItemId) -> Result<Option<SourceRecord>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        t.get(item_id_bytes(id).as_slice())?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    /// One item version by content hash, checked against that hash.
+    pub fn content(&self, sha: &[u8; 32]) -> Result<Item> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CONTENTS)?;
+        let v = t.get(sha.as_slice())?.ok_or_else(|| {
+            Error::Corrupt(format!("item content {} is missing", hex::encode(sha)))
+        })?;
+        decode_content(sha, v.value())
+    }
+
+    pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(QUARANTINE)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((key::decode_item_id(k.value())?, codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Opens a blob for reading; the reader fails at its end if the bytes do not
+    /// match the hash.
+    pub fn open_blob(&self, sha: &[u8; 32]) -> Result<Box<dyn Read>> {
+        let txn = self.db.begin_read()?;
+        let metas = txn.open_table(BLOBS)?;
+        let meta: BlobMeta = match metas.get(sha.as_slice())? {
+            Some(v) => codec::decode(v.value())?,
+            None => return Err(Error::NotFound(format!("blob {}", hex::encode(sha)))),
+        };
+        match meta.place {
+            BlobPlace::Inline => {
+                let data = txn.open_table(BLOB_DATA)?;
+                let bytes = data
+                    .get(sha.as_slice())?
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("inline blob {} is missing", hex::encode(sha)))
+                    })?
+                    .value()
+                    .to_vec();
+                Ok(Box::new(VerifyingReader::new(
+                    std::io::Cursor::new(bytes),
+                    *sha,
+                )))
+            }
+            BlobPlace::File => {
+                let path = self.blobs.path_of(sha);
+                let f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+                Ok(Box::new(VerifyingReader::new(
+                    std::io::BufReader::new(f),
+                    *sha,
+                )))
+            }
+        }
+    }
+
+    /// Counts of rows per table, for tests and `stats`.
+    pub fn table_sizes(&self) -> Result<Vec<(&'static str, u64)>> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for (name, def) in [
+            ("items", ITEMS),
+            ("sources", SOURCES),
+            ("contents", CONTENTS),
+            ("blobs", BLOBS),
+            ("blob_data", BLOB_DATA),
+            ("quarantine", QUARANTINE),
+            ("folders", FOLDERS),
+        ] {
+            out.push((name, txn.open_table(def)?.len()?));
+        }
+        out.push(("runs", txn.open_table(RUNS)?.len()?));
+        Ok(out)
+    }
+}
+
+fn decode_content(sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
+    if &blob::sha256(bytes) != sha {
+        return Err(Error::Corrupt(format!(
+            "item content {} does not match its SHA-256",
+            hex::encode(sha)
+        )));
+    }
+    codec::decode(bytes)
+}
+
+/// The tables of one write transaction.
+pub struct Tx<'t> {
+    items: Table<'t, &'static [u8], &'static [u8]>,
+    sources: Table<'t, &'static [u8], &'static [u8]>,
+    contents: Table<'t, &'static [u8], &'static [u8]>,
+    blobs: Table<'t, &'static [u8], &'static [u8]>,
+    blob_data: Table<'t, &'static [u8], &'static [u8]>,
+    quarantine: Table<'t, &'static [u8], &'static [u8]>,
+    folders: Table<'t, &'static [u8], &'static [u8]>,
+    runs: Table<'t, u64, &'static [u8]>,
+}
+
+/// An item version ready to be stored: its encoding and the hash of it.
+pub struct EncodedItem<'a> {
+    pub item: &'a Item,
+    pub bytes: Vec<u8>,
+    pub sha256: [u8; 32],
+}
+
+impl<'a> EncodedItem<'a> {
+    pub fn new(item: &'a Item) -> Self {
+        let bytes = codec::encode(item);
+        let sha256 = blob::sha256(&bytes);
+        EncodedItem {
+            item,
+            bytes,
+            sha256,
+        }
+    }
+}
+
+impl Tx<'_> {
+    pub fn put_run(&mut self, rec: &RunRecord) -> Result<()> {
+        self.runs.insert(rec.id, codec::encode(rec).as_slice())?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: u64) -> Result<RunRecord> {
+        let v = self
+            .runs
+            .get(id)?
+            .ok_or_else(|| Error::Internal(format!("run {id} vanished")))?;
+        codec::decode(v.value())
+    }
+
+    /// Records a staged blob (its bytes too, when inline) unless already present.
+    pub fn put_blob(&mut self, staged: &StagedBlob, run: u64) -> Result<()> {
+        let r = staged.blob_ref();
+        if self.blobs.get(r.sha256.as_slice())?.is_some() {
+            return Ok(());
+        }
+        let place = match staged {
+            StagedBlob::Inline(_, bytes) => {
+                self.blob_data
+                    .insert(r.sha256.as_slice(), bytes.as_slice())?;
+                BlobPlace::Inline
+            }
+            StagedBlob::File(_) => BlobPlace::File,
+        };
+        let meta = BlobMeta {
+            size: r.size,
+            place,
+            run,
+        };
+        self.blobs
+            .insert(r.sha256.as_slice(), codec::encode(&meta).as_slice())?;
+        Ok(())
+    }
+
+    fn source_record(&self, idb: &[u8]) -> Result<SourceRecord> {
+        match self.sources.get(idb)? {
+            Some(v) => codec::decode(v.value()),
+            None => Ok(SourceRecord::default()),
+        }
+    }
+
+    /// Adds `enc` as a version of its item unless the archive has seen that exact
+    /// content before. Returns whether it was new.
+    fn add_version(&mut self, src: &mut SourceRecord, enc: &EncodedItem, run: u64) -> Result<bool> {
+        if src.versions.iter().any(|v| v.content == enc.sha256) {
+            return Ok(false);
+        }
+        if self.contents.get(enc.sha256.as_slice())?.is_none() {
+            self.contents
+                .insert(enc.sha256.as_slice(), enc.bytes.as_slice())?;
+        }
+        src.versions.push(Version {
+            content: enc.sha256,
+            run,
+            edited: enc.item.edited,
+        });
+        Ok(true)
+    }
+
+    /// Files an item version into each of `mailboxes` (under `folder`), storing
+    /// its content once. An item that was in the quarantine leaves it.
+    pub fn file_item(
+        &mut self,
+        enc: &EncodedItem,
+        mailboxes: &[String],
+        folder: &str,
+        run: u64,
+    ) -> Result<Vec<Filed>> {
+        let idb = item_id_bytes(&enc.item.id);
+        let mut src = self.source_record(&idb)?;
+        let new_version = self.add_version(&mut src, enc, run)?;
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for mailbox in mailboxes {
+            let k = ItemKey {
+                mailbox: mailbox.clone(),
+                folder: folder.to_string(),
+                item: enc.item.id,
+            }
+            .encode();
+            let filing = Filing {
+                date: enc.item.date,
+                kind: enc.item.kind(),
+                run,
+            };
+            if self.items.get(k.as_slice())?.is_some() {
+                out.push(if new_version {
+                    Filed::NewVersion
+                } else {
+                    Filed::Duplicate
+                });
+                continue;
+            }
+            self.items
+                .insert(k.as_slice(), codec::encode(&filing).as_slice())?;
+            let fk = key::folder_key(mailbox, folder);
+            let mut stats: FolderStats = match self.folders.get(fk.as_slice())? {
+                Some(v) => codec::decode(v.value())?,
+                None => FolderStats::default(),
+            };
+            stats.items += 1;
+            self.folders
+                .insert(fk.as_slice(), codec::encode(&stats).as_slice())?;
+            src.locations.push((mailbox.clone(), folder.to_string()));
+            out.push(Filed::New);
+        }
+        self.sources
+            .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
+        if !mailboxes.is_empty() {
+            self.quarantine.remove(idb.as_slice())?;
+        }
+        Ok(out)
+    }
+
+    /// Keeps an item that maps to no mailbox. An item already filed somewhere is
+    /// not quarantined again: its new version is simply recorded.
+    pub fn quarantine_item(
+        &mut self,
+        enc: &EncodedItem,
+        record: &QuarantineRecord,
+    ) -> Result<Quarantined> {
+        let idb = item_id_bytes(&enc.item.id);
+        let mut src = self.source_record(&idb)?;
+        let new_version = self.add_version(&mut src, enc, record.run)?;
+        let was_held = self.quarantine.get(idb.as_slice())?.is_some();
+        let outcome = if !src.locations.is_empty() {
+            Quarantined::AlreadyFiled { new_version }
+        } else if !was_held {
+            self.quarantine
+                .insert(idb.as_slice(), codec::encode(record).as_slice())?;
+            Quarantined::New
+        } else if new_version {
+            Quarantined::NewVersion
+        } else {
+            Quarantined::Duplicate
+        };
+        if new_version {
+            self.sources
+                .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
+        }
+        Ok(outcome)
+    }
+
+    /// The current version of an item, checked against its hash.
+    pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
+        let src = self.source_record(&item_id_bytes(id))?;
+        let Some(v) = src.versions.last() else {
+            return Ok(None);
+        };
+        let bytes = self
+            .contents
+            .get(v.content.as_slice())?
+            .ok_or_else(|| Error::Corrupt(format!("content of {id} is missing")))?;
+        decode_content(&v.content, bytes.value()).map(Some)
+    }
+}
