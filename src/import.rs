@@ -1,1 +1,632 @@
+//! The import pipeline: source -> mapping -> store, with Purview's counters.
+//!
+//! Each file is read twice. The first pass only parses: a file that is not valid
+//! (after repair) fails whole, before anything is written, so a failed file leaves
+//! the archive as it was. The second pass runs on two threads: a producer parses,
+//! converts each message into an item, stages its attachment blobs and encodes
+//! it; the writer (the calling thread) resolves each item's mailboxes and files
+//! it in batches, one redb transaction per batch, with the run's progress in the
+//! same transaction. A process killed mid-file leaves whole batches; importing
+//! the file again skips what is there and adds the rest, so every item ends up
+//! present exactly once.
 
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+use crate::model::{ItemKind, Person};
+use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
+use crate::source::Input;
+use crate::source::telegram::{self, ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
+use crate::store::blob::StagedBlob;
+use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
+use crate::store::{Archive, EncodedItem, Filed, Quarantined};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+pub struct ImportOptions {
+    pub mapping: Mapping,
+    /// The custodian's e-mail address (`--mailbox`): the export's "e-mail
+    /// address property" for mapping.
+    pub custodian_address: Option<String>,
+    /// How local `date` values without `date_unixtime` are read.
+    pub zone: Zone,
+    pub folder: String,
+    /// Items per write transaction.
+    pub batch_items: usize,
+    /// Inline blob bytes per write transaction.
+    pub batch_bytes: usize,
+    pub progress: bool,
+}
+
+impl ImportOptions {
+    pub fn new(mapping: Mapping) -> Self {
+        ImportOptions {
+            mapping,
+            custodian_address: None,
+            zone: Zone::utc(),
+            folder: crate::model::DEFAULT_FOLDER.into(),
+            batch_items: 10_000,
+            batch_bytes: 32 << 20,
+            progress: false,
+        }
+    }
+}
+
+/// Who runs the import, with what arguments, and the clock (time is a parameter
+/// below the CLI).
+pub struct RunContext<'a> {
+    pub actor: String,
+    pub args: Vec<String>,
+    pub clock: &'a dyn Fn() -> i64,
+}
+
+/// Imports every path; a failing file is reported and does not stop the others.
+pub fn import(
+    archive: &Archive,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    ctx: &RunContext,
+) -> Result<ImportReport> {
+    let run = archive.begin_run("import", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+    let mut report = ImportReport {
+        run,
+        files: Vec::new(),
+    };
+    for path in paths {
+        let file = import_file(archive, run, path, opts, &report.files)?;
+        report.files.push(file);
+    }
+    finish_run(archive, run, &report, ctx)?;
+    Ok(report)
+}
+
+fn finish_run(archive: &Archive, run: u64, report: &ImportReport, ctx: &RunContext) -> Result<()> {
+    archive.write(|tx| {
+        let mut rec = tx.run(run)?;
+        rec.files = report.files.clone();
+        rec.finished = Some((ctx.clock)());
+        rec.status = if report.has_errors() {
+            RunStatus::CompletedWithErrors
+        } else {
+            RunStatus::Completed
+        };
+        tx.put_run(&rec)
+    })
+}
+
+fn failed_file(path: String, format: &str, e: &Error) -> FileReport {
+    FileReport {
+        path,
+        format: format.into(),
+        status: FileStatus::Failed(e.to_string()),
+        counters: Counters::default(),
+        failures: vec![],
+        anomalies: vec![],
+    }
+}
+
+/// Counts messages without keeping them: the validation pass.
+struct CountSink(u64);
+
+impl Sink for CountSink {
+    fn owner(&mut self, _: Owner) -> Result<()> {
+        Ok(())
+    }
+    fn chat_start(&mut self, _: &ChatHeader) -> Result<()> {
+        Ok(())
+    }
+    fn message(&mut self, _: &ChatHeader, _: Box<RawValue>) -> Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+/// One converted source item, ready for the writer.
+enum Prepared {
+    Item {
+        enc: EncodedItem,
+        blobs: Vec<StagedBlob>,
+    },
+    Failed(ItemFailure),
+}
+
+enum Msg {
+    Owner(Person),
+    Batch(Vec<Prepared>),
+}
+
+struct ProduceSink<'a> {
+    archive: &'a Archive,
+    zone: Zone,
+    owner: Option<Owner>,
+    chat: Option<ChatContext>,
+    media: crate::source::Media,
+    batch: Vec<Prepared>,
+    tx: SyncSender<Msg>,
+}
+
+impl ProduceSink<'_> {
+    fn send(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .send(Msg::Batch(batch))
+            .map_err(|_| Error::Internal("the writer stopped".into()))
+    }
+
+    fn stage_attachments(&mut self, item: &mut crate::model::Item) -> Result<Vec<StagedBlob>> {
+        let mut staged = Vec::new();
+        for a in &mut item.attachments {
+            let Some(rel) = a.source_path.clone() else {
+                continue;
+            };
+            if a.missing.is_some() {
+                continue;
+            }
+            let archive = self.archive;
+            match self
+                .media
+                .with_file(&rel, |r, what| archive.stage_blob(r, what))
+            {
+                Ok(Ok(blob)) => {
+                    let r = blob.blob_ref();
+                    if let Some(declared) = a.declared_size
+                        && declared != r.size
+                    {
+                        item.anomalies.push(format!(
+                            "{} '{rel}' has {} bytes, the export declared {declared}",
+                            a.kind.as_str(),
+                            r.size
+                        ));
+                    }
+                    a.content = Some(r);
+                    staged.push(blob);
+                }
+                Ok(Err(e)) => {
+                    // A read error inside the export's files is the item's
+                    // problem, not the run's: keep the metadata and the reason.
+                    a.missing = Some(format!("file '{rel}' could not be read: {e}"));
+                    item.anomalies.push(a.missing.clone().unwrap_or_default());
+                }
+                Err(me) => {
+                    let reason = me.reason(&rel);
+                    item.anomalies.push(reason.clone());
+                    a.missing = Some(reason);
+                }
+            }
+        }
+        Ok(staged)
+    }
+}
+
+impl Sink for ProduceSink<'_> {
+    fn owner(&mut self, owner: Owner) -> Result<()> {
+        let person = owner.person();
+        self.owner = Some(owner);
+        self.tx
+            .send(Msg::Owner(person))
+            .map_err(|_| Error::Internal("the writer stopped".into()))
+    }
+
+    fn chat_start(&mut self, chat: &ChatHeader) -> Result<()> {
+        self.chat = Some(ChatContext::new(
+            chat,
+            self.owner.as_ref(),
+            self.zone.clone(),
+        ));
+        Ok(())
+    }
+
+    fn message(&mut self, _: &ChatHeader, raw: Box<RawValue>) -> Result<()> {
+        let ctx = self
+            .chat
+            .as_mut()
+            .ok_or_else(|| Error::Internal("message outside a chat".into()))?;
+        let prepared = match ctx.convert(&raw) {
+            Ok(mut item) => {
+                let blobs = self.stage_attachments(&mut item)?;
+                Prepared::Item {
+                    enc: EncodedItem::new(item),
+                    blobs,
+                }
+            }
+            Err(f) => Prepared::Failed(f),
+        };
+        self.batch.push(prepared);
+        if self.batch.len() >= 512 {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces numbers and quoted parts of an anomaly with placeholders, so that
+/// the file report counts kinds of oddity rather than listing every item.
+fn anomaly_kind(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_quote = false;
+    let mut last_digit = false;
+    for c in s.chars() {
+        if c == '\'' {
+            if !in_quote {
+                out.push_str("'…'");
+            }
+            in_quote = !in_quote;
+            continue;
+        }
+        if in_quote {
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '-' && !last_digit && out.ends_with(' ')) {
+            if !last_digit {
+                out.push('N');
+            }
+            last_digit = true;
+        } else {
+            last_digit = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn import_file(
+    archive: &Archive,
+    run: u64,
+    path: &Path,
+    opts: &ImportOptions,
+    earlier: &[FileReport],
+) -> Result<FileReport> {
+    let shown = path.display().to_string();
+    let input = match Input::locate(path) {
+        Ok(i) => i,
+        Err(e) => return Ok(failed_file(shown, "unknown", &e)),
+    };
+    let format = telegram::FORMAT;
+    let err_path = input.error_path();
+    // Pass 1: validate the whole file before writing anything.
+    let mut count = CountSink(0);
+    let validation = input
+        .open_json()
+        .and_then(|r| telegram::parse(r, &mut count, &err_path));
+    let repairs = match validation {
+        Ok((_, stats)) => stats,
+        Err(e) => return Ok(failed_file(input.display(), format, &e)),
+    };
+    let media = match input.media() {
+        Ok(m) => m,
+        Err(e) => return Ok(failed_file(input.display(), format, &e)),
+    };
+    let mut file = FileReport {
+        path: input.display(),
+        format: format.into(),
+        status: FileStatus::Imported,
+        counters: Counters::default(),
+        failures: vec![],
+        anomalies: vec![],
+    };
+    let progress = if opts.progress {
+        let pb = indicatif::ProgressBar::new(count.0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} items, {per_sec}, eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        pb.set_message(input.display());
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    // Pass 2: produce on a helper thread, file on this one.
+    let (tx, rx) = sync_channel::<Msg>(8);
+    let mut anomalies: BTreeMap<String, u64> = BTreeMap::new();
+    let outcome = std::thread::scope(|s| {
+        let producer = s.spawn(|| {
+            let mut sink = ProduceSink {
+                archive,
+                zone: opts.zone.clone(),
+                owner: None,
+                chat: None,
+                media,
+                batch: Vec::new(),
+                tx,
+            };
+            let parsed = input
+                .open_json()
+                .and_then(|r| telegram::parse(r, &mut sink, &err_path));
+            let flushed = if sink.batch.is_empty() {
+                Ok(())
+            } else {
+                sink.send()
+            };
+            parsed.and(flushed)
+        });
+        let written = write_loop(
+            archive,
+            run,
+            opts,
+            rx,
+            &mut file,
+            earlier,
+            &progress,
+            &mut anomalies,
+        );
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the import thread panicked".into())));
+        // A writer error makes the producer fail on its send: report the cause.
+        written.and(produced)
+    });
+    progress.finish_and_clear();
+    if let Err(e) = outcome {
+        file.status = FileStatus::Failed(format!(
+            "{e} (items committed before the error stay; importing the file again completes it)"
+        ));
+    }
+    for (what, n) in [
+        ("\\xHH escapes repaired", repairs.hex_escapes),
+        (
+            "raw control bytes in strings escaped",
+            repairs.control_bytes,
+        ),
+        ("unquoted values quoted", repairs.bare_values),
+    ] {
+        if n > 0 {
+            anomalies.insert(what.into(), n);
+        }
+    }
+    file.anomalies = anomalies
+        .into_iter()
+        .map(|(what, count)| Anomaly { what, count })
+        .collect();
+    Ok(file)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_loop(
+    archive: &Archive,
+    run: u64,
+    opts: &ImportOptions,
+    rx: Receiver<Msg>,
+    file: &mut FileReport,
+    earlier: &[FileReport],
+    progress: &indicatif::ProgressBar,
+    anomalies: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    let mut custodian = Custodian {
+        owner: None,
+        address: opts.custodian_address.clone(),
+    };
+    let mut pending: Vec<Prepared> = Vec::new();
+    let mut pending_bytes = 0usize;
+    loop {
+        let msg = rx.recv();
+        let done = msg.is_err();
+        match msg {
+            Ok(Msg::Owner(p)) => custodian.owner = Some(p),
+            Ok(Msg::Batch(b)) => {
+                for p in &b {
+                    if let Prepared::Item { blobs, .. } = p {
+                        pending_bytes += blobs
+                            .iter()
+                            .map(|b| match b {
+                                StagedBlob::Inline(_, bytes) => bytes.len(),
+                                StagedBlob::File(_) => 0,
+                            })
+                            .sum::<usize>();
+                    }
+                }
+                pending.extend(b);
+            }
+            Err(_) => {}
+        }
+        if !pending.is_empty()
+            && (done || pending.len() >= opts.batch_items || pending_bytes >= opts.batch_bytes)
+        {
+            let n = pending.len() as u64;
+            commit_batch(
+                archive, run, opts, &custodian, &pending, file, earlier, anomalies,
+            )?;
+            pending.clear();
+            pending_bytes = 0;
+            progress.inc(n);
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit_batch(
+    archive: &Archive,
+    run: u64,
+    opts: &ImportOptions,
+    custodian: &Custodian,
+    batch: &[Prepared],
+    file: &mut FileReport,
+    earlier: &[FileReport],
+    anomalies: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    let mut c = Counters::default();
+    let mut failures = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    archive.write(|tx| {
+        for p in batch {
+            let (enc, blobs) = match p {
+                Prepared::Failed(f) => {
+                    c.available_from_source += 1;
+                    c.available_for_import += 1;
+                    c.failed += 1;
+                    failures.push(Failure {
+                        item: f.item.clone(),
+                        source_user: f.source_user.clone(),
+                        mailbox: custodian.address.clone().unwrap_or_default(),
+                        reason: f.reason.clone(),
+                    });
+                    continue;
+                }
+                Prepared::Item { enc, blobs } => (enc, blobs),
+            };
+            for b in blobs {
+                tx.put_blob(b, run)?;
+            }
+            let item = &enc.item;
+            c.available_from_source += 1;
+            match item.kind() {
+                ItemKind::Message => c.messages += 1,
+                ItemKind::Event => c.service_events += 1,
+                ItemKind::Call => c.calls += 1,
+                ItemKind::Unsupported => c.unsupported += 1,
+                ItemKind::Deletion => {}
+            }
+            c.attachments += item.attachments.len() as u64;
+            let without = item
+                .attachments
+                .iter()
+                .filter(|a| a.content.is_none())
+                .count() as u64;
+            c.attachments_without_content += without;
+            c.attachment_bytes += item
+                .attachments
+                .iter()
+                .filter_map(|a| a.content.map(|r| r.size))
+                .sum::<u64>();
+            notes.extend(item.anomalies.iter().cloned());
+            let mailboxes = opts.mapping.fan_out(&item.participants, custodian);
+            let (imported, partial) = if without > 0 { (0, 1) } else { (1, 0) };
+            if mailboxes.is_empty() {
+                c.available_for_import += 1;
+                let rec = QuarantineRecord {
+                    run,
+                    reason: no_mailbox_reason(&item.participants, custodian),
+                    custodian: custodian.clone(),
+                };
+                match tx.quarantine_item(enc, &rec)? {
+                    Quarantined::New | Quarantined::NewVersion => c.quarantined += 1,
+                    Quarantined::Duplicate | Quarantined::AlreadyFiled { new_version: false } => {
+                        c.skipped += 1
+                    }
+                    Quarantined::AlreadyFiled { new_version: true } => {
+                        c.imported += imported;
+                        c.partially_imported += partial;
+                        c.new_versions += 1;
+                    }
+                }
+                continue;
+            }
+            c.available_for_import += mailboxes.len() as u64;
+            for filed in tx.file_item(enc, &mailboxes, &opts.folder, run)? {
+                match filed {
+                    Filed::Duplicate => c.skipped += 1,
+                    Filed::New | Filed::NewVersion => {
+                        c.imported += imported;
+                        c.partially_imported += partial;
+                        if filed == Filed::NewVersion {
+                            c.new_versions += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // The run's progress lands in the same transaction as the items.
+        let mut so_far = file.clone();
+        so_far.counters.add(&c);
+        so_far.failures.extend(failures.iter().cloned());
+        let mut rec: RunRecord = tx.run(run)?;
+        rec.files = earlier.to_vec();
+        rec.files.push(so_far);
+        tx.put_run(&rec)
+    })?;
+    file.counters.add(&c);
+    file.failures.extend(failures);
+    for n in notes {
+        *anomalies.entry(anomaly_kind(&n)).or_insert(0) += 1;
+    }
+    Ok(())
+}
+
+fn no_mailbox_reason(participants: &[Person], custodian: &Custodian) -> String {
+    let who: Vec<String> = participants.iter().map(Person::label).collect();
+    let mut r = format!("no participant maps to a mailbox: {}", who.join(", "));
+    if custodian.address.is_none() {
+        r.push_str("; no custodian address (--mailbox) was given");
+    }
+    r
+}
+
+/// Files quarantined items whose participants `mapping` now resolves.
+pub fn remap(
+    archive: &Archive,
+    mapping: &Mapping,
+    folder: &str,
+    ctx: &RunContext,
+) -> Result<ImportReport> {
+    let run = archive.begin_run("remap", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+    let held = archive.quarantine()?;
+    let mut file = FileReport {
+        path: "(quarantine)".into(),
+        format: "remap".into(),
+        status: FileStatus::Imported,
+        counters: Counters::default(),
+        failures: vec![],
+        anomalies: vec![],
+    };
+    for chunk in held.chunks(1000) {
+        let mut c = Counters::default();
+        archive.write(|tx| {
+            for (id, rec) in chunk {
+                let Some(item) = tx.current(id)? else {
+                    return Err(Error::Corrupt(format!(
+                        "quarantined item {id} has no content"
+                    )));
+                };
+                c.available_from_source += 1;
+                let mailboxes = mapping.fan_out(&item.participants, &rec.custodian);
+                if mailboxes.is_empty() {
+                    c.available_for_import += 1;
+                    c.quarantined += 1;
+                    continue;
+                }
+                let partial = item.attachments.iter().any(|a| a.content.is_none());
+                let enc = EncodedItem::new(item);
+                c.available_for_import += mailboxes.len() as u64;
+                for filed in tx.file_item(&enc, &mailboxes, folder, run)? {
+                    match (filed, partial) {
+                        (Filed::Duplicate, _) => c.skipped += 1,
+                        (_, true) => c.partially_imported += 1,
+                        (_, false) => c.imported += 1,
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        file.counters.add(&c);
+    }
+    let report = ImportReport {
+        run,
+        files: vec![file],
+    };
+    finish_run(archive, run, &report, ctx)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anomaly_kind;
+
+    #[test]
+    fn anomaly_kinds_fold_numbers_and_quotes() {
+        assert_eq!(
+            anomaly_kind("duplicate message id 69420 in chat -5 (occurrence 2): kept"),
+            "duplicate message id N in chat N (occurrence N): kept"
+        );
+        assert_eq!(
+            anomaly_kind("sender id 'user000AX6969' is not a Telegram id"),
+            "sender id '…' is not a Telegram id"
+        );
+    }
+}

@@ -1,1 +1,29 @@
-fn main() {}
+//! The `tgvault` binary: parse arguments, run, map the outcome to an exit code
+//! (0 success, 1 some input failed or an error, 2 the request was wrong).
+
+use clap::Parser;
+use std::process::ExitCode;
+use tgvault::Error;
+use tgvault::cli::{Cli, Outcome, run};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TGVAULT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("tgvault: {e}");
+            match e {
+                Error::Usage(_) | Error::NotFound(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}

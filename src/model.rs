@@ -219,6 +219,22 @@ pub struct Item {
     pub source_format: String,
     /// The item exactly as the source held it (for JSON: the message object's text).
     pub raw: String,
+    /// SHA-256 of the source record in canonical form (keys sorted, no
+    /// insignificant white space) and of the time-zone assumption: the same
+    /// source item imported again has the same fingerprint, however the file
+    /// was formatted and whether or not its media files came along.
+    #[serde(with = "hex32")]
+    pub fingerprint: [u8; 32],
+}
+
+impl Item {
+    /// How many attachments have their content stored.
+    pub fn attachments_with_content(&self) -> u32 {
+        self.attachments
+            .iter()
+            .filter(|a| a.content.is_some())
+            .count() as u32
+    }
 }
 
 impl Item {
@@ -473,8 +489,41 @@ pub struct Attachment {
 /// A content-addressed blob: SHA-256 of the bytes, and their length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {
+    #[serde(with = "hex32")]
     pub sha256: [u8; 32],
     pub size: u64,
+}
+
+/// SHA-256 of a byte string: the one hash of the archive (content addresses,
+/// item hashes, source fingerprints).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// SHA-256 values as hex text in human-readable formats (JSON output) and as
+/// 32 raw bytes in binary ones (the stored codec).
+pub mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(v))
+        } else {
+            serde::Serialize::serialize(v, s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(&s, &mut out).map_err(D::Error::custom)?;
+            Ok(out)
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -86,8 +86,14 @@ pub struct FileReport {
     pub status: FileStatus,
     pub counters: Counters,
     pub failures: Vec<Failure>,
-    /// What was odd about the input, with counts (repairs, duplicate ids, ...).
-    pub anomalies: Vec<(String, u64)>,
+    /// What was odd about the input, by kind, with counts (repairs, duplicate ids, ...).
+    pub anomalies: Vec<Anomaly>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub what: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,8 +160,8 @@ impl ImportReport {
             let _ = writeln!(out, "{name:<26} {v:>12}");
         }
         for f in &self.files {
-            for (what, n) in &f.anomalies {
-                let _ = writeln!(out, "note: {}: {what} ({n})", f.path);
+            for a in &f.anomalies {
+                let _ = writeln!(out, "note: {}: {} ({})", f.path, a.what, a.count);
             }
             for fail in &f.failures {
                 let _ = writeln!(

@@ -1,1 +1,7 @@
-fn main() {}
+//! The integration tests: one binary (each test file would otherwise link the
+//! whole crate again). They drive the real `tgvault` binary against real files.
+
+mod common;
+mod crash;
+mod fixtures;
+mod samples;

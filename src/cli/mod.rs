@@ -1,1 +1,541 @@
+//! The command line: clap definitions, and the only place that prints, reads the
+//! environment or asks the clock. Every listing also prints as JSON (`--json`).
 
+use crate::error::{Error, Result};
+use crate::import::{self, ImportOptions, RunContext};
+use crate::mapping::{self, Mapping};
+use crate::model::{Body, Item, ItemId, TimeBasis};
+use crate::report::ImportReport;
+use crate::source::telegram::Zone;
+use crate::store::Archive;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tgvault",
+    version,
+    about = "On-premises compliance archive for Telegram communications"
+)]
+pub struct Cli {
+    /// The archive directory [default: $TGVAULT_ARCHIVE, else
+    /// $XDG_DATA_HOME/tgvault, else ~/.local/share/tgvault]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Import Telegram Desktop exports (a directory with result.json, a .zip, or the file)
+    Import(ImportArgs),
+    /// List mailboxes and folders with their item counts
+    Mailboxes(JsonFlag),
+    /// List the items filed in a mailbox
+    Ls {
+        mailbox: String,
+        /// Only this folder
+        #[arg(long)]
+        folder: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one item (tg:SCOPE:CHAT:MESSAGE) with its versions and where it is filed
+    Show {
+        item: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List quarantined items (items that mapped to no mailbox), or remap them
+    Quarantine {
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List past import and remap runs with their counters
+    Runs(JsonFlag),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineAction {
+    /// File quarantined items whose participants a new mapping resolves
+    Remap {
+        #[arg(long, value_name = "CSV")]
+        mapping: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Export directories, .zip files or result.json files
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// User map: CSV with mobile_number,mailbox[,telegram_user_id,telegram_username]
+    #[arg(long, value_name = "CSV")]
+    pub mapping: Option<PathBuf>,
+    /// The custodian's mailbox address: the e-mail address the export belongs to
+    #[arg(long, value_name = "ADDR")]
+    pub mailbox: Option<String>,
+    /// Time zone for exports that have local `date` values only (IANA name or +HH:MM)
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub tz: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The archive directory when `--archive` is not given.
+pub fn default_archive_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TGVAULT_ARCHIVE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("tgvault");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/share/tgvault"),
+        None => PathBuf::from("tgvault-archive"),
+    }
+}
+
+fn actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// What the process should exit with.
+pub enum Outcome {
+    Ok,
+    /// The command ran, but some of its input failed (reported already).
+    Partial,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Import(a) => {
+            let mapping = match &a.mapping {
+                Some(p) => Mapping::from_path(p)?,
+                None => Mapping::default(),
+            };
+            let custodian_address = match &a.mailbox {
+                Some(m) => Some(mapping::normalize_mailbox(m).ok_or_else(|| {
+                    Error::Usage(format!("--mailbox: '{m}' is not a mailbox address"))
+                })?),
+                None => None,
+            };
+            let mut opts = ImportOptions::new(mapping);
+            opts.custodian_address = custodian_address;
+            opts.zone = Zone::parse(&a.tz)?;
+            opts.progress = std::io::stderr().is_terminal();
+            let archive = Archive::open(&dir)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let report = import::import(&archive, &a.paths, &opts, &ctx)?;
+            print_report(&mut out, &report, a.json)?;
+            for f in &report.files {
+                if let crate::report::FileStatus::Failed(e) = &f.status {
+                    eprintln!("tgvault: {}: {e}", f.path);
+                }
+            }
+            Ok(if report.has_errors() {
+                Outcome::Partial
+            } else {
+                Outcome::Ok
+            })
+        }
+        Command::Mailboxes(f) => {
+            let archive = Archive::open(&dir)?;
+            let rows = archive.folders()?;
+            if f.json {
+                for (m, folder, st) in rows {
+                    emit(
+                        &mut out,
+                        &json!({"mailbox": m, "folder": folder, "items": st.items}),
+                    )?;
+                }
+            } else {
+                w(
+                    &mut out,
+                    format_args!("{:<40} {:<24} {:>10}\n", "MAILBOX", "FOLDER", "ITEMS"),
+                )?;
+                for (m, folder, st) in rows {
+                    w(
+                        &mut out,
+                        format_args!("{m:<40} {folder:<24} {:>10}\n", st.items),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Ls {
+            mailbox,
+            folder,
+            out: f,
+        } => {
+            let archive = Archive::open(&dir)?;
+            let mailbox = mailbox.to_lowercase();
+            if !f.json {
+                w(
+                    &mut out,
+                    format_args!(
+                        "{:<34} {:<20} {:<8} {:<24} {}\n",
+                        "ITEM", "DATE", "KIND", "FROM", "SUMMARY"
+                    ),
+                )?;
+            }
+            let mut n = 0u64;
+            archive.for_each_filing(&mailbox, folder.as_deref(), |key, filing| {
+                n += 1;
+                let item = current_item(&archive, &key.item)?;
+                let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
+                if f.json {
+                    emit(&mut out, &json!({
+                        "item": key.item.to_string(), "mailbox": key.mailbox, "folder": key.folder,
+                        "date": filing.date.map(iso), "kind": filing.kind.as_str(),
+                        "from": sender, "chat": item.chat.name, "summary": item.summary(),
+                    }))
+                } else {
+                    w(&mut out, format_args!(
+                        "{:<34} {:<20} {:<8} {:<24} {}\n",
+                        key.item.to_string(),
+                        filing.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                        filing.kind.as_str(),
+                        truncate(&sender, 24),
+                        item.summary()
+                    ))
+                }
+            })?;
+            if n == 0 && !f.json {
+                eprintln!("tgvault: no items filed for {mailbox}");
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Show { item, out: f } => {
+            let archive = Archive::open(&dir)?;
+            let id: ItemId = item.parse().map_err(Error::Usage)?;
+            let src = archive
+                .source(&id)?
+                .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+            let mut versions = Vec::new();
+            for v in &src.versions {
+                versions.push((v.clone(), archive.content(&v.content)?));
+            }
+            let quarantined = archive.quarantine()?.into_iter().find(|(q, _)| *q == id);
+            if f.json {
+                emit(
+                    &mut out,
+                    &json!({
+                        "item": id.to_string(),
+                        "locations": src.locations.iter().map(|(m, fo)| json!({"mailbox": m, "folder": fo})).collect::<Vec<_>>(),
+                        "quarantine": quarantined.as_ref().map(|(_, r)| json!({"run": r.run, "reason": r.reason})),
+                        "versions": versions.iter().map(|(v, it)| json!({
+                            "sha256": hex::encode(v.content), "run": v.run, "edited": v.edited.map(iso), "item": it,
+                        })).collect::<Vec<_>>(),
+                    }),
+                )?;
+            } else {
+                let (_, cur) = versions
+                    .last()
+                    .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
+                print_item(&mut out, cur)?;
+                w(&mut out, format_args!("filed in:\n"))?;
+                for (m, fo) in &src.locations {
+                    w(&mut out, format_args!("  {m} / {fo}\n"))?;
+                }
+                if let Some((_, r)) = quarantined {
+                    w(
+                        &mut out,
+                        format_args!("  (quarantine, run {}): {}\n", r.run, r.reason),
+                    )?;
+                }
+                w(&mut out, format_args!("versions:\n"))?;
+                for (i, (v, it)) in versions.iter().enumerate() {
+                    w(
+                        &mut out,
+                        format_args!(
+                            "  {} sha256 {} run {}{}: {}\n",
+                            i + 1,
+                            hex::encode(v.content),
+                            v.run,
+                            v.edited
+                                .map(|e| format!(" edited {}", iso(e)))
+                                .unwrap_or_default(),
+                            it.summary()
+                        ),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Quarantine {
+            action: Some(QuarantineAction::Remap { mapping, out: f }),
+            ..
+        } => {
+            let mapping = Mapping::from_path(&mapping)?;
+            let archive = Archive::open(&dir)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let report = import::remap(&archive, &mapping, crate::model::DEFAULT_FOLDER, &ctx)?;
+            print_report(&mut out, &report, f.json)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Quarantine {
+            action: None,
+            out: f,
+        } => {
+            let archive = Archive::open(&dir)?;
+            let held = archive.quarantine()?;
+            if !f.json {
+                w(
+                    &mut out,
+                    format_args!("{:<34} {:<20} {:>5}  {}\n", "ITEM", "DATE", "RUN", "REASON"),
+                )?;
+            }
+            for (id, rec) in &held {
+                let item = current_item(&archive, id)?;
+                if f.json {
+                    emit(
+                        &mut out,
+                        &json!({
+                            "item": id.to_string(), "date": item.date.map(iso), "run": rec.run,
+                            "reason": rec.reason, "custodian": rec.custodian.address,
+                            "chat": item.chat.name, "summary": item.summary(),
+                        }),
+                    )?;
+                } else {
+                    w(
+                        &mut out,
+                        format_args!(
+                            "{:<34} {:<20} {:>5}  {}\n",
+                            id.to_string(),
+                            item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                            rec.run,
+                            rec.reason
+                        ),
+                    )?;
+                }
+            }
+            if !f.json {
+                w(
+                    &mut out,
+                    format_args!("{} item(s) in quarantine\n", held.len()),
+                )?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Runs(f) => {
+            let archive = Archive::open(&dir)?;
+            let runs = archive.runs()?;
+            if !f.json {
+                w(
+                    &mut out,
+                    format_args!(
+                        "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
+                        "RUN",
+                        "KIND",
+                        "STARTED",
+                        "STATUS",
+                        "SOURCE",
+                        "IMPORTED",
+                        "SKIPPED",
+                        "PARTIAL",
+                        "FAILED",
+                        "QUAR",
+                        "ACTOR"
+                    ),
+                )?;
+            }
+            for r in runs {
+                let rep = ImportReport {
+                    run: r.id,
+                    files: r.files.clone(),
+                };
+                let t = rep.totals();
+                if f.json {
+                    emit(
+                        &mut out,
+                        &json!({
+                            "run": r.id, "kind": r.kind, "started": iso(r.started), "finished": r.finished.map(iso),
+                            "status": r.status.as_str(), "actor": r.actor, "args": r.args,
+                            "totals": t, "files": r.files,
+                        }),
+                    )?;
+                } else {
+                    w(
+                        &mut out,
+                        format_args!(
+                            "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
+                            r.id,
+                            r.kind,
+                            iso(r.started),
+                            r.status.as_str(),
+                            t.available_from_source,
+                            t.imported,
+                            t.skipped,
+                            t.partially_imported,
+                            t.failed,
+                            t.quarantined,
+                            r.actor
+                        ),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {
+    let src = archive
+        .source(id)?
+        .ok_or_else(|| Error::Corrupt(format!("{id} is filed but has no source record")))?;
+    let v = src
+        .versions
+        .last()
+        .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
+    archive.content(&v.content)
+}
+
+fn print_report(out: &mut impl Write, report: &ImportReport, as_json: bool) -> Result<()> {
+    if as_json {
+        emit(out, &report.to_json())
+    } else {
+        w(out, format_args!("{}", report.render_table()))
+    }
+}
+
+fn print_item(out: &mut impl Write, it: &Item) -> Result<()> {
+    w(out, format_args!("item:     {}\n", it.id))?;
+    w(out, format_args!("kind:     {}\n", it.kind().as_str()))?;
+    w(
+        out,
+        format_args!(
+            "chat:     {} ({}, id {})\n",
+            it.chat.name.as_deref().unwrap_or("(no name)"),
+            it.chat.kind,
+            it.chat.id
+        ),
+    )?;
+    let basis = match &it.time_basis {
+        TimeBasis::Epoch => String::new(),
+        TimeBasis::LocalTime { zone } => format!(" (local time read in {zone})"),
+        TimeBasis::Unknown => " (source gave a placeholder)".into(),
+    };
+    w(
+        out,
+        format_args!(
+            "date:     {}{basis}\n",
+            it.date.map(iso).unwrap_or_else(|| "(unknown)".into())
+        ),
+    )?;
+    if let Some(e) = it.edited {
+        w(out, format_args!("edited:   {}\n", iso(e)))?;
+    }
+    if let Some(s) = &it.sender {
+        w(out, format_args!("from:     {}\n", s.label()))?;
+    }
+    let parts: Vec<String> = it.participants.iter().map(|p| p.label()).collect();
+    w(out, format_args!("participants: {}\n", parts.join("; ")))?;
+    match &it.body {
+        Body::Message(m) => {
+            if let Some(r) = m.reply_to {
+                w(out, format_args!("reply to: message {r}\n"))?;
+            }
+            if let Some(f) = &m.forwarded_from {
+                w(out, format_args!("forwarded from: {}\n", f.label()))?;
+            }
+            if let Some(v) = &m.via_bot {
+                w(out, format_args!("via bot:  {v}\n"))?;
+            }
+            if let Some(p) = &m.poll {
+                w(
+                    out,
+                    format_args!("poll:     {} [{}]\n", p.question, p.answers.join(" | ")),
+                )?;
+            }
+            w(out, format_args!("text:\n{}\n", m.text))?;
+        }
+        Body::Service(e) => w(out, format_args!("event:    {} — {}\n", e.action, e.text))?,
+        Body::Call(c) => w(out, format_args!("call:     {}\n", c.describe()))?,
+        Body::Unsupported => w(
+            out,
+            format_args!("(unsupported message: only the raw JSON is kept)\n"),
+        )?,
+        Body::Deletion(d) => w(
+            out,
+            format_args!("deletion of {} ({}, {})\n", d.target, d.mode, d.read_state),
+        )?,
+    }
+    for a in &it.attachments {
+        let state = match (&a.content, &a.missing) {
+            (Some(c), _) => format!("{} bytes, sha256 {}", c.size, hex::encode(c.sha256)),
+            (None, Some(m)) => format!("no content: {m}"),
+            (None, None) => "no content".into(),
+        };
+        w(
+            out,
+            format_args!(
+                "attachment: {} {} ({})\n",
+                a.kind.as_str(),
+                a.file_name.as_deref().unwrap_or("(unnamed)"),
+                state
+            ),
+        )?;
+    }
+    for an in &it.anomalies {
+        w(out, format_args!("note:     {an}\n"))?;
+    }
+    Ok(())
+}
+
+fn iso(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| format!("@{t}"))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn w(out: &mut impl Write, args: std::fmt::Arguments) -> Result<()> {
+    out.write_fmt(args).map_err(|e| Error::io("<stdout>", e))
+}
+
+fn emit(out: &mut impl Write, v: &serde_json::Value) -> Result<()> {
+    w(out, format_args!("{v}\n"))
+}

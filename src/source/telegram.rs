@@ -537,12 +537,6 @@ impl ChatContext {
             ..ItemId::new(self.scope, self.chat.id, msg_id)
         };
         let s = |k: &str| obj.get(k).and_then(as_string);
-        let n = |k: &str| obj.get(k).and_then(as_i64);
-        let u = |k: &str| {
-            obj.get(k)
-                .and_then(as_i64)
-                .and_then(|x| u64::try_from(x).ok())
-        };
 
         // Time.
         let (date, time_basis) =
@@ -578,7 +572,6 @@ impl ChatContext {
                 Body::Unsupported
             }
         };
-        let _ = (n("reply_to_message_id"), u("file_size"));
         for a in &mut attachments {
             if a.missing.is_some() {
                 anomalies.push(format!("{} not in the export", a.kind.as_str()));
@@ -604,6 +597,12 @@ impl ChatContext {
                 add(p);
             }
         }
+        let mut canonical = v.to_string();
+        if let TimeBasis::LocalTime { zone } = &time_basis {
+            canonical.push_str("\n");
+            canonical.push_str(zone);
+        }
+        let fingerprint = sha256(canonical.as_bytes());
         Ok(Item {
             id,
             chat: self.chat.clone(),
@@ -617,6 +616,7 @@ impl ChatContext {
             anomalies,
             source_format: FORMAT.into(),
             raw: raw.get().to_string(),
+            fingerprint,
         })
     }
 

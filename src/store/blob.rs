@@ -160,7 +160,3 @@ impl<R: Read> Read for VerifyingReader<R> {
         Ok(n)
     }
 }
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}

@@ -111,6 +111,7 @@ mod tests {
                 anomalies: vec![],
                 source_format: "test".into(),
                 raw: "{}".into(),
+                fingerprint: [7; 32],
             })
     }
 

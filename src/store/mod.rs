@@ -296,7 +296,7 @@ impl Archive {
 }
 
 fn decode_content(sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
-    if &blob::sha256(bytes) != sha {
+    if &crate::model::sha256(bytes) != sha {
         return Err(Error::Corrupt(format!(
             "item content {} does not match its SHA-256",
             hex::encode(sha)
@@ -318,16 +318,16 @@ pub struct Tx<'t> {
 }
 
 /// An item version ready to be stored: its encoding and the hash of it.
-pub struct EncodedItem<'a> {
-    pub item: &'a Item,
+pub struct EncodedItem {
+    pub item: Item,
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
 }
 
-impl<'a> EncodedItem<'a> {
-    pub fn new(item: &'a Item) -> Self {
-        let bytes = codec::encode(item);
-        let sha256 = blob::sha256(&bytes);
+impl EncodedItem {
+    pub fn new(item: Item) -> Self {
+        let bytes = codec::encode(&item);
+        let sha256 = crate::model::sha256(&bytes);
         EncodedItem {
             item,
             bytes,
@@ -381,10 +381,17 @@ impl Tx<'_> {
         }
     }
 
-    /// Adds `enc` as a version of its item unless the archive has seen that exact
-    /// content before. Returns whether it was new.
+    /// Adds `enc` as a version of its item unless the archive has it already:
+    /// the same content, or the same source record (fingerprint) with at least
+    /// as many attachment contents. So a re-export without its media files adds
+    /// nothing, while one that brings media an earlier import lacked adds a
+    /// version that has them. Returns whether a version was added.
     fn add_version(&mut self, src: &mut SourceRecord, enc: &EncodedItem, run: u64) -> Result<bool> {
-        if src.versions.iter().any(|v| v.content == enc.sha256) {
+        let with_content = enc.item.attachments_with_content();
+        if src.versions.iter().any(|v| {
+            v.content == enc.sha256
+                || (v.fingerprint == enc.item.fingerprint && v.with_content >= with_content)
+        }) {
             return Ok(false);
         }
         if self.contents.get(enc.sha256.as_slice())?.is_none() {
@@ -393,6 +400,8 @@ impl Tx<'_> {
         }
         src.versions.push(Version {
             content: enc.sha256,
+            fingerprint: enc.item.fingerprint,
+            with_content,
             run,
             edited: enc.item.edited,
         });

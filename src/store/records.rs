@@ -26,6 +26,10 @@ pub struct SourceRecord {
 pub struct Version {
     /// SHA-256 of the encoded item: the key into `contents`.
     pub content: [u8; 32],
+    /// The item's source fingerprint (`model::Item::fingerprint`).
+    pub fingerprint: [u8; 32],
+    /// How many of its attachments have content.
+    pub with_content: u32,
     pub run: u64,
     pub edited: Option<i64>,
 }

@@ -1,0 +1,121 @@
+//! Helpers shared by the integration tests.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tgvault")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("fixtures").join(rel)
+}
+
+/// The real exports beside the checkout. Under CI their absence is a failure;
+/// elsewhere (a clone outside this workplace) the caller skips, loudly.
+pub fn samples_dir() -> Option<PathBuf> {
+    let dir = root().join("../shared/samples/telegram-export");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but the samples are missing at {}", dir.display());
+    }
+    eprintln!(
+        "SKIPPED: no samples at {} (outside the workplace); sample tests did not run",
+        dir.display()
+    );
+    None
+}
+
+pub struct Archive {
+    pub dir: tempfile::TempDir,
+}
+
+impl Archive {
+    pub fn new() -> Archive {
+        Archive {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--archive")
+            .arg(self.path())
+            .args(args)
+            .env_remove("TGVAULT_ARCHIVE")
+            .output()
+            .expect("run tgvault")
+    }
+
+    /// Runs and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tgvault {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs a `--json` command and parses its one JSON document.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("one JSON document")
+    }
+
+    /// Runs a `--json` listing and parses its JSON lines.
+    pub fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        let mut a = args.to_vec();
+        a.push("--json");
+        self.ok(&a)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+
+    pub fn import(&self, paths: &[&Path], extra: &[&str]) -> Value {
+        let mut args: Vec<String> = vec!["import".into()];
+        args.extend(paths.iter().map(|p| p.display().to_string()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.json(&a)
+    }
+}
+
+pub fn totals(report: &Value) -> &Value {
+    &report["totals"]
+}
+
+pub fn n(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+/// Purview's invariant, checked on every report a test sees.
+pub fn assert_balanced(c: &Value) {
+    assert_eq!(
+        n(c, "available_for_import"),
+        n(c, "imported")
+            + n(c, "partially_imported")
+            + n(c, "skipped")
+            + n(c, "failed")
+            + n(c, "quarantined"),
+        "counters do not balance: {c}"
+    );
+}
