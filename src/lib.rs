@@ -15,5 +15,7 @@ pub mod model;
 pub mod report;
 pub mod source;
 pub mod store;
+#[doc(hidden)]
+pub mod synth;
 
 pub use error::{Error, Result};

@@ -96,6 +96,9 @@ pub struct ImportArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Items per write transaction (tuning and tests)
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    pub batch_items: usize,
 }
 
 /// The archive directory when `--archive` is not given.
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             opts.custodian_address = custodian_address;
             opts.zone = Zone::parse(&a.tz)?;
             opts.progress = std::io::stderr().is_terminal();
+            opts.batch_items = a.batch_items.max(1);
             let archive = Archive::open(&dir)?;
             let ctx = RunContext {
                 actor: actor(),
