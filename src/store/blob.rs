@@ -45,6 +45,24 @@ impl BlobDir {
         }
     }
 
+    /// Removes partial blob files left by a process that died while staging.
+    /// Called with the database open, whose lock keeps other processes out.
+    pub fn clear_staging(&self) -> Result<()> {
+        let tmp = self.root.join("tmp");
+        let entries = match fs::read_dir(&tmp) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        };
+        for e in entries {
+            let p = e.map_err(|e| Error::io(&tmp, e))?.path();
+            if p.extension().is_some_and(|x| x == "part") {
+                fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn path_of(&self, sha: &[u8; 32]) -> PathBuf {
         let hex = hex::encode(sha);
         self.root.join("sha256").join(&hex[..2]).join(&hex)

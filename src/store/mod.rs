@@ -75,6 +75,7 @@ impl Archive {
             blobs: BlobDir::new(dir),
         };
         archive.init()?;
+        archive.blobs.clear_staging()?;
         Ok(archive)
     }
 
