@@ -285,6 +285,7 @@ fn import_file(
     let format = telegram::FORMAT;
     let err_path = input.error_path();
     // Pass 1: validate the whole file before writing anything.
+    let t0 = std::time::Instant::now();
     let mut count = CountSink(0);
     let validation = input
         .open_json()
@@ -293,6 +294,8 @@ fn import_file(
         Ok((_, stats)) => stats,
         Err(e) => return Ok(failed_file(input.display(), format, &e)),
     };
+    tracing::info!(file = %input.display(), items = count.0, elapsed = ?t0.elapsed(), "validated");
+    let t1 = std::time::Instant::now();
     let media = match input.media() {
         Ok(m) => m,
         Err(e) => return Ok(failed_file(input.display(), format, &e)),
@@ -321,7 +324,9 @@ fn import_file(
     };
 
     // Pass 2: produce on a helper thread, file on this one.
-    let (tx, rx) = sync_channel::<Msg>(8);
+    // Room for a whole commit batch in flight, so the producer keeps working
+    // while the writer commits.
+    let (tx, rx) = sync_channel::<Msg>(opts.batch_items / 512 + 2);
     let mut anomalies: BTreeMap<String, u64> = BTreeMap::new();
     let outcome = std::thread::scope(|s| {
         let producer = s.spawn(|| {
@@ -361,6 +366,7 @@ fn import_file(
         written.and(produced)
     });
     progress.finish_and_clear();
+    tracing::info!(file = %input.display(), elapsed = ?t1.elapsed(), "imported");
     if let Err(e) = outcome {
         file.status = FileStatus::Failed(format!(
             "{e} (items committed before the error stay; importing the file again completes it)"
@@ -402,6 +408,7 @@ fn write_loop(
     };
     let mut pending: Vec<Prepared> = Vec::new();
     let mut pending_bytes = 0usize;
+    let mut writer_busy = std::time::Duration::ZERO;
     loop {
         let msg = rx.recv();
         let done = msg.is_err();
@@ -427,14 +434,17 @@ fn write_loop(
             && (done || pending.len() >= opts.batch_items || pending_bytes >= opts.batch_bytes)
         {
             let n = pending.len() as u64;
+            let t = std::time::Instant::now();
             commit_batch(
                 archive, run, opts, &custodian, &pending, file, earlier, anomalies,
             )?;
+            writer_busy += t.elapsed();
             pending.clear();
             pending_bytes = 0;
             progress.inc(n);
         }
         if done {
+            tracing::info!(busy = ?writer_busy, "writer done");
             return Ok(());
         }
     }

@@ -219,8 +219,8 @@ pub struct Item {
     pub source_format: String,
     /// The item exactly as the source held it (for JSON: the message object's text).
     pub raw: String,
-    /// SHA-256 of the source record in canonical form (keys sorted, no
-    /// insignificant white space) and of the time-zone assumption: the same
+    /// SHA-256 of the source record without insignificant white space, and of
+    /// the time-zone assumption when one was needed: the same
     /// source item imported again has the same fingerprint, however the file
     /// was formatted and whether or not its media files came along.
     #[serde(with = "hex32")]

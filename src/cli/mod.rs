@@ -246,8 +246,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 .source(&id)?
                 .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
             let mut versions = Vec::new();
-            for v in &src.versions {
-                versions.push((v.clone(), archive.content(&v.content)?));
+            for (i, v) in src.versions.iter().enumerate() {
+                versions.push((v.clone(), archive.version(&id, i as u32, &v.content)?));
             }
             let quarantined = archive.quarantine()?.into_iter().find(|(q, _)| *q == id);
             if f.json {
@@ -418,14 +418,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {
-    let src = archive
-        .source(id)?
-        .ok_or_else(|| Error::Corrupt(format!("{id} is filed but has no source record")))?;
-    let v = src
-        .versions
-        .last()
-        .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
-    archive.content(&v.content)
+    archive
+        .current(id)?
+        .ok_or_else(|| Error::Corrupt(format!("{id} is listed but has no source record")))
 }
 
 fn print_report(out: &mut impl Write, report: &ImportReport, as_json: bool) -> Result<()> {

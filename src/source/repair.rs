@@ -86,24 +86,55 @@ impl<R: Read> RepairReader<R> {
     }
 
     fn process(&mut self, n: usize) {
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             let b = self.inbuf[i];
             match self.state {
                 State::Structure => {
-                    self.out.push(b);
-                    match b {
-                        b'"' => self.state = State::InString,
-                        b':' => self.state = State::AfterColon,
-                        _ => {}
+                    // Copy the run up to the next byte that changes state.
+                    let start = i;
+                    while i < n && !matches!(self.inbuf[i], b'"' | b':') {
+                        i += 1;
                     }
+                    self.out.extend_from_slice(&self.inbuf[start..i]);
+                    if i < n {
+                        self.out.push(self.inbuf[i]);
+                        self.state = if self.inbuf[i] == b'"' {
+                            State::InString
+                        } else {
+                            State::AfterColon
+                        };
+                        i += 1;
+                    }
+                    continue;
+                }
+                State::InString => {
+                    let start = i;
+                    while i < n && !STRING_SPECIAL[self.inbuf[i] as usize] {
+                        i += 1;
+                    }
+                    self.out.extend_from_slice(&self.inbuf[start..i]);
+                    if i == n {
+                        continue;
+                    }
+                    match self.inbuf[i] {
+                        b'"' => {
+                            self.out.push(b'"');
+                            self.state = State::Structure;
+                        }
+                        b'\\' => self.state = State::Escape,
+                        c => {
+                            self.stats.control_bytes += 1;
+                            self.out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+                        }
+                    }
+                    i += 1;
+                    continue;
                 }
                 State::AfterColon => {
                     if b.is_ascii_whitespace() {
                         self.out.push(b);
-                    } else if matches!(
-                        b,
-                        b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b',' | b'}' | b']'
-                    ) {
+                    } else if matches!(b, b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b',' | b'}' | b']') {
                         self.out.push(b);
                         self.state = if b == b'"' {
                             State::InString
@@ -124,18 +155,6 @@ impl<R: Read> RepairReader<R> {
                         self.bare.push(b);
                     }
                 }
-                State::InString => match b {
-                    b'"' => {
-                        self.out.push(b);
-                        self.state = State::Structure;
-                    }
-                    b'\\' => self.state = State::Escape,
-                    0..=0x1F if b != b'\n' && b != b'\r' => {
-                        self.stats.control_bytes += 1;
-                        self.out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                    }
-                    _ => self.out.push(b),
-                },
                 State::Escape => {
                     if b == b'x' {
                         self.stats.hex_escapes += 1;
@@ -161,9 +180,25 @@ impl<R: Read> RepairReader<R> {
                     }
                 }
             }
+            i += 1;
         }
     }
 }
+
+/// Bytes that end a plain run inside a string: the closing quote, a backslash,
+/// and control bytes other than line breaks (which are left for the parser to
+/// reject at their own line).
+const STRING_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = c != b'\n' as usize && c != b'\r' as usize;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 impl<R: Read> Read for RepairReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

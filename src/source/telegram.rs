@@ -86,7 +86,12 @@ pub fn parse<R: Read, S: Sink>(
     let mut repair = RepairReader::new(reader);
     let mut sink_error = None;
     let shape = {
-        let mut de = serde_json::Deserializer::from_reader(&mut repair);
+        // serde_json reads a reader byte by byte; a BufReader gives it the
+        // buffered fast path.
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
+            64 * 1024,
+            &mut repair,
+        ));
         let result = RootSeed {
             sink,
             err: &mut sink_error,
@@ -597,12 +602,12 @@ impl ChatContext {
                 add(p);
             }
         }
-        let mut canonical = v.to_string();
+        let mut canonical = minify(raw.get());
         if let TimeBasis::LocalTime { zone } = &time_basis {
-            canonical.push_str("\n");
-            canonical.push_str(zone);
+            canonical.push(b'\n');
+            canonical.extend_from_slice(zone.as_bytes());
         }
-        let fingerprint = sha256(canonical.as_bytes());
+        let fingerprint = sha256(&canonical);
         Ok(Item {
             id,
             chat: self.chat.clone(),
@@ -825,6 +830,29 @@ impl ChatContext {
         }
         Direction::Unknown
     }
+}
+
+/// The JSON text without white space outside strings: the same record
+/// re-indented by another tool gives the same bytes.
+fn minify(json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_str, mut esc) = (false, false);
+    for &b in json.as_bytes() {
+        if in_str {
+            out.push(b);
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_str = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn snippet(s: &str) -> String {
@@ -1163,6 +1191,11 @@ mod tests {
         let e = run(r#"{"about": "nothing"}"#).err().unwrap().to_string();
         assert!(e.contains("neither"), "{e}");
         assert!(run(r#"{"id":1,"messages":[]} trailing"#).is_err());
+    }
+
+    #[test]
+    fn minify_keeps_strings_and_drops_layout() {
+        assert_eq!(minify("{ \"a b\" : [1, \"x\\\" y\"],\n \"c\": 2 }"), b"{\"a b\":[1,\"x\\\" y\"],\"c\":2}");
     }
 
     #[test]

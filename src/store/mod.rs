@@ -18,6 +18,7 @@ use blob::{BlobDir, StagedBlob, VerifyingReader};
 use key::{ItemKey, item_id_bytes};
 use records::*;
 use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ use tables::*;
 
 /// The schema version stored under `meta/schema`.
 pub const SCHEMA_VERSION: u8 = 1;
+
+/// redb's page cache.
+const CACHE_BYTES: usize = 64 << 20;
 
 pub struct Archive {
     db: Database,
@@ -62,7 +66,12 @@ impl Archive {
     pub fn open(dir: &Path) -> Result<Archive> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join("archive.redb");
-        let db = Database::create(&path).map_err(|e| match e {
+        // redb's default page cache (1 GiB) would dominate the importer's
+        // memory; the working set of an import is the B-tree's right edge.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Usage(format!(
                 "{}: the archive is in use by another tgvault process",
                 path.display()
@@ -87,7 +96,7 @@ impl Archive {
         let txn = self.db.begin_write()?;
         {
             for def in [
-                ITEMS, SOURCES, CONTENTS, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS,
+                ITEMS, SOURCES, VERSIONS, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS,
             ] {
                 txn.open_table(def)?;
             }
@@ -134,14 +143,17 @@ impl Archive {
             let mut tx = Tx {
                 items: txn.open_table(ITEMS)?,
                 sources: txn.open_table(SOURCES)?,
-                contents: txn.open_table(CONTENTS)?,
+                versions: txn.open_table(VERSIONS)?,
                 blobs: txn.open_table(BLOBS)?,
                 blob_data: txn.open_table(BLOB_DATA)?,
                 quarantine: txn.open_table(QUARANTINE)?,
                 folders: txn.open_table(FOLDERS)?,
                 runs: txn.open_table(RUNS)?,
+                folder_delta: BTreeMap::new(),
             };
-            f(&mut tx)?
+            let out = f(&mut tx)?;
+            tx.apply_folder_delta()?;
+            out
         };
         txn.commit()?;
         Ok(out)
@@ -219,14 +231,28 @@ impl Archive {
             .transpose()
     }
 
-    /// One item version by content hash, checked against that hash.
-    pub fn content(&self, sha: &[u8; 32]) -> Result<Item> {
+    /// Version `index` of an item, checked against the hash its source record
+    /// gives.
+    pub fn version(&self, id: &ItemId, index: u32, sha: &[u8; 32]) -> Result<Item> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(CONTENTS)?;
-        let v = t.get(sha.as_slice())?.ok_or_else(|| {
-            Error::Corrupt(format!("item content {} is missing", hex::encode(sha)))
-        })?;
-        decode_content(sha, v.value())
+        let t = txn.open_table(VERSIONS)?;
+        let v = t
+            .get(key::version_key(id, index).as_slice())?
+            .ok_or_else(|| Error::Corrupt(format!("version {} of {id} is missing", index + 1)))?;
+        decode_content(id, sha, v.value())
+    }
+
+    /// The current version of an item, or `None` when the archive has no such item.
+    pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
+        let Some(src) = self.source(id)? else {
+            return Ok(None);
+        };
+        match src.versions.last() {
+            Some(v) => self
+                .version(id, src.versions.len() as u32 - 1, &v.content)
+                .map(Some),
+            None => Err(Error::Corrupt(format!("{id} has no version"))),
+        }
     }
 
     pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
@@ -283,7 +309,7 @@ impl Archive {
         for (name, def) in [
             ("items", ITEMS),
             ("sources", SOURCES),
-            ("contents", CONTENTS),
+            ("versions", VERSIONS),
             ("blobs", BLOBS),
             ("blob_data", BLOB_DATA),
             ("quarantine", QUARANTINE),
@@ -296,10 +322,10 @@ impl Archive {
     }
 }
 
-fn decode_content(sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
+fn decode_content(id: &ItemId, sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
     if &crate::model::sha256(bytes) != sha {
         return Err(Error::Corrupt(format!(
-            "item content {} does not match its SHA-256",
+            "{id}: stored content does not match its SHA-256 {}",
             hex::encode(sha)
         )));
     }
@@ -310,12 +336,14 @@ fn decode_content(sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
 pub struct Tx<'t> {
     items: Table<'t, &'static [u8], &'static [u8]>,
     sources: Table<'t, &'static [u8], &'static [u8]>,
-    contents: Table<'t, &'static [u8], &'static [u8]>,
+    versions: Table<'t, &'static [u8], &'static [u8]>,
     blobs: Table<'t, &'static [u8], &'static [u8]>,
     blob_data: Table<'t, &'static [u8], &'static [u8]>,
     quarantine: Table<'t, &'static [u8], &'static [u8]>,
     folders: Table<'t, &'static [u8], &'static [u8]>,
     runs: Table<'t, u64, &'static [u8]>,
+    /// New filings per folder key in this transaction, applied at its end.
+    folder_delta: BTreeMap<Vec<u8>, u64>,
 }
 
 /// An item version ready to be stored: its encoding and the hash of it.
@@ -338,6 +366,19 @@ impl EncodedItem {
 }
 
 impl Tx<'_> {
+    fn apply_folder_delta(&mut self) -> Result<()> {
+        for (fk, n) in std::mem::take(&mut self.folder_delta) {
+            let mut stats: FolderStats = match self.folders.get(fk.as_slice())? {
+                Some(v) => codec::decode(v.value())?,
+                None => FolderStats::default(),
+            };
+            stats.items += n;
+            self.folders
+                .insert(fk.as_slice(), codec::encode(&stats).as_slice())?;
+        }
+        Ok(())
+    }
+
     pub fn put_run(&mut self, rec: &RunRecord) -> Result<()> {
         self.runs.insert(rec.id, codec::encode(rec).as_slice())?;
         Ok(())
@@ -395,10 +436,11 @@ impl Tx<'_> {
         }) {
             return Ok(false);
         }
-        if self.contents.get(enc.sha256.as_slice())?.is_none() {
-            self.contents
-                .insert(enc.sha256.as_slice(), enc.bytes.as_slice())?;
-        }
+        let index = src.versions.len() as u32;
+        self.versions.insert(
+            key::version_key(&enc.item.id, index).as_slice(),
+            enc.bytes.as_slice(),
+        )?;
         src.versions.push(Version {
             content: enc.sha256,
             fingerprint: enc.item.fingerprint,
@@ -420,9 +462,21 @@ impl Tx<'_> {
     ) -> Result<Vec<Filed>> {
         let idb = item_id_bytes(&enc.item.id);
         let mut src = self.source_record(&idb)?;
+        // An item known but filed nowhere can only be in the quarantine.
+        let maybe_quarantined = !src.versions.is_empty() && src.locations.is_empty();
         let new_version = self.add_version(&mut src, enc, run)?;
         let mut out = Vec::with_capacity(mailboxes.len());
+        let mut changed = new_version;
         for mailbox in mailboxes {
+            // The source record lists every filing: no lookup in `items` needed.
+            if src.locations.iter().any(|(m, f)| m == mailbox && f == folder) {
+                out.push(if new_version {
+                    Filed::NewVersion
+                } else {
+                    Filed::Duplicate
+                });
+                continue;
+            }
             let k = ItemKey {
                 mailbox: mailbox.clone(),
                 folder: folder.to_string(),
@@ -434,30 +488,21 @@ impl Tx<'_> {
                 kind: enc.item.kind(),
                 run,
             };
-            if self.items.get(k.as_slice())?.is_some() {
-                out.push(if new_version {
-                    Filed::NewVersion
-                } else {
-                    Filed::Duplicate
-                });
-                continue;
-            }
             self.items
                 .insert(k.as_slice(), codec::encode(&filing).as_slice())?;
-            let fk = key::folder_key(mailbox, folder);
-            let mut stats: FolderStats = match self.folders.get(fk.as_slice())? {
-                Some(v) => codec::decode(v.value())?,
-                None => FolderStats::default(),
-            };
-            stats.items += 1;
-            self.folders
-                .insert(fk.as_slice(), codec::encode(&stats).as_slice())?;
+            *self
+                .folder_delta
+                .entry(key::folder_key(mailbox, folder))
+                .or_insert(0) += 1;
             src.locations.push((mailbox.clone(), folder.to_string()));
+            changed = true;
             out.push(Filed::New);
         }
-        self.sources
-            .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
-        if !mailboxes.is_empty() {
+        if changed {
+            self.sources
+                .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
+        }
+        if maybe_quarantined && !mailboxes.is_empty() {
             self.quarantine.remove(idb.as_slice())?;
         }
         Ok(out)
@@ -498,10 +543,11 @@ impl Tx<'_> {
         let Some(v) = src.versions.last() else {
             return Ok(None);
         };
+        let index = src.versions.len() as u32 - 1;
         let bytes = self
-            .contents
-            .get(v.content.as_slice())?
+            .versions
+            .get(key::version_key(id, index).as_slice())?
             .ok_or_else(|| Error::Corrupt(format!("content of {id} is missing")))?;
-        decode_content(&v.content, bytes.value()).map(Some)
+        decode_content(id, &v.content, bytes.value()).map(Some)
     }
 }

@@ -24,7 +24,7 @@ pub struct SourceRecord {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
-    /// SHA-256 of the encoded item: the key into `contents`.
+    /// SHA-256 of the encoded item stored under this version's key.
     pub content: [u8; 32],
     /// The item's source fingerprint (`model::Item::fingerprint`).
     pub fingerprint: [u8; 32],

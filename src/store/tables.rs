@@ -7,9 +7,9 @@ use redb::TableDefinition;
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 /// `ItemId` -> `SourceRecord`: every version of a source item and where it is filed.
 pub const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
-/// SHA-256 of the value -> encoded `model::Item`: one immutable item version,
-/// shared by every mailbox copy.
-pub const CONTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contents");
+/// `VersionKey(ItemId, index)` -> encoded `model::Item`: one immutable item
+/// version, shared by every mailbox copy; its SHA-256 is in the source record.
+pub const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 /// SHA-256 of the blob -> `BlobMeta`: every attachment blob the archive holds.
 pub const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 /// SHA-256 of the blob -> the blob's raw bytes, for blobs stored inline.
