@@ -42,7 +42,9 @@ fn dir_bytes(p: &Path) -> u64 {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn write_big(dir: &Path, mib: u64) {
@@ -79,10 +81,14 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // cargo test --benches asks for a list: nothing to list.
     }
-    let messages: u64 = arg(&args, "--messages").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let messages: u64 = arg(&args, "--messages")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let big: Option<u64> = arg(&args, "--big-attachment-mib").and_then(|v| v.parse().ok());
     let tmp = tempfile::tempdir().unwrap();
-    let base: PathBuf = arg(&args, "--dir").map(PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let base: PathBuf = arg(&args, "--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let export = base.join("export");
     let archive_dir = base.join("archive");
     let _ = std::fs::remove_dir_all(&archive_dir);
@@ -91,11 +97,17 @@ fn main() {
     let (items, json_bytes) = match big {
         Some(mib) => {
             write_big(&export, mib);
-            (1, std::fs::metadata(export.join("result.json")).unwrap().len())
+            (
+                1,
+                std::fs::metadata(export.join("result.json")).unwrap().len(),
+            )
         }
         None if export.join("result.json").is_file() => {
             eprintln!("reusing the export in {}", export.display());
-            (messages, std::fs::metadata(export.join("result.json")).unwrap().len())
+            (
+                messages,
+                std::fs::metadata(export.join("result.json")).unwrap().len(),
+            )
         }
         None => {
             let spec = SynthSpec {
@@ -121,27 +133,56 @@ fn main() {
     let mut opts = ImportOptions::new(Mapping::default());
     opts.custodian_address = Some("custodian@corp.example".into());
     let clock = || 0i64;
-    let ctx = RunContext { actor: "bench".into(), args: vec![], clock: &clock };
+    let ctx = RunContext {
+        actor: "bench".into(),
+        args: vec![],
+        clock: &clock,
+    };
     let start = Instant::now();
     let report = import(&archive, &[export.clone()], &opts, &ctx).unwrap();
     let secs = start.elapsed().as_secs_f64();
     let t = report.totals();
     assert_eq!(t.imported + t.partially_imported, items, "{t:?}");
     let archive_bytes = dir_bytes(&archive_dir);
-    println!("import bench ({})", if big.is_some() { "one big attachment" } else { "generated export" });
+    println!(
+        "import bench ({})",
+        if big.is_some() {
+            "one big attachment"
+        } else {
+            "generated export"
+        }
+    );
     println!("  messages            {items}");
-    println!("  input               {:.1} MB (result.json {:.1} MB, attachments {:.1} MB)", input_bytes as f64 / 1e6, json_bytes as f64 / 1e6, t.attachment_bytes as f64 / 1e6);
+    println!(
+        "  input               {:.1} MB (result.json {:.1} MB, attachments {:.1} MB)",
+        input_bytes as f64 / 1e6,
+        json_bytes as f64 / 1e6,
+        t.attachment_bytes as f64 / 1e6
+    );
     println!("  wall time           {secs:.2} s");
     println!("  messages/s          {:.0}", items as f64 / secs);
-    println!("  MB/s (input)        {:.1}", input_bytes as f64 / 1e6 / secs);
+    println!(
+        "  MB/s (input)        {:.1}",
+        input_bytes as f64 / 1e6 / secs
+    );
     println!("  peak RSS            {:.1} MiB", peak_rss_mib());
     println!("  archive on disk     {:.1} MB", archive_bytes as f64 / 1e6);
+    let (stored, meta, frag) = archive.storage_stats().unwrap();
+    println!(
+        "  redb bytes          stored {:.1} MB, metadata {:.1} MB, fragmented {:.1} MB",
+        stored as f64 / 1e6,
+        meta as f64 / 1e6,
+        frag as f64 / 1e6
+    );
 
     // Re-import: everything is skipped.
     let start = Instant::now();
     let again = import(&archive, &[export], &opts, &ctx).unwrap();
     let secs2 = start.elapsed().as_secs_f64();
     assert_eq!(again.totals().skipped, items);
-    println!("  re-import (skip)    {:.0} messages/s", items as f64 / secs2);
+    println!(
+        "  re-import (skip)    {:.0} messages/s",
+        items as f64 / secs2
+    );
     println!("  peak RSS after both {:.1} MiB", peak_rss_mib());
 }

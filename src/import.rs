@@ -122,12 +122,22 @@ impl Sink for CountSink {
     }
 }
 
-/// One converted source item, ready for the writer.
+/// One converted source item, ready for the writer: everything the writer
+/// needs is worked out on the producer thread, so that the writer only stores.
+struct Ready {
+    enc: EncodedItem,
+    blobs: Vec<StagedBlob>,
+    /// Where fan-out files it; empty: quarantine.
+    mailboxes: Vec<String>,
+    /// Why it maps nowhere, when `mailboxes` is empty.
+    quarantine_reason: String,
+    attachments: u64,
+    without_content: u64,
+    attachment_bytes: u64,
+}
+
 enum Prepared {
-    Item {
-        enc: EncodedItem,
-        blobs: Vec<StagedBlob>,
-    },
+    Item(Box<Ready>),
     Failed(ItemFailure),
 }
 
@@ -138,12 +148,15 @@ enum Msg {
 
 struct ProduceSink<'a> {
     archive: &'a Archive,
-    zone: Zone,
+    opts: &'a ImportOptions,
     owner: Option<Owner>,
+    custodian: Custodian,
     chat: Option<ChatContext>,
     media: crate::source::Media,
     batch: Vec<Prepared>,
     tx: SyncSender<Msg>,
+    /// Kinds of oddity met, with counts (see [`anomaly_kind`]).
+    anomalies: BTreeMap<String, u64>,
 }
 
 impl ProduceSink<'_> {
@@ -197,12 +210,47 @@ impl ProduceSink<'_> {
         }
         Ok(staged)
     }
+
+    fn prepare(&mut self, mut item: crate::model::Item) -> Result<Ready> {
+        let blobs = self.stage_attachments(&mut item)?;
+        for a in &item.anomalies {
+            *self.anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
+        }
+        let mailboxes = self
+            .opts
+            .mapping
+            .fan_out(&item.participants, &self.custodian);
+        let quarantine_reason = if mailboxes.is_empty() {
+            no_mailbox_reason(&item.participants, &self.custodian)
+        } else {
+            String::new()
+        };
+        let enc = EncodedItem::new(&item);
+        Ok(Ready {
+            attachments: item.attachments.len() as u64,
+            without_content: item
+                .attachments
+                .iter()
+                .filter(|a| a.content.is_none())
+                .count() as u64,
+            attachment_bytes: item
+                .attachments
+                .iter()
+                .filter_map(|a| a.content.map(|r| r.size))
+                .sum(),
+            enc,
+            blobs,
+            mailboxes,
+            quarantine_reason,
+        })
+    }
 }
 
 impl Sink for ProduceSink<'_> {
     fn owner(&mut self, owner: Owner) -> Result<()> {
         let person = owner.person();
         self.owner = Some(owner);
+        self.custodian.owner = Some(person.clone());
         self.tx
             .send(Msg::Owner(person))
             .map_err(|_| Error::Internal("the writer stopped".into()))
@@ -212,7 +260,7 @@ impl Sink for ProduceSink<'_> {
         self.chat = Some(ChatContext::new(
             chat,
             self.owner.as_ref(),
-            self.zone.clone(),
+            self.opts.zone.clone(),
         ));
         Ok(())
     }
@@ -223,13 +271,7 @@ impl Sink for ProduceSink<'_> {
             .as_mut()
             .ok_or_else(|| Error::Internal("message outside a chat".into()))?;
         let prepared = match ctx.convert(&raw) {
-            Ok(mut item) => {
-                let blobs = self.stage_attachments(&mut item)?;
-                Prepared::Item {
-                    enc: EncodedItem::new(item),
-                    blobs,
-                }
-            }
+            Ok(item) => Prepared::Item(Box::new(self.prepare(item)?)),
             Err(f) => Prepared::Failed(f),
         };
         self.batch.push(prepared);
@@ -327,38 +369,37 @@ fn import_file(
     // Room for a whole commit batch in flight, so the producer keeps working
     // while the writer commits.
     let (tx, rx) = sync_channel::<Msg>(opts.batch_items / 512 + 2);
-    let mut anomalies: BTreeMap<String, u64> = BTreeMap::new();
     let outcome = std::thread::scope(|s| {
-        let producer = s.spawn(|| {
-            let mut sink = ProduceSink {
-                archive,
-                zone: opts.zone.clone(),
-                owner: None,
-                chat: None,
-                media,
-                batch: Vec::new(),
-                tx,
-            };
-            let parsed = input
-                .open_json()
-                .and_then(|r| telegram::parse(r, &mut sink, &err_path));
-            let flushed = if sink.batch.is_empty() {
-                Ok(())
-            } else {
-                sink.send()
-            };
-            parsed.and(flushed)
-        });
-        let written = write_loop(
-            archive,
-            run,
-            opts,
-            rx,
-            &mut file,
-            earlier,
-            &progress,
-            &mut anomalies,
-        );
+        let producer = std::thread::Builder::new()
+            .name("tgvault-parse".into())
+            .spawn_scoped(s, || {
+                let mut sink = ProduceSink {
+                    archive,
+                    opts,
+                    owner: None,
+                    custodian: Custodian {
+                        owner: None,
+                        address: opts.custodian_address.clone(),
+                    },
+                    chat: None,
+                    media,
+                    batch: Vec::new(),
+                    tx,
+                    anomalies: BTreeMap::new(),
+                };
+                // The file was validated above: the fast splitter suffices now.
+                let parsed = input
+                    .open_json()
+                    .and_then(|r| crate::source::split::split(r, &mut sink, &err_path));
+                let flushed = if sink.batch.is_empty() {
+                    Ok(())
+                } else {
+                    sink.send()
+                };
+                parsed.and(flushed).map(|_| sink.anomalies)
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the import thread: {e}")))?;
+        let written = write_loop(archive, run, opts, rx, &mut file, earlier, &progress);
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the import thread panicked".into())));
@@ -367,10 +408,14 @@ fn import_file(
     });
     progress.finish_and_clear();
     tracing::info!(file = %input.display(), elapsed = ?t1.elapsed(), "imported");
-    if let Err(e) = outcome {
-        file.status = FileStatus::Failed(format!(
-            "{e} (items committed before the error stay; importing the file again completes it)"
-        ));
+    let mut anomalies = BTreeMap::new();
+    match outcome {
+        Ok(found) => anomalies = found,
+        Err(e) => {
+            file.status = FileStatus::Failed(format!(
+                "{e} (items committed before the error stay; importing the file again completes it)"
+            ))
+        }
     }
     for (what, n) in [
         ("\\xHH escapes repaired", repairs.hex_escapes),
@@ -391,7 +436,6 @@ fn import_file(
     Ok(file)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_loop(
     archive: &Archive,
     run: u64,
@@ -400,7 +444,6 @@ fn write_loop(
     file: &mut FileReport,
     earlier: &[FileReport],
     progress: &indicatif::ProgressBar,
-    anomalies: &mut BTreeMap<String, u64>,
 ) -> Result<()> {
     let mut custodian = Custodian {
         owner: None,
@@ -408,7 +451,7 @@ fn write_loop(
     };
     let mut pending: Vec<Prepared> = Vec::new();
     let mut pending_bytes = 0usize;
-    let mut writer_busy = std::time::Duration::ZERO;
+    let mut busy = std::time::Duration::ZERO;
     loop {
         let msg = rx.recv();
         let done = msg.is_err();
@@ -416,8 +459,9 @@ fn write_loop(
             Ok(Msg::Owner(p)) => custodian.owner = Some(p),
             Ok(Msg::Batch(b)) => {
                 for p in &b {
-                    if let Prepared::Item { blobs, .. } = p {
-                        pending_bytes += blobs
+                    if let Prepared::Item(r) = p {
+                        pending_bytes += r
+                            .blobs
                             .iter()
                             .map(|b| match b {
                                 StagedBlob::Inline(_, bytes) => bytes.len(),
@@ -435,38 +479,44 @@ fn write_loop(
         {
             let n = pending.len() as u64;
             let t = std::time::Instant::now();
-            commit_batch(
-                archive, run, opts, &custodian, &pending, file, earlier, anomalies,
-            )?;
-            writer_busy += t.elapsed();
+            let batch = Batch {
+                run,
+                folder: &opts.folder,
+                custodian: &custodian,
+                items: &pending,
+            };
+            commit_batch(archive, &batch, file, earlier)?;
+            busy += t.elapsed();
             pending.clear();
             pending_bytes = 0;
             progress.inc(n);
         }
         if done {
-            tracing::info!(busy = ?writer_busy, "writer done");
+            tracing::info!(busy = ?busy, "writer done");
             return Ok(());
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+struct Batch<'a> {
+    run: u64,
+    folder: &'a str,
+    custodian: &'a Custodian,
+    items: &'a [Prepared],
+}
+
 fn commit_batch(
     archive: &Archive,
-    run: u64,
-    opts: &ImportOptions,
-    custodian: &Custodian,
-    batch: &[Prepared],
+    batch: &Batch,
     file: &mut FileReport,
     earlier: &[FileReport],
-    anomalies: &mut BTreeMap<String, u64>,
 ) -> Result<()> {
+    let run = batch.run;
     let mut c = Counters::default();
     let mut failures = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
     archive.write(|tx| {
-        for p in batch {
-            let (enc, blobs) = match p {
+        for p in batch.items {
+            let r = match p {
                 Prepared::Failed(f) => {
                     c.available_from_source += 1;
                     c.available_for_import += 1;
@@ -474,48 +524,40 @@ fn commit_batch(
                     failures.push(Failure {
                         item: f.item.clone(),
                         source_user: f.source_user.clone(),
-                        mailbox: custodian.address.clone().unwrap_or_default(),
+                        mailbox: batch.custodian.address.clone().unwrap_or_default(),
                         reason: f.reason.clone(),
                     });
                     continue;
                 }
-                Prepared::Item { enc, blobs } => (enc, blobs),
+                Prepared::Item(r) => r,
             };
-            for b in blobs {
+            for b in &r.blobs {
                 tx.put_blob(b, run)?;
             }
-            let item = &enc.item;
             c.available_from_source += 1;
-            match item.kind() {
+            match r.enc.kind {
                 ItemKind::Message => c.messages += 1,
                 ItemKind::Event => c.service_events += 1,
                 ItemKind::Call => c.calls += 1,
                 ItemKind::Unsupported => c.unsupported += 1,
                 ItemKind::Deletion => {}
             }
-            c.attachments += item.attachments.len() as u64;
-            let without = item
-                .attachments
-                .iter()
-                .filter(|a| a.content.is_none())
-                .count() as u64;
-            c.attachments_without_content += without;
-            c.attachment_bytes += item
-                .attachments
-                .iter()
-                .filter_map(|a| a.content.map(|r| r.size))
-                .sum::<u64>();
-            notes.extend(item.anomalies.iter().cloned());
-            let mailboxes = opts.mapping.fan_out(&item.participants, custodian);
-            let (imported, partial) = if without > 0 { (0, 1) } else { (1, 0) };
-            if mailboxes.is_empty() {
+            c.attachments += r.attachments;
+            c.attachments_without_content += r.without_content;
+            c.attachment_bytes += r.attachment_bytes;
+            let (imported, partial) = if r.without_content > 0 {
+                (0, 1)
+            } else {
+                (1, 0)
+            };
+            if r.mailboxes.is_empty() {
                 c.available_for_import += 1;
                 let rec = QuarantineRecord {
                     run,
-                    reason: no_mailbox_reason(&item.participants, custodian),
-                    custodian: custodian.clone(),
+                    reason: r.quarantine_reason.clone(),
+                    custodian: batch.custodian.clone(),
                 };
-                match tx.quarantine_item(enc, &rec)? {
+                match tx.quarantine_item(&r.enc, &rec)? {
                     Quarantined::New | Quarantined::NewVersion => c.quarantined += 1,
                     Quarantined::Duplicate | Quarantined::AlreadyFiled { new_version: false } => {
                         c.skipped += 1
@@ -528,8 +570,8 @@ fn commit_batch(
                 }
                 continue;
             }
-            c.available_for_import += mailboxes.len() as u64;
-            for filed in tx.file_item(enc, &mailboxes, &opts.folder, run)? {
+            c.available_for_import += r.mailboxes.len() as u64;
+            for filed in tx.file_item(&r.enc, &r.mailboxes, batch.folder, run)? {
                 match filed {
                     Filed::Duplicate => c.skipped += 1,
                     Filed::New | Filed::NewVersion => {
@@ -553,9 +595,6 @@ fn commit_batch(
     })?;
     file.counters.add(&c);
     file.failures.extend(failures);
-    for n in notes {
-        *anomalies.entry(anomaly_kind(&n)).or_insert(0) += 1;
-    }
     Ok(())
 }
 
@@ -602,7 +641,7 @@ pub fn remap(
                     continue;
                 }
                 let partial = item.attachments.iter().any(|a| a.content.is_none());
-                let enc = EncodedItem::new(item);
+                let enc = EncodedItem::new(&item);
                 c.available_for_import += mailboxes.len() as u64;
                 for filed in tx.file_item(&enc, &mailboxes, folder, run)? {
                     match (filed, partial) {

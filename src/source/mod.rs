@@ -6,6 +6,7 @@
 //! a [`crate::model::Item`].
 
 pub mod repair;
+pub mod split;
 pub mod telegram;
 
 use crate::error::{Error, Result};

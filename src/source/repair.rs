@@ -134,7 +134,10 @@ impl<R: Read> RepairReader<R> {
                 State::AfterColon => {
                     if b.is_ascii_whitespace() {
                         self.out.push(b);
-                    } else if matches!(b, b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b',' | b'}' | b']') {
+                    } else if matches!(
+                        b,
+                        b'"' | b'{' | b'[' | b'-' | b'0'..=b'9' | b',' | b'}' | b']'
+                    ) {
                         self.out.push(b);
                         self.state = if b == b'"' {
                             State::InString

@@ -1195,7 +1195,10 @@ mod tests {
 
     #[test]
     fn minify_keeps_strings_and_drops_layout() {
-        assert_eq!(minify("{ \"a b\" : [1, \"x\\\" y\"],\n \"c\": 2 }"), b"{\"a b\":[1,\"x\\\" y\"],\"c\":2}");
+        assert_eq!(
+            minify("{ \"a b\" : [1, \"x\\\" y\"],\n \"c\": 2 }"),
+            b"{\"a b\":[1,\"x\\\" y\"],\"c\":2}"
+        );
     }
 
     #[test]

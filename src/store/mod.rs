@@ -72,12 +72,12 @@ impl Archive {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Usage(format!(
-                "{}: the archive is in use by another tgvault process",
-                path.display()
-            )),
-            other => Error::from(other),
-        })?;
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Usage(format!(
+                    "{}: the archive is in use by another tgvault process",
+                    path.display()
+                )),
+                other => Error::from(other),
+            })?;
         let archive = Archive {
             db,
             dir: dir.to_path_buf(),
@@ -155,7 +155,9 @@ impl Archive {
             tx.apply_folder_delta()?;
             out
         };
+        let t = std::time::Instant::now();
         txn.commit()?;
+        tracing::debug!(commit = ?t.elapsed(), "store commit");
         Ok(out)
     }
 
@@ -301,6 +303,18 @@ impl Archive {
         }
     }
 
+    /// redb's own accounting of the file: stored, metadata and fragmented bytes.
+    pub fn storage_stats(&self) -> Result<(u64, u64, u64)> {
+        let txn = self.db.begin_write()?;
+        let st = txn.stats()?;
+        txn.abort()?;
+        Ok((
+            st.stored_bytes(),
+            st.metadata_bytes(),
+            st.fragmented_bytes(),
+        ))
+    }
+
     /// Counts of rows per table, for tests and `stats`.
     pub fn table_sizes(&self) -> Result<Vec<(&'static str, u64)>> {
         use redb::ReadableTableMetadata;
@@ -346,21 +360,32 @@ pub struct Tx<'t> {
     folder_delta: BTreeMap<Vec<u8>, u64>,
 }
 
-/// An item version ready to be stored: its encoding and the hash of it.
+/// An item version ready to be stored: its encoding, the hash of it, and the
+/// few fields the store indexes. The item itself can be dropped once encoded.
 pub struct EncodedItem {
-    pub item: Item,
+    pub id: ItemId,
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
+    pub fingerprint: [u8; 32],
+    pub with_content: u32,
+    pub date: Option<i64>,
+    pub kind: crate::model::ItemKind,
+    pub edited: Option<i64>,
 }
 
 impl EncodedItem {
-    pub fn new(item: Item) -> Self {
-        let bytes = codec::encode(&item);
+    pub fn new(item: &Item) -> Self {
+        let bytes = codec::encode(item);
         let sha256 = crate::model::sha256(&bytes);
         EncodedItem {
-            item,
+            id: item.id,
             bytes,
             sha256,
+            fingerprint: item.fingerprint,
+            with_content: item.attachments_with_content(),
+            date: item.date,
+            kind: item.kind(),
+            edited: item.edited,
         }
     }
 }
@@ -429,24 +454,24 @@ impl Tx<'_> {
     /// nothing, while one that brings media an earlier import lacked adds a
     /// version that has them. Returns whether a version was added.
     fn add_version(&mut self, src: &mut SourceRecord, enc: &EncodedItem, run: u64) -> Result<bool> {
-        let with_content = enc.item.attachments_with_content();
+        let with_content = enc.with_content;
         if src.versions.iter().any(|v| {
             v.content == enc.sha256
-                || (v.fingerprint == enc.item.fingerprint && v.with_content >= with_content)
+                || (v.fingerprint == enc.fingerprint && v.with_content >= with_content)
         }) {
             return Ok(false);
         }
         let index = src.versions.len() as u32;
         self.versions.insert(
-            key::version_key(&enc.item.id, index).as_slice(),
+            key::version_key(&enc.id, index).as_slice(),
             enc.bytes.as_slice(),
         )?;
         src.versions.push(Version {
             content: enc.sha256,
-            fingerprint: enc.item.fingerprint,
+            fingerprint: enc.fingerprint,
             with_content,
             run,
-            edited: enc.item.edited,
+            edited: enc.edited,
         });
         Ok(true)
     }
@@ -460,7 +485,7 @@ impl Tx<'_> {
         folder: &str,
         run: u64,
     ) -> Result<Vec<Filed>> {
-        let idb = item_id_bytes(&enc.item.id);
+        let idb = item_id_bytes(&enc.id);
         let mut src = self.source_record(&idb)?;
         // An item known but filed nowhere can only be in the quarantine.
         let maybe_quarantined = !src.versions.is_empty() && src.locations.is_empty();
@@ -469,7 +494,11 @@ impl Tx<'_> {
         let mut changed = new_version;
         for mailbox in mailboxes {
             // The source record lists every filing: no lookup in `items` needed.
-            if src.locations.iter().any(|(m, f)| m == mailbox && f == folder) {
+            if src
+                .locations
+                .iter()
+                .any(|(m, f)| m == mailbox && f == folder)
+            {
                 out.push(if new_version {
                     Filed::NewVersion
                 } else {
@@ -480,12 +509,12 @@ impl Tx<'_> {
             let k = ItemKey {
                 mailbox: mailbox.clone(),
                 folder: folder.to_string(),
-                item: enc.item.id,
+                item: enc.id,
             }
             .encode();
             let filing = Filing {
-                date: enc.item.date,
-                kind: enc.item.kind(),
+                date: enc.date,
+                kind: enc.kind,
                 run,
             };
             self.items
@@ -515,7 +544,7 @@ impl Tx<'_> {
         enc: &EncodedItem,
         record: &QuarantineRecord,
     ) -> Result<Quarantined> {
-        let idb = item_id_bytes(&enc.item.id);
+        let idb = item_id_bytes(&enc.id);
         let mut src = self.source_record(&idb)?;
         let new_version = self.add_version(&mut src, enc, record.run)?;
         let was_held = self.quarantine.get(idb.as_slice())?.is_some();
