@@ -6,6 +6,7 @@
 //! reporting messages per second, MB/s and peak RSS. Options:
 //!   --messages N          size of the export (default 1000000)
 //!   --big-attachment-mib M  instead, import one message carrying an M MiB file
+//!   --batch N             items per write transaction (default 10000)
 //!   --dir D               where to generate (default: a temp dir, removed after);
 //!                         an export already in D/export is reused
 
@@ -132,6 +133,9 @@ fn main() {
     let archive = Archive::open(&archive_dir).unwrap();
     let mut opts = ImportOptions::new(Mapping::default());
     opts.custodian_address = Some("custodian@corp.example".into());
+    if let Some(b) = arg(&args, "--batch").and_then(|v| v.parse().ok()) {
+        opts.batch_items = b;
+    }
     let clock = || 0i64;
     let ctx = RunContext {
         actor: "bench".into(),

@@ -247,7 +247,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
             let mut versions = Vec::new();
             for (i, v) in src.versions.iter().enumerate() {
-                versions.push((v.clone(), archive.version(&id, i as u32, &v.content)?));
+                versions.push((v.clone(), archive.version(&id, i)?));
             }
             let quarantined = archive.quarantine()?.into_iter().find(|(q, _)| *q == id);
             if f.json {

@@ -19,14 +19,21 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (v, used) = decode_prefix(bytes)?;
+    if used != bytes.len() {
+        return Err(Error::Corrupt("value has trailing bytes".into()));
+    }
+    Ok(v)
+}
+
+/// Decodes a value at the start of `bytes`; returns it and the bytes it took
+/// (version byte included), for rows that carry raw bytes after the value.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize)> {
     match bytes.split_first() {
         Some((&FORMAT_VERSION, body)) => {
             let (v, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
-            if used != body.len() {
-                return Err(Error::Corrupt("value has trailing bytes".into()));
-            }
-            Ok(v)
+            Ok((v, used + 1))
         }
         Some((v, _)) => Err(Error::Corrupt(format!(
             "value has format version {v}, this build reads {FORMAT_VERSION}"

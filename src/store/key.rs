@@ -82,15 +82,6 @@ impl ItemKey {
     }
 }
 
-/// Key of one version of an item: the item id, then the version's index
-/// (0 for the first), big-endian.
-pub fn version_key(id: &ItemId, index: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ITEM_ID_LEN + 4);
-    put_item_id(&mut out, id);
-    out.extend_from_slice(&index.to_be_bytes());
-    out
-}
-
 pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
     let mut r = Reader(bytes);
     let id = r.item_id()?;

@@ -95,9 +95,7 @@ impl Archive {
     fn init(&self) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
-            for def in [
-                ITEMS, SOURCES, VERSIONS, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS,
-            ] {
+            for def in [ITEMS, SOURCES, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS] {
                 txn.open_table(def)?;
             }
             let mut meta = txn.open_table(META)?;
@@ -143,7 +141,6 @@ impl Archive {
             let mut tx = Tx {
                 items: txn.open_table(ITEMS)?,
                 sources: txn.open_table(SOURCES)?,
-                versions: txn.open_table(VERSIONS)?,
                 blobs: txn.open_table(BLOBS)?,
                 blob_data: txn.open_table(BLOB_DATA)?,
                 quarantine: txn.open_table(QUARANTINE)?,
@@ -229,32 +226,28 @@ impl Archive {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
         t.get(item_id_bytes(id).as_slice())?
-            .map(|v| codec::decode(v.value()))
+            .map(|v| SourceRow::decode(v.value()).map(|r| r.rec))
             .transpose()
     }
 
-    /// Version `index` of an item, checked against the hash its source record
-    /// gives.
-    pub fn version(&self, id: &ItemId, index: u32, sha: &[u8; 32]) -> Result<Item> {
+    /// Version `index` (0 = oldest) of an item, checked against its SHA-256.
+    pub fn version(&self, id: &ItemId, index: usize) -> Result<Item> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(VERSIONS)?;
+        let t = txn.open_table(SOURCES)?;
         let v = t
-            .get(key::version_key(id, index).as_slice())?
-            .ok_or_else(|| Error::Corrupt(format!("version {} of {id} is missing", index + 1)))?;
-        decode_content(id, sha, v.value())
+            .get(item_id_bytes(id).as_slice())?
+            .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+        SourceRow::decode(v.value())?.version(id, index)
     }
 
     /// The current version of an item, or `None` when the archive has no such item.
     pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
-        let Some(src) = self.source(id)? else {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        let Some(v) = t.get(item_id_bytes(id).as_slice())? else {
             return Ok(None);
         };
-        match src.versions.last() {
-            Some(v) => self
-                .version(id, src.versions.len() as u32 - 1, &v.content)
-                .map(Some),
-            None => Err(Error::Corrupt(format!("{id} has no version"))),
-        }
+        SourceRow::decode(v.value())?.current(id).map(Some)
     }
 
     pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
@@ -323,7 +316,6 @@ impl Archive {
         for (name, def) in [
             ("items", ITEMS),
             ("sources", SOURCES),
-            ("versions", VERSIONS),
             ("blobs", BLOBS),
             ("blob_data", BLOB_DATA),
             ("quarantine", QUARANTINE),
@@ -333,6 +325,52 @@ impl Archive {
         }
         out.push(("runs", txn.open_table(RUNS)?.len()?));
         Ok(out)
+    }
+}
+
+/// One row of `sources`: the record, then every version's encoded item.
+#[derive(Default)]
+struct SourceRow {
+    rec: SourceRecord,
+    contents: Vec<u8>,
+}
+
+impl SourceRow {
+    fn decode(bytes: &[u8]) -> Result<SourceRow> {
+        let (rec, used): (SourceRecord, usize) = codec::decode_prefix(bytes)?;
+        let contents = bytes[used..].to_vec();
+        let total: u64 = rec.versions.iter().map(|v| v.len).sum();
+        if total != contents.len() as u64 {
+            return Err(Error::Corrupt(format!(
+                "source row holds {} bytes of versions, its record says {total}",
+                contents.len()
+            )));
+        }
+        Ok(SourceRow { rec, contents })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = codec::encode(&self.rec);
+        out.extend_from_slice(&self.contents);
+        out
+    }
+
+    fn version(&self, id: &ItemId, index: usize) -> Result<Item> {
+        let v = self
+            .rec
+            .versions
+            .get(index)
+            .ok_or_else(|| Error::NotFound(format!("version {} of {id}", index + 1)))?;
+        let start: u64 = self.rec.versions[..index].iter().map(|v| v.len).sum();
+        let bytes = &self.contents[start as usize..(start + v.len) as usize];
+        decode_content(id, &v.content, bytes)
+    }
+
+    fn current(&self, id: &ItemId) -> Result<Item> {
+        match self.rec.versions.len() {
+            0 => Err(Error::Corrupt(format!("{id} has no version"))),
+            n => self.version(id, n - 1),
+        }
     }
 }
 
@@ -350,7 +388,6 @@ fn decode_content(id: &ItemId, sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
 pub struct Tx<'t> {
     items: Table<'t, &'static [u8], &'static [u8]>,
     sources: Table<'t, &'static [u8], &'static [u8]>,
-    versions: Table<'t, &'static [u8], &'static [u8]>,
     blobs: Table<'t, &'static [u8], &'static [u8]>,
     blob_data: Table<'t, &'static [u8], &'static [u8]>,
     quarantine: Table<'t, &'static [u8], &'static [u8]>,
@@ -441,10 +478,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn source_record(&self, idb: &[u8]) -> Result<SourceRecord> {
+    fn source_row(&self, idb: &[u8]) -> Result<SourceRow> {
         match self.sources.get(idb)? {
-            Some(v) => codec::decode(v.value()),
-            None => Ok(SourceRecord::default()),
+            Some(v) => SourceRow::decode(v.value()),
+            None => Ok(SourceRow::default()),
         }
     }
 
@@ -453,27 +490,24 @@ impl Tx<'_> {
     /// as many attachment contents. So a re-export without its media files adds
     /// nothing, while one that brings media an earlier import lacked adds a
     /// version that has them. Returns whether a version was added.
-    fn add_version(&mut self, src: &mut SourceRecord, enc: &EncodedItem, run: u64) -> Result<bool> {
+    fn add_version(row: &mut SourceRow, enc: &EncodedItem, run: u64) -> bool {
         let with_content = enc.with_content;
-        if src.versions.iter().any(|v| {
+        if row.rec.versions.iter().any(|v| {
             v.content == enc.sha256
                 || (v.fingerprint == enc.fingerprint && v.with_content >= with_content)
         }) {
-            return Ok(false);
+            return false;
         }
-        let index = src.versions.len() as u32;
-        self.versions.insert(
-            key::version_key(&enc.id, index).as_slice(),
-            enc.bytes.as_slice(),
-        )?;
-        src.versions.push(Version {
+        row.contents.extend_from_slice(&enc.bytes);
+        row.rec.versions.push(Version {
             content: enc.sha256,
+            len: enc.bytes.len() as u64,
             fingerprint: enc.fingerprint,
             with_content,
             run,
             edited: enc.edited,
         });
-        Ok(true)
+        true
     }
 
     /// Files an item version into each of `mailboxes` (under `folder`), storing
@@ -486,15 +520,16 @@ impl Tx<'_> {
         run: u64,
     ) -> Result<Vec<Filed>> {
         let idb = item_id_bytes(&enc.id);
-        let mut src = self.source_record(&idb)?;
+        let mut row = self.source_row(&idb)?;
         // An item known but filed nowhere can only be in the quarantine.
-        let maybe_quarantined = !src.versions.is_empty() && src.locations.is_empty();
-        let new_version = self.add_version(&mut src, enc, run)?;
+        let maybe_quarantined = !row.rec.versions.is_empty() && row.rec.locations.is_empty();
+        let new_version = Self::add_version(&mut row, enc, run);
         let mut out = Vec::with_capacity(mailboxes.len());
         let mut changed = new_version;
         for mailbox in mailboxes {
             // The source record lists every filing: no lookup in `items` needed.
-            if src
+            if row
+                .rec
                 .locations
                 .iter()
                 .any(|(m, f)| m == mailbox && f == folder)
@@ -523,13 +558,15 @@ impl Tx<'_> {
                 .folder_delta
                 .entry(key::folder_key(mailbox, folder))
                 .or_insert(0) += 1;
-            src.locations.push((mailbox.clone(), folder.to_string()));
+            row.rec
+                .locations
+                .push((mailbox.clone(), folder.to_string()));
             changed = true;
             out.push(Filed::New);
         }
         if changed {
             self.sources
-                .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
+                .insert(idb.as_slice(), row.encode().as_slice())?;
         }
         if maybe_quarantined && !mailboxes.is_empty() {
             self.quarantine.remove(idb.as_slice())?;
@@ -545,10 +582,10 @@ impl Tx<'_> {
         record: &QuarantineRecord,
     ) -> Result<Quarantined> {
         let idb = item_id_bytes(&enc.id);
-        let mut src = self.source_record(&idb)?;
-        let new_version = self.add_version(&mut src, enc, record.run)?;
+        let mut row = self.source_row(&idb)?;
+        let new_version = Self::add_version(&mut row, enc, record.run);
         let was_held = self.quarantine.get(idb.as_slice())?.is_some();
-        let outcome = if !src.locations.is_empty() {
+        let outcome = if !row.rec.locations.is_empty() {
             Quarantined::AlreadyFiled { new_version }
         } else if !was_held {
             self.quarantine
@@ -561,22 +598,17 @@ impl Tx<'_> {
         };
         if new_version {
             self.sources
-                .insert(idb.as_slice(), codec::encode(&src).as_slice())?;
+                .insert(idb.as_slice(), row.encode().as_slice())?;
         }
         Ok(outcome)
     }
 
     /// The current version of an item, checked against its hash.
     pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
-        let src = self.source_record(&item_id_bytes(id))?;
-        let Some(v) = src.versions.last() else {
+        let row = self.source_row(&item_id_bytes(id))?;
+        if row.rec.versions.is_empty() {
             return Ok(None);
-        };
-        let index = src.versions.len() as u32 - 1;
-        let bytes = self
-            .versions
-            .get(key::version_key(id, index).as_slice())?
-            .ok_or_else(|| Error::Corrupt(format!("content of {id} is missing")))?;
-        decode_content(id, &v.content, bytes.value()).map(Some)
+        }
+        row.current(id).map(Some)
     }
 }

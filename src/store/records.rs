@@ -24,8 +24,10 @@ pub struct SourceRecord {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
-    /// SHA-256 of the encoded item stored under this version's key.
+    /// SHA-256 of this version's encoded item.
     pub content: [u8; 32],
+    /// Length of the encoded item in the source row.
+    pub len: u64,
     /// The item's source fingerprint (`model::Item::fingerprint`).
     pub fingerprint: [u8; 32],
     /// How many of its attachments have content.

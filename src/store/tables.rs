@@ -5,11 +5,10 @@ use redb::TableDefinition;
 
 /// `ItemKey(mailbox, folder, item)` -> `Filing`: one row per filed copy of an item.
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
-/// `ItemId` -> `SourceRecord`: every version of a source item and where it is filed.
+/// `ItemId` -> source row: the `SourceRecord` (every version's hash and where
+/// the item is filed), followed by the encoded `model::Item` of every version,
+/// oldest first. One row per source item, shared by every mailbox copy.
 pub const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
-/// `VersionKey(ItemId, index)` -> encoded `model::Item`: one immutable item
-/// version, shared by every mailbox copy; its SHA-256 is in the source record.
-pub const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 /// SHA-256 of the blob -> `BlobMeta`: every attachment blob the archive holds.
 pub const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 /// SHA-256 of the blob -> the blob's raw bytes, for blobs stored inline.
