@@ -143,7 +143,7 @@ fn main() {
         clock: &clock,
     };
     let start = Instant::now();
-    let report = import(&archive, &[export.clone()], &opts, &ctx).unwrap();
+    let report = import(&archive, std::slice::from_ref(&export), &opts, &ctx).unwrap();
     let secs = start.elapsed().as_secs_f64();
     let t = report.totals();
     assert_eq!(t.imported + t.partially_imported, items, "{t:?}");

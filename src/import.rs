@@ -120,6 +120,12 @@ impl Sink for CountSink {
         self.0 += 1;
         Ok(())
     }
+    fn counts_only(&self) -> bool {
+        true
+    }
+    fn counted(&mut self) {
+        self.0 += 1;
+    }
 }
 
 /// One converted source item, ready for the writer: everything the writer

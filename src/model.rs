@@ -299,7 +299,7 @@ impl ItemKind {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    Message(Message),
+    Message(Box<Message>),
     Service(ServiceEvent),
     Call(Call),
     /// Telegram's `unsupported` message: the export has only its id.

@@ -86,7 +86,7 @@ mod tests {
                 edited: date.map(|d| d.wrapping_add(1)),
                 sender: sender.clone(),
                 participants: sender.into_iter().collect(),
-                body: Body::Message(Message {
+                body: Body::Message(Box::new(Message {
                     text: text.clone(),
                     entities: vec![Entity {
                         kind: "bold".into(),
@@ -94,7 +94,7 @@ mod tests {
                         attrs: vec![("href".into(), "\"x\"".into())],
                     }],
                     ..Default::default()
-                }),
+                })),
                 attachments: blobs
                     .into_iter()
                     .map(|h| Attachment {

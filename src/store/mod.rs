@@ -28,7 +28,7 @@ use tables::*;
 pub const SCHEMA_VERSION: u8 = 1;
 
 /// redb's page cache.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 16 << 20;
 
 pub struct Archive {
     db: Database,
