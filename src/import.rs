@@ -455,152 +455,142 @@ fn write_loop(
         owner: None,
         address: opts.custodian_address.clone(),
     };
-    let mut pending: Vec<Prepared> = Vec::new();
-    let mut pending_bytes = 0usize;
+    let mut done = false;
     let mut busy = std::time::Duration::ZERO;
-    loop {
-        let msg = rx.recv();
-        let done = msg.is_err();
-        match msg {
-            Ok(Msg::Owner(p)) => custodian.owner = Some(p),
-            Ok(Msg::Batch(b)) => {
-                for p in &b {
-                    if let Prepared::Item(r) = p {
-                        pending_bytes += r
-                            .blobs
-                            .iter()
-                            .map(|b| match b {
-                                StagedBlob::Inline(_, bytes) => bytes.len(),
-                                StagedBlob::File(_) => 0,
-                            })
-                            .sum::<usize>();
+    while !done {
+        // One write transaction takes items as they arrive until it holds a
+        // batch's worth (or the file ends), then commits with the run's
+        // progress in it.
+        let mut c = Counters::default();
+        let mut failures = Vec::new();
+        let mut in_txn = 0usize;
+        let mut inline_bytes = 0usize;
+        archive.write(|tx| {
+            while in_txn < opts.batch_items && inline_bytes < opts.batch_bytes {
+                let Ok(msg) = rx.recv() else {
+                    done = true;
+                    break;
+                };
+                let t = std::time::Instant::now();
+                match msg {
+                    Msg::Owner(p) => custodian.owner = Some(p),
+                    Msg::Batch(items) => {
+                        for p in &items {
+                            if let Prepared::Item(r) = p {
+                                inline_bytes += r.inline_bytes();
+                            }
+                            file_one(tx, p, run, &opts.folder, &custodian, &mut c, &mut failures)?;
+                        }
+                        in_txn += items.len();
+                        progress.inc(items.len() as u64);
                     }
                 }
-                pending.extend(b);
+                busy += t.elapsed();
             }
-            Err(_) => {}
-        }
-        if !pending.is_empty()
-            && (done || pending.len() >= opts.batch_items || pending_bytes >= opts.batch_bytes)
-        {
-            let n = pending.len() as u64;
-            let t = std::time::Instant::now();
-            let batch = Batch {
-                run,
-                folder: &opts.folder,
-                custodian: &custodian,
-                items: &pending,
-            };
-            commit_batch(archive, &batch, file, earlier)?;
-            busy += t.elapsed();
-            pending.clear();
-            pending_bytes = 0;
-            progress.inc(n);
-        }
-        if done {
-            tracing::info!(busy = ?busy, "writer done");
-            return Ok(());
-        }
+            let mut so_far = file.clone();
+            so_far.counters.add(&c);
+            so_far.failures.extend(failures.iter().cloned());
+            let mut rec: RunRecord = tx.run(run)?;
+            rec.files = earlier.to_vec();
+            rec.files.push(so_far);
+            tx.put_run(&rec)
+        })?;
+        file.counters.add(&c);
+        file.failures.extend(failures);
+    }
+    tracing::info!(busy = ?busy, "writer done");
+    Ok(())
+}
+
+impl Ready {
+    fn inline_bytes(&self) -> usize {
+        self.blobs
+            .iter()
+            .map(|b| match b {
+                StagedBlob::Inline(_, bytes) => bytes.len(),
+                StagedBlob::File(_) => 0,
+            })
+            .sum()
     }
 }
 
-struct Batch<'a> {
+/// Files one prepared item inside the writer's transaction and counts it.
+fn file_one(
+    tx: &mut crate::store::Tx<'_>,
+    p: &Prepared,
     run: u64,
-    folder: &'a str,
-    custodian: &'a Custodian,
-    items: &'a [Prepared],
-}
-
-fn commit_batch(
-    archive: &Archive,
-    batch: &Batch,
-    file: &mut FileReport,
-    earlier: &[FileReport],
+    folder: &str,
+    custodian: &Custodian,
+    c: &mut Counters,
+    failures: &mut Vec<Failure>,
 ) -> Result<()> {
-    let run = batch.run;
-    let mut c = Counters::default();
-    let mut failures = Vec::new();
-    archive.write(|tx| {
-        for p in batch.items {
-            let r = match p {
-                Prepared::Failed(f) => {
-                    c.available_from_source += 1;
-                    c.available_for_import += 1;
-                    c.failed += 1;
-                    failures.push(Failure {
-                        item: f.item.clone(),
-                        source_user: f.source_user.clone(),
-                        mailbox: batch.custodian.address.clone().unwrap_or_default(),
-                        reason: f.reason.clone(),
-                    });
-                    continue;
-                }
-                Prepared::Item(r) => r,
-            };
-            for b in &r.blobs {
-                tx.put_blob(b, run)?;
-            }
+    let r = match p {
+        Prepared::Failed(f) => {
             c.available_from_source += 1;
-            match r.enc.kind {
-                ItemKind::Message => c.messages += 1,
-                ItemKind::Event => c.service_events += 1,
-                ItemKind::Call => c.calls += 1,
-                ItemKind::Unsupported => c.unsupported += 1,
-                ItemKind::Deletion => {}
+            c.available_for_import += 1;
+            c.failed += 1;
+            failures.push(Failure {
+                item: f.item.clone(),
+                source_user: f.source_user.clone(),
+                mailbox: custodian.address.clone().unwrap_or_default(),
+                reason: f.reason.clone(),
+            });
+            return Ok(());
+        }
+        Prepared::Item(r) => r,
+    };
+    for b in &r.blobs {
+        tx.put_blob(b, run)?;
+    }
+    c.available_from_source += 1;
+    match r.enc.kind {
+        ItemKind::Message => c.messages += 1,
+        ItemKind::Event => c.service_events += 1,
+        ItemKind::Call => c.calls += 1,
+        ItemKind::Unsupported => c.unsupported += 1,
+        ItemKind::Deletion => {}
+    }
+    c.attachments += r.attachments;
+    c.attachments_without_content += r.without_content;
+    c.attachment_bytes += r.attachment_bytes;
+    let (imported, partial) = if r.without_content > 0 {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    if r.mailboxes.is_empty() {
+        c.available_for_import += 1;
+        let rec = QuarantineRecord {
+            run,
+            reason: r.quarantine_reason.clone(),
+            custodian: custodian.clone(),
+        };
+        match tx.quarantine_item(&r.enc, &rec)? {
+            Quarantined::New | Quarantined::NewVersion => c.quarantined += 1,
+            Quarantined::Duplicate | Quarantined::AlreadyFiled { new_version: false } => {
+                c.skipped += 1
             }
-            c.attachments += r.attachments;
-            c.attachments_without_content += r.without_content;
-            c.attachment_bytes += r.attachment_bytes;
-            let (imported, partial) = if r.without_content > 0 {
-                (0, 1)
-            } else {
-                (1, 0)
-            };
-            if r.mailboxes.is_empty() {
-                c.available_for_import += 1;
-                let rec = QuarantineRecord {
-                    run,
-                    reason: r.quarantine_reason.clone(),
-                    custodian: batch.custodian.clone(),
-                };
-                match tx.quarantine_item(&r.enc, &rec)? {
-                    Quarantined::New | Quarantined::NewVersion => c.quarantined += 1,
-                    Quarantined::Duplicate | Quarantined::AlreadyFiled { new_version: false } => {
-                        c.skipped += 1
-                    }
-                    Quarantined::AlreadyFiled { new_version: true } => {
-                        c.imported += imported;
-                        c.partially_imported += partial;
-                        c.new_versions += 1;
-                    }
-                }
-                continue;
+            Quarantined::AlreadyFiled { new_version: true } => {
+                c.imported += imported;
+                c.partially_imported += partial;
+                c.new_versions += 1;
             }
-            c.available_for_import += r.mailboxes.len() as u64;
-            for filed in tx.file_item(&r.enc, &r.mailboxes, batch.folder, run)? {
-                match filed {
-                    Filed::Duplicate => c.skipped += 1,
-                    Filed::New | Filed::NewVersion => {
-                        c.imported += imported;
-                        c.partially_imported += partial;
-                        if filed == Filed::NewVersion {
-                            c.new_versions += 1;
-                        }
-                    }
+        }
+        return Ok(());
+    }
+    c.available_for_import += r.mailboxes.len() as u64;
+    for filed in tx.file_item(&r.enc, &r.mailboxes, folder, run)? {
+        match filed {
+            Filed::Duplicate => c.skipped += 1,
+            Filed::New | Filed::NewVersion => {
+                c.imported += imported;
+                c.partially_imported += partial;
+                if filed == Filed::NewVersion {
+                    c.new_versions += 1;
                 }
             }
         }
-        // The run's progress lands in the same transaction as the items.
-        let mut so_far = file.clone();
-        so_far.counters.add(&c);
-        so_far.failures.extend(failures.iter().cloned());
-        let mut rec: RunRecord = tx.run(run)?;
-        rec.files = earlier.to_vec();
-        rec.files.push(so_far);
-        tx.put_run(&rec)
-    })?;
-    file.counters.add(&c);
-    file.failures.extend(failures);
+    }
     Ok(())
 }
 
