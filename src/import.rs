@@ -15,6 +15,7 @@ use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
 use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
 use crate::source::Input;
+use crate::source::repair::RepairStats;
 use crate::source::telegram::{self, ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
@@ -31,6 +32,9 @@ pub struct ImportOptions {
     pub custodian_address: Option<String>,
     /// How local `date` values without `date_unixtime` are read.
     pub zone: Zone,
+    /// Whether `zone` was given by the user (HTML exports then read their wall
+    /// times in it instead of trusting the offset Telegram wrote).
+    pub zone_given: bool,
     pub folder: String,
     /// Items per write transaction.
     pub batch_items: usize,
@@ -45,6 +49,7 @@ impl ImportOptions {
             mapping,
             custodian_address: None,
             zone: Zone::utc(),
+            zone_given: false,
             folder: crate::model::DEFAULT_FOLDER.into(),
             batch_items: 10_000,
             batch_bytes: 32 << 20,
@@ -217,6 +222,14 @@ impl ProduceSink<'_> {
         Ok(staged)
     }
 
+    fn push(&mut self, prepared: Prepared) -> Result<()> {
+        self.batch.push(prepared);
+        if self.batch.len() >= 512 {
+            self.send()?;
+        }
+        Ok(())
+    }
+
     fn prepare(&mut self, mut item: crate::model::Item) -> Result<Ready> {
         let blobs = self.stage_attachments(&mut item)?;
         for a in &item.anomalies {
@@ -280,12 +293,22 @@ impl Sink for ProduceSink<'_> {
             Ok(item) => Prepared::Item(Box::new(self.prepare(item)?)),
             Err(f) => Prepared::Failed(f),
         };
-        self.batch.push(prepared);
-        if self.batch.len() >= 512 {
-            self.send()?;
-        }
-        Ok(())
+        self.push(prepared)
     }
+}
+
+/// Reads every page of an HTML export, in order, into `out`.
+fn read_html(
+    pages: &[PathBuf],
+    zone: Option<Zone>,
+    out: &mut dyn FnMut(crate::model::Item) -> Result<()>,
+) -> Result<()> {
+    let mut chat = crate::source::html::HtmlChat::new(zone);
+    for page in pages {
+        let text = std::fs::read_to_string(page).map_err(|e| Error::io(page, e))?;
+        chat.page(&text, page, out)?;
+    }
+    Ok(())
 }
 
 /// Replaces numbers and quoted parts of an anomaly with placeholders, so that
@@ -293,8 +316,9 @@ impl Sink for ProduceSink<'_> {
 fn anomaly_kind(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_quote = false;
-    let mut last_digit = false;
-    for c in s.chars() {
+    let mut in_number = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         if c == '\'' {
             if !in_quote {
                 out.push_str("'…'");
@@ -305,13 +329,15 @@ fn anomaly_kind(s: &str) -> String {
         if in_quote {
             continue;
         }
-        if c.is_ascii_digit() || (c == '-' && !last_digit && out.ends_with(' ')) {
-            if !last_digit {
+        let starts_negative =
+            c == '-' && !in_number && chars.peek().is_some_and(|n| n.is_ascii_digit());
+        if c.is_ascii_digit() || starts_negative {
+            if !in_number {
                 out.push('N');
             }
-            last_digit = true;
+            in_number = true;
         } else {
-            last_digit = false;
+            in_number = false;
             out.push(c);
         }
     }
@@ -330,16 +356,24 @@ fn import_file(
         Ok(i) => i,
         Err(e) => return Ok(failed_file(shown, "unknown", &e)),
     };
-    let format = telegram::FORMAT;
+    let format = input.format();
     let err_path = input.error_path();
     // Pass 1: validate the whole file before writing anything.
     let t0 = std::time::Instant::now();
     let mut count = CountSink(0);
-    let validation = input
-        .open_json()
-        .and_then(|r| telegram::parse(r, &mut count, &err_path));
+    let validation = match &input {
+        Input::Html { pages, .. } => read_html(pages, None, &mut |_| {
+            count.0 += 1;
+            Ok(())
+        })
+        .map(|_| RepairStats::default()),
+        _ => input
+            .open_json()
+            .and_then(|r| telegram::parse(r, &mut count, &err_path))
+            .map(|(_, stats)| stats),
+    };
     let repairs = match validation {
-        Ok((_, stats)) => stats,
+        Ok(stats) => stats,
         Err(e) => return Ok(failed_file(input.display(), format, &e)),
     };
     tracing::info!(file = %input.display(), items = count.0, elapsed = ?t0.elapsed(), "validated");
@@ -393,10 +427,19 @@ fn import_file(
                     tx,
                     anomalies: BTreeMap::new(),
                 };
-                // The file was validated above: the fast splitter suffices now.
-                let parsed = input
-                    .open_json()
-                    .and_then(|r| crate::source::split::split(r, &mut sink, &err_path));
+                let parsed = match &input {
+                    Input::Html { pages, .. } => {
+                        let zone = opts.zone_given.then(|| opts.zone.clone());
+                        read_html(pages, zone, &mut |item| {
+                            let ready = sink.prepare(item)?;
+                            sink.push(Prepared::Item(Box::new(ready)))
+                        })
+                    }
+                    // The file was validated above: the fast splitter suffices now.
+                    _ => input
+                        .open_json()
+                        .and_then(|r| crate::source::split::split(r, &mut sink, &err_path)),
+                };
                 let flushed = if sink.batch.is_empty() {
                     Ok(())
                 } else {
@@ -673,5 +716,6 @@ mod tests {
             anomaly_kind("sender id 'user000AX6969' is not a Telegram id"),
             "sender id '…' is not a Telegram id"
         );
+        assert_eq!(anomaly_kind("give --tz to read it"), "give --tz to read it");
     }
 }

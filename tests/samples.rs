@@ -210,19 +210,48 @@ fn full_account_sample_resolves_its_owner_and_call_direction() {
 }
 
 #[test]
-fn the_html_export_is_refused_with_a_reason() {
+fn the_html_export_imports_and_a_zone_fixes_its_dst_error() {
     let Some(dir) = samples_dir() else { return };
+    let html = dir.join("langchain-community__telegram_chat_html__messages.html");
     let a = Archive::new();
-    let out = a.run(&[
-        "import",
-        dir.join("langchain-community__telegram_chat_html__messages.html")
-            .to_str()
-            .unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("messages.html") && err.contains("HTML export"),
-        "{err}"
+    let rep = a.import(&[&html], &["--mailbox", "custodian@corp.example"]);
+    let t = totals(&rep);
+    assert_eq!(
+        (n(t, "messages"), n(t, "imported"), n(t, "failed")),
+        (4, 4, 0),
+        "{t}"
+    );
+    assert_eq!(rep["files"][0]["format"], "telegram-desktop-html");
+    let items = a.json_lines(&["ls", "custodian@corp.example"]);
+    assert_eq!(items.len(), 4);
+    // The fourth message is "joined": its sender comes from the third.
+    assert_eq!(items[3]["from"], "Jimmeny Marvelton");
+    assert_eq!(items[1]["summary"], "Hi nemesis");
+    let again = a.import(&[&html], &["--mailbox", "custodian@corp.example"]);
+    assert_eq!(n(totals(&again), "skipped"), 4);
+
+    // The title says UTC-08:00 for a summer date in California (a DST error);
+    // read in the real zone, the first message's time matches the JSON export
+    // of the same chat (date_unixtime 1692821483).
+    let b = Archive::new();
+    b.import(
+        &[&html],
+        &[
+            "--mailbox",
+            "custodian@corp.example",
+            "--tz",
+            "America/Los_Angeles",
+        ],
+    );
+    let first = &b.json_lines(&["ls", "custodian@corp.example"])[0];
+    assert_eq!(first["date"], "2023-08-23T20:11:23Z");
+    let json = Archive::new();
+    json.import(
+        &[&dir.join("langchain-community__telegram_chat_json__result.json")],
+        &["--mailbox", "custodian@corp.example"],
+    );
+    assert_eq!(
+        json.json_lines(&["ls", "custodian@corp.example"])[0]["date"],
+        "2023-08-23T20:11:23Z"
     );
 }

@@ -90,9 +90,11 @@ pub struct ImportArgs {
     /// The custodian's mailbox address: the e-mail address the export belongs to
     #[arg(long, value_name = "ADDR")]
     pub mailbox: Option<String>,
-    /// Time zone for exports that have local `date` values only (IANA name or +HH:MM)
-    #[arg(long, value_name = "ZONE", default_value = "UTC")]
-    pub tz: String,
+    /// Time zone for local times: JSON `date` values without `date_unixtime`,
+    /// and HTML exports' wall times (IANA name or +HH:MM) [default: UTC; HTML:
+    /// the offset in the page]
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
@@ -150,7 +152,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             };
             let mut opts = ImportOptions::new(mapping);
             opts.custodian_address = custodian_address;
-            opts.zone = Zone::parse(&a.tz)?;
+            if let Some(tz) = &a.tz {
+                opts.zone = Zone::parse(tz)?;
+                opts.zone_given = true;
+            }
             opts.progress = std::io::stderr().is_terminal();
             opts.batch_items = a.batch_items.max(1);
             let archive = Archive::open(&dir)?;
@@ -220,14 +225,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 if f.json {
                     emit(&mut out, &json!({
                         "item": key.item.to_string(), "mailbox": key.mailbox, "folder": key.folder,
-                        "date": filing.date.map(iso), "kind": filing.kind.as_str(),
+                        "date": item.date.map(iso), "kind": filing.kind.as_str(),
                         "from": sender, "chat": item.chat.name, "summary": item.summary(),
                     }))
                 } else {
                     w(&mut out, format_args!(
                         "{:<34} {:<20} {:<8} {:<24} {}\n",
                         key.item.to_string(),
-                        filing.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                        item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
                         filing.kind.as_str(),
                         truncate(&sender, 24),
                         item.summary()

@@ -5,6 +5,7 @@
 //! [`telegram`] streams a Telegram Desktop JSON export and turns each message into
 //! a [`crate::model::Item`].
 
+pub mod html;
 pub mod repair;
 pub mod split;
 pub mod telegram;
@@ -26,6 +27,9 @@ pub enum Input {
         entry: String,
         base: String,
     },
+    /// An HTML export: its pages in reading order; media paths are relative
+    /// to `base`.
+    Html { pages: Vec<PathBuf>, base: PathBuf },
 }
 
 impl Input {
@@ -41,7 +45,10 @@ impl Input {
                 });
             }
             if path.join("messages.html").is_file() {
-                return Err(html_unsupported(path));
+                return Ok(Input::Html {
+                    pages: html::pages(path)?,
+                    base: path.to_path_buf(),
+                });
             }
             return Err(Error::input(
                 path,
@@ -54,7 +61,13 @@ impl Input {
             .map(|e| e.to_ascii_lowercase());
         match ext.as_deref() {
             Some("zip") => Self::locate_in_zip(path),
-            Some("html") | Some("htm") => Err(html_unsupported(path)),
+            Some("html") | Some("htm") => Ok(Input::Html {
+                pages: vec![path.to_path_buf()],
+                base: path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            }),
             _ => Ok(Input::File {
                 json: path.to_path_buf(),
                 base: path
@@ -98,6 +111,18 @@ impl Input {
         match self {
             Input::File { json, .. } => json.display().to_string(),
             Input::Zip { zip, entry, .. } => format!("{}!{}", zip.display(), entry),
+            Input::Html { pages, base } => match pages.as_slice() {
+                [one] => one.display().to_string(),
+                _ => base.display().to_string(),
+            },
+        }
+    }
+
+    /// The name of the input's format, for reports.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Input::Html { .. } => html::FORMAT,
+            _ => telegram::FORMAT,
         }
     }
 
@@ -109,6 +134,7 @@ impl Input {
     /// Opens the export's JSON for one streaming pass.
     pub fn open_json(&self) -> Result<Box<dyn Read + Send>> {
         match self {
+            Input::Html { .. } => Err(Error::Internal("an HTML export has no JSON".into())),
             Input::File { json, .. } => {
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;
                 Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
@@ -125,7 +151,7 @@ impl Input {
     /// A handle that opens the export's media files.
     pub fn media(&self) -> Result<Media> {
         match self {
-            Input::File { base, .. } => Ok(Media::Dir(base.clone())),
+            Input::File { base, .. } | Input::Html { base, .. } => Ok(Media::Dir(base.clone())),
             Input::Zip { zip, base, .. } => {
                 let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
                 let archive = zip::ZipArchive::new(BufReader::new(f))
@@ -138,14 +164,6 @@ impl Input {
             }
         }
     }
-}
-
-fn html_unsupported(path: &Path) -> Error {
-    Error::input(
-        path,
-        "this is an HTML export (messages.html), which lacks epoch times, peer ids, sizes and \
-         MIME types; export the chat again as machine-readable JSON",
-    )
 }
 
 /// Reads one zip entry as a stream. The zip crate's entry reader borrows its

@@ -363,14 +363,14 @@ fn placeholder_reason(v: &str) -> Option<String> {
 /// Seen message ids of one chat, as sorted disjoint inclusive intervals, so that
 /// memory grows with the gaps in the id sequence, not with the chat's length.
 #[derive(Default)]
-struct SeenIds {
+pub struct SeenIds {
     ranges: BTreeMap<i64, i64>,
     repeats: HashMap<i64, u32>,
 }
 
 impl SeenIds {
     /// Records `id` and returns how many times it was seen before.
-    fn see(&mut self, id: i64) -> u32 {
+    pub fn see(&mut self, id: i64) -> u32 {
         if let Some((_, &end)) = self.ranges.range(..=id).next_back()
             && end >= id
         {
@@ -436,7 +436,7 @@ impl Zone {
         })
     }
 
-    fn local_to_epoch(&self, s: &str) -> Option<i64> {
+    pub fn local_to_epoch(&self, s: &str) -> Option<i64> {
         let dt: jiff::civil::DateTime = s.trim().parse().ok()?;
         Some(
             dt.to_zoned_datetime(self.tz.clone())
