@@ -117,10 +117,22 @@ pub fn default_archive_dir() -> PathBuf {
     }
 }
 
+/// The OS user running the command: `$USER`, `$LOGNAME`, else the numeric uid.
 fn actor() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    if let Some(u) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    {
+        return u;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(|uid| format!("uid {uid}")))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn now() -> i64 {
