@@ -361,6 +361,14 @@ fn import_file(
     // Pass 1: validate the whole file before writing anything.
     let t0 = std::time::Instant::now();
     let mut count = CountSink(0);
+    let checking = if opts.progress {
+        let sp = indicatif::ProgressBar::new_spinner();
+        sp.set_message(format!("checking {}", input.display()));
+        sp.enable_steady_tick(std::time::Duration::from_millis(120));
+        sp
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let validation = match &input {
         Input::Html { pages, .. } => read_html(pages, None, &mut |_| {
             count.0 += 1;
@@ -372,6 +380,7 @@ fn import_file(
             .and_then(|r| telegram::parse(r, &mut count, &err_path))
             .map(|(_, stats)| stats),
     };
+    checking.finish_and_clear();
     let repairs = match validation {
         Ok(stats) => stats,
         Err(e) => return Ok(failed_file(input.display(), format, &e)),
@@ -394,12 +403,16 @@ fn import_file(
         let pb = indicatif::ProgressBar::new(count.0);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} items, {per_sec}, eta {eta}",
+                "{msg:.bold} [{wide_bar}] {human_pos}/{human_len} items, eta {eta}",
             )
             .expect("static template")
             .progress_chars("=> "),
         );
-        pb.set_message(input.display());
+        let short = Path::new(&input.display())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        pb.set_message(short);
         pb
     } else {
         indicatif::ProgressBar::hidden()
