@@ -12,6 +12,7 @@ pub mod error;
 pub mod import;
 pub mod mapping;
 pub mod model;
+pub mod policy;
 pub mod query;
 pub mod report;
 pub mod source;
