@@ -5,3 +5,4 @@ mod common;
 mod crash;
 mod fixtures;
 mod samples;
+mod verify;

@@ -59,6 +59,9 @@ pub enum Command {
     },
     /// List past import and remap runs with their counters
     Runs(JsonFlag),
+    /// Check every item version, filing, folder count and blob against its
+    /// hash and the store's invariants; exit 1 if anything is wrong
+    Verify(JsonFlag),
 }
 
 #[derive(Subcommand, Debug)]
@@ -371,6 +374,51 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 )?;
             }
             Ok(Outcome::Ok)
+        }
+        Command::Verify(f) => {
+            let archive = Archive::open(&dir)?;
+            let mut errors = 0u64;
+            let mut problems = Vec::new();
+            let checked = archive.verify(&mut |p| {
+                if p.severity == "error" {
+                    errors += 1;
+                }
+                problems.push(p);
+            })?;
+            if f.json {
+                emit(
+                    &mut out,
+                    &json!({"checked": checked, "errors": errors, "problems": problems}),
+                )?;
+            } else {
+                for p in &problems {
+                    w(
+                        &mut out,
+                        format_args!("{}: {}: {}\n", p.severity, p.subject, p.problem),
+                    )?;
+                }
+                w(
+                    &mut out,
+                    format_args!(
+                        "checked {} items, {} versions, {} filings, {} blobs ({} bytes): {}\n",
+                        checked.items,
+                        checked.versions,
+                        checked.filings,
+                        checked.blobs,
+                        checked.blob_bytes,
+                        if errors == 0 {
+                            "no problems".to_string()
+                        } else {
+                            format!("{errors} problem(s)")
+                        }
+                    ),
+                )?;
+            }
+            Ok(if errors == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            })
         }
         Command::Runs(f) => {
             let archive = Archive::open(&dir)?;

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod key;
 pub mod records;
 pub mod tables;
+pub mod verify;
 
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId};
@@ -330,13 +331,13 @@ impl Archive {
 
 /// One row of `sources`: the record, then every version's encoded item.
 #[derive(Default)]
-struct SourceRow {
+pub(crate) struct SourceRow {
     rec: SourceRecord,
     contents: Vec<u8>,
 }
 
 impl SourceRow {
-    fn decode(bytes: &[u8]) -> Result<SourceRow> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<SourceRow> {
         let (rec, used): (SourceRecord, usize) = codec::decode_prefix(bytes)?;
         let contents = bytes[used..].to_vec();
         let total: u64 = rec.versions.iter().map(|v| v.len).sum();
@@ -355,7 +356,7 @@ impl SourceRow {
         out
     }
 
-    fn version(&self, id: &ItemId, index: usize) -> Result<Item> {
+    pub(crate) fn version(&self, id: &ItemId, index: usize) -> Result<Item> {
         let v = self
             .rec
             .versions

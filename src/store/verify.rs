@@ -1,0 +1,298 @@
+//! `verify`: re-reads the whole archive and checks every invariant the store
+//! keeps, naming each problem. Nothing is repaired; a problem is reported, and
+//! the check goes on with the next row.
+//!
+//! Checked: every source row decodes and every version matches its SHA-256 and
+//! its key; every filing has its source and every source's locations have their
+//! filing; folder counts match the filings; every quarantined item exists and is
+//! filed nowhere; every blob an item refers to exists and hashes to its address
+//! (inline bytes and files alike); blob files the archive does not know are
+//! listed as leftovers.
+
+use super::blob::VerifyingReader;
+use super::key::{self, ItemKey};
+use super::records::*;
+use super::tables::*;
+use super::{Archive, SourceRow};
+use crate::error::Result;
+use redb::{ReadableDatabase, ReadableTable};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+/// One thing `verify` found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// What the problem is about: an item id, an items key, a blob, a table.
+    pub subject: String,
+    pub problem: String,
+    /// `error`: the archive is damaged or was tampered with; `warning`: harmless
+    /// leftovers (e.g. a blob file staged by an import that died).
+    pub severity: &'static str,
+}
+
+/// What `verify` looked at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Checked {
+    pub items: u64,
+    pub versions: u64,
+    pub filings: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+}
+
+impl Archive {
+    /// Checks the whole archive; calls `report` for each problem.
+    pub fn verify(&self, report: &mut dyn FnMut(Problem)) -> Result<Checked> {
+        let mut checked = Checked::default();
+        let err = |subject: String, problem: String| Problem {
+            subject,
+            problem,
+            severity: "error",
+        };
+        let txn = self.db.begin_read()?;
+        // Sources: versions, hashes; collect what the other checks need.
+        let mut locations: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut unfiled: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut blob_refs: BTreeMap<[u8; 32], String> = BTreeMap::new();
+        let mut known_items: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let sources = txn.open_table(SOURCES)?;
+        for entry in sources.iter()? {
+            let (k, v) = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    report(err("table sources".into(), format!("unreadable: {e}")));
+                    break;
+                }
+            };
+            checked.items += 1;
+            let idb = k.value().to_vec();
+            let id = match key::decode_item_id(&idb) {
+                Ok(id) => id,
+                Err(e) => {
+                    report(err(
+                        format!("sources key {}", hex::encode(&idb)),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            known_items.insert(idb.clone());
+            let row = match SourceRow::decode(v.value()) {
+                Ok(r) => r,
+                Err(e) => {
+                    report(err(id.to_string(), e.to_string()));
+                    continue;
+                }
+            };
+            if row.rec.versions.is_empty() {
+                report(err(id.to_string(), "has no version".into()));
+            }
+            for i in 0..row.rec.versions.len() {
+                checked.versions += 1;
+                match row.version(&id, i) {
+                    Ok(item) => {
+                        if item.id != id {
+                            report(err(
+                                id.to_string(),
+                                format!("version {} holds item {}", i + 1, item.id),
+                            ));
+                        }
+                        for a in &item.attachments {
+                            if let Some(c) = a.content {
+                                blob_refs.entry(c.sha256).or_insert_with(|| id.to_string());
+                            }
+                        }
+                    }
+                    Err(e) => report(err(id.to_string(), format!("version {}: {e}", i + 1))),
+                }
+            }
+            if row.rec.locations.is_empty() {
+                unfiled.insert(idb.clone());
+            }
+            for (m, f) in &row.rec.locations {
+                locations.insert(
+                    ItemKey {
+                        mailbox: m.clone(),
+                        folder: f.clone(),
+                        item: id,
+                    }
+                    .encode(),
+                );
+            }
+        }
+        // Filings against source locations, and folder counts.
+        let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let items = txn.open_table(ITEMS)?;
+        for entry in items.iter()? {
+            let (k, v) = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    report(err("table items".into(), format!("unreadable: {e}")));
+                    break;
+                }
+            };
+            checked.filings += 1;
+            let kb = k.value().to_vec();
+            let key = match ItemKey::decode(&kb) {
+                Ok(key) => key,
+                Err(e) => {
+                    report(err(
+                        format!("items key {}", hex::encode(&kb)),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            let subject = format!("{} / {} / {}", key.mailbox, key.folder, key.item);
+            if let Err(e) = super::codec::decode::<Filing>(v.value()) {
+                report(err(subject.clone(), e.to_string()));
+            }
+            if !locations.remove(&kb) {
+                report(err(
+                    subject,
+                    "is filed, but its source does not list this location".into(),
+                ));
+            }
+            *counts
+                .entry(key::folder_key(&key.mailbox, &key.folder))
+                .or_insert(0) += 1;
+        }
+        for kb in locations {
+            let subject = ItemKey::decode(&kb).map_or_else(
+                |_| hex::encode(&kb),
+                |k| format!("{} / {} / {}", k.mailbox, k.folder, k.item),
+            );
+            report(err(
+                subject,
+                "its source lists this location, but no filing exists".into(),
+            ));
+        }
+        let folders = txn.open_table(FOLDERS)?;
+        for entry in folders.iter()? {
+            let (k, v) = entry?;
+            let (m, f) = key::decode_folder_key(k.value())?;
+            let stats: FolderStats = super::codec::decode(v.value())?;
+            let actual = counts.remove(k.value()).unwrap_or(0);
+            if stats.items != actual {
+                report(err(
+                    format!("folder {m} / {f}"),
+                    format!("counts {} items, holds {actual}", stats.items),
+                ));
+            }
+        }
+        for (k, n) in counts {
+            let (m, f) = key::decode_folder_key(&k)?;
+            report(err(
+                format!("folder {m} / {f}"),
+                format!("holds {n} items but has no count"),
+            ));
+        }
+        // Quarantine: known, and filed nowhere.
+        let quarantine = txn.open_table(QUARANTINE)?;
+        for entry in quarantine.iter()? {
+            let (k, _) = entry?;
+            let id = key::decode_item_id(k.value())?;
+            if !known_items.contains(k.value()) {
+                report(err(
+                    id.to_string(),
+                    "is quarantined but has no source row".into(),
+                ));
+            } else if !unfiled.contains(k.value()) {
+                report(err(
+                    id.to_string(),
+                    "is quarantined and filed at once".into(),
+                ));
+            }
+        }
+        // Blobs: every reference resolves, every blob hashes to its address.
+        let metas = txn.open_table(BLOBS)?;
+        let data = txn.open_table(BLOB_DATA)?;
+        let mut files_known: BTreeSet<[u8; 32]> = BTreeSet::new();
+        for entry in metas.iter()? {
+            let (k, v) = entry?;
+            let Ok(sha) = <[u8; 32]>::try_from(k.value()) else {
+                report(err(
+                    format!("blobs key {}", hex::encode(k.value())),
+                    "is not a SHA-256".into(),
+                ));
+                continue;
+            };
+            let subject = format!("blob {}", hex::encode(sha));
+            blob_refs.remove(&sha);
+            checked.blobs += 1;
+            let meta: BlobMeta = match super::codec::decode(v.value()) {
+                Ok(m) => m,
+                Err(e) => {
+                    report(err(subject, e.to_string()));
+                    continue;
+                }
+            };
+            let reader: Box<dyn Read> = match meta.place {
+                BlobPlace::Inline => match data.get(sha.as_slice())? {
+                    Some(b) => Box::new(std::io::Cursor::new(b.value().to_vec())),
+                    None => {
+                        report(err(subject, "inline bytes are missing".into()));
+                        continue;
+                    }
+                },
+                BlobPlace::File => {
+                    files_known.insert(sha);
+                    let path = self.blobs.path_of(&sha);
+                    match std::fs::File::open(&path) {
+                        Ok(f) => Box::new(std::io::BufReader::new(f)),
+                        Err(e) => {
+                            report(err(subject, format!("{}: {e}", path.display())));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut counter = CountingReader(VerifyingReader::new(reader, sha), 0);
+            match std::io::copy(&mut counter, &mut std::io::sink()) {
+                Ok(n) if n == meta.size => {}
+                Ok(n) => report(err(
+                    subject,
+                    format!("holds {n} bytes, recorded {}", meta.size),
+                )),
+                Err(e) => report(err(subject, e.to_string())),
+            }
+            checked.blob_bytes += counter.1;
+        }
+        for (sha, item) in blob_refs {
+            report(err(
+                format!("blob {}", hex::encode(sha)),
+                format!("is used by {item} but missing"),
+            ));
+        }
+        // Blob files nobody refers to: leftovers of an import that died.
+        let root = self.dir.join("blobs/sha256");
+        if let Ok(dirs) = std::fs::read_dir(&root) {
+            for d in dirs.flatten() {
+                for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let mut sha = [0u8; 32];
+                    let known =
+                        hex::decode_to_slice(&name, &mut sha).is_ok() && files_known.contains(&sha);
+                    if !known {
+                        report(Problem {
+                            subject: f.path().display().to_string(),
+                            problem: "a blob file the archive does not refer to (left by an interrupted import?)".into(),
+                            severity: "warning",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(checked)
+    }
+}
+
+struct CountingReader<R>(R, u64);
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,125 @@
+//! `verify` finds tampering: one flipped byte in an item's stored content, in an
+//! inline blob, or in a blob file is named, and the exit code says so.
+
+use crate::common::*;
+
+fn flip(path: &std::path::Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {}", path.display()));
+    bytes[at + needle.len() / 2] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn verify(a: &Archive) -> (i32, serde_json::Value) {
+    let out = a.run(&["verify", "--json"]);
+    let v = serde_json::from_slice(&out.stdout).expect("verify prints JSON");
+    (out.status.code().unwrap(), v)
+}
+
+fn problems(v: &serde_json::Value) -> Vec<String> {
+    v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}: {}",
+                p["severity"].as_str().unwrap(),
+                p["subject"].as_str().unwrap(),
+                p["problem"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let (code, v) = verify(&a);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["checked"]["items"], 27);
+    assert_eq!(v["checked"]["filings"], 42);
+    assert_eq!(v["checked"]["blobs"], 3);
+
+    // One byte of one message's text, inside archive.redb.
+    let db = a.path().join("archive.redb");
+    let b = Archive::new();
+    std::fs::copy(&db, b.path().join("archive.redb")).unwrap();
+    flip(&b.path().join("archive.redb"), b"Board approves the merger");
+    let (code, v) = verify(&b);
+    assert_eq!(code, 1);
+    let p = problems(&v);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("error tg:1000001:1000002:11:") && p[0].contains("SHA-256"),
+        "{p:?}"
+    );
+    // Reading the item is refused too, not served.
+    let out = b.run(&["show", "tg:1000001:1000002:11"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its SHA-256"));
+
+    // One byte of an inline attachment (the PDF).
+    let c = Archive::new();
+    std::fs::copy(&db, c.path().join("archive.redb")).unwrap();
+    flip(&c.path().join("archive.redb"), b"/Type/Catalog/Pages");
+    let (code, v) = verify(&c);
+    assert_eq!(code, 1);
+    let p = problems(&v);
+    let pdf = std::fs::read(fixture(
+        "exports/full-account/chats/chat_01/files/Q3 report (final).pdf",
+    ))
+    .unwrap();
+    let sha = hex::encode(tgvault::model::sha256(&pdf));
+    assert!(
+        p.iter()
+            .any(|x| x.contains(&sha) && x.contains("does not match its hash")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn blob_files_are_checked_and_strays_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir_all(export.join("files")).unwrap();
+    let big = vec![42u8; (1 << 20) + 10];
+    std::fs::write(export.join("files/big.bin"), &big).unwrap();
+    std::fs::write(
+        export.join("result.json"),
+        r#"{"name":"X","type":"private_group","id":7,"messages":[{"id":1,"type":"message","date_unixtime":"1700000000","from":"A","from_id":"user5","file":"files/big.bin","text":"big"}]}"#,
+    )
+    .unwrap();
+    let a = Archive::new();
+    a.import(&[&export], &["--mailbox", "a@corp.example"]);
+    let sha = hex::encode(tgvault::model::sha256(&big));
+    let stray = a.path().join("blobs/sha256/ab/ab00");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"left over").unwrap();
+    let (code, v) = verify(&a);
+    assert_eq!(code, 0, "{v}");
+    let p = problems(&v);
+    assert!(
+        p.len() == 1 && p[0].starts_with("warning") && p[0].contains("ab00"),
+        "{p:?}"
+    );
+
+    let file = a.path().join("blobs/sha256").join(&sha[..2]).join(&sha);
+    flip(&file, &[42u8; 8]);
+    let (code, v) = verify(&a);
+    assert_eq!(code, 1);
+    assert!(
+        problems(&v)
+            .iter()
+            .any(|x| x.starts_with(&format!("error blob {sha}"))),
+        "{v}"
+    );
+}
