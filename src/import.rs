@@ -20,7 +20,6 @@ use crate::source::telegram::{self, ChatContext, ChatHeader, ItemFailure, Owner,
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
 use crate::store::{Archive, EncodedItem, Filed, Quarantined};
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -121,7 +120,7 @@ impl Sink for CountSink {
     fn chat_start(&mut self, _: &ChatHeader) -> Result<()> {
         Ok(())
     }
-    fn message(&mut self, _: &ChatHeader, _: Box<RawValue>) -> Result<()> {
+    fn message(&mut self, _: &ChatHeader, _: &str) -> Result<()> {
         self.0 += 1;
         Ok(())
     }
@@ -284,12 +283,12 @@ impl Sink for ProduceSink<'_> {
         Ok(())
     }
 
-    fn message(&mut self, _: &ChatHeader, raw: Box<RawValue>) -> Result<()> {
+    fn message(&mut self, _: &ChatHeader, raw: &str) -> Result<()> {
         let ctx = self
             .chat
             .as_mut()
             .ok_or_else(|| Error::Internal("message outside a chat".into()))?;
-        let prepared = match ctx.convert(&raw) {
+        let prepared = match ctx.convert(raw) {
             Ok(item) => Prepared::Item(Box::new(self.prepare(item)?)),
             Err(f) => Prepared::Failed(f),
         };

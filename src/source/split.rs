@@ -12,7 +12,6 @@ use super::repair::RepairReader;
 use super::telegram::{ChatHeader, Owner, Sink};
 use crate::error::{Error, Result};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::io::Read;
 use std::path::Path;
 
@@ -47,7 +46,7 @@ struct Frame {
     key: String,
     header: ChatHeader,
     /// Messages seen before the chat's id (held until the header is complete).
-    held: Vec<Box<RawValue>>,
+    held: Vec<String>,
     started: bool,
 }
 
@@ -319,7 +318,6 @@ fn finish_capture<S: Sink>(
     let text = String::from_utf8(std::mem::take(bytes)).map_err(|_| bad("text is not UTF-8"))?;
     match kind {
         Capture::Message => {
-            let raw = RawValue::from_string(text).map_err(|_| bad("unreadable message"))?;
             let n = stack.len();
             // stack[n-1] is the messages array, stack[n-2] its chat.
             let (chat_frames, _) = stack.split_at_mut(n - 1);
@@ -327,9 +325,9 @@ fn finish_capture<S: Sink>(
                 .last_mut()
                 .ok_or_else(|| bad("message outside a chat"))?;
             if chat.started {
-                sink.message(&chat.header, raw)?;
+                sink.message(&chat.header, &text)?;
             } else {
-                chat.held.push(raw);
+                chat.held.push(text);
             }
         }
         Capture::HeaderField => {
@@ -381,7 +379,7 @@ fn close_frame<S: Sink>(frame: Frame, sink: &mut S, bad: &dyn Fn(&str) -> Error)
             return Err(bad("a chat has messages but no id"));
         }
         sink.chat_start(&frame.header)?;
-        for raw in frame.held {
+        for raw in &frame.held {
             sink.message(&frame.header, raw)?;
         }
     }
@@ -405,9 +403,9 @@ mod tests {
             self.0.push(format!("chat {c:?}"));
             Ok(())
         }
-        fn message(&mut self, c: &ChatHeader, raw: Box<RawValue>) -> Result<()> {
+        fn message(&mut self, c: &ChatHeader, raw: &str) -> Result<()> {
             // Compare values, not layout: the splitter copies bytes verbatim.
-            let v: Value = serde_json::from_str(raw.get()).unwrap();
+            let v: Value = serde_json::from_str(raw).unwrap();
             self.0.push(format!("msg {:?} {v}", c.id));
             Ok(())
         }

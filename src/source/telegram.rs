@@ -73,7 +73,8 @@ pub enum Shape {
 pub trait Sink {
     fn owner(&mut self, owner: Owner) -> Result<()>;
     fn chat_start(&mut self, chat: &ChatHeader) -> Result<()>;
-    fn message(&mut self, chat: &ChatHeader, raw: Box<RawValue>) -> Result<()>;
+    /// `raw` is the message's JSON text, exactly as it stands in the file.
+    fn message(&mut self, chat: &ChatHeader, raw: &str) -> Result<()>;
     /// A sink that only needs to know a message was there says so: the parser
     /// then checks each message without copying its text, and calls
     /// [`Sink::counted`] instead of [`Sink::message`].
@@ -239,7 +240,7 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
             sink.chat_start(&header)
                 .map_err(|e| sink_failed::<A::Error>(err, e))?;
             for raw in messages {
-                sink.message(&header, raw)
+                sink.message(&header, raw.get())
                     .map_err(|e| sink_failed::<A::Error>(err, e))?;
             }
         }
@@ -339,7 +340,7 @@ impl<'de, S: Sink> Visitor<'de> for MessagesSeed<'_, S> {
         }
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
             self.sink
-                .message(self.header, raw)
+                .message(self.header, raw.get())
                 .map_err(|e| sink_failed::<A::Error>(self.err, e))?;
         }
         Ok(())
@@ -509,13 +510,13 @@ impl ChatContext {
     /// Turns one raw message into an item. Attachment content is not read here:
     /// each attachment with a `source_path` and no `missing` reason is for the
     /// caller to load.
-    pub fn convert(&mut self, raw: &RawValue) -> Result<Item, ItemFailure> {
+    pub fn convert(&mut self, raw: &str) -> Result<Item, ItemFailure> {
         let fail = |item: String, user: String, reason: String| ItemFailure {
             item,
             source_user: user,
             reason,
         };
-        let v: Value = serde_json::from_str(raw.get()).map_err(|e| {
+        let v: Value = serde_json::from_str(raw).map_err(|e| {
             fail(
                 format!("chat {}", self.chat.id),
                 String::new(),
@@ -526,7 +527,7 @@ impl ChatContext {
             return Err(fail(
                 format!("chat {}", self.chat.id),
                 String::new(),
-                format!("a message must be an object, found {}", snippet(raw.get())),
+                format!("a message must be an object, found {}", snippet(raw)),
             ));
         };
         let sender_label = obj
@@ -538,7 +539,7 @@ impl ChatContext {
             return Err(fail(
                 format!("chat {}", self.chat.id),
                 sender_label,
-                format!("message without an integer id: {}", snippet(raw.get())),
+                format!("message without an integer id: {}", snippet(raw)),
             ));
         };
         let mut anomalies = Vec::new();
@@ -615,7 +616,7 @@ impl ChatContext {
                 add(p);
             }
         }
-        let mut canonical = minify(raw.get());
+        let mut canonical = minify(raw);
         if let TimeBasis::LocalTime { zone } = &time_basis {
             canonical.push(b'\n');
             canonical.extend_from_slice(zone.as_bytes());
@@ -633,7 +634,7 @@ impl ChatContext {
             attachments,
             anomalies,
             source_format: FORMAT.into(),
-            raw: raw.get().to_string(),
+            raw: raw.to_string(),
             fingerprint,
         })
     }
@@ -1153,8 +1154,8 @@ mod tests {
             self.chats.push(chat.clone());
             Ok(())
         }
-        fn message(&mut self, chat: &ChatHeader, raw: Box<RawValue>) -> Result<()> {
-            self.messages.push((chat.id, raw.get().to_string()));
+        fn message(&mut self, chat: &ChatHeader, raw: &str) -> Result<()> {
+            self.messages.push((chat.id, raw.to_string()));
             Ok(())
         }
     }
@@ -1238,15 +1239,15 @@ mod tests {
         ChatContext::new(&h, owner.as_ref(), Zone::parse("Europe/Berlin").unwrap())
     }
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_string()).unwrap()
+    fn raw(s: &str) -> &str {
+        s
     }
 
     #[test]
     fn local_dates_use_the_zone_and_say_so() {
         let mut c = ctx("personal_chat", None);
         let it = c
-            .convert(&raw(
+            .convert(raw(
                 r#"{"id":1,"type":"message","date":"2021-07-01T12:00:00","text":"x"}"#,
             ))
             .unwrap();
@@ -1257,12 +1258,12 @@ mod tests {
                 zone: "Europe/Berlin".into()
             }
         );
-        let it = c.convert(&raw(r#"{"id":2,"type":"message","date":"2021-07-01T12:00:00","date_unixtime":"1625140800","text":"x"}"#)).unwrap();
+        let it = c.convert(raw(r#"{"id":2,"type":"message","date":"2021-07-01T12:00:00","date_unixtime":"1625140800","text":"x"}"#)).unwrap();
         assert_eq!(
             (it.date, it.time_basis),
             (Some(1625140800), TimeBasis::Epoch)
         );
-        let it = c.convert(&raw(r#"{"id":3,"type":"message","date":"1970-01-01T00:00:00","date_unixtime":"0","text":"x"}"#)).unwrap();
+        let it = c.convert(raw(r#"{"id":3,"type":"message","date":"1970-01-01T00:00:00","date_unixtime":"0","text":"x"}"#)).unwrap();
         assert_eq!((it.date, it.time_basis), (None, TimeBasis::Unknown));
     }
 
@@ -1270,7 +1271,7 @@ mod tests {
     fn text_arrays_concatenate_and_keep_entities() {
         let mut c = ctx("personal_chat", None);
         let it = c
-            .convert(&raw(r#"{"id":1,"type":"message","from":"A","from_id":"user1","text":["see ",{"type":"text_link","text":"here","href":"https://x.example"}," now"]}"#))
+            .convert(raw(r#"{"id":1,"type":"message","from":"A","from_id":"user1","text":["see ",{"type":"text_link","text":"here","href":"https://x.example"}," now"]}"#))
             .unwrap();
         let Body::Message(m) = &it.body else { panic!() };
         assert_eq!(m.text, "see here now");
@@ -1289,14 +1290,14 @@ mod tests {
         };
         let mut c = ctx("personal_chat", Some(owner));
         let call = r#"{"id":5,"type":"service","date_unixtime":"100","actor":"Me","actor_id":"user1","action":"phone_call","duration_seconds":56,"discard_reason":"hangup","text":""}"#;
-        let it = c.convert(&raw(call)).unwrap();
+        let it = c.convert(raw(call)).unwrap();
         let Body::Call(k) = &it.body else { panic!() };
         assert_eq!(
             (k.direction, k.duration_seconds, k.outcome.as_str()),
             (Direction::Outgoing, Some(56), "hangup")
         );
         let mut c = ctx("personal_chat", None);
-        let it = c.convert(&raw(&call.replace("user1", "user700"))).unwrap();
+        let it = c.convert(raw(&call.replace("user1", "user700"))).unwrap();
         let Body::Call(k) = &it.body else { panic!() };
         assert_eq!(k.direction, Direction::Incoming);
     }
@@ -1304,9 +1305,9 @@ mod tests {
     #[test]
     fn bad_messages_fail_alone() {
         let mut c = ctx("private_group", None);
-        assert!(c.convert(&raw("[1]")).is_err());
+        assert!(c.convert(raw("[1]")).is_err());
         let e = c
-            .convert(&raw(r#"{"type":"message","from_id":"user3"}"#))
+            .convert(raw(r#"{"type":"message","from_id":"user3"}"#))
             .unwrap_err();
         assert_eq!(e.source_user, "user3");
         assert!(e.reason.contains("integer id"));
@@ -1316,7 +1317,7 @@ mod tests {
     fn placeholders_become_reasons() {
         let mut c = ctx("private_group", None);
         let it = c
-            .convert(&raw(r#"{"id":9,"type":"message","photo":"(File not included. Change data exporting settings to download.)","text":""}"#))
+            .convert(raw(r#"{"id":9,"type":"message","photo":"(File not included. Change data exporting settings to download.)","text":""}"#))
             .unwrap();
         assert_eq!(
             it.attachments[0].missing.as_deref(),
