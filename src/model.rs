@@ -486,6 +486,30 @@ pub struct Attachment {
     pub missing: Option<String>,
 }
 
+impl Attachment {
+    /// An attachment known by its path in the export (if any), its file name
+    /// taken from the path, every other field empty.
+    pub fn new(kind: AttachmentKind, source_path: Option<String>) -> Attachment {
+        Attachment {
+            kind,
+            file_name: source_path
+                .as_deref()
+                .and_then(|p| p.rsplit('/').next())
+                .map(str::to_string),
+            source_path,
+            mime_type: None,
+            declared_size: None,
+            width: None,
+            height: None,
+            duration_seconds: None,
+            performer: None,
+            title: None,
+            content: None,
+            missing: None,
+        }
+    }
+}
+
 /// A content-addressed blob: SHA-256 of the bytes, and their length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {

@@ -106,6 +106,17 @@ pub struct ImportArgs {
     pub batch_items: usize,
 }
 
+/// Logs go to stderr, filtered by `TGVAULT_LOG` (default: warnings).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TGVAULT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// The archive directory when `--archive` is not given.
 pub fn default_archive_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("TGVAULT_ARCHIVE").filter(|d| !d.is_empty()) {

@@ -483,21 +483,7 @@ fn html_attachment(class: &str, href: &str) -> Attachment {
     } else {
         AttachmentKind::File
     };
-    let href = unescape(href);
-    Attachment {
-        kind,
-        file_name: href.rsplit('/').next().map(str::to_string),
-        source_path: Some(href),
-        mime_type: None,
-        declared_size: None,
-        width: None,
-        height: None,
-        duration_seconds: None,
-        performer: None,
-        title: None,
-        content: None,
-        missing: None,
-    }
+    Attachment::new(kind, Some(unescape(href)))
 }
 
 #[cfg(test)]

@@ -1059,27 +1059,15 @@ fn attachments(obj: &serde_json::Map<String, Value>) -> Vec<Attachment> {
             .and_then(|x| u64::try_from(x).ok())
     };
     let base = |kind: AttachmentKind, path: &str, size: Option<u64>| {
-        let (source_path, missing) = match placeholder_reason(path) {
-            Some(reason) => (None, Some(reason)),
-            None => (Some(path.to_string()), None),
+        let mut a = match placeholder_reason(path) {
+            Some(reason) => Attachment {
+                missing: Some(reason),
+                ..Attachment::new(kind, None)
+            },
+            None => Attachment::new(kind, Some(path.to_string())),
         };
-        Attachment {
-            kind,
-            file_name: source_path
-                .as_deref()
-                .and_then(|p| p.rsplit('/').next())
-                .map(str::to_string),
-            source_path,
-            mime_type: None,
-            declared_size: size,
-            width: None,
-            height: None,
-            duration_seconds: None,
-            performer: None,
-            title: None,
-            content: None,
-            missing,
-        }
+        a.declared_size = size;
+        a
     };
     let mut out = Vec::new();
     if let Some(p) = s("photo") {
