@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
 use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
-use crate::source::Input;
 use crate::source::repair::RepairStats;
 use crate::source::telegram::{self, ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
+use crate::source::{Input, botapi};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
 use crate::store::{Archive, EncodedItem, Filed, Quarantined};
@@ -141,6 +141,8 @@ struct Ready {
     mailboxes: Vec<String>,
     /// Why it maps nowhere, when `mailboxes` is empty.
     quarantine_reason: String,
+    /// For a deletion event: the item it deletes, whose mailboxes it joins.
+    deletes: Option<crate::model::ItemId>,
     attachments: u64,
     without_content: u64,
     attachment_bytes: u64,
@@ -167,6 +169,8 @@ struct ProduceSink<'a> {
     tx: SyncSender<Msg>,
     /// Kinds of oddity met, with counts (see [`anomaly_kind`]).
     anomalies: BTreeMap<String, u64>,
+    /// Source records that carried no item.
+    skipped: u64,
 }
 
 impl ProduceSink<'_> {
@@ -243,8 +247,13 @@ impl ProduceSink<'_> {
         } else {
             String::new()
         };
+        let deletes = match &item.body {
+            crate::model::Body::Deletion(d) => Some(d.target),
+            _ => None,
+        };
         let enc = EncodedItem::new(&item);
         Ok(Ready {
+            deletes,
             attachments: item.attachments.len() as u64,
             without_content: item
                 .attachments
@@ -374,6 +383,11 @@ fn import_file(
             Ok(())
         })
         .map(|_| RepairStats::default()),
+        Input::BotApi { path } => botapi::read_updates(path, &mut |text, at| {
+            count.0 += 1;
+            botapi::check(path, text, at)
+        })
+        .map(|_| RepairStats::default()),
         _ => input
             .open_json()
             .and_then(|r| telegram::parse(r, &mut count, &err_path))
@@ -438,6 +452,7 @@ fn import_file(
                     batch: Vec::new(),
                     tx,
                     anomalies: BTreeMap::new(),
+                    skipped: 0,
                 };
                 let parsed = match &input {
                     Input::Html { pages, .. } => {
@@ -446,6 +461,33 @@ fn import_file(
                             let ready = sink.prepare(item)?;
                             sink.push(Prepared::Item(Box::new(ready)))
                         })
+                    }
+                    Input::BotApi { path } => {
+                        botapi::read_updates(
+                            path,
+                            &mut |text, at| match botapi::convert(text, at) {
+                                Ok(botapi::Converted::Items(items)) => {
+                                    for item in items {
+                                        let ready = sink.prepare(item)?;
+                                        sink.push(Prepared::Item(Box::new(ready)))?;
+                                    }
+                                    Ok(())
+                                }
+                                Ok(botapi::Converted::Skipped(kind)) => {
+                                    *sink
+                                        .anomalies
+                                        .entry(format!("updates of kind {kind} carry no item"))
+                                        .or_insert(0) += 1;
+                                    sink.skipped += 1;
+                                    Ok(())
+                                }
+                                Err(reason) => sink.push(Prepared::Failed(ItemFailure {
+                                    item: at.to_string(),
+                                    source_user: String::new(),
+                                    reason,
+                                })),
+                            },
+                        )
                     }
                     // The file was validated above: the fast splitter suffices now.
                     _ => input
@@ -457,7 +499,7 @@ fn import_file(
                 } else {
                     sink.send()
                 };
-                parsed.and(flushed).map(|_| sink.anomalies)
+                parsed.and(flushed).map(|_| (sink.anomalies, sink.skipped))
             })
             .map_err(|e| Error::Internal(format!("cannot start the import thread: {e}")))?;
         let written = write_loop(archive, run, opts, rx, &mut file, earlier, &progress);
@@ -471,7 +513,10 @@ fn import_file(
     tracing::info!(file = %input.display(), elapsed = ?t1.elapsed(), "imported");
     let mut anomalies = BTreeMap::new();
     match outcome {
-        Ok(found) => anomalies = found,
+        Ok((found, not_items)) => {
+            anomalies = found;
+            file.counters.not_items = not_items;
+        }
         Err(e) => {
             file.status = FileStatus::Failed(format!(
                 "{e} (items committed before the error stay; importing the file again completes it)"
@@ -603,7 +648,7 @@ fn file_one(
         ItemKind::Event => c.service_events += 1,
         ItemKind::Call => c.calls += 1,
         ItemKind::Unsupported => c.unsupported += 1,
-        ItemKind::Deletion => {}
+        ItemKind::Deletion => c.deletions += 1,
     }
     c.attachments += r.attachments;
     c.attachments_without_content += r.without_content;
@@ -613,7 +658,22 @@ fn file_one(
     } else {
         (1, 0)
     };
-    if r.mailboxes.is_empty() {
+    // A deletion event goes wherever the item it deletes is filed (looked up in
+    // this transaction, so an original filed moments earlier counts).
+    let mut mailboxes = std::borrow::Cow::Borrowed(&r.mailboxes);
+    if let Some(target) = &r.deletes {
+        let mut all = r.mailboxes.clone();
+        all.extend(
+            tx.locations(target)?
+                .into_iter()
+                .filter(|(_, f)| f == folder)
+                .map(|(m, _)| m),
+        );
+        all.sort();
+        all.dedup();
+        mailboxes = std::borrow::Cow::Owned(all);
+    }
+    if mailboxes.is_empty() {
         c.available_for_import += 1;
         let rec = QuarantineRecord {
             run,
@@ -633,8 +693,8 @@ fn file_one(
         }
         return Ok(());
     }
-    c.available_for_import += r.mailboxes.len() as u64;
-    for filed in tx.file_item(&r.enc, &r.mailboxes, folder, run)? {
+    c.available_for_import += mailboxes.len() as u64;
+    for filed in tx.file_item(&r.enc, &mailboxes, folder, run)? {
         match filed {
             Filed::Duplicate => c.skipped += 1,
             Filed::New | Filed::NewVersion => {

@@ -28,6 +28,10 @@ pub struct Counters {
     pub service_events: u64,
     pub calls: u64,
     pub unsupported: u64,
+    /// Deletion events (live capture only).
+    pub deletions: u64,
+    /// Source records that carry no item (e.g. Bot API callback queries).
+    pub not_items: u64,
     pub attachments: u64,
     pub attachments_without_content: u64,
     pub attachment_bytes: u64,
@@ -47,6 +51,8 @@ impl Counters {
         self.service_events += o.service_events;
         self.calls += o.calls;
         self.unsupported += o.unsupported;
+        self.deletions += o.deletions;
+        self.not_items += o.not_items;
         self.attachments += o.attachments;
         self.attachments_without_content += o.attachments_without_content;
         self.attachment_bytes += o.attachment_bytes;
@@ -137,7 +143,7 @@ impl ImportReport {
             let _ = writeln!(out, "  {} [{}] {}", f.path, f.format, status);
         }
         let t = self.totals();
-        let rows: [(&str, u64); 16] = [
+        let rows: [(&str, u64); 18] = [
             ("available from source", t.available_from_source),
             ("available for import", t.available_for_import),
             ("imported", t.imported),
@@ -150,6 +156,8 @@ impl ImportReport {
             ("service events", t.service_events),
             ("calls", t.calls),
             ("unsupported", t.unsupported),
+            ("deletion events", t.deletions),
+            ("records with no item", t.not_items),
             ("attachments", t.attachments),
             ("  without content", t.attachments_without_content),
             ("attachment bytes", t.attachment_bytes),

@@ -281,6 +281,17 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 versions.push((v.clone(), archive.version(&id, i)?));
             }
             let quarantined = archive.quarantine()?.into_iter().find(|(q, _)| *q == id);
+            // A deletion recorded against this item (live capture), if any.
+            let deletion_id = ItemId {
+                part: crate::model::Part::Deletion,
+                ..id
+            };
+            let deleted =
+                if id.part == crate::model::Part::Item && archive.source(&deletion_id)?.is_some() {
+                    Some(deletion_id)
+                } else {
+                    None
+                };
             if f.json {
                 emit(
                     &mut out,
@@ -288,6 +299,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                         "item": id.to_string(),
                         "locations": src.locations.iter().map(|(m, fo)| json!({"mailbox": m, "folder": fo})).collect::<Vec<_>>(),
                         "quarantine": quarantined.as_ref().map(|(_, r)| json!({"run": r.run, "reason": r.reason})),
+                    "deleted_by": deleted.map(|d| d.to_string()),
                         "versions": versions.iter().map(|(v, it)| json!({
                             "sha256": hex::encode(v.content), "run": v.run, "edited": v.edited.map(iso), "item": it,
                         })).collect::<Vec<_>>(),
@@ -307,6 +319,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                         &mut out,
                         format_args!("  (quarantine, run {}): {}\n", r.run, r.reason),
                     )?;
+                }
+                if let Some(d) = deleted {
+                    w(&mut out, format_args!("deleted at the source: see {d}\n"))?;
                 }
                 w(&mut out, format_args!("versions:\n"))?;
                 for (i, (v, it)) in versions.iter().enumerate() {

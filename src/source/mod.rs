@@ -5,6 +5,7 @@
 //! [`telegram`] streams a Telegram Desktop JSON export and turns each message into
 //! a [`crate::model::Item`].
 
+pub mod botapi;
 pub mod html;
 pub mod repair;
 pub mod split;
@@ -30,6 +31,8 @@ pub enum Input {
     /// An HTML export: its pages in reading order; media paths are relative
     /// to `base`.
     Html { pages: Vec<PathBuf>, base: PathBuf },
+    /// Bot API updates captured live (JSON lines, or a getUpdates response).
+    BotApi { path: PathBuf },
 }
 
 impl Input {
@@ -68,6 +71,12 @@ impl Input {
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from(".")),
             }),
+            Some("jsonl") | Some("ndjson") => Ok(Input::BotApi {
+                path: path.to_path_buf(),
+            }),
+            _ if Self::looks_like_bot_api(path)? => Ok(Input::BotApi {
+                path: path.to_path_buf(),
+            }),
             _ => Ok(Input::File {
                 json: path.to_path_buf(),
                 base: path
@@ -76,6 +85,13 @@ impl Input {
                     .unwrap_or_else(|| PathBuf::from(".")),
             }),
         }
+    }
+
+    fn looks_like_bot_api(path: &Path) -> Result<bool> {
+        let mut head = vec![0u8; 4096];
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+        Ok(botapi::sniff(&head[..n]))
     }
 
     fn locate_in_zip(path: &Path) -> Result<Input> {
@@ -115,6 +131,7 @@ impl Input {
                 [one] => one.display().to_string(),
                 _ => base.display().to_string(),
             },
+            Input::BotApi { path } => path.display().to_string(),
         }
     }
 
@@ -122,6 +139,7 @@ impl Input {
     pub fn format(&self) -> &'static str {
         match self {
             Input::Html { .. } => html::FORMAT,
+            Input::BotApi { .. } => botapi::FORMAT,
             _ => telegram::FORMAT,
         }
     }
@@ -134,7 +152,9 @@ impl Input {
     /// Opens the export's JSON for one streaming pass.
     pub fn open_json(&self) -> Result<Box<dyn Read + Send>> {
         match self {
-            Input::Html { .. } => Err(Error::Internal("an HTML export has no JSON".into())),
+            Input::Html { .. } | Input::BotApi { .. } => {
+                Err(Error::Internal("this input has no export JSON".into()))
+            }
             Input::File { json, .. } => {
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;
                 Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
@@ -152,6 +172,10 @@ impl Input {
     pub fn media(&self) -> Result<Media> {
         match self {
             Input::File { base, .. } | Input::Html { base, .. } => Ok(Media::Dir(base.clone())),
+            // Bot API attachments are file ids: nothing is read from disk.
+            Input::BotApi { path } => Ok(Media::Dir(
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )),
             Input::Zip { zip, base, .. } => {
                 let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
                 let archive = zip::ZipArchive::new(BufReader::new(f))

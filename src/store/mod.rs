@@ -604,6 +604,11 @@ impl Tx<'_> {
         Ok(outcome)
     }
 
+    /// Where an item is filed, as this transaction sees it.
+    pub fn locations(&self, id: &ItemId) -> Result<Vec<(String, String)>> {
+        Ok(self.source_row(&item_id_bytes(id))?.rec.locations)
+    }
+
     /// The current version of an item, checked against its hash.
     pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
         let row = self.source_row(&item_id_bytes(id))?;

@@ -1,0 +1,368 @@
+//! Live capture through the Telegram Bot API: `getUpdates` responses
+//! (`{"ok": true, "result": [update, ...]}`) or JSON lines of updates, as a
+//! capture process writes them.
+//!
+//! What this source adds over exports: edits arrive as whole new messages
+//! (`edited_message`, ...) and become new versions of the same item; deletions
+//! arrive as `deleted_business_messages` and become deletion events linked to
+//! the original items, which stay. Differences from exports, kept in mind:
+//! - chat ids are in Bot API form (channels and supergroups `-100` + id, basic
+//!   groups `-id`), so these items never share ids with export items;
+//! - dates are epoch integers (UTC); deletions carry no date;
+//! - entity offsets count UTF-16 code units;
+//! - files arrive as `file_id`s: their content is not downloaded here, and each
+//!   attachment says so.
+
+use crate::error::{Error, Result};
+use crate::model::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+pub const FORMAT: &str = "telegram-bot-api";
+
+/// Whether the start of a file looks like Bot API updates.
+pub fn sniff(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start();
+    (t.starts_with('{') && t[1..].trim_start().starts_with("\"ok\""))
+        || text.contains("\"update_id\"")
+}
+
+/// Calls `f` with each update's JSON text and where it was (line, or element
+/// of `result`), streaming JSON lines; a `getUpdates` response is read whole
+/// (the Bot API returns at most 100 updates per call).
+pub fn read_updates(path: &Path, f: &mut dyn FnMut(&str, &str) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8_lossy(head);
+    if text.trim_start().starts_with('{')
+        && text.trim_start()[1..].trim_start().starts_with("\"ok\"")
+    {
+        let mut all = String::new();
+        reader
+            .read_to_string(&mut all)
+            .map_err(|e| Error::io(path, e))?;
+        let v: Value = serde_json::from_str(&all).map_err(|e| Error::InputLine {
+            path: path.to_path_buf(),
+            line: e.line() as u64,
+            message: format!("column {}: invalid JSON: {e}", e.column()),
+        })?;
+        if v.get("ok") != Some(&Value::Bool(true)) {
+            return Err(Error::input(path, "a getUpdates response that is not ok"));
+        }
+        let Some(list) = v.get("result").and_then(Value::as_array) else {
+            return Err(Error::input(
+                path,
+                "a getUpdates response without a result list",
+            ));
+        };
+        for (i, u) in list.iter().enumerate() {
+            f(&u.to_string(), &format!("result[{i}]"))?;
+        }
+        return Ok(());
+    }
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        f(&line, &format!("line {}", n + 1))?;
+    }
+    Ok(())
+}
+
+/// Checks one update's JSON; the error names where it is.
+pub fn check(path: &Path, text: &str, at: &str) -> Result<()> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::input(path, format!("{at}: invalid JSON: {e}")))?;
+    if v.get("update_id").and_then(Value::as_i64).is_none() {
+        return Err(Error::input(
+            path,
+            format!("{at}: not a Bot API update (no update_id)"),
+        ));
+    }
+    Ok(())
+}
+
+/// What one update turned into.
+pub enum Converted {
+    Items(Vec<Item>),
+    /// An update kind that carries no message (callback queries, polls, ...).
+    Skipped(String),
+}
+
+const MESSAGE_KINDS: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_message",
+    "edited_business_message",
+];
+
+/// Turns one update into items.
+pub fn convert(text: &str, at: &str) -> std::result::Result<Converted, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("{at}: {e}"))?;
+    for kind in MESSAGE_KINDS {
+        if let Some(m) = v.get(*kind) {
+            return message(m)
+                .map(|i| Converted::Items(vec![i]))
+                .map_err(|e| format!("{at}: {e}"));
+        }
+    }
+    if let Some(d) = v.get("deleted_business_messages") {
+        return deletions(d)
+            .map(Converted::Items)
+            .map_err(|e| format!("{at}: {e}"));
+    }
+    let kind = v
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
+        .unwrap_or_else(|| "empty".into());
+    Ok(Converted::Skipped(kind))
+}
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn chat_of(c: &Value) -> std::result::Result<Chat, String> {
+    let id = c
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or("a chat without an id")?;
+    let kind = match c.get("type").and_then(Value::as_str) {
+        Some("private") => "personal_chat",
+        Some("group") => "private_group",
+        Some("supergroup") => "supergroup",
+        Some("channel") => "channel",
+        _ => "unknown",
+    };
+    let name = s(c, "title").or_else(|| {
+        let n = [s(c, "first_name"), s(c, "last_name")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!n.is_empty()).then_some(n)
+    });
+    Ok(Chat {
+        id,
+        name,
+        kind: kind.into(),
+    })
+}
+
+fn user(u: &Value) -> Person {
+    let name = [s(u, "first_name"), s(u, "last_name")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Person {
+        peer: u.get("id").and_then(Value::as_i64).map(Peer::User),
+        raw_id: None,
+        name: (!name.is_empty()).then_some(name).or_else(|| s(u, "title")),
+        username: s(u, "username"),
+        phone: None,
+    }
+}
+
+/// Splits `text` by entities whose offsets count UTF-16 code units.
+fn entities(text: &str, list: Option<&Value>) -> Vec<Entity> {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut out = Vec::new();
+    for e in list.and_then(Value::as_array).into_iter().flatten() {
+        let (Some(off), Some(len)) = (
+            e.get("offset").and_then(Value::as_u64),
+            e.get("length").and_then(Value::as_u64),
+        ) else {
+            continue;
+        };
+        let (off, len) = (off as usize, len as usize);
+        let Some(slice) = units.get(off..off.saturating_add(len)) else {
+            continue;
+        };
+        out.push(Entity {
+            kind: s(e, "type").unwrap_or_else(|| "unknown".into()),
+            text: String::from_utf16_lossy(slice),
+            attrs: e
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| !matches!(k.as_str(), "type" | "offset" | "length"))
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        });
+    }
+    out
+}
+
+fn message_id(chat: &Chat, m: &Value) -> std::result::Result<ItemId, String> {
+    let id = m
+        .get("message_id")
+        .and_then(Value::as_i64)
+        .ok_or("a message without a message_id")?;
+    Ok(ItemId::new(0, chat.id, id))
+}
+
+fn message(m: &Value) -> std::result::Result<Item, String> {
+    let chat = chat_of(m.get("chat").ok_or("a message without a chat")?)?;
+    let id = message_id(&chat, m)?;
+    let sender = m.get("from").map(user).or_else(|| {
+        m.get("sender_chat").map(|c| Person {
+            peer: c.get("id").and_then(Value::as_i64).map(Peer::Channel),
+            name: s(c, "title"),
+            ..Default::default()
+        })
+    });
+    let (text, ents) = match (s(m, "text"), s(m, "caption")) {
+        (Some(t), _) => {
+            let e = entities(&t, m.get("entities"));
+            (t, e)
+        }
+        (None, Some(c)) => {
+            let e = entities(&c, m.get("caption_entities"));
+            (c, e)
+        }
+        (None, None) => (String::new(), vec![]),
+    };
+    let forwarded_from =
+        m.get("forward_origin")
+            .map(|o| match o.get("type").and_then(Value::as_str) {
+                Some("user") => o.get("sender_user").map(user).unwrap_or_default(),
+                Some("chat") | Some("channel") => o
+                    .get("sender_chat")
+                    .or_else(|| o.get("chat"))
+                    .map(user)
+                    .unwrap_or_default(),
+                _ => Person {
+                    name: s(o, "sender_user_name"),
+                    ..Default::default()
+                },
+            });
+    let mut attachments = Vec::new();
+    let file_kinds: [(&str, AttachmentKind); 8] = [
+        ("document", AttachmentKind::File),
+        ("video", AttachmentKind::Video),
+        ("voice", AttachmentKind::Voice),
+        ("audio", AttachmentKind::Audio),
+        ("animation", AttachmentKind::Animation),
+        ("sticker", AttachmentKind::Sticker),
+        ("video_note", AttachmentKind::VideoMessage),
+        ("photo", AttachmentKind::Photo),
+    ];
+    for (key, kind) in file_kinds {
+        // A photo comes as sizes: the largest is the photo.
+        let f = match m.get(key) {
+            Some(Value::Array(sizes)) => sizes.last(),
+            other => other,
+        };
+        let Some(f) = f else { continue };
+        let mut a = Attachment::new(kind, None);
+        a.file_name = s(f, "file_name");
+        a.mime_type = s(f, "mime_type");
+        a.declared_size = f.get("file_size").and_then(Value::as_u64);
+        a.width = f.get("width").and_then(Value::as_u64);
+        a.height = f.get("height").and_then(Value::as_u64);
+        a.duration_seconds = f.get("duration").and_then(Value::as_u64);
+        a.performer = s(f, "performer");
+        a.title = s(f, "title");
+        a.missing = Some(format!(
+            "the Bot API delivers files as ids; not downloaded (file_id {})",
+            s(f, "file_id").unwrap_or_default()
+        ));
+        attachments.push(a);
+    }
+    let mut participants: Vec<Person> = sender.iter().cloned().collect();
+    if chat.kind == "personal_chat" {
+        let peer = Person {
+            peer: Some(Peer::User(chat.id)),
+            name: chat.name.clone(),
+            ..Default::default()
+        };
+        if !participants.iter().any(|p| p.same_as(&peer)) {
+            participants.push(peer);
+        }
+    }
+    let raw = m.to_string();
+    Ok(Item {
+        id,
+        date: m.get("date").and_then(Value::as_i64),
+        time_basis: TimeBasis::Epoch,
+        edited: m.get("edit_date").and_then(Value::as_i64),
+        sender,
+        participants,
+        body: Body::Message(Box::new(Message {
+            text,
+            entities: ents,
+            reply_to: m
+                .get("reply_to_message")
+                .and_then(|r| r.get("message_id"))
+                .and_then(Value::as_i64),
+            forwarded_from,
+            via_bot: m.get("via_bot").and_then(|b| s(b, "username")),
+            author: s(m, "author_signature"),
+            ..Default::default()
+        })),
+        attachments,
+        anomalies: vec![],
+        source_format: FORMAT.into(),
+        fingerprint: sha256(raw.as_bytes()),
+        raw,
+        chat,
+    })
+}
+
+fn deletions(d: &Value) -> std::result::Result<Vec<Item>, String> {
+    let chat = chat_of(
+        d.get("chat")
+            .ok_or("deleted_business_messages without a chat")?,
+    )?;
+    let ids = d
+        .get("message_ids")
+        .and_then(Value::as_array)
+        .ok_or("deleted_business_messages without message_ids")?;
+    let mut out = Vec::new();
+    for m in ids {
+        let Some(mid) = m.as_i64() else {
+            return Err(format!("message id {m} is not a number"));
+        };
+        let target = ItemId::new(0, chat.id, mid);
+        let raw =
+            serde_json::json!({ "deleted_business_messages": d, "message_id": mid }).to_string();
+        let mut participants = Vec::new();
+        if chat.kind == "personal_chat" {
+            participants.push(Person {
+                peer: Some(Peer::User(chat.id)),
+                name: chat.name.clone(),
+                ..Default::default()
+            });
+        }
+        out.push(Item {
+            id: ItemId {
+                part: Part::Deletion,
+                ..target
+            },
+            chat: chat.clone(),
+            date: None,
+            time_basis: TimeBasis::Unknown,
+            edited: None,
+            sender: None,
+            participants,
+            body: Body::Deletion(Deletion {
+                target,
+                mode: "unknown".into(),
+                read_state: "unknown".into(),
+            }),
+            attachments: vec![],
+            anomalies: vec!["the Bot API does not date deletions".into()],
+            source_format: FORMAT.into(),
+            fingerprint: sha256(raw.as_bytes()),
+            raw,
+        });
+    }
+    Ok(out)
+}
