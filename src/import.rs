@@ -85,17 +85,45 @@ pub fn import(
     Ok(report)
 }
 
+/// Closes the run record and appends its audit entry, in one transaction.
 fn finish_run(archive: &Archive, run: u64, report: &ImportReport, ctx: &RunContext) -> Result<()> {
     archive.write(|tx| {
         let mut rec = tx.run(run)?;
         rec.files = report.files.clone();
-        rec.finished = Some((ctx.clock)());
+        let now = (ctx.clock)();
+        rec.finished = Some(now);
         rec.status = if report.has_errors() {
             RunStatus::CompletedWithErrors
         } else {
             RunStatus::Completed
         };
-        tx.put_run(&rec)
+        tx.put_run(&rec)?;
+        let t = report.totals();
+        let failed_files = report
+            .files
+            .iter()
+            .filter(|f| matches!(f.status, FileStatus::Failed(_)))
+            .count() as u64;
+        let mut params = vec![("run".to_string(), run.to_string())];
+        params.extend(ctx.args.iter().map(|a| ("arg".to_string(), a.clone())));
+        tx.audit(crate::store::audit::Event {
+            time: now,
+            actor: ctx.actor.clone(),
+            action: rec.kind.clone(),
+            params,
+            counts: vec![
+                ("available_from_source".into(), t.available_from_source),
+                ("available_for_import".into(), t.available_for_import),
+                ("imported".into(), t.imported),
+                ("partially_imported".into(), t.partially_imported),
+                ("skipped".into(), t.skipped),
+                ("failed".into(), t.failed),
+                ("quarantined".into(), t.quarantined),
+                ("files_failed".into(), failed_files),
+            ],
+            outcome: rec.status.as_str().into(),
+        })?;
+        Ok(())
     })
 }
 

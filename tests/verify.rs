@@ -123,3 +123,51 @@ fn blob_files_are_checked_and_strays_are_warnings() {
         "{v}"
     );
 }
+
+#[test]
+fn the_audit_trail_is_chained_and_a_changed_entry_is_named() {
+    let a = Archive::new();
+    let full = fixture("exports/full-account");
+    let users = fixture("users.csv");
+    a.ok(&[
+        "--actor",
+        "Jane Compliance",
+        "import",
+        full.to_str().unwrap(),
+        "--mapping",
+        users.to_str().unwrap(),
+    ]);
+    a.ok(&[
+        "import",
+        full.to_str().unwrap(),
+        "--mapping",
+        users.to_str().unwrap(),
+    ]);
+    let (code, _) = verify(&a);
+    assert_eq!(code, 0);
+    let entries = a.json_lines(&["audit"]);
+    assert_eq!(entries.len(), 3, "two imports and a verify");
+    assert_eq!(entries[0]["actor"], "Jane Compliance");
+    assert_eq!(entries[0]["action"], "import");
+    assert_eq!(entries[0]["counts"]["imported"], 38);
+    assert_eq!(entries[1]["counts"]["skipped"], 42);
+    assert_eq!(entries[2]["action"], "verify");
+    assert_eq!(entries[0]["prev"], "0".repeat(64));
+    for pair in entries.windows(2) {
+        assert_eq!(pair[1]["prev"], pair[0]["hash"]);
+    }
+    assert_eq!(a.json_lines(&["audit", "--since", "2999-01-01"]).len(), 0);
+
+    // Change one byte of the first entry (a counter's name exists only there).
+    let b = Archive::new();
+    std::fs::copy(a.path().join("archive.redb"), b.path().join("archive.redb")).unwrap();
+    flip(&b.path().join("archive.redb"), b"files_failed");
+    let (code, v) = verify(&b);
+    assert_eq!(code, 1);
+    let p = problems(&v);
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("error audit entry ") && x.contains("changed")),
+        "{p:?}"
+    );
+}

@@ -25,6 +25,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
+    /// Who is acting, for the audit trail [default: the OS user]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,9 +63,18 @@ pub enum Command {
     },
     /// List past import and remap runs with their counters
     Runs(JsonFlag),
-    /// Check every item version, filing, folder count and blob against its
-    /// hash and the store's invariants; exit 1 if anything is wrong
+    /// Check every item version, filing, folder count, blob and the audit
+    /// chain against their hashes and the store's invariants; exit 1 if
+    /// anything is wrong
     Verify(JsonFlag),
+    /// List the audit trail: who did what, when, with what result
+    Audit {
+        /// Only entries from this date (YYYY-MM-DD, UTC) on
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +175,7 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
+    let actor = || cli.actor.clone().unwrap_or_else(actor);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = std::io::stdout().lock();
     match cli.command {
@@ -411,6 +425,22 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 }
                 problems.push(p);
             })?;
+            archive.audit(crate::store::audit::Event {
+                time: now(),
+                actor: actor(),
+                action: "verify".into(),
+                params: vec![],
+                counts: vec![
+                    ("items".into(), checked.items),
+                    ("blobs".into(), checked.blobs),
+                    ("problems".into(), errors),
+                ],
+                outcome: if errors == 0 {
+                    "ok".into()
+                } else {
+                    format!("{errors} problem(s)")
+                },
+            })?;
             if f.json {
                 emit(
                     &mut out,
@@ -445,6 +475,60 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             } else {
                 Outcome::Partial
             })
+        }
+        Command::Audit { since, out: f } => {
+            let since = match since {
+                Some(d) => Some(
+                    d.parse::<jiff::civil::Date>()
+                        .ok()
+                        .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+                        .map(|z| z.timestamp().as_second())
+                        .ok_or_else(|| {
+                            Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
+                        })?,
+                ),
+                None => None,
+            };
+            let archive = Archive::open(&dir)?;
+            for e in archive.audit_entries(since)? {
+                if f.json {
+                    let counts: serde_json::Map<String, serde_json::Value> = e
+                        .event
+                        .counts
+                        .iter()
+                        .map(|(k, n)| (k.clone(), json!(n)))
+                        .collect();
+                    emit(
+                        &mut out,
+                        &json!({
+                            "seq": e.seq, "time": iso(e.event.time), "actor": e.event.actor,
+                            "action": e.event.action, "params": e.event.params, "counts": counts,
+                            "outcome": e.event.outcome, "prev": hex::encode(e.prev), "hash": hex::encode(e.hash),
+                        }),
+                    )?;
+                } else {
+                    let counts: Vec<String> = e
+                        .event
+                        .counts
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(k, n)| format!("{k}={n}"))
+                        .collect();
+                    w(
+                        &mut out,
+                        format_args!(
+                            "{:>5} {} {:<20} {:<8} {:<22} {}\n",
+                            e.seq,
+                            iso(e.event.time),
+                            truncate(&e.event.actor, 20),
+                            e.event.action,
+                            e.event.outcome,
+                            counts.join(" ")
+                        ),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
         }
         Command::Runs(f) => {
             let archive = Archive::open(&dir)?;

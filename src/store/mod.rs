@@ -6,6 +6,7 @@
 //! commits it only if the closure succeeds: a batch of items lands whole or not at
 //! all.
 
+pub mod audit;
 pub mod blob;
 pub mod codec;
 pub mod key;
@@ -112,6 +113,7 @@ impl Archive {
                     )));
                 }
             }
+            txn.open_table(AUDIT)?;
             let mut runs = txn.open_table(RUNS)?;
             let mut stale = Vec::new();
             for entry in runs.iter()? {
@@ -147,6 +149,7 @@ impl Archive {
                 quarantine: txn.open_table(QUARANTINE)?,
                 folders: txn.open_table(FOLDERS)?,
                 runs: txn.open_table(RUNS)?,
+                audit: txn.open_table(AUDIT)?,
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
@@ -325,6 +328,7 @@ impl Archive {
             out.push((name, txn.open_table(def)?.len()?));
         }
         out.push(("runs", txn.open_table(RUNS)?.len()?));
+        out.push(("audit", txn.open_table(AUDIT)?.len()?));
         Ok(out)
     }
 }
@@ -394,6 +398,7 @@ pub struct Tx<'t> {
     quarantine: Table<'t, &'static [u8], &'static [u8]>,
     folders: Table<'t, &'static [u8], &'static [u8]>,
     runs: Table<'t, u64, &'static [u8]>,
+    audit: Table<'t, u64, &'static [u8]>,
     /// New filings per folder key in this transaction, applied at its end.
     folder_delta: BTreeMap<Vec<u8>, u64>,
 }

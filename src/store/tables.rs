@@ -19,5 +19,7 @@ pub const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quar
 pub const FOLDERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("folders");
 /// Run id -> `RunRecord`: every import or remap ever started.
 pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
+/// Sequence number -> `audit::Entry`: the hash-chained audit trail.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Archive-wide settings: `schema` -> the schema version byte.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

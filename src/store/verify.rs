@@ -264,6 +264,10 @@ impl Archive {
                 format!("is used by {item} but missing"),
             ));
         }
+        // The audit trail's chain.
+        for (seq, what) in self.check_audit_chain()? {
+            report(err(format!("audit entry {seq}"), what));
+        }
         // Blob files nobody refers to: leftovers of an import that died.
         let root = self.dir.join("blobs/sha256");
         if let Ok(dirs) = std::fs::read_dir(&root) {
