@@ -577,4 +577,12 @@ Ann pinned a message
             .unwrap_err();
         assert!(e.to_string().contains("no div.history"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_pages_never_panic(s in "(<div class=\"(message|history|text|from_name|date details) ?\" (id=\"message-?[0-9]{1,3}\")?( title=\"[0-9.: UTC+-]{0,30}\")?>|</div>|<a href=\"[a-z/.]{0,10}\">|&[a-z#0-9]{0,6};?|[a-zé ]{0,8}|<br>|<){0,40}") {
+            let mut chat = HtmlChat::new(None);
+            let _ = chat.page(&s, Path::new("m.html"), &mut |_| Ok(()));
+        }
+    }
 }

@@ -458,4 +458,20 @@ mod tests {
             assert_eq!(a, b, "{}", f.display());
         }
     }
+
+    proptest::proptest! {
+        /// The splitter trusts validated input, but a file that changed between
+        /// the passes must give an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut e = Events::default();
+            let _ = split(bytes.as_slice(), &mut e, Path::new("x"));
+        }
+
+        #[test]
+        fn json_shaped_noise_never_panics(s in "[{}\\[\\]:,\"a-z0-9 \\\\]{0,120}") {
+            let mut e = Events::default();
+            let _ = split(s.as_bytes(), &mut e, Path::new("x"));
+        }
+    }
 }

@@ -1313,4 +1313,80 @@ mod tests {
         );
         assert!(it.attachments[0].source_path.is_none());
     }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "(\\(File [a-z ]{0,10}\\)|[a-z0-9/_.@ -]{0,12}|user[0-9]{1,4}|1970-01-01T00:00:00|2021-03-22T17:06:53)".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            let keys = prop::sample::select(vec![
+                "id",
+                "type",
+                "date",
+                "date_unixtime",
+                "edited",
+                "edited_unixtime",
+                "from",
+                "from_id",
+                "actor",
+                "actor_id",
+                "action",
+                "text",
+                "text_entities",
+                "photo",
+                "file",
+                "file_name",
+                "file_size",
+                "media_type",
+                "thumbnail",
+                "poll",
+                "answers",
+                "question",
+                "reactions",
+                "members",
+                "duration_seconds",
+                "duration",
+                "discard_reason",
+                "is_missed",
+                "schedule_date",
+                "location_information",
+                "contact_information",
+                "todo_list",
+                "items",
+                "forwarded_from",
+                "forwarded_from_id",
+                "reply_to_message_id",
+                "message_id",
+                "title",
+                "invoice_information",
+            ]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(keys, inner, 0..8).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a message holds, converting it gives an item or a failure
+        /// row, never a panic.
+        #[test]
+        fn any_message_converts_or_fails_cleanly(v in arb_json(), kind in proptest::sample::select(vec!["personal_chat", "private_group", "public_channel"])) {
+            let mut c = ctx(kind, Some(Owner { user_id: Some(1), ..Default::default() }));
+            let _ = c.convert(&v.to_string());
+            let mut obj = v;
+            if let Value::Object(m) = &mut obj {
+                m.insert("id".into(), Value::from(7));
+                m.insert("type".into(), Value::from("service"));
+            }
+            let _ = c.convert(&obj.to_string());
+        }
+    }
 }
