@@ -51,6 +51,10 @@ pub enum Command {
     /// Show one item (tg:SCOPE:CHAT:MESSAGE) with its versions and where it is filed
     Show {
         item: String,
+        /// Print every version in full, and the deletion event, not only the
+        /// current version
+        #[arg(long)]
+        history: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -284,7 +288,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Show { item, out: f } => {
+        Command::Show {
+            item,
+            history,
+            out: f,
+        } => {
             let archive = Archive::open(&dir)?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let src = archive
@@ -352,6 +360,26 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                             it.summary()
                         ),
                     )?;
+                }
+                if history {
+                    for (i, (v, it)) in versions.iter().enumerate() {
+                        w(
+                            &mut out,
+                            format_args!(
+                                "\n--- version {} (sha256 {}, run {})\n",
+                                i + 1,
+                                hex::encode(v.content),
+                                v.run
+                            ),
+                        )?;
+                        print_item(&mut out, it)?;
+                    }
+                    if let Some(d) = deleted {
+                        w(&mut out, format_args!("\n--- deletion event {d}\n"))?;
+                        if let Some(event) = archive.current(&d)? {
+                            print_item(&mut out, &event)?;
+                        }
+                    }
                 }
             }
             Ok(Outcome::Ok)
