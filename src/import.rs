@@ -29,6 +29,11 @@ pub struct ImportOptions {
     /// The custodian's e-mail address (`--mailbox`): the export's "e-mail
     /// address property" for mapping.
     pub custodian_address: Option<String>,
+    /// The export owner's Telegram user id (`--owner`), for exports that do
+    /// not name it (single-chat exports): it scopes personal-chat message ids
+    /// as a full-account export of the same account would, and the owner takes
+    /// part in every item of the export.
+    pub owner_id: Option<i64>,
     /// How local `date` values without `date_unixtime` are read.
     pub zone: Zone,
     /// Whether `zone` was given by the user (HTML exports then read their wall
@@ -47,6 +52,7 @@ impl ImportOptions {
         ImportOptions {
             mapping,
             custodian_address: None,
+            owner_id: None,
             zone: Zone::utc(),
             zone_given: false,
             folder: crate::model::DEFAULT_FOLDER.into(),
@@ -303,6 +309,17 @@ impl ProduceSink<'_> {
 
 impl Sink for ProduceSink<'_> {
     fn owner(&mut self, owner: Owner) -> Result<()> {
+        // The export's own `personal_information` wins over `--owner`.
+        if let (Some(given), Some(found)) = (self.opts.owner_id, owner.user_id)
+            && given != found
+        {
+            *self
+                .anomalies
+                .entry(format!(
+                    "--owner {given} differs from the export's owner {found}: the export's is used"
+                ))
+                .or_insert(0) += 1;
+        }
         let person = owner.person();
         self.owner = Some(owner);
         self.custodian.owner = Some(person.clone());
@@ -331,6 +348,14 @@ impl Sink for ProduceSink<'_> {
         };
         self.push(prepared)
     }
+}
+
+/// The owner named with `--owner`, until the export names its own.
+fn given_owner(opts: &ImportOptions) -> Option<Owner> {
+    opts.owner_id.map(|id| Owner {
+        user_id: Some(id),
+        ..Default::default()
+    })
 }
 
 /// Reads every page of an HTML export, in order, into `out`.
@@ -467,14 +492,15 @@ fn import_file(
         let producer = std::thread::Builder::new()
             .name("tgvault-parse".into())
             .spawn_scoped(s, || {
+                let owner = given_owner(opts);
                 let mut sink = ProduceSink {
                     archive,
                     opts,
-                    owner: None,
                     custodian: Custodian {
-                        owner: None,
+                        owner: owner.as_ref().map(Owner::person),
                         address: opts.custodian_address.clone(),
                     },
+                    owner,
                     chat: None,
                     media,
                     batch: Vec::new(),
@@ -580,7 +606,7 @@ fn write_loop(
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
     let mut custodian = Custodian {
-        owner: None,
+        owner: given_owner(opts).as_ref().map(Owner::person),
         address: opts.custodian_address.clone(),
     };
     let mut busy = std::time::Duration::ZERO;

@@ -517,3 +517,37 @@ fn runs_are_recorded_with_their_counters() {
         "{table}"
     );
 }
+
+#[test]
+fn owner_given_for_a_single_chat_export_scopes_ids_and_takes_part() {
+    let a = Archive::new();
+    let single = fixture("exports/single-chat");
+    let rep = a.import(
+        &[&single],
+        &[
+            "--owner",
+            "user1000007",
+            "--mapping",
+            fixture("users-remap.csv").to_str().unwrap(),
+        ],
+    );
+    let t = totals(&rep);
+    // Gina owns the export: she takes part in every item, so nothing is quarantined.
+    assert_eq!((n(t, "imported"), n(t, "quarantined")), (3, 0), "{t}");
+    let ids: Vec<String> = a
+        .json_lines(&["ls", "gina.gray@corp.example"])
+        .iter()
+        .map(|i| i["item"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            "tg:1000007:1000006:1",
+            "tg:1000007:1000006:2",
+            "tg:1000007:1000006:3"
+        ]
+    );
+    let out = a.run(&["import", single.to_str().unwrap(), "--owner", "bob"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Telegram user id"));
+}

@@ -110,6 +110,10 @@ pub struct ImportArgs {
     /// The custodian's mailbox address: the e-mail address the export belongs to
     #[arg(long, value_name = "ADDR")]
     pub mailbox: Option<String>,
+    /// The export owner's Telegram user id (123 or user123), for exports that
+    /// do not name their owner (single-chat exports)
+    #[arg(long, value_name = "USER_ID")]
+    pub owner: Option<String>,
     /// Time zone for local times: JSON `date` values without `date_unixtime`,
     /// and HTML exports' wall times (IANA name or +HH:MM) [default: UTC; HTML:
     /// the offset in the page]
@@ -201,6 +205,18 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 opts.zone_given = true;
             }
             opts.progress = std::io::stderr().is_terminal();
+            if let Some(o) = &a.owner {
+                let id = o
+                    .strip_prefix("user")
+                    .unwrap_or(o)
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        Error::Usage(format!("--owner: '{o}' is not a Telegram user id"))
+                    })?;
+                opts.owner_id = Some(id);
+            }
             opts.batch_items = a.batch_items.max(1);
             let archive = Archive::open(&dir)?;
             let ctx = RunContext {
