@@ -10,7 +10,7 @@
 //! quarantined by the importer, never dropped.
 
 use crate::error::{Error, Result};
-use crate::model::{Peer, Person};
+use crate::model::Person;
 use crate::store::records::Custodian;
 use std::collections::HashMap;
 use std::io::Read;
@@ -62,6 +62,16 @@ pub fn normalize_mailbox(raw: &str) -> Option<String> {
         && domain.contains('.')
         && !m.chars().any(|c| c.is_whitespace() || c.is_control());
     ok.then_some(m)
+}
+
+/// A Telegram user id as people write it: `123` or `user123`.
+pub fn parse_user_id(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    raw.strip_prefix("user")
+        .unwrap_or(raw)
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
 }
 
 fn normalize_username(raw: &str) -> String {
@@ -127,15 +137,9 @@ impl Mapping {
             }
             let raw_id = field(id_col);
             if !raw_id.is_empty() {
-                let id = raw_id
-                    .strip_prefix("user")
-                    .unwrap_or(raw_id)
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        line_err(line, format!("'{raw_id}' is not a Telegram user id"))
-                    })?;
+                let id = parse_user_id(raw_id).ok_or_else(|| {
+                    line_err(line, format!("'{raw_id}' is not a Telegram user id"))
+                })?;
                 insert(&mut m.by_user_id, id, row.clone(), path)?;
                 keys += 1;
             }
@@ -237,25 +241,10 @@ fn insert<K: std::hash::Hash + Eq + std::fmt::Display + Clone>(
     Ok(())
 }
 
-/// A person as the mapping sees the export's owner.
-pub fn owner_person(
-    user_id: Option<i64>,
-    name: Option<String>,
-    phone: Option<String>,
-    username: Option<String>,
-) -> Person {
-    Person {
-        peer: user_id.map(Peer::User),
-        raw_id: None,
-        name,
-        username,
-        phone,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Peer;
 
     fn parse(csv: &str) -> Result<Mapping> {
         Mapping::from_reader(csv.as_bytes(), Path::new("users.csv"))

@@ -206,15 +206,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
             opts.progress = std::io::stderr().is_terminal();
             if let Some(o) = &a.owner {
-                let id = o
-                    .strip_prefix("user")
-                    .unwrap_or(o)
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::Usage(format!("--owner: '{o}' is not a Telegram user id"))
-                    })?;
+                let id = mapping::parse_user_id(o).ok_or_else(|| {
+                    Error::Usage(format!("--owner: '{o}' is not a Telegram user id"))
+                })?;
                 opts.owner_id = Some(id);
             }
             opts.batch_items = a.batch_items.max(1);

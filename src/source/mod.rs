@@ -194,7 +194,9 @@ impl Input {
 /// archive, so a helper thread owns both and hands decompressed chunks over a
 /// bounded channel: memory stays at a few chunks whatever the entry's size.
 pub struct ZipEntryReader {
-    data: Box<dyn Read + Send>,
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
 }
 
 impl ZipEntryReader {
@@ -233,28 +235,14 @@ impl ZipEntryReader {
             }
         });
         Ok(ZipEntryReader {
-            data: Box::new(ChannelReader {
-                rx,
-                cur: Vec::new(),
-                pos: 0,
-            }),
+            rx,
+            cur: Vec::new(),
+            pos: 0,
         })
     }
 }
 
 impl Read for ZipEntryReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.data.read(buf)
-    }
-}
-
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pos >= self.cur.len() {
             match self.rx.recv() {

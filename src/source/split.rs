@@ -9,7 +9,7 @@
 //! `telegram::parse` accepted, read through the same repair filter.
 
 use super::repair::RepairReader;
-use super::telegram::{ChatHeader, Owner, Sink};
+use super::telegram::{ChatHeader, Owner, Sink, as_i64, as_string};
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::io::Read;
@@ -337,36 +337,14 @@ fn finish_capture<S: Sink>(
                 .last_mut()
                 .ok_or_else(|| bad("header outside a chat"))?;
             match chat.key.as_str() {
-                "name" => chat.header.name = v.as_str().map(str::to_string),
-                "type" => chat.header.kind = v.as_str().map(str::to_string),
-                _ => {
-                    chat.header.id = match &v {
-                        Value::Number(n) => n.as_i64(),
-                        Value::String(s) => s.trim().parse().ok(),
-                        _ => None,
-                    }
-                }
+                "name" => chat.header.name = as_string(&v),
+                "type" => chat.header.kind = as_string(&v),
+                _ => chat.header.id = as_i64(&v),
             }
         }
         Capture::Owner => {
             let v: Value = serde_json::from_str(&text).map_err(|_| bad("unreadable owner"))?;
-            let s = |k: &str| {
-                v.get(k).and_then(|x| match x {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-            };
-            sink.owner(Owner {
-                user_id: v.get("user_id").and_then(|x| {
-                    x.as_i64()
-                        .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
-                }),
-                first_name: s("first_name"),
-                last_name: s("last_name"),
-                phone_number: s("phone_number"),
-                username: s("username"),
-            })?;
+            sink.owner(Owner::from_value(&v))?;
         }
     }
     Ok(())

@@ -46,6 +46,18 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// Reads `personal_information`.
+    pub fn from_value(v: &Value) -> Owner {
+        let s = |k: &str| v.get(k).and_then(as_string);
+        Owner {
+            user_id: v.get("user_id").and_then(as_i64),
+            first_name: s("first_name"),
+            last_name: s("last_name"),
+            phone_number: s("phone_number"),
+            username: s("username"),
+        }
+    }
+
     pub fn person(&self) -> Person {
         let name = [self.first_name.as_deref(), self.last_name.as_deref()]
             .into_iter()
@@ -155,7 +167,7 @@ impl<'de, S: Sink> DeserializeSeed<'de> for RootSeed<'_, S> {
     }
 }
 
-fn as_i64(v: &Value) -> Option<i64> {
+pub(crate) fn as_i64(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -163,7 +175,7 @@ fn as_i64(v: &Value) -> Option<i64> {
     }
 }
 
-fn as_string(v: &Value) -> Option<String> {
+pub(crate) fn as_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -209,15 +221,7 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
                 }
                 "personal_information" if depth == 0 => {
                     let v: Value = map.next_value()?;
-                    let s = |k: &str| v.get(k).and_then(as_string);
-                    let owner = Owner {
-                        user_id: v.get("user_id").and_then(as_i64),
-                        first_name: s("first_name"),
-                        last_name: s("last_name"),
-                        phone_number: s("phone_number"),
-                        username: s("username"),
-                    };
-                    sink.owner(owner)
+                    sink.owner(Owner::from_value(&v))
                         .map_err(|e| sink_failed::<A::Error>(err, e))?;
                 }
                 "chats" | "left_chats" if depth == 0 => {
