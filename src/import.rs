@@ -173,6 +173,8 @@ struct Ready {
     blobs: Vec<StagedBlob>,
     /// Where fan-out files it; empty: quarantine.
     mailboxes: Vec<String>,
+    /// `(Person::key, mailbox)` for each participant that resolved.
+    addresses: Vec<(String, String)>,
     /// Why it maps nowhere, when `mailboxes` is empty.
     quarantine_reason: String,
     /// For a deletion event: the item it deletes, whose mailboxes it joins.
@@ -276,6 +278,10 @@ impl ProduceSink<'_> {
             .opts
             .mapping
             .fan_out(&item.participants, &self.custodian);
+        let addresses = self
+            .opts
+            .mapping
+            .addresses(&item.participants, &self.custodian);
         let quarantine_reason = if mailboxes.is_empty() {
             no_mailbox_reason(&item.participants, &self.custodian)
         } else {
@@ -302,6 +308,7 @@ impl ProduceSink<'_> {
             enc,
             blobs,
             mailboxes,
+            addresses,
             quarantine_reason,
         })
     }
@@ -755,7 +762,7 @@ fn file_one(
         return Ok(());
     }
     c.available_for_import += mailboxes.len() as u64;
-    for filed in tx.file_item(&r.enc, &mailboxes, folder, run)? {
+    for filed in tx.file_item(&r.enc, &mailboxes, &r.addresses, folder, run)? {
         match filed {
             Filed::Duplicate => c.skipped += 1,
             Filed::New | Filed::NewVersion => {
@@ -807,6 +814,7 @@ pub fn remap(
                 };
                 c.available_from_source += 1;
                 let mailboxes = mapping.fan_out(&item.participants, &rec.custodian);
+                let addresses = mapping.addresses(&item.participants, &rec.custodian);
                 if mailboxes.is_empty() {
                     c.available_for_import += 1;
                     c.quarantined += 1;
@@ -815,7 +823,7 @@ pub fn remap(
                 let partial = item.attachments.iter().any(|a| a.content.is_none());
                 let enc = EncodedItem::new(&item);
                 c.available_for_import += mailboxes.len() as u64;
-                for filed in tx.file_item(&enc, &mailboxes, folder, run)? {
+                for filed in tx.file_item(&enc, &mailboxes, &addresses, folder, run)? {
                     match (filed, partial) {
                         (Filed::Duplicate, _) => c.skipped += 1,
                         (_, true) => c.partially_imported += 1,

@@ -2,7 +2,7 @@
 //!
 //! Items come in through [`source`] (one module per input format), are mapped to
 //! mailboxes by [`mapping`], and are filed by [`import`] into the redb-backed
-//! [`store`]. The binary in `src/main.rs` is a thin shell around [`cli`].
+//! [`store`], then indexed for KQL search by [`index`]. The binary in `src/main.rs` is a thin shell around [`cli`].
 //!
 //! See `ARCHITECTURE.md` for the module map and the invariants, and
 //! `docs/format.md` for every on-disk table and key.
@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod error;
 pub mod import;
+pub mod index;
 pub mod mapping;
 pub mod model;
 pub mod policy;

@@ -218,6 +218,36 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// The mailbox each participant resolves to, as `(Person::key, mailbox)`:
+    /// through the CSV, and for the export's owner through the custodian's
+    /// address when the CSV does not name them.
+    pub fn addresses(
+        &self,
+        participants: &[Person],
+        custodian: &Custodian,
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for p in participants {
+            let found = self.lookup(p).map(|(m, _)| m).or_else(|| {
+                let is_owner = custodian.owner.as_ref().is_some_and(|o| o.same_as(p));
+                if is_owner {
+                    custodian.address.clone()
+                } else {
+                    None
+                }
+            });
+            if let Some(m) = found {
+                let k = p.key();
+                if !k.is_empty() && !out.iter().any(|(kk, _)| *kk == k) {
+                    out.push((k, m));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn insert<K: std::hash::Hash + Eq + std::fmt::Display + Clone>(
     map: &mut HashMap<K, Row>,
     key: K,

@@ -158,6 +158,19 @@ pub struct Person {
 }
 
 impl Person {
+    /// The person's identity as one string, for the addresses a source row
+    /// records: the normalised peer (`user123`), else the raw id, else the
+    /// phone, else the name.
+    pub fn key(&self) -> String {
+        match (&self.peer, &self.raw_id, &self.phone, &self.name) {
+            (Some(p), ..) => p.to_string(),
+            (None, Some(r), ..) => format!("id:{r}"),
+            (None, None, Some(ph), _) => format!("phone:{ph}"),
+            (None, None, None, Some(n)) => format!("name:{n}"),
+            (None, None, None, None) => String::new(),
+        }
+    }
+
     pub fn label(&self) -> String {
         match (&self.name, &self.peer, &self.raw_id) {
             (Some(n), Some(p), _) => format!("{n} ({p})"),

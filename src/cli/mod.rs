@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::import::{self, ImportOptions, RunContext};
+use crate::index::Index;
+use crate::index::search::{Location, SearchOptions, Sort};
 use crate::mapping::{self, Mapping};
 use crate::model::{Body, Item, ItemId, TimeBasis};
 use crate::report::ImportReport;
@@ -71,6 +73,11 @@ pub enum Command {
     /// chain against their hashes and the store's invariants; exit 1 if
     /// anything is wrong
     Verify(JsonFlag),
+    /// Search the archive with KQL, as in Purview Content Search
+    /// (e.g. `from:alice AND sent>=2021-01-01 "quarterly report"`)
+    Search(SearchArgs),
+    /// Rebuild the search index from the archive alone
+    Reindex(JsonFlag),
     /// List the audit trail: who did what, when, with what result
     Audit {
         /// Only entries from this date (YYYY-MM-DD, UTC) on
@@ -79,6 +86,33 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The KQL query (quote it for the shell)
+    pub query: String,
+    /// Only copies in this mailbox (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    pub mailbox: Vec<String>,
+    /// How many hits to print
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Order of the hits: newest first, or best match first
+    #[arg(long, value_enum, default_value = "date")]
+    pub sort: SortArg,
+    /// Print only the number of matching copies
+    #[arg(long)]
+    pub count: bool,
+    /// Print JSON lines (one per hit, then the total)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum SortArg {
+    Date,
+    Relevance,
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +253,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 clock: &now,
             };
             let report = import::import(&archive, &a.paths, &opts, &ctx)?;
+            // The store is committed; now make it searchable.
+            Index::open(&archive)?.close()?;
             print_report(&mut out, &report, a.json)?;
             for f in &report.files {
                 if let crate::report::FileStatus::Failed(e) = &f.status {
@@ -406,6 +442,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 clock: &now,
             };
             let report = import::remap(&archive, &mapping, crate::model::DEFAULT_FOLDER, &ctx)?;
+            Index::open(&archive)?.close()?;
             print_report(&mut out, &report, f.json)?;
             Ok(Outcome::Ok)
         }
@@ -453,16 +490,58 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Search(a) => search(&mut out, &dir, a, actor(), args),
+        Command::Reindex(f) => {
+            let archive = Archive::open(&dir)?;
+            let mut index = Index::open_only(&archive, Default::default())?;
+            let t = std::time::Instant::now();
+            let done = index.rebuild(&archive)?;
+            index.close()?;
+            archive.audit(crate::store::audit::Event {
+                time: now(),
+                actor: actor(),
+                action: "reindex".into(),
+                params: vec![],
+                counts: vec![("documents".into(), done.documents)],
+                outcome: "ok".into(),
+            })?;
+            if f.json {
+                emit(
+                    &mut out,
+                    &json!({"documents": done.documents, "watermark": done.watermark, "seconds": t.elapsed().as_secs_f64()}),
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!(
+                        "indexed {} items in {:.1} s\n",
+                        done.documents,
+                        t.elapsed().as_secs_f64()
+                    ),
+                )?;
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Verify(f) => {
             let archive = Archive::open(&dir)?;
             let mut errors = 0u64;
             let mut problems = Vec::new();
-            let checked = archive.verify(&mut |p| {
+            let mut checked = archive.verify(&mut |p| {
                 if p.severity == "error" {
                     errors += 1;
                 }
                 problems.push(p);
             })?;
+            // Store and index must agree (the index first catches up, as
+            // every open does).
+            let index = Index::open(&archive)?;
+            checked.documents = index.verify(&archive, &mut |p| {
+                if p.severity == "error" {
+                    errors += 1;
+                }
+                problems.push(p);
+            })?;
+            index.close()?;
             archive.audit(crate::store::audit::Event {
                 time: now(),
                 actor: actor(),
@@ -494,12 +573,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 w(
                     &mut out,
                     format_args!(
-                        "checked {} items, {} versions, {} filings, {} blobs ({} bytes): {}\n",
+                        "checked {} items, {} versions, {} filings, {} blobs ({} bytes), {} index documents: {}\n",
                         checked.items,
                         checked.versions,
                         checked.filings,
                         checked.blobs,
                         checked.blob_bytes,
+                        checked.documents,
                         if errors == 0 {
                             "no problems".to_string()
                         } else {
@@ -628,6 +708,146 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+fn search(
+    out: &mut impl Write,
+    dir: &std::path::Path,
+    a: SearchArgs,
+    actor: String,
+    args: Vec<String>,
+) -> Result<Outcome> {
+    let query = crate::query::parse(&a.query).map_err(|e| {
+        Error::Usage(format!(
+            "query: {e}\n  {}\n  {}^",
+            a.query,
+            " ".repeat(a.query.chars().take(e.offset).count())
+        ))
+    })?;
+    let archive = Archive::open(dir)?;
+    let index = Index::open(&archive)?;
+    let mailboxes: Vec<String> = a.mailbox.iter().map(|m| m.to_lowercase()).collect();
+    let opts = SearchOptions {
+        mailboxes: mailboxes.clone(),
+        limit: if a.count { 0 } else { a.limit },
+        sort: match a.sort {
+            SortArg::Date => Sort::Date,
+            SortArg::Relevance => Sort::Relevance,
+        },
+    };
+    let results = index.search(&archive, &query, &opts)?;
+    let mut params = vec![("query".to_string(), a.query.clone())];
+    params.extend(mailboxes.iter().map(|m| ("mailbox".to_string(), m.clone())));
+    let _ = args;
+    archive.audit(crate::store::audit::Event {
+        time: now(),
+        actor,
+        action: "search".into(),
+        params,
+        counts: vec![("hits".into(), results.total)],
+        outcome: "ok".into(),
+    })?;
+    if a.count {
+        if a.json {
+            emit(out, &json!({"total": results.total}))?;
+        } else {
+            w(out, format_args!("{}\n", results.total))?;
+        }
+        return Ok(Outcome::Ok);
+    }
+    let searcher = index.searcher();
+    let hq = index.highlight_query(&query)?;
+    let generator = tantivy::snippet::SnippetGenerator::create(&searcher, &*hq, index.text_field())
+        .map_err(|e| Error::Internal(format!("snippets: {e}")))?;
+    if !a.json {
+        w(
+            out,
+            format_args!(
+                "{:<30} {:<26} {:<20} {:<20} {:<18} {}\n",
+                "ITEM", "MAILBOX/FOLDER", "DATE", "FROM", "CHAT", "SNIPPET"
+            ),
+        )?;
+    }
+    for hit in &results.hits {
+        let item = current_item(&archive, &hit.id)?;
+        let text = crate::index::schema::item_texts(&item).join("\n");
+        let snip = generator.snippet(&text);
+        let (mailbox, folder) = match &hit.location {
+            Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
+            Location::Quarantine => (String::new(), "(quarantine)".to_string()),
+        };
+        let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
+        let fragment = snip.fragment();
+        let plain = if fragment.is_empty() {
+            item.summary()
+        } else {
+            fragment.split_whitespace().collect::<Vec<_>>().join(" ")
+        };
+        if a.json {
+            let ranges: Vec<[usize; 2]> = snip
+                .highlighted()
+                .iter()
+                .map(|r| [r.start, r.end])
+                .collect();
+            emit(
+                out,
+                &json!({
+                    "item": hit.id.to_string(), "mailbox": mailbox, "folder": folder,
+                    "date": item.date.map(iso), "from": sender, "chat": item.chat.name,
+                    "score": hit.score, "snippet": fragment, "highlights": ranges,
+                }),
+            )?;
+        } else {
+            // Highlights as [brackets]: readable in any terminal and in a pipe.
+            let mut marked = String::new();
+            let mut at = 0;
+            for r in snip.highlighted() {
+                if r.start < at || r.end > fragment.len() {
+                    continue;
+                }
+                marked.push_str(&fragment[at..r.start]);
+                marked.push('[');
+                marked.push_str(&fragment[r.start..r.end]);
+                marked.push(']');
+                at = r.end;
+            }
+            marked.push_str(&fragment[at..]);
+            let shown = if fragment.is_empty() {
+                plain
+            } else {
+                marked.split_whitespace().collect::<Vec<_>>().join(" ")
+            };
+            let place = if mailbox.is_empty() {
+                folder.clone()
+            } else {
+                format!("{mailbox}/{folder}")
+            };
+            w(
+                out,
+                format_args!(
+                    "{:<30} {:<26} {:<20} {:<20} {:<18} {}\n",
+                    hit.id.to_string(),
+                    truncate(&place, 26),
+                    item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                    truncate(&sender, 20),
+                    truncate(item.chat.name.as_deref().unwrap_or(""), 18),
+                    truncate(&shown, 120),
+                ),
+            )?;
+        }
+    }
+    if a.json {
+        emit(
+            out,
+            &json!({"total": results.total, "shown": results.hits.len()}),
+        )?;
+    } else {
+        w(
+            out,
+            format_args!("{} hit(s), {} shown\n", results.total, results.hits.len()),
+        )?;
+    }
+    Ok(Outcome::Ok)
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {

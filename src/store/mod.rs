@@ -100,6 +100,7 @@ impl Archive {
             for def in [ITEMS, SOURCES, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS] {
                 txn.open_table(def)?;
             }
+            txn.open_table(CHANGES)?;
             let mut meta = txn.open_table(META)?;
             let schema = meta.get("schema")?.map(|v| v.value().to_vec());
             match schema.as_deref() {
@@ -150,6 +151,8 @@ impl Archive {
                 folders: txn.open_table(FOLDERS)?,
                 runs: txn.open_table(RUNS)?,
                 audit: txn.open_table(AUDIT)?,
+                changes: txn.open_table(CHANGES)?,
+                next_change: None,
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
@@ -254,6 +257,103 @@ impl Archive {
         SourceRow::decode(v.value())?.current(id).map(Some)
     }
 
+    // ---- the change log and source rows, for the search index
+
+    /// The sequence number of the latest change (0 when there has been none).
+    pub fn last_change(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CHANGES)?;
+        Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+
+    /// The oldest change still in the log (0 when the log is empty).
+    pub fn first_change(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CHANGES)?;
+        Ok(t.first()?.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+
+    /// Up to `limit` changes after `after`: `(seq, item, the row is new)`.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ItemId, bool)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CHANGES)?;
+        let mut out = Vec::new();
+        for e in t.range(after.saturating_add(1)..)?.take(limit) {
+            let (k, v) = e?;
+            let v = v.value();
+            let (idb, flag) = v.split_at(v.len().saturating_sub(1));
+            out.push((k.value(), key::decode_item_id(idb)?, flag == [0]));
+        }
+        Ok(out)
+    }
+
+    /// Drops changes before `below` (the index has committed them). The latest
+    /// change always stays, so sequence numbers never restart.
+    pub fn trim_changes(&self, below: u64) -> Result<()> {
+        let last = self.last_change()?;
+        let below = below.min(last);
+        if self.first_change()? >= below {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(CHANGES)?;
+            t.retain_in(..below, |_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Reads the source rows of `ids` in one read transaction; an id without a
+    /// row gives `None` (retention removed it).
+    pub fn doc_sources(
+        &self,
+        ids: &[ItemId],
+        mut f: impl FnMut(&ItemId, Option<DocSource>) -> Result<()>,
+    ) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        for id in ids {
+            let row = match t.get(item_id_bytes(id).as_slice())? {
+                Some(v) => Some(SourceRow::decode(v.value())?),
+                None => None,
+            };
+            let doc = match row {
+                Some(row) => Some(DocSource::new(&t, id, row)?),
+                None => None,
+            };
+            f(id, doc)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every source row, in `ItemId` order.
+    pub fn for_each_source(&self, mut f: impl FnMut(DocSource) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let id = key::decode_item_id(k.value())?;
+            let row = SourceRow::decode(v.value())?;
+            f(DocSource::new(&t, &id, row)?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every source row's id and index stamp, in `ItemId` order,
+    /// without decoding item contents.
+    pub fn for_each_stamp(&self, mut f: impl FnMut(ItemId, u64) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let id = key::decode_item_id(k.value())?;
+            let (rec, _): (SourceRecord, usize) = codec::decode_prefix(v.value())?;
+            f(id, rec.stamp(has_deletion(&t, &id)?))?;
+        }
+        Ok(())
+    }
+
     pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(QUARANTINE)?;
@@ -333,6 +433,58 @@ impl Archive {
     }
 }
 
+/// Whether a deletion event was recorded against item `id`.
+fn has_deletion(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ItemId) -> Result<bool> {
+    if id.part != crate::model::Part::Item {
+        return Ok(false);
+    }
+    let del = ItemId {
+        part: crate::model::Part::Deletion,
+        ..*id
+    };
+    Ok(t.get(item_id_bytes(&del).as_slice())?.is_some())
+}
+
+/// Everything the search index derives a document from: one source row,
+/// decoded and checked, and whether a deletion event names it.
+pub struct DocSource {
+    pub id: ItemId,
+    pub rec: SourceRecord,
+    /// Every version, oldest first (never empty).
+    pub versions: Vec<Item>,
+    pub deleted: bool,
+}
+
+impl DocSource {
+    fn new(
+        t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        id: &ItemId,
+        row: SourceRow,
+    ) -> Result<DocSource> {
+        let n = row.rec.versions.len();
+        if n == 0 {
+            return Err(Error::Corrupt(format!("{id} has no version")));
+        }
+        let versions = (0..n)
+            .map(|i| row.version(id, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DocSource {
+            id: *id,
+            deleted: has_deletion(t, id)?,
+            rec: row.rec,
+            versions,
+        })
+    }
+
+    pub fn current(&self) -> &Item {
+        self.versions.last().expect("a source row has a version")
+    }
+
+    pub fn stamp(&self) -> u64 {
+        self.rec.stamp(self.deleted)
+    }
+}
+
 /// One row of `sources`: the record, then every version's encoded item.
 #[derive(Default)]
 pub(crate) struct SourceRow {
@@ -399,6 +551,9 @@ pub struct Tx<'t> {
     folders: Table<'t, &'static [u8], &'static [u8]>,
     runs: Table<'t, u64, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
+    changes: Table<'t, u64, &'static [u8]>,
+    /// The sequence number of the next change, once known.
+    next_change: Option<u64>,
     /// New filings per folder key in this transaction, applied at its end.
     folder_delta: BTreeMap<Vec<u8>, u64>,
 }
@@ -414,6 +569,8 @@ pub struct EncodedItem {
     pub date: Option<i64>,
     pub kind: crate::model::ItemKind,
     pub edited: Option<i64>,
+    /// The item a deletion event deletes.
+    pub deletes: Option<ItemId>,
 }
 
 impl EncodedItem {
@@ -429,6 +586,10 @@ impl EncodedItem {
             date: item.date,
             kind: item.kind(),
             edited: item.edited,
+            deletes: match &item.body {
+                crate::model::Body::Deletion(d) => Some(d.target),
+                _ => None,
+            },
         }
     }
 }
@@ -522,16 +683,24 @@ impl Tx<'_> {
         &mut self,
         enc: &EncodedItem,
         mailboxes: &[String],
+        addresses: &[(String, String)],
         folder: &str,
         run: u64,
     ) -> Result<Vec<Filed>> {
         let idb = item_id_bytes(&enc.id);
         let mut row = self.source_row(&idb)?;
+        let is_new = row.rec.versions.is_empty();
         // An item known but filed nowhere can only be in the quarantine.
-        let maybe_quarantined = !row.rec.versions.is_empty() && row.rec.locations.is_empty();
+        let maybe_quarantined = !is_new && row.rec.locations.is_empty();
         let new_version = Self::add_version(&mut row, enc, run);
         let mut out = Vec::with_capacity(mailboxes.len());
         let mut changed = new_version;
+        for (k, m) in addresses {
+            if !row.rec.addresses.iter().any(|(kk, mm)| kk == k && mm == m) {
+                row.rec.addresses.push((k.clone(), m.clone()));
+                changed = true;
+            }
+        }
         for mailbox in mailboxes {
             // The source record lists every filing: no lookup in `items` needed.
             if row
@@ -573,6 +742,10 @@ impl Tx<'_> {
         if changed {
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
+            self.log_change(&idb, is_new)?;
+            if is_new && let Some(target) = &enc.deletes {
+                self.log_change(&item_id_bytes(target), false)?;
+            }
         }
         if maybe_quarantined && !mailboxes.is_empty() {
             self.quarantine.remove(idb.as_slice())?;
@@ -589,6 +762,7 @@ impl Tx<'_> {
     ) -> Result<Quarantined> {
         let idb = item_id_bytes(&enc.id);
         let mut row = self.source_row(&idb)?;
+        let is_new = row.rec.versions.is_empty();
         let new_version = Self::add_version(&mut row, enc, record.run);
         let was_held = self.quarantine.get(idb.as_slice())?.is_some();
         let outcome = if !row.rec.locations.is_empty() {
@@ -605,8 +779,30 @@ impl Tx<'_> {
         if new_version {
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
+            self.log_change(&idb, is_new)?;
+            if is_new && let Some(target) = &enc.deletes {
+                self.log_change(&item_id_bytes(target), false)?;
+            }
         }
         Ok(outcome)
+    }
+
+    /// Appends a change of the source row `idb` to the change log.
+    fn log_change(&mut self, idb: &[u8], is_new: bool) -> Result<()> {
+        let seq = match self.next_change {
+            Some(n) => n,
+            None => self
+                .changes
+                .last()?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(1),
+        };
+        let mut v = Vec::with_capacity(idb.len() + 1);
+        v.extend_from_slice(idb);
+        v.push(if is_new { 0 } else { 1 });
+        self.changes.insert(seq, v.as_slice())?;
+        self.next_change = Some(seq + 1);
+        Ok(())
     }
 
     /// Where an item is filed, as this transaction sees it.

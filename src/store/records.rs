@@ -20,6 +20,36 @@ pub struct SourceRecord {
     pub versions: Vec<Version>,
     /// Every `(mailbox, folder)` the item is filed in.
     pub locations: Vec<(String, String)>,
+    /// The mailbox each participant resolved to when the item was filed:
+    /// `(Person::key, mailbox)`, for searches by address.
+    pub addresses: Vec<(String, String)>,
+}
+
+impl SourceRecord {
+    /// A short digest of everything the search index derives from this row:
+    /// the versions, the filings, the addresses, and whether a deletion event
+    /// names the item. A document whose stamp differs from this is stale.
+    pub fn stamp(&self, deleted: bool) -> u64 {
+        let mut bytes = Vec::with_capacity(64 * self.versions.len() + 64);
+        for v in &self.versions {
+            bytes.extend_from_slice(&v.content);
+        }
+        for (m, f) in &self.locations {
+            bytes.extend_from_slice(m.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(f.as_bytes());
+            bytes.push(0);
+        }
+        for (k, m) in &self.addresses {
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.push(1);
+            bytes.extend_from_slice(m.as_bytes());
+            bytes.push(1);
+        }
+        bytes.push(deleted as u8);
+        let h = crate::model::sha256(&bytes);
+        u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

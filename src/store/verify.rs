@@ -38,6 +38,8 @@ pub struct Checked {
     pub filings: u64,
     pub blobs: u64,
     pub blob_bytes: u64,
+    /// Search documents compared with the store (filled in by the index's check).
+    pub documents: u64,
 }
 
 impl Archive {

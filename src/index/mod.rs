@@ -1,0 +1,417 @@
+//! The search index: a tantivy index derived from the archive, never the
+//! other way round.
+//!
+//! The store logs every change to a source row in its `changes` table, in the
+//! same transaction as the change. The index applies changes in order and
+//! records, in the payload of each tantivy commit, the sequence number of the
+//! last change it applied (the *watermark*). So:
+//!
+//! - an item is searchable only after the store committed it (the index reads
+//!   it back from the store);
+//! - an index that is behind (a crash, an import killed mid-way) catches up
+//!   when it is next opened, from the log;
+//! - an index that is missing, built by another schema, or older than the
+//!   oldest change the log still holds is rebuilt from the store alone.
+//!
+//! Applying a change replaces the item's whole document, so applying one twice
+//! is harmless. The store trims the log below the committed watermark.
+
+pub mod schema;
+pub mod search;
+pub mod tokenizer;
+
+use crate::error::{Error, Result};
+use crate::model::ItemId;
+use crate::store::{Archive, DocSource, key::item_id_bytes};
+use schema::{Fields, SCHEMA_VERSION};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tantivy::directory::MmapDirectory;
+use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+
+/// Changes read from the log per step.
+const CHANGES_PER_STEP: usize = 5_000;
+/// Commit the index at least this often while catching up, so that a crash
+/// loses a bounded amount of indexing work.
+const DOCS_PER_COMMIT: u64 = 2_000_000;
+
+/// What each index commit records.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Payload {
+    schema: u32,
+    /// The last change of the store's log this commit includes.
+    watermark: u64,
+}
+
+/// How an index writer is sized.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterOptions {
+    pub threads: usize,
+    /// Total indexing memory, split between the threads.
+    pub memory_bytes: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 2);
+        WriterOptions {
+            threads,
+            memory_bytes: 96 << 20,
+        }
+    }
+}
+
+pub struct Index {
+    index: tantivy::Index,
+    pub(crate) fields: Fields,
+    reader: IndexReader,
+    writer: Option<IndexWriter<TantivyDocument>>,
+    watermark: u64,
+    /// The last change applied but not yet committed.
+    pending: Option<u64>,
+    dir: PathBuf,
+    opts: WriterOptions,
+}
+
+/// What bringing the index up to date did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    pub rebuilt: bool,
+    pub documents: u64,
+    pub watermark: u64,
+}
+
+impl Index {
+    /// The index directory of an archive.
+    pub fn path(archive: &Archive) -> PathBuf {
+        archive.dir().join("index")
+    }
+
+    /// Opens the archive's index (creating or rebuilding it as needed) and
+    /// brings it up to date with the store.
+    pub fn open(archive: &Archive) -> Result<Index> {
+        Self::open_with(archive, WriterOptions::default())
+    }
+
+    pub fn open_with(archive: &Archive, opts: WriterOptions) -> Result<Index> {
+        let mut idx = Self::open_only(archive, opts)?;
+        idx.catch_up(archive)?;
+        Ok(idx)
+    }
+
+    /// Opens without catching up (verification looks at the index as it is first).
+    pub fn open_only(archive: &Archive, opts: WriterOptions) -> Result<Index> {
+        let dir = Self::path(archive);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (schema, fields) = Fields::schema();
+        let (index, payload) = match open_existing(&dir) {
+            Some((index, payload)) if payload.schema == SCHEMA_VERSION => (index, payload),
+            _ => {
+                // Missing, unreadable or from another schema: start afresh;
+                // catching up rebuilds it from the store.
+                clear_dir(&dir)?;
+                let mmap = MmapDirectory::open(&dir).map_err(|e| index_err(&dir, e))?;
+                let index = tantivy::Index::create(mmap, schema, tantivy::IndexSettings::default())
+                    .map_err(|e| index_err(&dir, e))?;
+                (index, Payload::default())
+            }
+        };
+        index
+            .tokenizers()
+            .register(tokenizer::NAME, tokenizer::MultiTokenizer);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| index_err(&dir, e))?;
+        Ok(Index {
+            index,
+            fields,
+            reader,
+            writer: None,
+            watermark: payload.watermark,
+            pending: None,
+            dir,
+            opts,
+        })
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
+    pub fn searcher(&self) -> tantivy::Searcher {
+        self.reader.searcher()
+    }
+
+    pub fn tantivy(&self) -> &tantivy::Index {
+        &self.index
+    }
+
+    fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>> {
+        if self.writer.is_none() {
+            let w = self
+                .index
+                .writer_with_num_threads(self.opts.threads, self.opts.memory_bytes)
+                .map_err(|e| index_err(&self.dir, e))?;
+            self.writer = Some(w);
+        }
+        Ok(self.writer.as_mut().expect("just set"))
+    }
+
+    /// Whether the store has changes this index has not applied.
+    pub fn is_behind(&self, archive: &Archive) -> Result<bool> {
+        Ok(archive.last_change()? > self.watermark)
+    }
+
+    /// Applies every change the store logged after the watermark, or rebuilds
+    /// the index when the log no longer reaches back to it; commits; trims the
+    /// log.
+    pub fn catch_up(&mut self, archive: &Archive) -> Result<CatchUp> {
+        let last = archive.last_change()?;
+        if last == self.watermark {
+            return Ok(CatchUp {
+                watermark: last,
+                ..CatchUp::default()
+            });
+        }
+        let first = archive.first_change()?;
+        if last < self.watermark || first > self.watermark + 1 {
+            return self.rebuild(archive);
+        }
+        let mut out = CatchUp::default();
+        let mut since_commit = 0;
+        loop {
+            let n = self.apply_step(archive)?;
+            if n == 0 {
+                break;
+            }
+            out.documents += n;
+            since_commit += n;
+            if since_commit >= DOCS_PER_COMMIT {
+                self.commit(archive)?;
+                since_commit = 0;
+            }
+        }
+        self.commit(archive)?;
+        out.watermark = self.watermark;
+        Ok(out)
+    }
+
+    /// Applies the next step of changes (at most [`CHANGES_PER_STEP`]) without
+    /// committing; returns how many documents it wrote.
+    pub fn apply_step(&mut self, archive: &Archive) -> Result<u64> {
+        let changes = archive.changes_after(self.pending_watermark(), CHANGES_PER_STEP)?;
+        let Some(&(last_seq, _, _)) = changes.last() else {
+            return Ok(0);
+        };
+        // Each item once, in first-change order; its document needs replacing
+        // unless its first change here created it.
+        let mut order: Vec<ItemId> = Vec::with_capacity(changes.len());
+        let mut replace = std::collections::HashMap::with_capacity(changes.len());
+        for (_, id, is_new) in &changes {
+            replace.entry(*id).or_insert_with(|| {
+                order.push(*id);
+                !*is_new
+            });
+        }
+        let fields = self.fields;
+        let writer = self.writer()?;
+        let mut docs = 0;
+        archive.doc_sources(&order, |id, src| {
+            if replace[id] || src.is_none() {
+                writer.delete_term(fields.id_term(&item_id_bytes(id)));
+            }
+            if let Some(src) = src {
+                writer
+                    .add_document(fields.document(&src))
+                    .map_err(|e| Error::Internal(format!("indexing {id}: {e}")))?;
+                docs += 1;
+            }
+            Ok(())
+        })?;
+        self.pending = Some(last_seq);
+        Ok(docs)
+    }
+
+    fn pending_watermark(&self) -> u64 {
+        self.pending.unwrap_or(self.watermark)
+    }
+
+    /// Commits what was applied, with the watermark in the commit's payload,
+    /// then lets the store trim its log.
+    pub fn commit(&mut self, archive: &Archive) -> Result<()> {
+        let Some(wm) = self.pending.take() else {
+            return Ok(());
+        };
+        let payload = serde_json::to_string(&Payload {
+            schema: SCHEMA_VERSION,
+            watermark: wm,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let dir = self.dir.clone();
+        let writer = self.writer()?;
+        let mut prepared = writer.prepare_commit().map_err(|e| index_err(&dir, e))?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(|e| index_err(&dir, e))?;
+        self.watermark = wm;
+        self.reader.reload().map_err(|e| index_err(&dir, e))?;
+        archive.trim_changes(wm)?;
+        Ok(())
+    }
+
+    /// Rebuilds the whole index from the store's source rows.
+    pub fn rebuild(&mut self, archive: &Archive) -> Result<CatchUp> {
+        // Changes logged from here on are applied again afterwards: harmless.
+        let last = archive.last_change()?;
+        let fields = self.fields;
+        let dir = self.dir.clone();
+        let writer = self.writer()?;
+        writer
+            .delete_all_documents()
+            .map_err(|e| index_err(&dir, e))?;
+        let mut docs = 0u64;
+        archive.for_each_source(|src: DocSource| {
+            writer
+                .add_document(fields.document(&src))
+                .map_err(|e| Error::Internal(format!("indexing {}: {e}", src.id)))?;
+            docs += 1;
+            Ok(())
+        })?;
+        self.pending = Some(last);
+        self.commit(archive)?;
+        // Anything logged while rebuilding.
+        let more = self.catch_up(archive)?;
+        Ok(CatchUp {
+            rebuilt: true,
+            documents: docs + more.documents,
+            watermark: self.watermark,
+        })
+    }
+
+    /// Waits for tantivy's background merges (before the process exits).
+    pub fn close(mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.wait_merging_threads()
+                .map_err(|e| index_err(&self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Compares the index with the store: every source row must have exactly
+    /// one document, built from its current state (same stamp). Reports each
+    /// missing, extra, duplicate or stale document; returns how many
+    /// documents were compared.
+    pub fn verify(
+        &self,
+        archive: &Archive,
+        report: &mut dyn FnMut(crate::store::verify::Problem),
+    ) -> Result<u64> {
+        use std::collections::HashMap;
+        let problem = |subject: String, problem: String| crate::store::verify::Problem {
+            subject,
+            problem,
+            severity: "error",
+        };
+        let mut docs: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
+        let stamps = self.stamps()?;
+        let n = stamps.len() as u64;
+        for (id, stamp) in stamps {
+            docs.entry(id).or_default().push(stamp);
+        }
+        archive.for_each_stamp(|id, stamp| {
+            match docs.remove(&item_id_bytes(&id)) {
+                None => report(problem(
+                    id.to_string(),
+                    "stored item has no search document (missing from the index)".into(),
+                )),
+                Some(found) if found.len() > 1 => report(problem(
+                    id.to_string(),
+                    format!("{} search documents for one item", found.len()),
+                )),
+                Some(found) if found[0] != stamp => report(problem(
+                    id.to_string(),
+                    "search document is stale: it does not reflect the stored item".into(),
+                )),
+                Some(_) => {}
+            }
+            Ok(())
+        })?;
+        let mut extra: Vec<Vec<u8>> = docs.into_keys().collect();
+        extra.sort();
+        for id in extra {
+            let name = crate::store::key::decode_item_id(&id)
+                .map(|i| i.to_string())
+                .unwrap_or_else(|_| hex::encode(&id));
+            report(problem(
+                name,
+                "search document for an item the store does not hold (extra)".into(),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Every document's id and stamp, for verification.
+    pub fn stamps(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+        let searcher = self.searcher();
+        let mut out = Vec::new();
+        for seg in searcher.segment_readers() {
+            let ff = seg.fast_fields();
+            let ids = ff
+                .bytes("id")
+                .map_err(|e| index_err(&self.dir, e))?
+                .ok_or_else(|| Error::Corrupt("index: no id column".into()))?;
+            let stamps = ff.u64("stamp").map_err(|e| index_err(&self.dir, e))?;
+            let alive = seg.alive_bitset();
+            let mut buf = Vec::new();
+            for doc in 0..seg.max_doc() {
+                if alive.is_some_and(|a| !a.is_alive(doc)) {
+                    continue;
+                }
+                buf.clear();
+                if let Some(ord) = ids.term_ords(doc).next() {
+                    ids.ord_to_bytes(ord, &mut buf)
+                        .map_err(|e| Error::io(&self.dir, e))?;
+                }
+                out.push((buf.clone(), stamps.first(doc).unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn open_existing(dir: &Path) -> Option<(tantivy::Index, Payload)> {
+    let mmap = MmapDirectory::open(dir).ok()?;
+    if !tantivy::Index::exists(&mmap).ok()? {
+        return None;
+    }
+    let index = tantivy::Index::open(mmap).ok()?;
+    let meta = index.load_metas().ok()?;
+    let payload = match meta.payload.as_deref() {
+        Some(p) => serde_json::from_str(p).ok()?,
+        None => Payload::default(),
+    };
+    if index.schema() != Fields::schema().0 {
+        return None;
+    }
+    Some((index, payload))
+}
+
+/// Removes the files of an index directory (never anything else).
+fn clear_dir(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let p = e.path();
+        if p.is_file() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn index_err(dir: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("search index {}: {e}", dir.display()))
+}

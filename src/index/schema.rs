@@ -1,0 +1,314 @@
+//! The fields of a search document and how one is built from a source row.
+//!
+//! One document per source item (not per mailbox copy): the copies of an item
+//! share its content, so indexing it once keeps fan-out free. Where the item
+//! is filed is a multi-valued field (`loc`); searches expand a matching
+//! document into its mailbox copies (see `search`). No field is stored: hits
+//! are read back from the archive, which checks their hashes.
+
+use super::tokenizer;
+use crate::model::{Body, Item, Person};
+use crate::store::DocSource;
+use tantivy::schema::{
+    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, NumericOptions, STRING, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::{TantivyDocument, Term};
+
+/// Bumped whenever a field or the way documents are built changes: an index
+/// built by another version is rebuilt from the store when opened.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Separates mailbox and folder in a `loc` value.
+pub const LOC_SEP: char = '\u{0}';
+/// The `loc` value of a quarantined item.
+pub const QUARANTINE_LOC: &str = "\u{0}quarantine";
+
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    /// The 29-byte `ItemId`: indexed (to replace the document), fast (to read hits).
+    pub id: Field,
+    /// `SourceRecord::stamp` of the row the document was built from.
+    pub stamp: Field,
+    /// How many copies the item has (1 for a quarantined item).
+    pub nloc: Field,
+    /// `mailbox \0 folder` of each copy, or [`QUARANTINE_LOC`].
+    pub loc: Field,
+    // Tokenized, with positions.
+    pub text: Field,
+    pub subject: Field,
+    pub from: Field,
+    pub to: Field,
+    pub attachmentnames: Field,
+    pub chat: Field,
+    // Keywords, lower-cased, whole.
+    pub chattype: Field,
+    pub kind: Field,
+    pub itemclass: Field,
+    pub senderid: Field,
+    pub phone: Field,
+    pub event: Field,
+    pub call: Field,
+    // Numbers, dates (UTC seconds), flags.
+    pub sent: Field,
+    /// The date, or `i64::MIN` when unknown: the sort key.
+    pub order: Field,
+    pub size: Field,
+    pub duration: Field,
+    pub hasattachment: Field,
+    pub edited: Field,
+    pub deleted: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer::NAME)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let num = NumericOptions::default().set_indexed().set_fast();
+        let fast = NumericOptions::default().set_fast();
+        let fields = Fields {
+            id: b.add_bytes_field("id", BytesOptions::default().set_indexed().set_fast()),
+            stamp: b.add_u64_field("stamp", fast.clone()),
+            nloc: b.add_u64_field("nloc", fast.clone()),
+            loc: b.add_text_field("loc", STRING | FAST),
+            text: b.add_text_field("text", text.clone()),
+            subject: b.add_text_field("subject", text.clone()),
+            from: b.add_text_field("from", text.clone()),
+            to: b.add_text_field("to", text.clone()),
+            attachmentnames: b.add_text_field("attachmentnames", text.clone()),
+            chat: b.add_text_field("chat", text),
+            chattype: b.add_text_field("chattype", STRING),
+            kind: b.add_text_field("kind", STRING),
+            itemclass: b.add_text_field("itemclass", STRING),
+            senderid: b.add_text_field("senderid", STRING),
+            phone: b.add_text_field("phone", STRING),
+            event: b.add_text_field("event", STRING),
+            call: b.add_text_field("call", STRING),
+            sent: b.add_i64_field("sent", num.clone()),
+            order: b.add_i64_field("order", fast),
+            size: b.add_u64_field("size", num.clone()),
+            duration: b.add_u64_field("duration", num),
+            hasattachment: b.add_bool_field("hasattachment", INDEXED),
+            edited: b.add_bool_field("edited", INDEXED),
+            deleted: b.add_bool_field("deleted", INDEXED),
+        };
+        (b.build(), fields)
+    }
+
+    pub fn id_term(&self, id_bytes: &[u8]) -> Term {
+        Term::from_field_bytes(self.id, id_bytes)
+    }
+
+    /// The search document of a source row.
+    pub fn document(&self, src: &DocSource) -> TantivyDocument {
+        let mut d = TantivyDocument::new();
+        let cur = src.current();
+        d.add_bytes(self.id, &crate::store::key::item_id_bytes(&src.id));
+        d.add_u64(self.stamp, src.stamp());
+        d.add_u64(self.nloc, src.rec.locations.len().max(1) as u64);
+        if src.rec.locations.is_empty() {
+            d.add_text(self.loc, QUARANTINE_LOC);
+        }
+        for (m, f) in &src.rec.locations {
+            d.add_text(self.loc, format!("{m}{LOC_SEP}{f}"));
+        }
+
+        // Text of every version, each distinct text once: an edit never hides
+        // what was said before it.
+        let mut texts: Vec<String> = Vec::new();
+        for v in &src.versions {
+            for t in item_texts(v) {
+                if !t.is_empty() && !texts.contains(&t) {
+                    texts.push(t);
+                }
+            }
+        }
+        for t in &texts {
+            d.add_text(self.text, t);
+        }
+        if let Some(n) = &cur.chat.name {
+            d.add_text(self.subject, n);
+            d.add_text(self.chat, n);
+        }
+        d.add_text(self.chat, cur.chat.id.to_string());
+        d.add_text(self.chattype, cur.chat.kind.to_lowercase());
+
+        let address = |p: &Person| -> Option<&str> {
+            let k = p.key();
+            src.rec
+                .addresses
+                .iter()
+                .find(|(kk, _)| *kk == k)
+                .map(|(_, m)| m.as_str())
+        };
+        let sender_address = cur.sender.as_ref().and_then(address);
+        if let Some(s) = &cur.sender {
+            for t in person_texts(s, address(s)) {
+                d.add_text(self.from, t);
+            }
+            if let Some(p) = s.peer {
+                d.add_text(self.senderid, p.to_string());
+                if let Some(n) = p.user_id() {
+                    d.add_text(self.senderid, n.to_string());
+                }
+            }
+            if let Some(r) = &s.raw_id {
+                d.add_text(self.senderid, r.to_lowercase());
+            }
+        }
+        let mut others: Vec<&Person> = Vec::new();
+        for p in cur.participants.iter().chain(match &cur.body {
+            Body::Call(c) => c.participants.iter(),
+            _ => [].iter(),
+        }) {
+            let is_sender = cur.sender.as_ref().is_some_and(|s| s.same_as(p));
+            if !is_sender && !others.iter().any(|o| o.same_as(p)) {
+                others.push(p);
+            }
+        }
+        for p in &others {
+            for t in person_texts(p, address(p)) {
+                d.add_text(self.to, t);
+            }
+        }
+        for (m, _) in &src.rec.locations {
+            if Some(m.as_str()) != sender_address {
+                d.add_text(self.to, m);
+            }
+        }
+        let mut phones: Vec<String> = cur
+            .participants
+            .iter()
+            .chain(cur.sender.iter())
+            .filter_map(|p| p.phone.as_deref())
+            .filter_map(crate::mapping::normalize_phone)
+            .collect();
+        if let Body::Message(m) = &cur.body
+            && let Some(c) = &m.contact
+            && let Some(ph) = c.phone.as_deref().and_then(crate::mapping::normalize_phone)
+        {
+            phones.push(ph);
+        }
+        phones.sort();
+        phones.dedup();
+        for ph in phones {
+            d.add_text(self.phone, ph);
+        }
+
+        let kind = cur.kind();
+        d.add_text(self.kind, "externaldata");
+        d.add_text(self.kind, kind.as_str());
+        if !cur.attachments.is_empty() {
+            d.add_text(self.kind, "attachment");
+        }
+        d.add_text(
+            self.itemclass,
+            format!("ipm.externaldata.telegram.{}", kind.as_str()),
+        );
+        for a in &cur.attachments {
+            if let Some(n) = &a.file_name {
+                d.add_text(self.attachmentnames, n);
+            }
+        }
+        match &cur.body {
+            Body::Service(e) => d.add_text(self.event, e.action.to_lowercase()),
+            Body::Deletion(_) => d.add_text(self.event, "deletion"),
+            Body::Call(c) => {
+                d.add_text(self.call, c.outcome.to_lowercase());
+                d.add_text(self.call, c.kind.to_lowercase());
+                if let Some(s) = c.duration_seconds {
+                    d.add_u64(self.duration, s);
+                }
+            }
+            _ => {}
+        }
+        if let Some(t) = cur.date {
+            d.add_i64(self.sent, t);
+        }
+        d.add_i64(self.order, cur.date.unwrap_or(i64::MIN));
+        d.add_u64(self.size, item_size(cur));
+        d.add_bool(self.hasattachment, !cur.attachments.is_empty());
+        let edited = src.versions.len() > 1 || src.versions.iter().any(|v| v.edited.is_some());
+        d.add_bool(self.edited, edited);
+        d.add_bool(self.deleted, src.deleted);
+        d
+    }
+}
+
+/// The size an item reports: its text in UTF-8 bytes plus each attachment's
+/// stored (or declared) size.
+pub fn item_size(item: &Item) -> u64 {
+    let text: u64 = item_texts(item).iter().map(|t| t.len() as u64).sum();
+    let files: u64 = item
+        .attachments
+        .iter()
+        .map(|a| a.content.map(|c| c.size).or(a.declared_size).unwrap_or(0))
+        .sum();
+    text + files
+}
+
+/// The searchable text of one item version: the message text and every
+/// caption-like field, the service event's sentence, the call's description.
+pub fn item_texts(item: &Item) -> Vec<String> {
+    let mut out = Vec::new();
+    match &item.body {
+        Body::Message(m) => {
+            out.push(m.text.clone());
+            if let Some(p) = &m.poll {
+                out.push(p.question.clone());
+                out.extend(p.answers.iter().cloned());
+            }
+            if let Some(c) = &m.contact {
+                out.extend(c.first_name.iter().cloned());
+                out.extend(c.last_name.iter().cloned());
+                out.extend(c.phone.iter().cloned());
+            }
+            if let Some(l) = &m.location {
+                out.extend(l.place_name.iter().cloned());
+                out.extend(l.address.iter().cloned());
+            }
+            if let Some(f) = &m.forwarded_from {
+                out.extend(f.name.iter().cloned());
+            }
+            out.extend(m.saved_from.iter().cloned());
+            out.extend(m.via_bot.iter().cloned());
+            out.extend(m.author.iter().cloned());
+            out.extend(m.extra_text.iter().map(|(_, v)| v.clone()));
+        }
+        Body::Service(e) => {
+            out.push(e.text.clone());
+            out.extend(e.title.iter().cloned());
+            out.extend(e.members.iter().cloned());
+        }
+        Body::Call(c) => out.push(c.describe()),
+        Body::Unsupported => {}
+        Body::Deletion(d) => out.push(format!("deleted {} {}", d.target, d.mode)),
+    }
+    for a in &item.attachments {
+        out.extend(a.performer.iter().cloned());
+        out.extend(a.title.iter().cloned());
+    }
+    out
+}
+
+/// What `from:`/`to:` match for a person: name, username, ids, phone, address.
+fn person_texts(p: &Person, address: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    out.extend(p.name.iter().cloned());
+    out.extend(
+        p.username
+            .iter()
+            .map(|u| u.trim_start_matches('@').to_string()),
+    );
+    if let Some(peer) = p.peer {
+        out.push(peer.to_string());
+    }
+    out.extend(p.raw_id.iter().cloned());
+    out.extend(p.phone.as_deref().and_then(crate::mapping::normalize_phone));
+    out.extend(address.map(str::to_string));
+    out
+}
