@@ -229,13 +229,13 @@ impl Mapping {
     ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         for p in participants {
+            // The owner as a participant may lack the phone the export's
+            // personal information gives: resolve them as fan-out does.
             let found = self.lookup(p).map(|(m, _)| m).or_else(|| {
-                let is_owner = custodian.owner.as_ref().is_some_and(|o| o.same_as(p));
-                if is_owner {
-                    custodian.address.clone()
-                } else {
-                    None
-                }
+                let owner = custodian.owner.as_ref().filter(|o| o.same_as(p))?;
+                self.lookup(owner)
+                    .map(|(m, _)| m)
+                    .or_else(|| custodian.address.clone())
             });
             if let Some(m) = found {
                 let k = p.key();

@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod fixtures;
 mod samples;
+mod search;
 mod verify;

@@ -493,9 +493,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Search(a) => search(&mut out, &dir, a, actor(), args),
         Command::Reindex(f) => {
             let archive = Archive::open(&dir)?;
-            let mut index = Index::open_only(&archive, Default::default())?;
             let t = std::time::Instant::now();
-            let done = index.rebuild(&archive)?;
+            let (index, done) = Index::recreate(&archive, Default::default())?;
             index.close()?;
             archive.audit(crate::store::audit::Event {
                 time: now(),
@@ -769,7 +768,24 @@ fn search(
         )?;
     }
     for hit in &results.hits {
-        let item = current_item(&archive, &hit.id)?;
+        let item = match current_item(&archive, &hit.id) {
+            Ok(item) => item,
+            Err(e) => {
+                // A damaged item is still a hit: say so rather than fail.
+                if a.json {
+                    emit(
+                        out,
+                        &json!({"item": hit.id.to_string(), "error": e.to_string()}),
+                    )?;
+                } else {
+                    w(
+                        out,
+                        format_args!("{:<30} (cannot be read: {e})\n", hit.id.to_string()),
+                    )?;
+                }
+                continue;
+            }
+        };
         let text = crate::index::schema::item_texts(&item).join("\n");
         let snip = generator.snippet(&text);
         let (mailbox, folder) = match &hit.location {

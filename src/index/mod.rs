@@ -263,6 +263,18 @@ impl Index {
         Ok(())
     }
 
+    /// Throws the index away and builds it again from the store alone (what
+    /// `tgvault reindex` does: it also repairs an index whose files are damaged).
+    pub fn recreate(archive: &Archive, opts: WriterOptions) -> Result<(Index, CatchUp)> {
+        let dir = Self::path(archive);
+        if dir.is_dir() {
+            clear_dir(&dir)?;
+        }
+        let mut idx = Self::open_only(archive, opts)?;
+        let done = idx.rebuild(archive)?;
+        Ok((idx, done))
+    }
+
     /// Rebuilds the whole index from the store's source rows.
     pub fn rebuild(&mut self, archive: &Archive) -> Result<CatchUp> {
         // Changes logged from here on are applied again afterwards: harmless.
@@ -413,5 +425,8 @@ fn clear_dir(dir: &Path) -> Result<()> {
 }
 
 pub(crate) fn index_err(dir: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Corrupt(format!("search index {}: {e}", dir.display()))
+    Error::Corrupt(format!(
+        "search index {}: {e} (`tgvault reindex` rebuilds it from the archive)",
+        dir.display()
+    ))
 }

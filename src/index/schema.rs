@@ -58,6 +58,9 @@ pub struct Fields {
     pub hasattachment: Field,
     pub edited: Field,
     pub deleted: Field,
+    /// The item could not be read when indexed (damaged): only its identity
+    /// and locations are in the document. Holds treat it as matching.
+    pub unindexed: Field,
 }
 
 impl Fields {
@@ -95,6 +98,7 @@ impl Fields {
             hasattachment: b.add_bool_field("hasattachment", INDEXED),
             edited: b.add_bool_field("edited", INDEXED),
             deleted: b.add_bool_field("deleted", INDEXED),
+            unindexed: b.add_bool_field("unindexed", INDEXED),
         };
         (b.build(), fields)
     }
@@ -106,7 +110,6 @@ impl Fields {
     /// The search document of a source row.
     pub fn document(&self, src: &DocSource) -> TantivyDocument {
         let mut d = TantivyDocument::new();
-        let cur = src.current();
         d.add_bytes(self.id, &crate::store::key::item_id_bytes(&src.id));
         d.add_u64(self.stamp, src.stamp());
         d.add_u64(self.nloc, src.rec.locations.len().max(1) as u64);
@@ -116,6 +119,13 @@ impl Fields {
         for (m, f) in &src.rec.locations {
             d.add_text(self.loc, format!("{m}{LOC_SEP}{f}"));
         }
+        let Some(cur) = src.current() else {
+            d.add_bool(self.unindexed, true);
+            d.add_text(self.kind, "externaldata");
+            d.add_i64(self.order, i64::MIN);
+            return d;
+        };
+        d.add_bool(self.unindexed, false);
 
         // Text of every version, each distinct text once: an edit never hides
         // what was said before it.

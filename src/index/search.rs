@@ -524,12 +524,7 @@ impl Index {
 
     /// The queries to run: one for the whole archive, or one per location
     /// (with that location fixed) when the query or `mailboxes` needs it.
-    fn plans(
-        &self,
-        archive: &Archive,
-        query: &Query,
-        mailboxes: &[String],
-    ) -> Result<Vec<Plan>> {
+    fn plans(&self, archive: &Archive, query: &Query, mailboxes: &[String]) -> Result<Vec<Plan>> {
         if mailboxes.is_empty() && !mentions_location(query) {
             return Ok(match self.compile(query, LocMode::Ignore)? {
                 Compiled::Nothing => vec![],

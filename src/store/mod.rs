@@ -315,7 +315,13 @@ impl Archive {
         let t = txn.open_table(SOURCES)?;
         for id in ids {
             let row = match t.get(item_id_bytes(id).as_slice())? {
-                Some(v) => Some(SourceRow::decode(v.value())?),
+                Some(v) => match SourceRow::decode(v.value()) {
+                    Ok(row) => Some(row),
+                    Err(e) => {
+                        tracing::warn!(item = %id, error = %e, "source row cannot be decoded: not indexed");
+                        None
+                    }
+                },
                 None => None,
             };
             let doc = match row {
@@ -334,7 +340,10 @@ impl Archive {
         for e in t.iter()? {
             let (k, v) = e?;
             let id = key::decode_item_id(k.value())?;
-            let row = SourceRow::decode(v.value())?;
+            let Ok(row) = SourceRow::decode(v.value()) else {
+                tracing::warn!(item = %id, "source row cannot be decoded: not indexed");
+                continue;
+            };
             f(DocSource::new(&t, &id, row)?)?;
         }
         Ok(())
@@ -348,7 +357,11 @@ impl Archive {
         for e in t.iter()? {
             let (k, v) = e?;
             let id = key::decode_item_id(k.value())?;
-            let (rec, _): (SourceRecord, usize) = codec::decode_prefix(v.value())?;
+            // A row that does not decode has no document; the store's own
+            // check names it.
+            let Ok((rec, _)) = codec::decode_prefix::<SourceRecord>(v.value()) else {
+                continue;
+            };
             f(id, rec.stamp(has_deletion(&t, &id)?))?;
         }
         Ok(())
@@ -450,9 +463,11 @@ fn has_deletion(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ItemI
 pub struct DocSource {
     pub id: ItemId,
     pub rec: SourceRecord,
-    /// Every version, oldest first (never empty).
+    /// Every version, oldest first; empty when they cannot be read (damaged
+    /// or tampered with: `verify` names it), and then `problem` says why.
     pub versions: Vec<Item>,
     pub deleted: bool,
+    pub problem: Option<String>,
 }
 
 impl DocSource {
@@ -462,22 +477,32 @@ impl DocSource {
         row: SourceRow,
     ) -> Result<DocSource> {
         let n = row.rec.versions.len();
-        if n == 0 {
-            return Err(Error::Corrupt(format!("{id} has no version")));
-        }
-        let versions = (0..n)
-            .map(|i| row.version(id, i))
-            .collect::<Result<Vec<_>>>()?;
+        let decoded = if n == 0 {
+            Err(Error::Corrupt(format!("{id} has no version")))
+        } else {
+            (0..n)
+                .map(|i| row.version(id, i))
+                .collect::<Result<Vec<_>>>()
+        };
+        let (versions, problem) = match decoded {
+            Ok(v) => (v, None),
+            Err(e) => {
+                tracing::warn!(item = %id, error = %e, "item cannot be read: indexed as unindexable");
+                (Vec::new(), Some(e.to_string()))
+            }
+        };
         Ok(DocSource {
             id: *id,
             deleted: has_deletion(t, id)?,
             rec: row.rec,
             versions,
+            problem,
         })
     }
 
-    pub fn current(&self) -> &Item {
-        self.versions.last().expect("a source row has a version")
+    /// The current version; `None` when the item could not be read.
+    pub fn current(&self) -> Option<&Item> {
+        self.versions.last()
     }
 
     pub fn stamp(&self) -> u64 {
