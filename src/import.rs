@@ -45,6 +45,8 @@ pub struct ImportOptions {
     /// Inline blob bytes per write transaction.
     pub batch_bytes: usize,
     pub progress: bool,
+    /// Told after every committed batch (a search index following the import).
+    pub committed: Option<SyncSender<()>>,
 }
 
 impl ImportOptions {
@@ -59,6 +61,7 @@ impl ImportOptions {
             batch_items: 10_000,
             batch_bytes: 32 << 20,
             progress: false,
+            committed: None,
         }
     }
 }
@@ -657,6 +660,10 @@ fn write_loop(
             })?;
             file.counters.add(&c);
             file.failures.extend(failures);
+            if let Some(tell) = &opts.committed {
+                // A full channel already says "there is more": never wait.
+                let _ = tell.try_send(());
+            }
             progress.inc(pending.len() as u64);
             pending.clear();
             inline_bytes = 0;

@@ -252,9 +252,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 args,
                 clock: &now,
             };
-            let report = import::import(&archive, &a.paths, &opts, &ctx)?;
-            // The store is committed; now make it searchable.
-            Index::open(&archive)?.close()?;
+            // The index follows the store as batches commit, on its own thread.
+            let mut index = Index::open(&archive)?;
+            let report = index.follow(&archive, |tell| {
+                opts.committed = Some(tell);
+                import::import(&archive, &a.paths, &opts, &ctx)
+            })?;
+            index.close()?;
             print_report(&mut out, &report, a.json)?;
             for f in &report.files {
                 if let crate::report::FileStatus::Failed(e) = &f.status {

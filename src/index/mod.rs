@@ -304,6 +304,62 @@ impl Index {
         })
     }
 
+    /// Runs `work` (an import) while this index follows the store on another
+    /// thread: `work` gets a sender to signal each commit, and the index
+    /// applies the new changes as they come. When `work` returns, the index
+    /// catches up with the rest and commits.
+    pub fn follow<T>(
+        &mut self,
+        archive: &Archive,
+        work: impl FnOnce(std::sync::mpsc::SyncSender<()>) -> Result<T>,
+    ) -> Result<T> {
+        let (tell, told) = std::sync::mpsc::sync_channel::<()>(1);
+        // `work` may keep its sender alive past its return (in its options):
+        // the end is signalled by this flag and one more message.
+        let done = &std::sync::atomic::AtomicBool::new(false);
+        let wake = tell.clone();
+        let this = &mut *self;
+        let (out, followed) = std::thread::scope(|s| {
+            let follower = std::thread::Builder::new()
+                .name("tgvault-index".into())
+                .spawn_scoped(s, move || -> Result<()> {
+                    let mut since_commit = 0;
+                    while told.recv().is_ok() {
+                        loop {
+                            let n = this.apply_step(archive)?;
+                            if n == 0 {
+                                break;
+                            }
+                            since_commit += n;
+                        }
+                        if since_commit >= DOCS_PER_COMMIT {
+                            this.commit(archive)?;
+                            since_commit = 0;
+                        }
+                        if done.load(std::sync::atomic::Ordering::Acquire) {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|e| Error::Internal(format!("starting the indexer: {e}")))?;
+            let out = work(tell);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            // Fails only if the follower already stopped (on an error).
+            let _ = wake.send(());
+            let followed = follower
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("the indexer panicked".into())));
+            Ok::<_, Error>((out, followed))
+        })?;
+        // The store's work stands even if indexing failed: the next open
+        // catches up. Report the import's own error first.
+        let out = out?;
+        followed?;
+        self.catch_up(archive)?;
+        Ok(out)
+    }
+
     /// Waits for tantivy's background merges (before the process exits).
     pub fn close(mut self) -> Result<()> {
         if let Some(w) = self.writer.take() {

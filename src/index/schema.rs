@@ -17,7 +17,7 @@ use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: char = '\u{0}';
@@ -140,9 +140,13 @@ impl Fields {
         for t in &texts {
             d.add_text(self.text, t);
         }
+        // Free text searches `text` alone, so it also holds what Purview's
+        // keyword search finds outside the body: the subject (chat title),
+        // the sender and the attachment names.
         if let Some(n) = &cur.chat.name {
             d.add_text(self.subject, n);
             d.add_text(self.chat, n);
+            d.add_text(self.text, n);
         }
         d.add_text(self.chat, cur.chat.id.to_string());
         d.add_text(self.chattype, cur.chat.kind.to_lowercase());
@@ -158,6 +162,7 @@ impl Fields {
         let sender_address = cur.sender.as_ref().and_then(address);
         if let Some(s) = &cur.sender {
             for t in person_texts(s, address(s)) {
+                d.add_text(self.text, &t);
                 d.add_text(self.from, t);
             }
             if let Some(p) = s.peer {
@@ -222,6 +227,7 @@ impl Fields {
         for a in &cur.attachments {
             if let Some(n) = &a.file_name {
                 d.add_text(self.attachmentnames, n);
+                d.add_text(self.text, n);
             }
         }
         match &cur.body {

@@ -214,12 +214,9 @@ impl Index {
                 right,
                 distance,
             } => self.near(left, right, *distance)?,
-            Query::Text(t) => any_of(
-                [f.text, f.subject, f.attachmentnames, f.from]
-                    .into_iter()
-                    .map(|field| text_query(field, t))
-                    .collect(),
-            ),
+            // `text` also holds the chat title, the sender and the
+            // attachment names (see `schema`): one field to search.
+            Query::Text(t) => text_query(f.text, t),
             Query::Restriction {
                 property,
                 cmp,
@@ -340,7 +337,7 @@ impl Index {
             return Ok(Compiled::Nothing);
         }
         let f = &self.fields;
-        let fields = [f.text, f.subject, f.attachmentnames, f.from];
+        let fields = [f.text];
         Ok(any_of(
             fields
                 .into_iter()
@@ -378,39 +375,46 @@ impl Index {
         let mut total = 0u64;
         for (plan, fixed) in self.plans(archive, query, &opts.mailboxes)? {
             let weight_query = plan;
-            let count = searcher
-                .search(
-                    &*weight_query,
-                    &CopyCount {
-                        fixed: fixed.is_some(),
-                    },
-                )
-                .map_err(|e| self.err(e))?;
-            total += count;
-            if opts.limit == 0 || count == 0 {
+            let count_only = CopyCount {
+                fixed: fixed.is_some(),
+            };
+            if opts.limit == 0 {
+                total += searcher
+                    .search(&*weight_query, &count_only)
+                    .map_err(|e| self.err(e))?;
                 continue;
             }
-            let docs: Vec<(f32, i64, DocAddress)> = match opts.sort {
-                Sort::Relevance => searcher
-                    .search(
-                        &*weight_query,
-                        &TopDocs::with_limit(opts.limit).order_by_score(),
+            // One pass collects both the top hits and the count.
+            let (count, docs): (u64, Vec<(f32, i64, DocAddress)>) = match opts.sort {
+                Sort::Relevance => {
+                    let (top, n) = searcher
+                        .search(
+                            &*weight_query,
+                            &(TopDocs::with_limit(opts.limit).order_by_score(), count_only),
+                        )
+                        .map_err(|e| self.err(e))?;
+                    (n, top.into_iter().map(|(s, a)| (s, 0, a)).collect())
+                }
+                Sort::Date => {
+                    let (top, n) = searcher
+                        .search(
+                            &*weight_query,
+                            &(
+                                TopDocs::with_limit(opts.limit)
+                                    .order_by_fast_field::<i64>("order", Order::Desc),
+                                count_only,
+                            ),
+                        )
+                        .map_err(|e| self.err(e))?;
+                    (
+                        n,
+                        top.into_iter()
+                            .map(|(d, a)| (0.0, d.unwrap_or(i64::MIN), a))
+                            .collect(),
                     )
-                    .map_err(|e| self.err(e))?
-                    .into_iter()
-                    .map(|(s, a)| (s, 0, a))
-                    .collect(),
-                Sort::Date => searcher
-                    .search(
-                        &*weight_query,
-                        &TopDocs::with_limit(opts.limit)
-                            .order_by_fast_field::<i64>("order", Order::Desc),
-                    )
-                    .map_err(|e| self.err(e))?
-                    .into_iter()
-                    .map(|(d, a)| (0.0, d.unwrap_or(i64::MIN), a))
-                    .collect(),
+                }
             };
+            total += count;
             for (score, date, addr) in docs {
                 let (id, locs) = self.read_doc(&searcher, addr)?;
                 match &fixed {

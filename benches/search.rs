@@ -1,0 +1,251 @@
+//! Search: import throughput with indexing, indexing alone, and query latency.
+//!
+//! `cargo bench --bench search` generates a full-account export of 1,000,000
+//! messages (the import bench's generator), then in this one process:
+//! 1. imports it with the index following the store (as `tgvault import`
+//!    does): messages per second end to end, peak RSS;
+//! 2. rebuilds the index from the store alone (`tgvault reindex`): documents
+//!    per second, the "index alone" rate;
+//! 3. runs each query of the mix many times (varying its words): p50 and p99.
+//!
+//! Options: --messages N (default 1000000; 10000000 for the large run),
+//! --dir D (reuse D/export), --runs R (queries per kind, default 200),
+//! --queries-only (with --dir: reuse the archive of an earlier run, measure
+//! queries only).
+
+use std::path::PathBuf;
+use std::time::Instant;
+use tgvault::import::{ImportOptions, RunContext, import};
+use tgvault::index::Index;
+use tgvault::index::search::{SearchOptions, Sort};
+use tgvault::mapping::Mapping;
+use tgvault::store::Archive;
+use tgvault::synth::{SynthSpec, write_export};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Words of the generator's vocabulary: common (in ~1 message in 5) and
+/// rare (the generator's chat names and sender names are the rare terms).
+const COMMON: &[&str] = &["deal", "report", "meeting", "price", "client", "budget"];
+
+fn main() {
+    tgvault::cli::init_logging();
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let messages: u64 = arg(&args, "--messages")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = arg(&args, "--runs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let tmp = tempfile::tempdir().unwrap();
+    let base: PathBuf = arg(&args, "--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let export = base.join("export");
+    let archive_dir = base.join("archive-search");
+    let queries_only = args.iter().any(|a| a == "--queries-only") && archive_dir.is_dir();
+    if !queries_only {
+        let _ = std::fs::remove_dir_all(&archive_dir);
+    }
+    if export.join("result.json").is_file() {
+        eprintln!("reusing the export in {}", export.display());
+    } else {
+        let spec = SynthSpec {
+            messages,
+            chats: 200,
+            attachment_permille: 50,
+            max_attachment_bytes: 16 * 1024,
+            seed: 42,
+        };
+        write_export(&export, &spec).unwrap();
+    }
+
+    let archive = Archive::open(&archive_dir).unwrap();
+    if !queries_only {
+        build(&archive, &export);
+    }
+    queries(&archive, runs);
+}
+
+fn build(archive: &Archive, export: &std::path::Path) {
+    // 1. Import with the index following.
+    let mut opts = ImportOptions::new(Mapping::default());
+    opts.custodian_address = Some("custodian@corp.example".into());
+    let clock = || 0i64;
+    let ctx = RunContext {
+        actor: "bench".into(),
+        args: vec![],
+        clock: &clock,
+    };
+    let start = Instant::now();
+    let mut index = Index::open(archive).unwrap();
+    let report = index
+        .follow(archive, |tell| {
+            opts.committed = Some(tell);
+            import(archive, &[export.to_path_buf()], &opts, &ctx)
+        })
+        .unwrap();
+    index.close().unwrap();
+    let with_index = start.elapsed().as_secs_f64();
+    let items = report.totals().available_from_source;
+    let rss_import = peak_rss_mib();
+
+    // 2. The index alone, from the store.
+    let start = Instant::now();
+    let (index, rebuilt) = Index::recreate(archive, Default::default()).unwrap();
+    index.close().unwrap();
+    let alone = start.elapsed().as_secs_f64();
+    assert_eq!(rebuilt.documents, items);
+
+    println!("search bench ({items} messages)");
+    println!(
+        "  import + index      {with_index:.2} s, {:.0} messages/s, peak RSS {rss_import:.1} MiB",
+        items as f64 / with_index
+    );
+    println!(
+        "  index alone         {alone:.2} s, {:.0} documents/s (rebuild from the store)",
+        items as f64 / alone
+    );
+    println!(
+        "  ratio               {:.2} (import with indexing / index alone)",
+        alone / with_index
+    );
+}
+
+fn queries(archive: &Archive, runs: usize) {
+    // 3. Query latency.
+    let index = Index::open(archive).unwrap();
+    let rng = std::cell::Cell::new(0x9E37_79B9_7F4A_7C15u64);
+    let next = |n: usize| {
+        let mut x = rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rng.set(x);
+        (x % n as u64) as usize
+    };
+    type Gen<'a> = Box<dyn FnMut() -> String + 'a>;
+    let mut mix: Vec<(&str, bool, Gen)> = vec![
+        (
+            "common term",
+            false,
+            Box::new(|| COMMON[next(COMMON.len())].to_string()),
+        ),
+        (
+            "rare term",
+            false,
+            Box::new(|| format!("user{}", 5_000_000 + next(50))),
+        ),
+        (
+            "phrase",
+            false,
+            Box::new(|| {
+                format!(
+                    "\"{} {}\"",
+                    COMMON[next(COMMON.len())],
+                    COMMON[next(COMMON.len())]
+                )
+            }),
+        ),
+        (
+            "prefix wildcard",
+            false,
+            Box::new(|| {
+                let w = COMMON[next(COMMON.len())];
+                format!("{}*", &w[..3])
+            }),
+        ),
+        (
+            "participants + dates",
+            false,
+            Box::new(|| {
+                let day = 1 + next(28);
+                format!(
+                    "participants:user{} sent:2020-10-{day:02}..2020-11-{day:02}",
+                    5_000_000 + next(50)
+                )
+            }),
+        ),
+        (
+            "3-clause boolean",
+            false,
+            Box::new(|| {
+                format!(
+                    "({} OR {}) AND NOT {}",
+                    COMMON[next(COMMON.len())],
+                    COMMON[next(COMMON.len())],
+                    COMMON[next(COMMON.len())]
+                )
+            }),
+        ),
+        (
+            "count only",
+            true,
+            Box::new(|| COMMON[next(COMMON.len())].to_string()),
+        ),
+    ];
+    for sort in [Sort::Date, Sort::Relevance] {
+        println!(
+            "  query latency over {runs} runs each (top 50 {}, total counted):",
+            match sort {
+                Sort::Date => "newest first, the CLI's default",
+                Sort::Relevance => "by relevance",
+            }
+        );
+        for (name, count_only, gen_query) in mix.iter_mut() {
+            let mut times = Vec::with_capacity(runs);
+            let mut total = 0u64;
+            for _ in 0..runs {
+                let q = tgvault::query::parse(&gen_query()).unwrap();
+                let t = Instant::now();
+                if *count_only {
+                    total += index.count(archive, &q, &[]).unwrap();
+                } else {
+                    let r = index
+                        .search(
+                            archive,
+                            &q,
+                            &SearchOptions {
+                                mailboxes: vec![],
+                                limit: 50,
+                                sort,
+                            },
+                        )
+                        .unwrap();
+                    total += r.total;
+                }
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "    {name:<22} p50 {:>7.2} ms  p99 {:>7.2} ms  (mean hits {})",
+                percentile(&times, 0.5),
+                percentile(&times, 0.99),
+                total / runs as u64
+            );
+        }
+    }
+    println!("  peak RSS            {:.1} MiB", peak_rss_mib());
+}
