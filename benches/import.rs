@@ -17,15 +17,8 @@ use tgvault::mapping::Mapping;
 use tgvault::store::Archive;
 use tgvault::synth::{SynthSpec, write_export};
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
+mod util;
+use util::{arg, peak_rss_mib};
 
 fn dir_bytes(p: &Path) -> u64 {
     let mut total = 0;
@@ -40,12 +33,6 @@ fn dir_bytes(p: &Path) -> u64 {
         }
     }
     total
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn write_big(dir: &Path, mib: u64) {
