@@ -56,7 +56,7 @@ impl Default for WriterOptions {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, 2);
+            .clamp(1, 1);
         WriterOptions {
             threads,
             memory_bytes: 96 << 20,
