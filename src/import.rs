@@ -771,7 +771,7 @@ fn file_one(
     c.available_for_import += mailboxes.len() as u64;
     for filed in tx.file_item(&r.enc, &mailboxes, &r.addresses, folder, run)? {
         match filed {
-            Filed::Duplicate => c.skipped += 1,
+            Filed::Duplicate | Filed::Disposed => c.skipped += 1,
             Filed::New | Filed::NewVersion => {
                 c.imported += imported;
                 c.partially_imported += partial;
@@ -832,7 +832,7 @@ pub fn remap(
                 c.available_for_import += mailboxes.len() as u64;
                 for filed in tx.file_item(&enc, &mailboxes, &addresses, folder, run)? {
                     match (filed, partial) {
-                        (Filed::Duplicate, _) => c.skipped += 1,
+                        (Filed::Duplicate | Filed::Disposed, _) => c.skipped += 1,
                         (_, true) => c.partially_imported += 1,
                         (_, false) => c.imported += 1,
                     }

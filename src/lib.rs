@@ -16,6 +16,7 @@ pub mod model;
 pub mod policy;
 pub mod query;
 pub mod report;
+pub mod retention;
 pub mod source;
 pub mod store;
 #[doc(hidden)]

@@ -5,6 +5,7 @@ mod botapi;
 mod common;
 mod crash;
 mod fixtures;
+mod retention;
 mod samples;
 mod search;
 mod verify;

@@ -8,6 +8,7 @@ use crate::index::search::{Location, SearchOptions, Sort};
 use crate::mapping::{self, Mapping};
 use crate::model::{Body, Item, ItemId, TimeBasis};
 use crate::report::ImportReport;
+use crate::retention;
 use crate::source::telegram::Zone;
 use crate::store::Archive;
 use clap::{Args, Parser, Subcommand};
@@ -78,11 +79,124 @@ pub enum Command {
     Search(SearchArgs),
     /// Rebuild the search index from the archive alone
     Reindex(JsonFlag),
+    /// Litigation holds on whole mailboxes
+    Hold {
+        #[command(subcommand)]
+        action: HoldAction,
+    },
+    /// eDiscovery cases and their holds
+    Case {
+        #[command(subcommand)]
+        action: CaseAction,
+    },
+    /// Retention policies, and applying them
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+    /// Say whether each copy of an item may be deleted now, and why
+    Explain {
+        item: String,
+        /// Decide as of this time (YYYY-MM-DD or RFC 3339, UTC) [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// List the audit trail: who did what, when, with what result
     Audit {
         /// Only entries from this date (YYYY-MM-DD, UTC) on
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HoldAction {
+    /// Place (or change) a litigation hold on a mailbox
+    Set {
+        mailbox: String,
+        /// Hold each item for N days from its date [default: forever]
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+    },
+    /// Release a mailbox's litigation hold
+    Clear { mailbox: String },
+    /// List every hold in force (litigation and case holds)
+    List(JsonFlag),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaseAction {
+    /// Open a case
+    Create { name: String },
+    /// Place or release holds of a case
+    Hold {
+        #[command(subcommand)]
+        action: CaseHoldAction,
+    },
+    /// Close a case, releasing its holds
+    Close { name: String },
+    /// List cases
+    List(JsonFlag),
+    /// Show a case and its holds
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaseHoldAction {
+    /// Hold mailboxes for a case, optionally limited by a KQL query and dates
+    Add {
+        case: String,
+        #[arg(long, value_name = "ADDR", required = true)]
+        mailbox: Vec<String>,
+        #[arg(long, value_name = "KQL")]
+        query: Option<String>,
+        /// Items dated on or after (YYYY-MM-DD or RFC 3339, UTC)
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Items dated before (YYYY-MM-DD: before that day ends)
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+    },
+    /// Release one hold of a case
+    Remove { case: String, hold: u32 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionAction {
+    /// Add a policy: --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete
+    Add {
+        name: String,
+        #[arg(long, value_name = "DAYS")]
+        retain: Option<u32>,
+        #[arg(long, value_name = "DAYS", conflicts_with = "retain")]
+        delete_after: Option<u32>,
+        #[arg(long, requires = "retain")]
+        then_delete: bool,
+        /// Only these mailboxes [default: the whole organisation]
+        #[arg(long, value_name = "ADDR")]
+        mailbox: Vec<String>,
+    },
+    /// List policies
+    List(JsonFlag),
+    /// Remove a policy
+    Remove { name: String },
+    /// Apply the policies: delete every copy whose time has come and that no
+    /// hold covers, leaving a tombstone
+    Run {
+        /// Only report what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply as of this time (YYYY-MM-DD or RFC 3339, UTC) [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -495,6 +609,315 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Search(a) => search(&mut out, &dir, a, actor(), args),
+        Command::Hold { action } => {
+            let archive = Archive::open(&dir)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            match action {
+                HoldAction::Set { mailbox, days } => {
+                    let m = mailbox_arg(&mailbox)?;
+                    retention::hold_set(&archive, &m, days, &ctx)?;
+                    w(
+                        &mut out,
+                        format_args!(
+                            "litigation hold on {m}: {}\n",
+                            days.map(|d| format!("{d} days from each item's date"))
+                                .unwrap_or_else(|| "forever".into())
+                        ),
+                    )?;
+                }
+                HoldAction::Clear { mailbox } => {
+                    let m = mailbox_arg(&mailbox)?;
+                    retention::hold_clear(&archive, &m, &ctx)?;
+                    w(&mut out, format_args!("litigation hold on {m} released\n"))?;
+                }
+                HoldAction::List(f) => {
+                    for (_, h) in archive.holds()? {
+                        if f.json {
+                            emit(
+                                &mut out,
+                                &json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}),
+                            )?;
+                        } else {
+                            w(
+                                &mut out,
+                                format_args!(
+                                    "{}  (placed {} by {})\n",
+                                    describe_hold(&h.hold),
+                                    iso(h.created),
+                                    h.actor
+                                ),
+                            )?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Case { action } => {
+            let archive = Archive::open(&dir)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            match action {
+                CaseAction::Create { name } => {
+                    retention::case_create(&archive, &name, &ctx)?;
+                    w(&mut out, format_args!("case '{name}' created\n"))?;
+                }
+                CaseAction::Hold {
+                    action:
+                        CaseHoldAction::Add {
+                            case,
+                            mailbox,
+                            query,
+                            from,
+                            to,
+                        },
+                } => {
+                    let mailboxes = mailbox
+                        .iter()
+                        .map(|m| mailbox_arg(m))
+                        .collect::<Result<Vec<_>>>()?;
+                    let from = from.as_deref().map(|d| parse_time(d, false)).transpose()?;
+                    let to = to.as_deref().map(|d| parse_time(d, true)).transpose()?;
+                    let id = retention::case_hold_add(
+                        &archive, &case, mailboxes, query, from, to, &ctx,
+                    )?;
+                    w(&mut out, format_args!("case '{case}': hold {id} placed\n"))?;
+                }
+                CaseAction::Hold {
+                    action: CaseHoldAction::Remove { case, hold },
+                } => {
+                    retention::case_hold_remove(&archive, &case, hold, &ctx)?;
+                    w(
+                        &mut out,
+                        format_args!("case '{case}': hold {hold} released\n"),
+                    )?;
+                }
+                CaseAction::Close { name } => {
+                    let n = retention::case_close(&archive, &name, &ctx)?;
+                    w(
+                        &mut out,
+                        format_args!("case '{name}' closed; {n} hold(s) released\n"),
+                    )?;
+                }
+                CaseAction::List(f) => {
+                    for (name, c) in archive.cases()? {
+                        let status = if c.closed.is_some() { "closed" } else { "open" };
+                        if f.json {
+                            emit(
+                                &mut out,
+                                &json!({"case": name, "status": status, "created": iso(c.created), "actor": c.actor, "closed": c.closed.map(iso)}),
+                            )?;
+                        } else {
+                            w(
+                                &mut out,
+                                format_args!(
+                                    "{name:<24} {status:<7} created {} by {}\n",
+                                    iso(c.created),
+                                    c.actor
+                                ),
+                            )?;
+                        }
+                    }
+                }
+                CaseAction::Show { name, out: f } => {
+                    let (_, c) = archive
+                        .cases()?
+                        .into_iter()
+                        .find(|(n, _)| *n == name)
+                        .ok_or_else(|| Error::NotFound(format!("case '{name}'")))?;
+                    let holds: Vec<_> = archive.holds()?.into_iter()
+                        .filter(|(_, h)| matches!(&h.hold, crate::policy::Hold::Case { case, .. } if *case == name))
+                        .collect();
+                    if f.json {
+                        emit(
+                            &mut out,
+                            &json!({"case": name, "closed": c.closed.map(iso), "created": iso(c.created), "actor": c.actor,
+                            "holds": holds.iter().map(|(_, h)| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
+                        )?;
+                    } else {
+                        w(
+                            &mut out,
+                            format_args!(
+                                "case {name}: {}, created {} by {}\n",
+                                if c.closed.is_some() { "closed" } else { "open" },
+                                iso(c.created),
+                                c.actor
+                            ),
+                        )?;
+                        for (_, h) in &holds {
+                            w(&mut out, format_args!("  {}\n", describe_hold(&h.hold)))?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Retention { action } => {
+            let archive = Archive::open(&dir)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            match action {
+                RetentionAction::Add {
+                    name,
+                    retain,
+                    delete_after,
+                    then_delete,
+                    mailbox,
+                } => {
+                    use crate::policy::Action;
+                    let action = match (retain, delete_after, then_delete) {
+                        (Some(d), None, false) => Action::Retain { days: d },
+                        (Some(d), None, true) => Action::RetainThenDelete { days: d },
+                        (None, Some(d), false) => Action::Delete { days: d },
+                        _ => return Err(Error::Usage("give --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete".into())),
+                    };
+                    let mailboxes = mailbox
+                        .iter()
+                        .map(|m| mailbox_arg(m))
+                        .collect::<Result<Vec<_>>>()?;
+                    retention::policy_add(
+                        &archive,
+                        crate::policy::Policy {
+                            name: name.clone(),
+                            action,
+                            mailboxes,
+                        },
+                        &ctx,
+                    )?;
+                    w(&mut out, format_args!("policy '{name}' added\n"))?;
+                }
+                RetentionAction::Remove { name } => {
+                    retention::policy_remove(&archive, &name, &ctx)?;
+                    w(&mut out, format_args!("policy '{name}' removed\n"))?;
+                }
+                RetentionAction::List(f) => {
+                    for sp in archive.policies()? {
+                        let scope = if sp.policy.mailboxes.is_empty() {
+                            "organisation-wide".to_string()
+                        } else {
+                            sp.policy.mailboxes.join(", ")
+                        };
+                        if f.json {
+                            emit(
+                                &mut out,
+                                &json!({"policy": sp.policy, "created": iso(sp.created), "actor": sp.actor}),
+                            )?;
+                        } else {
+                            w(
+                                &mut out,
+                                format_args!(
+                                    "{:<24} {:?} {scope}\n",
+                                    sp.policy.name, sp.policy.action
+                                ),
+                            )?;
+                        }
+                    }
+                }
+                RetentionAction::Run {
+                    dry_run,
+                    now: at,
+                    out: f,
+                } => {
+                    let at = match at {
+                        Some(t) => parse_time(&t, false)?,
+                        None => now(),
+                    };
+                    let index = Index::open(&archive)?;
+                    let done = retention::run(&archive, &index, at, dry_run, &ctx)?;
+                    drop(index);
+                    // Deleted items leave the index now, not at the next open.
+                    Index::open(&archive)?.close()?;
+                    if f.json {
+                        emit(
+                            &mut out,
+                            &serde_json::to_value(&done)
+                                .map_err(|e| Error::Internal(e.to_string()))?,
+                        )?;
+                    } else {
+                        for (item, m, fo, pol) in &done.deleted {
+                            w(
+                                &mut out,
+                                format_args!(
+                                    "{} {item} {m} / {fo} (policy {pol})\n",
+                                    if dry_run { "would delete" } else { "deleted" }
+                                ),
+                            )?;
+                        }
+                        w(
+                            &mut out,
+                            format_args!(
+                                "{} copies: {} {}, {} held, {} kept{}\n",
+                                done.copies,
+                                done.deleted.len(),
+                                if dry_run {
+                                    "would be deleted"
+                                } else {
+                                    "deleted"
+                                },
+                                done.held,
+                                done.kept,
+                                if done.held_at_deletion > 0 {
+                                    format!(
+                                        ", {} held when re-checked at deletion",
+                                        done.held_at_deletion
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        )?;
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Explain {
+            item,
+            now: at,
+            out: f,
+        } => {
+            let archive = Archive::open(&dir)?;
+            let id: ItemId = item.parse().map_err(Error::Usage)?;
+            let at = match at {
+                Some(t) => parse_time(&t, false)?,
+                None => now(),
+            };
+            let index = Index::open(&archive)?;
+            let decisions = retention::explain(&archive, &index, &id, at)?;
+            if decisions.is_empty() {
+                w(
+                    &mut out,
+                    format_args!(
+                        "{id} is filed in no mailbox (quarantine): retention never deletes it\n"
+                    ),
+                )?;
+            }
+            for (m, fo, d) in decisions {
+                if f.json {
+                    emit(
+                        &mut out,
+                        &json!({"item": id.to_string(), "mailbox": m, "folder": fo,
+                        "delete": d.verdict == crate::policy::Verdict::Delete,
+                        "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
+                        "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
+                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": format!("{:?}", a.action), "explicit": a.explicit, "ends": a.ends.map(iso)})).collect::<Vec<_>>()}),
+                    )?;
+                } else {
+                    w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Reindex(f) => {
             let archive = Archive::open(&dir)?;
             let t = std::time::Instant::now();
@@ -868,6 +1291,59 @@ fn search(
         )?;
     }
     Ok(Outcome::Ok)
+}
+
+fn mailbox_arg(m: &str) -> Result<String> {
+    mapping::normalize_mailbox(m)
+        .ok_or_else(|| Error::Usage(format!("'{m}' is not a mailbox address")))
+}
+
+/// `YYYY-MM-DD` (the start of that day, or with `end` the start of the next)
+/// or an RFC 3339 time, UTC.
+fn parse_time(s: &str, end: bool) -> Result<i64> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    let d: jiff::civil::Date = s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "'{s}' is not a date (YYYY-MM-DD) or an RFC 3339 time"
+        ))
+    })?;
+    let start = d
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map_err(|e| Error::Usage(format!("'{s}': {e}")))?
+        .timestamp()
+        .as_second();
+    Ok(if end { start + 86_400 } else { start })
+}
+
+fn describe_hold(h: &crate::policy::Hold) -> String {
+    match h {
+        crate::policy::Hold::Litigation { mailbox, days } => format!(
+            "litigation hold on {mailbox}, {}",
+            days.map(|d| format!("{d} days from each item's date"))
+                .unwrap_or_else(|| "no end".into())
+        ),
+        crate::policy::Hold::Case {
+            case,
+            id,
+            mailboxes,
+            query,
+            from,
+            to,
+        } => format!(
+            "case {case} hold {id}: {}{}{}{}",
+            mailboxes.join(", "),
+            query
+                .as_ref()
+                .map(|q| format!(", query {q}"))
+                .unwrap_or_default(),
+            from.map(|t| format!(", from {}", iso(t)))
+                .unwrap_or_default(),
+            to.map(|t| format!(", before {}", iso(t)))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {

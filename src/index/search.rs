@@ -526,6 +526,40 @@ impl Index {
         Ok(n)
     }
 
+    /// Every item indexed as unreadable (`unindexed`): holds keep them
+    /// whatever their query.
+    pub fn unindexed_ids(&self) -> Result<Vec<ItemId>> {
+        let searcher = self.searcher();
+        let q = TermQuery::new(
+            Term::from_field_bool(self.fields.unindexed, true),
+            IndexRecordOption::Basic,
+        );
+        let weight = q
+            .weight(EnableScoring::disabled_from_searcher(&searcher))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            let alive = seg.alive_bitset();
+            let mut docs: Vec<DocId> = Vec::new();
+            weight
+                .for_each_no_score(seg, &mut |batch: &[DocId]| {
+                    docs.extend(
+                        batch
+                            .iter()
+                            .filter(|d| alive.is_none_or(|a| a.is_alive(**d))),
+                    )
+                })
+                .map_err(|e| self.err(e))?;
+            for doc in docs {
+                out.push(
+                    self.read_doc(&searcher, DocAddress::new(ord as u32, doc))?
+                        .0,
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The queries to run: one for the whole archive, or one per location
     /// (with that location fixed) when the query or `mailboxes` needs it.
     fn plans(&self, archive: &Archive, query: &Query, mailboxes: &[String]) -> Result<Vec<Plan>> {

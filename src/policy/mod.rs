@@ -20,6 +20,7 @@
 //! An item whose date is unknown is never deleted by a policy (its periods
 //! cannot be counted) and is held by any time-limited litigation hold.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 const DAY: i64 = 86_400;
@@ -32,7 +33,7 @@ pub struct Facts {
     pub date: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hold {
     /// A mailbox-wide litigation hold, forever (`days: None`) or for `days`
     /// after each item's date.
@@ -59,7 +60,7 @@ pub enum Match {
     Unindexed,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     Retain { days: u32 },
     Delete { days: u32 },
@@ -88,7 +89,7 @@ impl Action {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub action: Action,
@@ -163,6 +164,9 @@ pub struct Decision {
     pub holds: Vec<String>,
     /// Every policy that applies, with its dates.
     pub policies: Vec<Applied>,
+    /// The policy whose deletion period decided (for `Delete`, and for a
+    /// `Keep` that a deletion period will end).
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,6 +302,7 @@ pub fn decide(
         principle,
         holds: held.clone(),
         policies: applied.clone(),
+        by: None,
     };
     if !held.is_empty() {
         return decision(Verdict::Keep { until: None }, Principle::Hold);
@@ -321,6 +326,11 @@ pub fn decide(
         explicit.into_iter().copied().collect()
     };
     let delete_at = chosen.iter().filter_map(|a| a.ends).min();
+    let by = chosen
+        .iter()
+        .filter(|a| a.ends == delete_at)
+        .map(|a| a.name.clone())
+        .next();
     let deletion_rule = if chosen.iter().any(|a| a.explicit) && implicit_too {
         Principle::ExplicitInclusion
     } else if chosen.len() > 1 {
@@ -343,11 +353,15 @@ pub fn decide(
         let next = delete_at.map(|d| d.max(until));
         return decision(Verdict::Keep { until: next }, principle);
     }
-    match delete_at {
+    let mut out = match delete_at {
         None => decision(Verdict::Keep { until: None }, Principle::NoDeletionPolicy),
         Some(at) if now >= at => decision(Verdict::Delete, deletion_rule),
         Some(at) => decision(Verdict::Keep { until: Some(at) }, deletion_rule),
+    };
+    if delete_at.is_some() {
+        out.by = by;
     }
+    out
 }
 
 #[cfg(test)]

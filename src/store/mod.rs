@@ -46,6 +46,9 @@ pub enum Filed {
     NewVersion,
     /// The mailbox had the item with this content already.
     Duplicate,
+    /// Retention deleted this copy (a tombstone records it): it is not
+    /// filed again.
+    Disposed,
 }
 
 /// What quarantining an item did.
@@ -101,6 +104,11 @@ impl Archive {
                 txn.open_table(def)?;
             }
             txn.open_table(CHANGES)?;
+            for def in [BLOB_REFS, HOLDS, TOMBSTONES] {
+                txn.open_table(def)?;
+            }
+            txn.open_table(CASES)?;
+            txn.open_table(POLICIES)?;
             let mut meta = txn.open_table(META)?;
             let schema = meta.get("schema")?.map(|v| v.value().to_vec());
             match schema.as_deref() {
@@ -152,6 +160,13 @@ impl Archive {
                 runs: txn.open_table(RUNS)?,
                 audit: txn.open_table(AUDIT)?,
                 changes: txn.open_table(CHANGES)?,
+                blob_refs: txn.open_table(BLOB_REFS)?,
+                holds: txn.open_table(HOLDS)?,
+                cases: txn.open_table(CASES)?,
+                policies: txn.open_table(POLICIES)?,
+                tombstones: txn.open_table(TOMBSTONES)?,
+                any_tombstone: None,
+                folder_removed: BTreeMap::new(),
                 next_change: None,
                 folder_delta: BTreeMap::new(),
             };
@@ -367,6 +382,72 @@ impl Archive {
         Ok(())
     }
 
+    // ---- holds, cases, policies, tombstones
+
+    pub fn holds(&self) -> Result<Vec<(Vec<u8>, StoredHold)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(HOLDS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_vec(), codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn cases(&self) -> Result<Vec<(String, CaseRecord)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CASES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn policies(&self) -> Result<Vec<StoredPolicy>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(POLICIES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            out.push(codec::decode(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn tombstones(&self) -> Result<Vec<(ItemKey, Tombstone)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TOMBSTONES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((ItemKey::decode(k.value())?, codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every filed copy, in key order (for retention).
+    pub fn for_each_copy(&self, mut f: impl FnMut(ItemKey, Filing) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ITEMS)?;
+        for e in t.iter()? {
+            let (k, v) = e?;
+            f(ItemKey::decode(k.value())?, codec::decode(v.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Removes blob files retention freed (after the transaction committed).
+    pub fn unlink_blob_files(&self, shas: &[[u8; 32]]) {
+        for sha in shas {
+            let p = self.blobs.path_of(sha);
+            if let Err(e) = fs::remove_file(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "freed blob file not removed");
+            }
+        }
+    }
+
     pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(QUARANTINE)?;
@@ -577,6 +658,15 @@ pub struct Tx<'t> {
     runs: Table<'t, u64, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
     changes: Table<'t, u64, &'static [u8]>,
+    blob_refs: Table<'t, &'static [u8], &'static [u8]>,
+    holds: Table<'t, &'static [u8], &'static [u8]>,
+    cases: Table<'t, &'static str, &'static [u8]>,
+    policies: Table<'t, &'static str, &'static [u8]>,
+    tombstones: Table<'t, &'static [u8], &'static [u8]>,
+    /// Whether `tombstones` has any row (checked once per transaction).
+    any_tombstone: Option<bool>,
+    /// Filings removed per folder key in this transaction.
+    folder_removed: BTreeMap<Vec<u8>, u64>,
     /// The sequence number of the next change, once known.
     next_change: Option<u64>,
     /// New filings per folder key in this transaction, applied at its end.
@@ -596,6 +686,8 @@ pub struct EncodedItem {
     pub edited: Option<i64>,
     /// The item a deletion event deletes.
     pub deletes: Option<ItemId>,
+    /// The blobs its attachments' contents are stored in.
+    pub blobs: Vec<[u8; 32]>,
 }
 
 impl EncodedItem {
@@ -615,20 +707,36 @@ impl EncodedItem {
                 crate::model::Body::Deletion(d) => Some(d.target),
                 _ => None,
             },
+            blobs: item
+                .attachments
+                .iter()
+                .filter_map(|a| a.content.map(|c| c.sha256))
+                .collect(),
         }
     }
 }
 
 impl Tx<'_> {
     fn apply_folder_delta(&mut self) -> Result<()> {
-        for (fk, n) in std::mem::take(&mut self.folder_delta) {
+        let added = std::mem::take(&mut self.folder_delta);
+        let removed = std::mem::take(&mut self.folder_removed);
+        let keys: std::collections::BTreeSet<&Vec<u8>> =
+            added.keys().chain(removed.keys()).collect();
+        for fk in keys {
             let mut stats: FolderStats = match self.folders.get(fk.as_slice())? {
                 Some(v) => codec::decode(v.value())?,
                 None => FolderStats::default(),
             };
-            stats.items += n;
-            self.folders
-                .insert(fk.as_slice(), codec::encode(&stats).as_slice())?;
+            stats.items += added.get(fk).copied().unwrap_or(0);
+            stats.items = stats
+                .items
+                .saturating_sub(removed.get(fk).copied().unwrap_or(0));
+            if stats.items == 0 {
+                self.folders.remove(fk.as_slice())?;
+            } else {
+                self.folders
+                    .insert(fk.as_slice(), codec::encode(&stats).as_slice())?;
+            }
         }
         Ok(())
     }
@@ -747,6 +855,10 @@ impl Tx<'_> {
                 item: enc.id,
             }
             .encode();
+            if self.is_tombstoned(&k)? {
+                out.push(Filed::Disposed);
+                continue;
+            }
             let filing = Filing {
                 date: enc.date,
                 kind: enc.kind,
@@ -764,6 +876,10 @@ impl Tx<'_> {
             changed = true;
             out.push(Filed::New);
         }
+        // An item retention disposed of everywhere it went is not stored again.
+        if is_new && !out.contains(&Filed::New) && !mailboxes.is_empty() {
+            return Ok(out);
+        }
         if changed {
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
@@ -771,6 +887,9 @@ impl Tx<'_> {
             if is_new && let Some(target) = &enc.deletes {
                 self.log_change(&item_id_bytes(target), false)?;
             }
+        }
+        if new_version {
+            self.add_blob_refs(&idb, &enc.blobs)?;
         }
         if maybe_quarantined && !mailboxes.is_empty() {
             self.quarantine.remove(idb.as_slice())?;
@@ -808,8 +927,168 @@ impl Tx<'_> {
             if is_new && let Some(target) = &enc.deletes {
                 self.log_change(&item_id_bytes(target), false)?;
             }
+            self.add_blob_refs(&idb, &enc.blobs)?;
         }
         Ok(outcome)
+    }
+
+    fn add_blob_refs(&mut self, idb: &[u8], blobs: &[[u8; 32]]) -> Result<()> {
+        for sha in blobs {
+            let mut k = sha.to_vec();
+            k.extend_from_slice(idb);
+            self.blob_refs.insert(k.as_slice(), [].as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn is_tombstoned(&mut self, key: &[u8]) -> Result<bool> {
+        let any = match self.any_tombstone {
+            Some(a) => a,
+            None => {
+                let a = self.tombstones.first()?.is_some();
+                self.any_tombstone = Some(a);
+                a
+            }
+        };
+        Ok(any && self.tombstones.get(key)?.is_some())
+    }
+
+    // ---- holds, cases, policies
+
+    pub fn holds(&self) -> Result<Vec<(Vec<u8>, StoredHold)>> {
+        let mut out = Vec::new();
+        for e in self.holds.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_vec(), codec::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn put_hold(&mut self, key: &[u8], hold: &StoredHold) -> Result<()> {
+        self.holds.insert(key, codec::encode(hold).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a hold; whether there was one.
+    pub fn remove_hold(&mut self, key: &[u8]) -> Result<bool> {
+        Ok(self.holds.remove(key)?.is_some())
+    }
+
+    pub fn case(&self, name: &str) -> Result<Option<CaseRecord>> {
+        self.cases
+            .get(name)?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    pub fn put_case(&mut self, name: &str, rec: &CaseRecord) -> Result<()> {
+        self.cases.insert(name, codec::encode(rec).as_slice())?;
+        Ok(())
+    }
+
+    pub fn policy(&self, name: &str) -> Result<Option<StoredPolicy>> {
+        self.policies
+            .get(name)?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
+    pub fn put_policy(&mut self, name: &str, p: &StoredPolicy) -> Result<()> {
+        self.policies.insert(name, codec::encode(p).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_policy(&mut self, name: &str) -> Result<bool> {
+        Ok(self.policies.remove(name)?.is_some())
+    }
+
+    /// Deletes one filed copy for retention: its `items` row, its place in the
+    /// source row, the whole source row (every version) when no copy is left,
+    /// and blobs nobody uses any more; leaves a tombstone. Returns the blob
+    /// files to unlink once the transaction has committed, or `None` when the
+    /// copy was not there.
+    pub fn dispose(
+        &mut self,
+        key: &ItemKey,
+        deleted_at: i64,
+        policy: &str,
+        run: u64,
+    ) -> Result<Option<Vec<[u8; 32]>>> {
+        let kb = key.encode();
+        let Some(filing) = self
+            .items
+            .remove(kb.as_slice())?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(None);
+        };
+        let filing: Filing = codec::decode(&filing)?;
+        *self
+            .folder_removed
+            .entry(key::folder_key(&key.mailbox, &key.folder))
+            .or_insert(0) += 1;
+        let idb = item_id_bytes(&key.item);
+        let mut row = self.source_row(&idb)?;
+        row.rec
+            .locations
+            .retain(|(m, f)| !(*m == key.mailbox && *f == key.folder));
+        let tomb = Tombstone {
+            versions: row.rec.versions.iter().map(|v| v.content).collect(),
+            date: filing.date,
+            deleted_at,
+            policy: policy.to_string(),
+            run,
+        };
+        self.tombstones
+            .insert(kb.as_slice(), codec::encode(&tomb).as_slice())?;
+        self.any_tombstone = Some(true);
+        let mut freed = Vec::new();
+        if row.rec.locations.is_empty() {
+            // The last copy: the content goes.
+            let mut shas: Vec<[u8; 32]> = Vec::new();
+            for i in 0..row.rec.versions.len() {
+                if let Ok(item) = row.version(&key.item, i) {
+                    shas.extend(
+                        item.attachments
+                            .iter()
+                            .filter_map(|a| a.content.map(|c| c.sha256)),
+                    );
+                }
+            }
+            shas.sort();
+            shas.dedup();
+            self.sources.remove(idb.as_slice())?;
+            for sha in shas {
+                let mut rk = sha.to_vec();
+                rk.extend_from_slice(&idb);
+                self.blob_refs.remove(rk.as_slice())?;
+                let end = key::prefix_end(&sha).expect("a hash is not all 0xFF");
+                let still_used = self
+                    .blob_refs
+                    .range(sha.as_slice()..end.as_slice())?
+                    .next()
+                    .is_some();
+                if !still_used {
+                    let meta: Option<BlobMeta> = self
+                        .blobs
+                        .remove(sha.as_slice())?
+                        .map(|v| codec::decode(v.value()))
+                        .transpose()?;
+                    match meta.map(|m| m.place) {
+                        Some(BlobPlace::Inline) => {
+                            self.blob_data.remove(sha.as_slice())?;
+                        }
+                        Some(BlobPlace::File) => freed.push(sha),
+                        None => {}
+                    }
+                }
+            }
+        } else {
+            self.sources
+                .insert(idb.as_slice(), row.encode().as_slice())?;
+        }
+        self.log_change(&idb, false)?;
+        Ok(Some(freed))
     }
 
     /// Appends a change of the source row `idb` to the change log.

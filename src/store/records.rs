@@ -136,3 +136,39 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub files: Vec<FileReport>,
 }
+
+/// A hold in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHold {
+    pub hold: crate::policy::Hold,
+    pub created: i64,
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub created: i64,
+    pub actor: String,
+    /// When the case was closed (its holds released), if it was.
+    pub closed: Option<i64>,
+    /// The id the next hold of this case gets.
+    pub next_hold: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    pub policy: crate::policy::Policy,
+    pub created: i64,
+    pub actor: String,
+}
+
+/// The record of a copy that retention deleted: what it held (the SHA-256 of
+/// every version), when, under which policy, in which run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub versions: Vec<[u8; 32]>,
+    pub date: Option<i64>,
+    pub deleted_at: i64,
+    pub policy: String,
+    pub run: u64,
+}

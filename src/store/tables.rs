@@ -26,5 +26,16 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// order. The search index applies them and records the last one it applied;
 /// entries it has committed are trimmed. Flag `0`: the row is new, `1`: it changed.
 pub const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+/// `sha256 ++ ItemId` -> empty: which source rows use which blob, so that
+/// retention frees a blob when its last user is deleted.
+pub const BLOB_REFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
+/// Hold key (`lit 00 mailbox` or `case 00 NAME 00 ID`) -> `StoredHold`.
+pub const HOLDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("holds");
+/// Case name -> `CaseRecord`.
+pub const CASES: TableDefinition<&str, &[u8]> = TableDefinition::new("cases");
+/// Policy name -> `StoredPolicy`.
+pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+/// `ItemKey` -> `Tombstone`: a copy retention deleted, and why.
+pub const TOMBSTONES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tombstones");
 /// Archive-wide settings: `schema` -> the schema version byte.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

@@ -40,6 +40,7 @@ pub struct Checked {
     pub blob_bytes: u64,
     /// Search documents compared with the store (filled in by the index's check).
     pub documents: u64,
+    pub tombstones: u64,
 }
 
 impl Archive {
@@ -204,6 +205,52 @@ impl Archive {
                     id.to_string(),
                     "is quarantined and filed at once".into(),
                 ));
+            }
+        }
+        // Every item filed nowhere is in the quarantine.
+        for idb in &unfiled {
+            if quarantine.get(idb.as_slice())?.is_none() {
+                let id = key::decode_item_id(idb)?;
+                report(err(
+                    id.to_string(),
+                    "is filed nowhere and not quarantined".into(),
+                ));
+            }
+        }
+        // Tombstones: each authorised by a retention run, its copy gone.
+        let tombstones = txn.open_table(TOMBSTONES)?;
+        let runs = txn.open_table(RUNS)?;
+        let items_t = txn.open_table(ITEMS)?;
+        for entry in tombstones.iter()? {
+            let (k, v) = entry?;
+            let subject = ItemKey::decode(k.value())
+                .map(|key| format!("{} {} / {}", key.item, key.mailbox, key.folder))
+                .unwrap_or_else(|_| hex::encode(k.value()));
+            let t: Tombstone = match super::codec::decode(v.value()) {
+                Ok(t) => t,
+                Err(e) => {
+                    report(err(subject, format!("tombstone cannot be read: {e}")));
+                    continue;
+                }
+            };
+            checked.tombstones += 1;
+            let authorised = match runs.get(t.run)? {
+                Some(r) => super::codec::decode::<RunRecord>(r.value())
+                    .map(|r| r.kind == "retention")
+                    .unwrap_or(false),
+                None => false,
+            };
+            if !authorised {
+                report(err(
+                    subject.clone(),
+                    format!(
+                        "tombstone names run {}, which is not a retention run",
+                        t.run
+                    ),
+                ));
+            }
+            if items_t.get(k.value())?.is_some() {
+                report(err(subject, "has a tombstone but is still filed".into()));
             }
         }
         // Blobs: every reference resolves, every blob hashes to its address.

@@ -1,0 +1,505 @@
+//! Holds, cases, retention policies and the retention run, over the store and
+//! the search index. The decision itself is `policy::decide` (pure); this
+//! module gathers its inputs, applies it, and records every step on the audit
+//! trail.
+//!
+//! A retention run decides every filed copy from a snapshot (holds, policies,
+//! the matches of each query hold), then deletes in batches. Inside each
+//! deleting transaction the holds are read again and the copy is checked
+//! against them: a hold placed after the snapshot (its query not evaluated) is
+//! taken to match, so nothing held at the moment of deletion is ever deleted.
+
+use crate::error::{Error, Result};
+use crate::import::RunContext;
+use crate::index::Index;
+use crate::index::search::Location;
+use crate::model::ItemId;
+use crate::policy::{self, Decision, Hold, Match, Policy, Verdict};
+use crate::store::Archive;
+use crate::store::audit::Event;
+use crate::store::key::ItemKey;
+use crate::store::records::{CaseRecord, RunRecord, RunStatus, StoredHold, StoredPolicy};
+use std::collections::{HashMap, HashSet};
+
+/// Copies deleted per write transaction.
+const BATCH: usize = 1_000;
+
+pub fn litigation_key(mailbox: &str) -> Vec<u8> {
+    let mut k = b"lit\0".to_vec();
+    k.extend_from_slice(mailbox.as_bytes());
+    k
+}
+
+pub fn case_hold_key(case: &str, id: u32) -> Vec<u8> {
+    let mut k = b"case\0".to_vec();
+    k.extend_from_slice(case.as_bytes());
+    k.push(0);
+    k.extend_from_slice(format!("{id:08}").as_bytes());
+    k
+}
+
+fn event(
+    ctx: &RunContext,
+    action: &str,
+    params: Vec<(String, String)>,
+    counts: Vec<(String, u64)>,
+    outcome: &str,
+) -> Event {
+    Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: action.into(),
+        params,
+        counts,
+        outcome: outcome.into(),
+    }
+}
+
+fn p(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+// ------------------------------------------------------------------ holds
+
+pub fn hold_set(
+    archive: &Archive,
+    mailbox: &str,
+    days: Option<u32>,
+    ctx: &RunContext,
+) -> Result<()> {
+    archive.write(|tx| {
+        let hold = StoredHold {
+            hold: Hold::Litigation {
+                mailbox: mailbox.to_string(),
+                days,
+            },
+            created: (ctx.clock)(),
+            actor: ctx.actor.clone(),
+        };
+        tx.put_hold(&litigation_key(mailbox), &hold)?;
+        let mut params = vec![p("mailbox", mailbox)];
+        params.push(p(
+            "days",
+            days.map(|d| d.to_string())
+                .unwrap_or_else(|| "forever".into()),
+        ));
+        tx.audit(event(ctx, "hold set", params, vec![], "ok"))?;
+        Ok(())
+    })
+}
+
+pub fn hold_clear(archive: &Archive, mailbox: &str, ctx: &RunContext) -> Result<()> {
+    archive.write(|tx| {
+        if !tx.remove_hold(&litigation_key(mailbox))? {
+            return Err(Error::NotFound(format!("no litigation hold on {mailbox}")));
+        }
+        tx.audit(event(
+            ctx,
+            "hold clear",
+            vec![p("mailbox", mailbox)],
+            vec![],
+            "ok",
+        ))?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ cases
+
+pub fn case_create(archive: &Archive, name: &str, ctx: &RunContext) -> Result<()> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Error::Usage(format!("'{name}' is not a case name")));
+    }
+    archive.write(|tx| {
+        if tx.case(name)?.is_some() {
+            return Err(Error::Usage(format!("case '{name}' exists already")));
+        }
+        tx.put_case(
+            name,
+            &CaseRecord {
+                created: (ctx.clock)(),
+                actor: ctx.actor.clone(),
+                closed: None,
+                next_hold: 1,
+            },
+        )?;
+        tx.audit(event(
+            ctx,
+            "case create",
+            vec![p("case", name)],
+            vec![],
+            "ok",
+        ))?;
+        Ok(())
+    })
+}
+
+/// Places a hold in an open case; returns its id.
+pub fn case_hold_add(
+    archive: &Archive,
+    case: &str,
+    mailboxes: Vec<String>,
+    query: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    ctx: &RunContext,
+) -> Result<u32> {
+    if mailboxes.is_empty() {
+        return Err(Error::Usage(
+            "a case hold names at least one --mailbox".into(),
+        ));
+    }
+    if let Some(q) = &query {
+        crate::query::parse(q).map_err(|e| Error::Usage(format!("--query: {e}")))?;
+    }
+    archive.write(|tx| {
+        let mut rec = tx
+            .case(case)?
+            .ok_or_else(|| Error::NotFound(format!("case '{case}'")))?;
+        if rec.closed.is_some() {
+            return Err(Error::Usage(format!("case '{case}' is closed")));
+        }
+        let id = rec.next_hold;
+        rec.next_hold += 1;
+        tx.put_case(case, &rec)?;
+        let hold = Hold::Case {
+            case: case.to_string(),
+            id: id.to_string(),
+            mailboxes: mailboxes.clone(),
+            query: query.clone(),
+            from,
+            to,
+        };
+        tx.put_hold(
+            &case_hold_key(case, id),
+            &StoredHold {
+                hold,
+                created: (ctx.clock)(),
+                actor: ctx.actor.clone(),
+            },
+        )?;
+        let mut params = vec![p("case", case), p("hold", id)];
+        params.extend(mailboxes.iter().map(|m| p("mailbox", m)));
+        if let Some(q) = &query {
+            params.push(p("query", q));
+        }
+        if let Some(f) = from {
+            params.push(p("from", f));
+        }
+        if let Some(t) = to {
+            params.push(p("to", t));
+        }
+        tx.audit(event(ctx, "case hold add", params, vec![], "ok"))?;
+        Ok(id)
+    })
+}
+
+pub fn case_hold_remove(archive: &Archive, case: &str, id: u32, ctx: &RunContext) -> Result<()> {
+    archive.write(|tx| {
+        if !tx.remove_hold(&case_hold_key(case, id))? {
+            return Err(Error::NotFound(format!("hold {id} of case '{case}'")));
+        }
+        tx.audit(event(
+            ctx,
+            "case hold remove",
+            vec![p("case", case), p("hold", id)],
+            vec![],
+            "ok",
+        ))?;
+        Ok(())
+    })
+}
+
+/// Closes a case and releases its holds.
+pub fn case_close(archive: &Archive, case: &str, ctx: &RunContext) -> Result<u64> {
+    archive.write(|tx| {
+        let mut rec = tx
+            .case(case)?
+            .ok_or_else(|| Error::NotFound(format!("case '{case}'")))?;
+        if rec.closed.is_some() {
+            return Err(Error::Usage(format!("case '{case}' is closed already")));
+        }
+        rec.closed = Some((ctx.clock)());
+        tx.put_case(case, &rec)?;
+        let mut released = 0;
+        for (k, h) in tx.holds()? {
+            if matches!(&h.hold, Hold::Case { case: c, .. } if c == case) {
+                tx.remove_hold(&k)?;
+                released += 1;
+            }
+        }
+        tx.audit(event(
+            ctx,
+            "case close",
+            vec![p("case", case)],
+            vec![("holds released".into(), released)],
+            "ok",
+        ))?;
+        Ok(released)
+    })
+}
+
+// ------------------------------------------------------------------ policies
+
+pub fn policy_add(archive: &Archive, policy: Policy, ctx: &RunContext) -> Result<()> {
+    if policy.name.is_empty() {
+        return Err(Error::Usage("a policy needs a name".into()));
+    }
+    archive.write(|tx| {
+        if tx.policy(&policy.name)?.is_some() {
+            return Err(Error::Usage(format!(
+                "policy '{}' exists already",
+                policy.name
+            )));
+        }
+        let mut params = vec![
+            p("policy", &policy.name),
+            p("action", format!("{:?}", policy.action)),
+        ];
+        params.extend(policy.mailboxes.iter().map(|m| p("mailbox", m)));
+        tx.put_policy(
+            &policy.name,
+            &StoredPolicy {
+                policy: policy.clone(),
+                created: (ctx.clock)(),
+                actor: ctx.actor.clone(),
+            },
+        )?;
+        tx.audit(event(ctx, "retention add", params, vec![], "ok"))?;
+        Ok(())
+    })
+}
+
+pub fn policy_remove(archive: &Archive, name: &str, ctx: &RunContext) -> Result<()> {
+    archive.write(|tx| {
+        if !tx.remove_policy(name)? {
+            return Err(Error::NotFound(format!("policy '{name}'")));
+        }
+        tx.audit(event(
+            ctx,
+            "retention remove",
+            vec![p("policy", name)],
+            vec![],
+            "ok",
+        ))?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ decisions
+
+/// What the decisions need, read once.
+pub struct Snapshot {
+    holds: Vec<(Vec<u8>, Hold)>,
+    policies: Vec<Policy>,
+    /// For each query hold (by key): the copies its query matches.
+    matches: HashMap<Vec<u8>, HashSet<(ItemId, String)>>,
+    unindexed: HashSet<ItemId>,
+}
+
+impl Snapshot {
+    pub fn take(archive: &Archive, index: &Index) -> Result<Snapshot> {
+        let holds: Vec<(Vec<u8>, Hold)> = archive
+            .holds()?
+            .into_iter()
+            .map(|(k, h)| (k, h.hold))
+            .collect();
+        let policies = archive.policies()?.into_iter().map(|p| p.policy).collect();
+        let mut matches = HashMap::new();
+        for (k, h) in &holds {
+            if let Hold::Case {
+                mailboxes,
+                query: Some(q),
+                ..
+            } = h
+            {
+                let parsed = crate::query::parse(q)
+                    .map_err(|e| Error::Corrupt(format!("stored hold query '{q}': {e}")))?;
+                let mut set = HashSet::new();
+                index.for_each_match(archive, &parsed, mailboxes, |id, loc| {
+                    if let Location::Filed { mailbox, .. } = loc {
+                        set.insert((id, mailbox));
+                    }
+                    Ok(())
+                })?;
+                matches.insert(k.clone(), set);
+            }
+        }
+        Ok(Snapshot {
+            holds,
+            policies,
+            matches,
+            unindexed: index.unindexed_ids()?.into_iter().collect(),
+        })
+    }
+
+    fn decide_with(
+        &self,
+        holds: &[(Vec<u8>, Hold)],
+        key: &ItemKey,
+        date: Option<i64>,
+        now: i64,
+    ) -> Decision {
+        let facts = policy::Facts {
+            mailbox: key.mailbox.clone(),
+            date,
+        };
+        let plain: Vec<Hold> = holds.iter().map(|(_, h)| h.clone()).collect();
+        let query_match = |i: usize| -> Match {
+            if self.unindexed.contains(&key.item) {
+                return Match::Unindexed;
+            }
+            match self.matches.get(&holds[i].0) {
+                Some(set) if set.contains(&(key.item, key.mailbox.clone())) => Match::Yes,
+                Some(_) => Match::No,
+                // A hold this snapshot did not see: assume it matches.
+                None => Match::Unindexed,
+            }
+        };
+        policy::decide(&facts, &plain, &self.policies, now, &query_match)
+    }
+
+    pub fn decide(&self, key: &ItemKey, date: Option<i64>, now: i64) -> Decision {
+        self.decide_with(&self.holds, key, date, now)
+    }
+}
+
+/// What a retention run did (or, dry, would do).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunOutcome {
+    pub run: Option<u64>,
+    pub copies: u64,
+    pub deleted: Vec<(String, String, String, String)>,
+    pub held: u64,
+    /// Due for deletion by the snapshot, but held when the deleting
+    /// transaction checked again.
+    pub held_at_deletion: u64,
+    pub kept: u64,
+}
+
+/// Applies every policy at `now`. With `dry_run`, only reports.
+pub fn run(
+    archive: &Archive,
+    index: &Index,
+    now: i64,
+    dry_run: bool,
+    ctx: &RunContext,
+) -> Result<RunOutcome> {
+    let snap = Snapshot::take(archive, index)?;
+    let mut out = RunOutcome::default();
+    let mut due: Vec<(ItemKey, Option<i64>, String)> = Vec::new();
+    archive.for_each_copy(|key, filing| {
+        out.copies += 1;
+        let d = snap.decide(&key, filing.date, now);
+        match d.verdict {
+            Verdict::Delete => due.push((key, filing.date, d.by.unwrap_or_default())),
+            Verdict::Keep { .. } if d.principle == policy::Principle::Hold => out.held += 1,
+            Verdict::Keep { .. } => out.kept += 1,
+        }
+        Ok(())
+    })?;
+    if dry_run {
+        out.deleted = due
+            .iter()
+            .map(|(k, _, pol)| {
+                (
+                    k.item.to_string(),
+                    k.mailbox.clone(),
+                    k.folder.clone(),
+                    pol.clone(),
+                )
+            })
+            .collect();
+        archive.audit(event(
+            ctx,
+            "retention run (dry)",
+            vec![p("now", now)],
+            vec![
+                ("copies".into(), out.copies),
+                ("would delete".into(), due.len() as u64),
+                ("held".into(), out.held),
+            ],
+            "ok",
+        ))?;
+        return Ok(out);
+    }
+    let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+    out.run = Some(run);
+    let mut deleted_keys: Vec<String> = Vec::new();
+    for chunk in due.chunks(BATCH) {
+        let mut freed = Vec::new();
+        archive.write(|tx| {
+            // The holds as they are now, inside the deleting transaction.
+            let holds: Vec<(Vec<u8>, Hold)> =
+                tx.holds()?.into_iter().map(|(k, h)| (k, h.hold)).collect();
+            for (key, date, pol) in chunk {
+                let again = snap.decide_with(&holds, key, *date, now);
+                if !again.holds.is_empty() {
+                    out.held_at_deletion += 1;
+                    continue;
+                }
+                if let Some(f) = tx.dispose(key, now, pol, run)? {
+                    freed.extend(f);
+                    deleted_keys.push(format!("{} {} / {}", key.item, key.mailbox, key.folder));
+                    out.deleted.push((
+                        key.item.to_string(),
+                        key.mailbox.clone(),
+                        key.folder.clone(),
+                        pol.clone(),
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        archive.unlink_blob_files(&freed);
+    }
+    archive.write(|tx| {
+        let mut rec: RunRecord = tx.run(run)?;
+        rec.finished = Some((ctx.clock)());
+        rec.status = RunStatus::Completed;
+        tx.put_run(&rec)?;
+        let mut params = vec![p("now", now)];
+        params.extend(deleted_keys.iter().map(|k| p("deleted", k)));
+        tx.audit(event(
+            ctx,
+            "retention run",
+            params,
+            vec![
+                ("run".into(), run),
+                ("copies".into(), out.copies),
+                ("deleted".into(), out.deleted.len() as u64),
+                ("held".into(), out.held),
+                ("held at deletion".into(), out.held_at_deletion),
+            ],
+            "ok",
+        ))?;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Why each copy of an item may or may not be deleted at `now`.
+pub fn explain(
+    archive: &Archive,
+    index: &Index,
+    id: &ItemId,
+    now: i64,
+) -> Result<Vec<(String, String, Decision)>> {
+    let src = archive
+        .source(id)?
+        .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+    let snap = Snapshot::take(archive, index)?;
+    let date = archive.current(id).ok().flatten().and_then(|i| i.date);
+    Ok(src
+        .locations
+        .iter()
+        .map(|(m, f)| {
+            let key = ItemKey {
+                mailbox: m.clone(),
+                folder: f.clone(),
+                item: *id,
+            };
+            (m.clone(), f.clone(), snap.decide(&key, date, now))
+        })
+        .collect())
+}
