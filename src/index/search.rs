@@ -491,37 +491,21 @@ impl Index {
         let searcher = self.searcher();
         let mut n = 0;
         for (q, fixed) in self.plans(archive, query, mailboxes)? {
-            let weight = q
-                .weight(EnableScoring::disabled_from_searcher(&searcher))
-                .map_err(|e| self.err(e))?;
-            for (ord, seg) in searcher.segment_readers().iter().enumerate() {
-                let alive = seg.alive_bitset();
-                let mut docs: Vec<DocId> = Vec::new();
-                weight
-                    .for_each_no_score(seg, &mut |batch: &[DocId]| {
-                        docs.extend(
-                            batch
-                                .iter()
-                                .filter(|d| alive.is_none_or(|a| a.is_alive(**d))),
-                        )
-                    })
-                    .map_err(|e| self.err(e))?;
-                for doc in docs {
-                    let (id, locs) = self.read_doc(&searcher, DocAddress::new(ord as u32, doc))?;
-                    match &fixed {
-                        Some(l) => {
+            self.for_each_doc(&searcher, &*q, |id, locs| {
+                match &fixed {
+                    Some(l) => {
+                        n += 1;
+                        f(id, l.clone())?
+                    }
+                    None => {
+                        for l in locs {
                             n += 1;
-                            f(id, l.clone())?
-                        }
-                        None => {
-                            for l in locs {
-                                n += 1;
-                                f(id, l)?;
-                            }
+                            f(id, l)?;
                         }
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(n)
     }
@@ -534,10 +518,24 @@ impl Index {
             Term::from_field_bool(self.fields.unindexed, true),
             IndexRecordOption::Basic,
         );
-        let weight = q
-            .weight(EnableScoring::disabled_from_searcher(&searcher))
-            .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
+        self.for_each_doc(&searcher, &q, |id, _| {
+            out.push(id);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with the id and locations of every live document `q` matches.
+    fn for_each_doc(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn TQuery,
+        mut f: impl FnMut(ItemId, Vec<Location>) -> Result<()>,
+    ) -> Result<()> {
+        let weight = q
+            .weight(EnableScoring::disabled_from_searcher(searcher))
+            .map_err(|e| self.err(e))?;
         for (ord, seg) in searcher.segment_readers().iter().enumerate() {
             let alive = seg.alive_bitset();
             let mut docs: Vec<DocId> = Vec::new();
@@ -551,13 +549,11 @@ impl Index {
                 })
                 .map_err(|e| self.err(e))?;
             for doc in docs {
-                out.push(
-                    self.read_doc(&searcher, DocAddress::new(ord as u32, doc))?
-                        .0,
-                );
+                let (id, locs) = self.read_doc(searcher, DocAddress::new(ord as u32, doc))?;
+                f(id, locs)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The queries to run: one for the whole archive, or one per location
