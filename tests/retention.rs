@@ -204,4 +204,255 @@ fn everything_past_its_period_goes_and_bad_requests_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     let out = a.run(&["hold", "clear", "nobody@corp.example"]);
     assert_eq!(out.status.code(), Some(2));
+    // Each refusal is on the audit trail, with who asked and why it failed.
+    let refused: Vec<serde_json::Value> = a
+        .json_lines(&["audit"])
+        .into_iter()
+        .filter(|e| e["action"].as_str().unwrap().ends_with(" refused"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused[2]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("no litigation hold")
+    );
+}
+
+mod schedules {
+    //! Random schedules of holds, releases, policies and runs over a real
+    //! archive: no copy under a hold is ever deleted, and every copy whose
+    //! deletion is due and that no hold covers is deleted by the first run
+    //! after it falls due. The holds are judged here by an independent
+    //! oracle (mailbox, days, and whether the item's text has the query word).
+
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+    use tgvault::import::{ImportOptions, RunContext, import};
+    use tgvault::index::Index;
+    use tgvault::policy::{self, Action, Hold, Policy, Verdict};
+    use tgvault::store::Archive;
+    use tgvault::store::key::ItemKey;
+
+    const DAY: i64 = 86_400;
+    const T0: i64 = 1_600_000_000;
+    const MAILBOXES: [&str; 3] = ["a@corp.example", "b@corp.example", "c@corp.example"];
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Litigation {
+            mailbox: usize,
+            days: Option<u32>,
+        },
+        Release {
+            which: usize,
+        },
+        CaseHold {
+            mailboxes: Vec<usize>,
+            query: bool,
+        },
+        AddPolicy {
+            action: Action,
+            mailboxes: Vec<usize>,
+        },
+        RemovePolicy {
+            which: usize,
+        },
+        Run {
+            day: i64,
+        },
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        let days = prop::sample::select(vec![0u32, 1, 5, 30]);
+        prop_oneof![
+            days.clone().prop_map(|days| Action::Retain { days }),
+            days.clone().prop_map(|days| Action::Delete { days }),
+            days.prop_map(|days| Action::RetainThenDelete { days }),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let boxes = prop::collection::vec(0..3usize, 0..3);
+        prop_oneof![
+            2 => (
+                0..3usize,
+                prop::option::of(prop::sample::select(vec![1u32, 5, 30]))
+            )
+                .prop_map(|(mailbox, days)| Step::Litigation { mailbox, days }),
+            1 => (0..8usize).prop_map(|which| Step::Release { which }),
+            2 => (prop::collection::vec(0..3usize, 1..3), any::<bool>())
+                .prop_map(|(mailboxes, query)| Step::CaseHold { mailboxes, query }),
+            3 => (action(), boxes).prop_map(|(action, mailboxes)| Step::AddPolicy { action, mailboxes }),
+            1 => (0..8usize).prop_map(|which| Step::RemovePolicy { which }),
+            3 => (0..45i64).prop_map(|day| Step::Run { day }),
+        ]
+    }
+
+    fn base() -> &'static Path {
+        static BASE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        BASE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let export = dir.path().join("export");
+            tgvault::synth::write_export(
+                &export,
+                &tgvault::synth::SynthSpec {
+                    messages: 80,
+                    chats: 4,
+                    attachment_permille: 100,
+                    max_attachment_bytes: 2048,
+                    seed: 11,
+                },
+            )
+            .unwrap();
+            let csv = dir.path().join("users.csv");
+            std::fs::write(
+                &csv,
+                "mobile_number,mailbox,telegram_user_id\n\
+                 +1 555 000 0000,a@corp.example,\n\
+                 ,b@corp.example,2000000\n\
+                 ,c@corp.example,2000001\n",
+            )
+            .unwrap();
+            let archive = Archive::open(&dir.path().join("archive")).unwrap();
+            let mut opts = ImportOptions::new(tgvault::mapping::Mapping::from_path(&csv).unwrap());
+            opts.batch_items = 17;
+            let clock = || T0;
+            let ctx = RunContext {
+                actor: "test".into(),
+                args: vec![],
+                clock: &clock,
+            };
+            import(&archive, &[export], &opts, &ctx).unwrap();
+            Index::open(&archive).unwrap().close().unwrap();
+            dir
+        })
+        .path()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.path().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// Every copy with its date and whether its text has the word "deal".
+    fn copies(archive: &Archive) -> BTreeMap<ItemKey, (Option<i64>, bool)> {
+        let mut out = BTreeMap::new();
+        archive
+            .for_each_copy(|key, filing| {
+                let item = archive.current(&key.item)?.unwrap();
+                let text = tgvault::index::schema::item_texts(&item).join(" ");
+                let deal = text.split_whitespace().any(|w| w == "deal");
+                out.insert(key, (filing.date, deal));
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    fn oracle_held(holds: &[Hold], key: &ItemKey, date: Option<i64>, deal: bool, now: i64) -> bool {
+        holds.iter().any(|h| match h {
+            Hold::Litigation { mailbox, days } => {
+                *mailbox == key.mailbox
+                    && match (days, date) {
+                        (None, _) | (Some(_), None) => true,
+                        (Some(d), Some(t)) => now < t + i64::from(*d) * DAY,
+                    }
+            }
+            Hold::Case {
+                mailboxes, query, ..
+            } => mailboxes.contains(&key.mailbox) && (query.is_none() || deal),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn held_copies_survive_and_due_copies_go(steps in prop::collection::vec(step(), 4..20)) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("archive");
+            copy_dir(&base().join("archive"), &dir);
+            let archive = Archive::open(&dir).unwrap();
+            let clock = || T0;
+            let ctx = RunContext { actor: "test".into(), args: vec![], clock: &clock };
+            let mut holds: Vec<(String, Hold)> = Vec::new();
+            let mut policies: Vec<Policy> = Vec::new();
+            let mut case_made = false;
+            let mut last_day = 0;
+            for (n, s) in steps.into_iter().enumerate() {
+                match s {
+                    Step::Litigation { mailbox, days } => {
+                        let m = MAILBOXES[mailbox];
+                        tgvault::retention::hold_set(&archive, m, days, &ctx).unwrap();
+                        holds.retain(|(k, _)| *k != format!("lit {m}"));
+                        holds.push((format!("lit {m}"), Hold::Litigation { mailbox: m.into(), days }));
+                    }
+                    Step::Release { which } => {
+                        if holds.is_empty() { continue; }
+                        let (k, h) = holds.remove(which % holds.len());
+                        match h {
+                            Hold::Litigation { mailbox, .. } => tgvault::retention::hold_clear(&archive, &mailbox, &ctx).unwrap(),
+                            Hold::Case { id, .. } => tgvault::retention::case_hold_remove(&archive, "C", id.parse().unwrap(), &ctx).unwrap(),
+                        }
+                        let _ = k;
+                    }
+                    Step::CaseHold { mailboxes, query } => {
+                        if !case_made {
+                            tgvault::retention::case_create(&archive, "C", &ctx).unwrap();
+                            case_made = true;
+                        }
+                        let ms: Vec<String> = mailboxes.iter().map(|i| MAILBOXES[*i].to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+                        let q = query.then(|| "deal".to_string());
+                        let id = tgvault::retention::case_hold_add(&archive, "C", ms.clone(), q.clone(), None, None, &ctx).unwrap();
+                        holds.push((format!("case {id}"), Hold::Case { case: "C".into(), id: id.to_string(), mailboxes: ms, query: q, from: None, to: None }));
+                    }
+                    Step::AddPolicy { action, mailboxes } => {
+                        let ms: Vec<String> = mailboxes.iter().map(|i| MAILBOXES[*i].to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+                        let p = Policy { name: format!("p{n}"), action, mailboxes: ms };
+                        tgvault::retention::policy_add(&archive, p.clone(), &ctx).unwrap();
+                        policies.push(p);
+                    }
+                    Step::RemovePolicy { which } => {
+                        if policies.is_empty() { continue; }
+                        let p = policies.remove(which % policies.len());
+                        tgvault::retention::policy_remove(&archive, &p.name, &ctx).unwrap();
+                    }
+                    Step::Run { day } => {
+                        // Time only moves forward.
+                        let day = day.max(last_day);
+                        last_day = day;
+                        let now = T0 + day * DAY;
+                        let before = copies(&archive);
+                        let plain: Vec<Hold> = holds.iter().map(|(_, h)| h.clone()).collect();
+                        let index = Index::open(&archive).unwrap();
+                        tgvault::retention::run(&archive, &index, now, false, &ctx).unwrap();
+                        drop(index);
+                        let after = copies(&archive);
+                        for (key, (date, deal)) in &before {
+                            let held = oracle_held(&plain, key, *date, *deal, now);
+                            let facts = policy::Facts { mailbox: key.mailbox.clone(), date: *date };
+                            let due = policy::decide(&facts, &[], &policies, now, &|_| policy::Match::No).verdict == Verdict::Delete;
+                            let kept = after.contains_key(key);
+                            prop_assert!(!held || kept, "held copy {key:?} was deleted at day {day}");
+                            prop_assert_eq!(kept, held || !due, "copy {:?} at day {}: held {}, due {}", key, day, held, due);
+                        }
+                    }
+                }
+            }
+            // Whatever happened, the archive is consistent.
+            let mut problems = Vec::new();
+            archive.verify(&mut |p| if p.severity == "error" { problems.push(format!("{}: {}", p.subject, p.problem)) }).unwrap();
+            prop_assert!(problems.is_empty(), "{:?}", problems);
+        }
+    }
 }

@@ -330,6 +330,33 @@ pub enum Outcome {
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
+    // A refused hold, case or retention request is on the record too.
+    let what = match &cli.command {
+        Command::Hold { .. } => Some("hold"),
+        Command::Case { .. } => Some("case"),
+        Command::Retention { .. } => Some("retention"),
+        _ => None,
+    };
+    let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
+    let who = cli.actor.clone().unwrap_or_else(actor);
+    let result = run_command(cli);
+    if let (Some(what), Err(e @ (Error::Usage(_) | Error::NotFound(_)))) = (what, &result)
+        && let Ok(archive) = Archive::open(&dir)
+    {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        archive.audit(crate::store::audit::Event {
+            time: now(),
+            actor: who,
+            action: format!("{what} refused"),
+            params: vec![("args".into(), args.join(" "))],
+            counts: vec![],
+            outcome: e.to_string(),
+        })?;
+    }
+    result
+}
+
+fn run_command(cli: Cli) -> Result<Outcome> {
     let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
     let actor = || cli.actor.clone().unwrap_or_else(actor);
     let args: Vec<String> = std::env::args().skip(1).collect();
