@@ -84,40 +84,12 @@ fn class(c: char) -> Class {
 
 /// Splits `text` into `(byte start, byte end, token)` with the rules above.
 pub fn tokens(text: &str) -> Vec<(usize, usize, String)> {
+    let mut tokenizer = MultiTokenizer;
+    let mut stream = tokenizer.token_stream(text);
     let mut out = Vec::new();
-    let mut word_start: Option<usize> = None;
-    let flush = |out: &mut Vec<(usize, usize, String)>, start: usize, end: usize| {
-        if end - start <= MAX_TOKEN_BYTES {
-            out.push((start, end, text[start..end].to_lowercase()));
-        }
-    };
-    for (i, c) in text.char_indices() {
-        let cl = class(c);
-        if cl != Class::Word
-            && let Some(s) = word_start.take()
-        {
-            flush(&mut out, s, i);
-        }
-        match cl {
-            Class::Word => {
-                word_start.get_or_insert(i);
-            }
-            Class::Single | Class::Emoji => {
-                out.push((i, i + c.len_utf8(), c.to_lowercase().collect()));
-            }
-            Class::EmojiPart => {
-                // Widen the emoji before it so highlights cover the whole glyph.
-                if let Some(last) = out.last_mut()
-                    && last.1 == i
-                {
-                    last.1 = i + c.len_utf8();
-                }
-            }
-            Class::Separator => {}
-        }
-    }
-    if let Some(s) = word_start {
-        flush(&mut out, s, text.len());
+    while stream.advance() {
+        let t = stream.token();
+        out.push((t.offset_from, t.offset_to, t.text.clone()));
     }
     out
 }
@@ -125,38 +97,91 @@ pub fn tokens(text: &str) -> Vec<(usize, usize, String)> {
 #[derive(Clone, Default)]
 pub struct MultiTokenizer;
 
-pub struct MultiTokenStream {
-    tokens: std::vec::IntoIter<(usize, usize, String)>,
+/// Tokens found by scanning the text in place: no allocation per token, the
+/// token's buffer is reused.
+pub struct MultiTokenStream<'a> {
+    text: &'a str,
+    at: usize,
     token: Token,
     position: usize,
 }
 
 impl Tokenizer for MultiTokenizer {
-    type TokenStream<'a> = MultiTokenStream;
+    type TokenStream<'a> = MultiTokenStream<'a>;
 
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> MultiTokenStream {
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> MultiTokenStream<'a> {
         MultiTokenStream {
-            tokens: tokens(text).into_iter(),
+            text,
+            at: 0,
             token: Token::default(),
             position: 0,
         }
     }
 }
 
-impl TokenStream for MultiTokenStream {
-    fn advance(&mut self) -> bool {
-        match self.tokens.next() {
-            Some((from, to, text)) => {
-                self.token.offset_from = from;
-                self.token.offset_to = to;
-                self.token.text = text;
-                self.token.position = self.position;
-                self.token.position_length = 1;
-                self.position += 1;
-                true
-            }
-            None => false,
+impl MultiTokenStream<'_> {
+    fn emit(&mut self, from: usize, to: usize) {
+        let s = &self.text[from..to];
+        self.token.text.clear();
+        if s.is_ascii() {
+            self.token.text.push_str(s);
+            self.token.text.make_ascii_lowercase();
+        } else {
+            self.token
+                .text
+                .extend(s.chars().flat_map(char::to_lowercase));
         }
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position = self.position;
+        self.token.position_length = 1;
+        self.position += 1;
+    }
+}
+
+impl TokenStream for MultiTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        let bytes = self.text.as_bytes();
+        while self.at < bytes.len() {
+            let rest = &self.text[self.at..];
+            let c = rest.chars().next().expect("not at the end");
+            let start = self.at;
+            match class(c) {
+                Class::Separator | Class::EmojiPart => self.at += c.len_utf8(),
+                Class::Single | Class::Emoji => {
+                    let mut end = start + c.len_utf8();
+                    // Modifiers and joiners after an emoji widen its highlight.
+                    if class(c) == Class::Emoji {
+                        for n in self.text[end..].chars() {
+                            if class(n) != Class::EmojiPart {
+                                break;
+                            }
+                            end += n.len_utf8();
+                        }
+                    }
+                    self.at = end;
+                    self.emit(start, start + c.len_utf8());
+                    self.token.offset_to = end;
+                    return true;
+                }
+                Class::Word => {
+                    let mut end = start;
+                    for (i, n) in rest.char_indices() {
+                        if class(n) != Class::Word {
+                            end = start + i;
+                            break;
+                        }
+                        end = start + i + n.len_utf8();
+                    }
+                    self.at = end;
+                    if end - start <= MAX_TOKEN_BYTES {
+                        self.emit(start, end);
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     fn token(&self) -> &Token {
