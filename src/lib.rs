@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod index;
 pub mod mapping;

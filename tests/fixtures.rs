@@ -285,22 +285,14 @@ fn zip_dir(src: &Path, dest: &Path, prefix: &str) {
     let mut z = zip::ZipWriter::new(f);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                z.start_file(format!("{prefix}{rel}"), opts).unwrap();
-                z.write_all(&std::fs::read(&p).unwrap()).unwrap();
-            }
-        }
+    for p in files_under(src) {
+        let rel = p
+            .strip_prefix(src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        z.start_file(format!("{prefix}{rel}"), opts).unwrap();
+        z.write_all(&std::fs::read(&p).unwrap()).unwrap();
     }
     z.finish().unwrap();
 }

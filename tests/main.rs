@@ -4,6 +4,7 @@
 mod botapi;
 mod common;
 mod crash;
+mod export;
 mod fixtures;
 mod retention;
 mod samples;

@@ -94,6 +94,25 @@ pub enum Command {
         #[command(subcommand)]
         action: RetentionAction,
     },
+    /// Export every copy a KQL query matches as an eDiscovery package
+    Export {
+        /// The KQL query
+        query: String,
+        /// A new (or empty) directory for the package
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only copies in these mailboxes
+        #[arg(long, value_name = "ADDR")]
+        mailbox: Vec<String>,
+        /// One .eml per item, or one .mbox per mailbox folder
+        #[arg(long, value_enum, default_value = "eml")]
+        format: FormatArg,
+        /// Only copies held by this case's holds... (not yet: see issue 5)
+        #[arg(long, value_name = "CASE", hide = true)]
+        case: Option<String>,
+        #[command(flatten)]
+        out_json: JsonFlag,
+    },
     /// Say whether each copy of an item may be deleted now, and why
     Explain {
         item: String,
@@ -221,6 +240,12 @@ pub struct SearchArgs {
     /// Print JSON lines (one per hit, then the total)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum FormatArg {
+    Eml,
+    Mbox,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -907,6 +932,60 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 }
             }
             Ok(Outcome::Ok)
+        }
+        Command::Export {
+            query,
+            out: dir_out,
+            mailbox,
+            format,
+            case,
+            out_json,
+        } => {
+            if case.is_some() {
+                return Err(Error::Usage("--case is not supported yet".into()));
+            }
+            let parsed =
+                crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
+            let archive = Archive::open(&dir)?;
+            let index = Index::open(&archive)?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let opts = crate::export::ExportOptions {
+                query_text: query,
+                query: parsed,
+                out: dir_out,
+                mailboxes: mailbox
+                    .iter()
+                    .map(|m| mailbox_arg(m))
+                    .collect::<Result<Vec<_>>>()?,
+                format: match format {
+                    FormatArg::Eml => crate::export::Format::Eml,
+                    FormatArg::Mbox => crate::export::Format::Mbox,
+                },
+            };
+            let s = crate::export::export(&archive, &index, &opts, &ctx)?;
+            if out_json.json {
+                emit(
+                    &mut out,
+                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!(
+                        "exported {} items ({} bytes) to {}; {} error(s)\n",
+                        s.items, s.bytes, s.out, s.errors
+                    ),
+                )?;
+            }
+            Ok(if s.errors == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            })
         }
         Command::Explain {
             item,

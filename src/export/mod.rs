@@ -1,0 +1,341 @@
+//! eDiscovery export: every copy a KQL query matches, as RFC 5322 messages
+//! (one `.eml` per copy, or one `.mbox` per mailbox folder), with the reports
+//! Purview puts beside them (`Results.csv`, `Export Summary.csv`,
+//! `Errors and Warnings.csv`).
+//!
+//! Packages are deterministic: the same archive and query give the same bytes
+//! (no clock, no randomness, a fixed order). Nothing is written outside the
+//! output directory: every path component is sanitised here.
+
+pub mod eml;
+
+use crate::error::{Error, Result};
+use crate::import::RunContext;
+use crate::index::Index;
+use crate::index::search::Location;
+use crate::model::{ItemId, Part};
+use crate::query::Query;
+use crate::store::Archive;
+use crate::store::audit::Event;
+use sha2::Digest;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Eml,
+    Mbox,
+}
+
+pub struct ExportOptions {
+    pub query_text: String,
+    pub query: Query,
+    pub out: PathBuf,
+    pub mailboxes: Vec<String>,
+    pub format: Format,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ExportSummary {
+    pub items: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub out: String,
+}
+
+/// A path component that cannot leave its directory or name a device:
+/// letters, digits and `._@-` kept, anything else `_`; no leading dot; not a
+/// reserved Windows name; at most 100 bytes.
+pub fn safe_component(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._@-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    out.truncate(100);
+    let stem = out.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved || out.is_empty() {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Counts and hashes what passes through to the file.
+struct Hashing<W: Write> {
+    inner: W,
+    hash: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+pub fn export(
+    archive: &Archive,
+    index: &Index,
+    opts: &ExportOptions,
+    ctx: &RunContext,
+) -> Result<ExportSummary> {
+    let out = &opts.out;
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(io(out))?;
+        if entries.next().is_some() {
+            return Err(Error::Usage(format!(
+                "{}: the export directory is not empty",
+                out.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(out.join("Items")).map_err(io(out))?;
+
+    let mut hits: Vec<(Location, ItemId)> = Vec::new();
+    index.for_each_match(archive, &opts.query, &opts.mailboxes, |id, loc| {
+        hits.push((loc, id));
+        Ok(())
+    })?;
+    hits.sort();
+
+    let mut results = csv::Writer::from_path(out.join("Results.csv")).map_err(csv_err)?;
+    results
+        .write_record([
+            "Item Identity",
+            "Location",
+            "Folder Path",
+            "Subject",
+            "Sender",
+            "Recipients",
+            "Sent",
+            "Size",
+            "SHA-256",
+            "Exported Path",
+            "Duplicate to Item",
+        ])
+        .map_err(csv_err)?;
+    let mut errors =
+        csv::Writer::from_path(out.join("Errors and Warnings.csv")).map_err(csv_err)?;
+    errors
+        .write_record(["Item Identity", "Location", "Error"])
+        .map_err(csv_err)?;
+
+    let mut summary = ExportSummary {
+        out: out.display().to_string(),
+        ..ExportSummary::default()
+    };
+    let mut mbox: Option<(PathBuf, std::io::BufWriter<std::fs::File>)> = None;
+    for (loc, id) in &hits {
+        let (mailbox, folder) = match loc {
+            Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
+            Location::Quarantine => ("quarantine".to_string(), "quarantine".to_string()),
+        };
+        let rel_dir = Path::new("Items").join(safe_component(&mailbox));
+        std::fs::create_dir_all(out.join(&rel_dir)).map_err(io(out))?;
+        let done = (|| -> Result<(String, u64, [u8; 32], crate::model::Item)> {
+            let src = archive
+                .source(id)?
+                .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+            let mut versions = Vec::new();
+            for (i, v) in src.versions.iter().enumerate() {
+                versions.push((v.edited, archive.version(id, i)?));
+            }
+            let item = versions
+                .last()
+                .map(|(_, it)| it.clone())
+                .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
+            let deletion_id = ItemId {
+                part: Part::Deletion,
+                ..*id
+            };
+            let deletion = if id.part == Part::Item {
+                archive.current(&deletion_id)?
+            } else {
+                None
+            };
+            let cx = eml::Context {
+                versions: &versions,
+                deletion: deletion.as_ref(),
+                sha256: src.versions.last().map(|v| v.content).unwrap_or_default(),
+                people: eml::People {
+                    addresses: &src.addresses,
+                },
+            };
+            let mut open = |sha: &[u8; 32]| archive.open_blob(sha);
+            match opts.format {
+                Format::Eml => {
+                    let rel = rel_dir
+                        .join(safe_component(&folder))
+                        .join(format!("{}.eml", safe_component(&id.to_string())));
+                    let path = out.join(&rel);
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(io(parent))?;
+                    }
+                    let f = std::fs::File::create(&path).map_err(io(&path))?;
+                    let mut w = Hashing {
+                        inner: std::io::BufWriter::new(f),
+                        hash: sha2::Sha256::new(),
+                        bytes: 0,
+                    };
+                    eml::write(&mut w, &item, &cx, &mut open)?;
+                    w.flush().map_err(io(&path))?;
+                    Ok((
+                        rel.display().to_string(),
+                        w.bytes,
+                        w.hash.finalize().into(),
+                        item,
+                    ))
+                }
+                Format::Mbox => {
+                    let rel = rel_dir.join(format!("{}.mbox", safe_component(&folder)));
+                    let path = out.join(&rel);
+                    if mbox.as_ref().is_none_or(|(p, _)| *p != path) {
+                        if let Some((p, mut w)) = mbox.take() {
+                            w.flush().map_err(io(&p))?;
+                        }
+                        let f = std::fs::File::create(&path).map_err(io(&path))?;
+                        mbox = Some((path.clone(), std::io::BufWriter::new(f)));
+                    }
+                    let (_, file) = mbox.as_mut().expect("just opened");
+                    let date = jiff::Timestamp::from_second(item.date.unwrap_or(0))
+                        .map(|t| t.strftime("%a %b %e %H:%M:%S %Y").to_string())
+                        .unwrap_or_default();
+                    file.write_all(format!("From tgvault@telegram.invalid {date}\n").as_bytes())
+                        .map_err(io(&path))?;
+                    let mut w = Hashing {
+                        inner: &mut *file,
+                        hash: sha2::Sha256::new(),
+                        bytes: 0,
+                    };
+                    eml::write(&mut w, &item, &cx, &mut open)?;
+                    let (bytes, hash) = (w.bytes, w.hash.finalize().into());
+                    file.write_all(b"\n").map_err(io(&path))?;
+                    Ok((rel.display().to_string(), bytes, hash, item))
+                }
+            }
+        })();
+        match done {
+            Ok((rel, bytes, sha, item)) => {
+                summary.items += 1;
+                summary.bytes += bytes;
+                let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
+                let recipients: Vec<String> = item
+                    .participants
+                    .iter()
+                    .filter(|p| !item.sender.as_ref().is_some_and(|s| s.same_as(p)))
+                    .map(|p| p.label())
+                    .collect();
+                results
+                    .write_record([
+                        id.to_string(),
+                        mailbox.clone(),
+                        folder.clone(),
+                        eml::subject(&item),
+                        sender,
+                        recipients.join("; "),
+                        item.date.map(eml::rfc2822_date).unwrap_or_default(),
+                        bytes.to_string(),
+                        hex::encode(sha),
+                        rel,
+                        String::new(),
+                    ])
+                    .map_err(csv_err)?;
+            }
+            Err(e) => {
+                summary.errors += 1;
+                errors
+                    .write_record([id.to_string(), mailbox.clone(), e.to_string()])
+                    .map_err(csv_err)?;
+            }
+        }
+    }
+    if let Some((p, mut w)) = mbox.take() {
+        w.flush().map_err(io(&p))?;
+    }
+    results.flush().map_err(io(out))?;
+    errors.flush().map_err(io(out))?;
+    let mut s = csv::Writer::from_path(out.join("Export Summary.csv")).map_err(csv_err)?;
+    s.write_record(["Query", "Format", "Items", "Bytes", "Errors"])
+        .map_err(csv_err)?;
+    s.write_record([
+        opts.query_text.clone(),
+        match opts.format {
+            Format::Eml => "eml".into(),
+            Format::Mbox => "mbox".into(),
+        },
+        summary.items.to_string(),
+        summary.bytes.to_string(),
+        summary.errors.to_string(),
+    ])
+    .map_err(csv_err)?;
+    s.flush().map_err(io(out))?;
+    let mut params = vec![
+        ("query".to_string(), opts.query_text.clone()),
+        ("out".to_string(), out.display().to_string()),
+    ];
+    params.extend(
+        opts.mailboxes
+            .iter()
+            .map(|m| ("mailbox".to_string(), m.clone())),
+    );
+    archive.audit(Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "export".into(),
+        params,
+        counts: vec![
+            ("items".into(), summary.items),
+            ("bytes".into(), summary.bytes),
+            ("errors".into(), summary.errors),
+        ],
+        outcome: if summary.errors == 0 {
+            "ok".into()
+        } else {
+            format!("{} error(s)", summary.errors)
+        },
+    })?;
+    Ok(summary)
+}
+
+fn csv_err(e: csv::Error) -> Error {
+    Error::Internal(format!("writing a report: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_component;
+
+    #[test]
+    fn hostile_names_stay_inside() {
+        assert_eq!(safe_component("../../x"), "_._.._x");
+        assert_eq!(safe_component("a/b\\c\0d"), "a_b_c_d");
+        assert_eq!(safe_component("CON"), "_CON");
+        assert_eq!(safe_component("com1.txt"), "_com1.txt");
+        assert_eq!(safe_component(""), "_");
+        assert_eq!(safe_component(".hidden"), "_hidden");
+        assert_eq!(safe_component(&"é".repeat(200)).len(), 100);
+        assert!(!safe_component("..").contains('/'));
+    }
+}
