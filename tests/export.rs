@@ -6,7 +6,7 @@ use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 
-const CHECK: &str = r#"
+const CHECK: &str = r##"
 import csv, email, email.policy, hashlib, json, mailbox, os, sys
 out, fmt = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(os.path.join(out, "Results.csv"), newline="", encoding="utf-8")))
@@ -41,8 +41,30 @@ else:
     for path in sorted({r["Exported Path"] for r in rows}):
         for msg in mailbox.mbox(os.path.join(out, path), factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default)):
             check(msg, path)
+import xml.etree.ElementTree as ET
+root = ET.parse(os.path.join(out, "Manifest.xml")).getroot()
+msgs = [d for d in root.iter("Document") if d.get("DocType") == "Message"]
+report["manifest_messages"] = len(msgs)
+report["manifest_relationships"] = len(list(root.iter("Relationship")))
+for d in msgs:
+    tags = {t.get("TagName"): t.get("TagValue") for t in d.iter("Tag")}
+    for name in ["#From", "#To", "#Subject"]:
+        if name not in tags:
+            report["problems"].append(f"{d.get('DocID')}: no {name}")
+    ext = d.find("Files/File/ExternalFile")
+    if fmt == "eml":
+        path = os.path.join(out, ext.get("FilePath"), ext.get("FileName"))
+        if hashlib.sha256(open(path, "rb").read()).hexdigest() != ext.get("Hash"):
+            report["problems"].append(f"{path}: hash differs from Manifest.xml")
+dat = open(os.path.join(out, "export.dat"), encoding="utf-8", newline="").read().split("\r\n")
+dat = [l for l in dat if l]
+report["dat_rows"] = len(dat) - 1
+for l in dat:
+    fields = l.split("\x14")
+    if len(fields) != 12 or not all(f.startswith("\u00fe") and f.endswith("\u00fe") for f in fields):
+        report["problems"].append(f"export.dat: bad line {l[:60]!r}")
 print(json.dumps(report))
-"#;
+"##;
 
 fn python_check(out: &Path, format: &str) -> serde_json::Value {
     let o = Command::new("python3")
@@ -55,6 +77,23 @@ fn python_check(out: &Path, format: &str) -> serde_json::Value {
         String::from_utf8_lossy(&o.stderr)
     );
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `xmllint --noout`: well-formed XML, by libxml2's own checker.
+fn xmllint(path: &Path) {
+    match Command::new("xmllint").arg("--noout").arg(path).output() {
+        Ok(o) => assert!(
+            o.status.success(),
+            "xmllint: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but xmllint is missing (.ci/run installs libxml2-utils)")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: xmllint is not installed; Manifest.xml was not checked by it")
+        }
+    }
 }
 
 fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
@@ -94,6 +133,11 @@ fn eml_and_mbox_packages_read_back_in_python_and_repeat_byte_for_byte() {
     let r = python_check(&one, "eml");
     assert_eq!(r["problems"], serde_json::json!([]), "{r}");
     assert_eq!(r["messages"], 51);
+    assert_eq!(r["manifest_messages"], 51);
+    assert_eq!(r["dat_rows"], 51);
+    // Each filed copy of the PDF, the photo and the voice note is a child.
+    assert_eq!(r["manifest_relationships"], 6);
+    xmllint(&one.join("Manifest.xml"));
     // The attachment is the file of the export, byte for byte.
     let pdf = std::fs::read(fixture(
         "exports/full-account/chats/chat_01/files/Q3 report (final).pdf",

@@ -8,6 +8,7 @@
 //! output directory: every path component is sanitised here.
 
 pub mod eml;
+mod loadfile;
 
 use crate::error::{Error, Result};
 use crate::import::RunContext;
@@ -147,6 +148,7 @@ pub fn export(
         ..ExportSummary::default()
     };
     let mut mbox: Option<(PathBuf, std::io::BufWriter<std::fs::File>)> = None;
+    let mut docs: Vec<loadfile::Doc> = Vec::new();
     for (loc, id) in &hits {
         let (mailbox, folder) = match loc {
             Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
@@ -253,15 +255,39 @@ pub fn export(
                         mailbox.clone(),
                         folder.clone(),
                         eml::subject(&item),
-                        sender,
+                        sender.clone(),
                         recipients.join("; "),
                         item.date.map(eml::rfc2822_date).unwrap_or_default(),
                         bytes.to_string(),
                         hex::encode(sha),
-                        rel,
+                        rel.clone(),
                         String::new(),
                     ])
                     .map_err(csv_err)?;
+                docs.push(loadfile::Doc {
+                    item: id.to_string(),
+                    mailbox: mailbox.clone(),
+                    folder: folder.clone(),
+                    subject: eml::subject(&item),
+                    from: sender,
+                    to: recipients.join("; "),
+                    sent: item.date,
+                    path: rel,
+                    size: bytes,
+                    sha256: hex::encode(sha),
+                    attachments: item
+                        .attachments
+                        .iter()
+                        .filter_map(|a| {
+                            a.content.map(|c| loadfile::Attached {
+                                name: a.file_name.clone().unwrap_or_default(),
+                                mime: a.mime_type.clone().unwrap_or_default(),
+                                size: c.size,
+                                sha256: hex::encode(c.sha256),
+                            })
+                        })
+                        .collect(),
+                });
             }
             Err(e) => {
                 summary.errors += 1;
@@ -275,6 +301,8 @@ pub fn export(
         w.flush().map_err(io(&p))?;
     }
     results.flush().map_err(io(out))?;
+    loadfile::write_manifest(&out.join("Manifest.xml"), &docs, &opts.query_text)?;
+    loadfile::write_dat(&out.join("export.dat"), &docs)?;
     errors.flush().map_err(io(out))?;
     let mut s = csv::Writer::from_path(out.join("Export Summary.csv")).map_err(csv_err)?;
     s.write_record(["Query", "Format", "Items", "Bytes", "Errors"])
