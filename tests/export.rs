@@ -187,3 +187,84 @@ fn eml_and_mbox_packages_read_back_in_python_and_repeat_byte_for_byte() {
     let audit = a.json_lines(&["audit"]);
     assert!(audit.iter().any(|e| e["action"] == "export"));
 }
+
+/// The exported message of each kind of item, byte for byte. Run with
+/// `TGVAULT_BLESS=1` to rewrite `fixtures/golden/` after a deliberate change
+/// (and read the diff).
+#[test]
+fn golden_messages() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    a.import(
+        &[&fixture("botapi/updates.jsonl")],
+        &["--mapping", fixture("botapi/users.csv").to_str().unwrap()],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pkg");
+    a.json(&[
+        "export",
+        "kind:externaldata",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let cases = [
+        (
+            "message",
+            "alice.adams@corp.example",
+            "tg_1000001_2000001_2",
+        ),
+        (
+            "reply-edited",
+            "alice.adams@corp.example",
+            "tg_1000001_1000002_2",
+        ),
+        (
+            "forwarded-formatted",
+            "alice.adams@corp.example",
+            "tg_1000001_1000002_11",
+        ),
+        (
+            "formatted-link",
+            "alice.adams@corp.example",
+            "tg_1000001_1000002_7",
+        ),
+        (
+            "attachments",
+            "alice.adams@corp.example",
+            "tg_1000001_1000002_1",
+        ),
+        ("call", "alice.adams@corp.example", "tg_1000001_1000002_3"),
+        (
+            "service-event",
+            "alice.adams@corp.example",
+            "tg_1000001_2000001_5",
+        ),
+        ("deleted", "hana.hill@corp.example", "tg_0_5550001_2"),
+    ];
+    let bless = std::env::var_os("TGVAULT_BLESS").is_some();
+    let mut differ = Vec::new();
+    for (name, mailbox, file) in cases {
+        let got = std::fs::read(
+            out.join("Items")
+                .join(mailbox)
+                .join("Telegram_Archiver")
+                .join(format!("{file}.eml")),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let golden = fixture(&format!("golden/{name}.eml"));
+        if bless {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (TGVAULT_BLESS=1 writes it)", golden.display()));
+        if got != want {
+            differ.push(name);
+        }
+    }
+    assert!(differ.is_empty(), "differ from fixtures/golden: {differ:?}");
+}

@@ -223,6 +223,66 @@ pub fn body_text(item: &Item, cx: &Context) -> String {
     b
 }
 
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The message as HTML when its entities carry formatting (bold, links, ...):
+/// each entity's text in the matching element, line breaks kept.
+pub fn html_body(item: &Item) -> Option<String> {
+    let Body::Message(m) = &item.body else {
+        return None;
+    };
+    if !m.entities.iter().any(|e| e.kind != "plain") {
+        return None;
+    }
+    let esc = |s: &str| html_escape(s).replace('\n', "<br>\n");
+    let mut h =
+        String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body><p>");
+    // The stored entities are the formatted spans, in text order: the text
+    // between them is plain.
+    let mut cursor = 0;
+    for e in &m.entities {
+        let at = cursor + m.text[cursor..].find(e.text.as_str())?;
+        h.push_str(&esc(&m.text[cursor..at]));
+        cursor = at + e.text.len();
+        let t = esc(&e.text);
+        let href = e
+            .attrs
+            .iter()
+            .find(|(k, _)| k == "href")
+            .and_then(|(_, v)| serde_json::from_str::<String>(v).ok())
+            .filter(|u| {
+                u.starts_with("http://") || u.starts_with("https://") || u.starts_with("mailto:")
+            });
+        let piece = match e.kind.as_str() {
+            "bold" => format!("<b>{t}</b>"),
+            "italic" => format!("<i>{t}</i>"),
+            "underline" => format!("<u>{t}</u>"),
+            "strikethrough" => format!("<s>{t}</s>"),
+            "code" => format!("<code>{t}</code>"),
+            "pre" => format!("<pre>{t}</pre>"),
+            "blockquote" => format!("<blockquote>{t}</blockquote>"),
+            "spoiler" => format!("<span class=\"spoiler\">{t}</span>"),
+            "text_link" => match href {
+                Some(u) => format!("<a href=\"{}\">{t}</a>", html_escape(&u)),
+                None => t,
+            },
+            "link" if e.text.starts_with("http://") || e.text.starts_with("https://") => {
+                format!("<a href=\"{}\">{t}</a>", html_escape(&e.text))
+            }
+            _ => t,
+        };
+        h.push_str(&piece);
+    }
+    h.push_str(&esc(&m.text[cursor..]));
+    h.push_str("</p></body></html>\n");
+    Some(h)
+}
+
 fn base64_lines(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     for chunk in bytes.chunks(57) {
         out.write_all(
@@ -353,11 +413,32 @@ pub fn write(
     out.write_all(h.as_bytes()).map_err(io)?;
 
     let text = body_text(item, cx);
-    let part = format!(
-        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    );
-    out.write_all(part.as_bytes()).map_err(io)?;
-    base64_lines(out, text.as_bytes()).map_err(io)?;
+    let plain =
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+    match html_body(item) {
+        None => {
+            out.write_all(format!("--{boundary}\r\n{plain}").as_bytes())
+                .map_err(io)?;
+            base64_lines(out, text.as_bytes()).map_err(io)?;
+        }
+        Some(html) => {
+            let alt = format!("{boundary}-alt");
+            out.write_all(
+                format!("--{boundary}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n--{alt}\r\n{plain}")
+                    .as_bytes(),
+            )
+            .map_err(io)?;
+            base64_lines(out, text.as_bytes()).map_err(io)?;
+            out.write_all(
+                format!("--{alt}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+                    .as_bytes(),
+            )
+            .map_err(io)?;
+            base64_lines(out, html.as_bytes()).map_err(io)?;
+            out.write_all(format!("--{alt}--\r\n").as_bytes())
+                .map_err(io)?;
+        }
+    }
     for a in &item.attachments {
         let Some(c) = a.content else { continue };
         let name = a
