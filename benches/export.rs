@@ -76,6 +76,8 @@ fn main() {
                 out: out.clone(),
                 mailboxes: vec![],
                 format,
+                case: None,
+                dedup: false,
             },
             &ctx,
         )

@@ -268,3 +268,71 @@ fn golden_messages() {
     }
     assert!(differ.is_empty(), "differ from fixtures/golden: {differ:?}");
 }
+
+#[test]
+fn case_scoped_and_deduplicated_exports() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    a.ok(&["case", "create", "M"]);
+    a.ok(&[
+        "case",
+        "hold",
+        "add",
+        "M",
+        "--mailbox",
+        "bob.brown@corp.example",
+        "--query",
+        "merger",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    // Only what the case holds: Bob's copy of the merger message.
+    let c = tmp.path().join("case");
+    let s = a.json(&[
+        "export",
+        "kind:externaldata",
+        "--case",
+        "M",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(s["items"], 1);
+    assert!(
+        c.join("Items/bob.brown@corp.example/Telegram_Archiver/tg_1000001_1000002_11.eml")
+            .is_file()
+    );
+    // --dedup: each item once; the other copies are reported, not lost.
+    let d = tmp.path().join("dedup");
+    let s = a.json(&[
+        "export",
+        "kind:externaldata",
+        "--dedup",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert_eq!(s["items"], 27);
+    assert_eq!(s["duplicates"], 15);
+    let rows: Vec<Vec<String>> = csv::Reader::from_path(d.join("Results.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 42, "every copy has a row");
+    let dups: Vec<&Vec<String>> = rows.iter().filter(|r| !r[10].is_empty()).collect();
+    assert_eq!(dups.len(), 15);
+    for r in dups {
+        assert_eq!(r[10], format!("alice.adams@corp.example:{}", r[0]));
+        assert!(r[9].is_empty(), "a duplicate is not written");
+    }
+    let out = a.run(&[
+        "export",
+        "x",
+        "--case",
+        "nosuch",
+        "--out",
+        tmp.path().join("n").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

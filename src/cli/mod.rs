@@ -107,9 +107,12 @@ pub enum Command {
         /// One .eml per item, or one .mbox per mailbox folder
         #[arg(long, value_enum, default_value = "eml")]
         format: FormatArg,
-        /// Only copies held by this case's holds... (not yet: see issue 5)
-        #[arg(long, value_name = "CASE", hide = true)]
+        /// Only copies this case's holds cover
+        #[arg(long, value_name = "CASE")]
         case: Option<String>,
+        /// Export each item once; list its other copies as duplicates
+        #[arg(long)]
+        dedup: bool,
         #[command(flatten)]
         out_json: JsonFlag,
     },
@@ -939,11 +942,9 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             mailbox,
             format,
             case,
+            dedup,
             out_json,
         } => {
-            if case.is_some() {
-                return Err(Error::Usage("--case is not supported yet".into()));
-            }
             let parsed =
                 crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
             let archive = Archive::open(&dir)?;
@@ -965,6 +966,8 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                     FormatArg::Eml => crate::export::Format::Eml,
                     FormatArg::Mbox => crate::export::Format::Mbox,
                 },
+                case,
+                dedup,
             };
             let s = crate::export::export(&archive, &index, &opts, &ctx)?;
             if out_json.json {
@@ -976,8 +979,8 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 w(
                     &mut out,
                     format_args!(
-                        "exported {} items ({} bytes) to {}; {} error(s)\n",
-                        s.items, s.bytes, s.out, s.errors
+                        "exported {} items ({} bytes) to {}; {} duplicate(s) listed, {} error(s)\n",
+                        s.items, s.bytes, s.out, s.duplicates, s.errors
                     ),
                 )?;
             }

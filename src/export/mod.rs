@@ -34,11 +34,17 @@ pub struct ExportOptions {
     pub out: PathBuf,
     pub mailboxes: Vec<String>,
     pub format: Format,
+    /// Only copies this case's holds cover.
+    pub case: Option<String>,
+    /// Export each item once; its other copies are listed as duplicates.
+    pub dedup: bool,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ExportSummary {
     pub items: u64,
+    /// Copies not written because another copy of the item was (`--dedup`).
+    pub duplicates: u64,
     pub bytes: u64,
     pub errors: u64,
     pub out: String,
@@ -120,6 +126,17 @@ pub fn export(
         Ok(())
     })?;
     hits.sort();
+    if let Some(case) = &opts.case {
+        let held = case_copies(archive, index, case)?;
+        hits.retain(|(loc, id)| match loc {
+            Location::Filed { mailbox, .. } => held.contains(&(*id, mailbox.clone())),
+            Location::Quarantine => false,
+        });
+    }
+    // With --dedup: the first copy of each item (in mailbox order) is
+    // exported; the others point at it.
+    let mut first_copy: std::collections::HashMap<ItemId, String> =
+        std::collections::HashMap::new();
 
     let mut results = csv::Writer::from_path(out.join("Results.csv")).map_err(csv_err)?;
     results
@@ -154,6 +171,28 @@ pub fn export(
             Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
             Location::Quarantine => ("quarantine".to_string(), "quarantine".to_string()),
         };
+        if opts.dedup {
+            if let Some(original) = first_copy.get(id) {
+                summary.duplicates += 1;
+                results
+                    .write_record([
+                        id.to_string(),
+                        mailbox.clone(),
+                        folder.clone(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        original.clone(),
+                    ])
+                    .map_err(csv_err)?;
+                continue;
+            }
+            first_copy.insert(*id, format!("{mailbox}:{id}"));
+        }
         let rel_dir = Path::new("Items").join(safe_component(&mailbox));
         std::fs::create_dir_all(out.join(&rel_dir)).map_err(io(out))?;
         let done = (|| -> Result<(String, u64, [u8; 32], crate::model::Item)> {
@@ -305,15 +344,25 @@ pub fn export(
     loadfile::write_dat(&out.join("export.dat"), &docs)?;
     errors.flush().map_err(io(out))?;
     let mut s = csv::Writer::from_path(out.join("Export Summary.csv")).map_err(csv_err)?;
-    s.write_record(["Query", "Format", "Items", "Bytes", "Errors"])
-        .map_err(csv_err)?;
+    s.write_record([
+        "Query",
+        "Case",
+        "Format",
+        "Items",
+        "Duplicates",
+        "Bytes",
+        "Errors",
+    ])
+    .map_err(csv_err)?;
     s.write_record([
         opts.query_text.clone(),
+        opts.case.clone().unwrap_or_default(),
         match opts.format {
             Format::Eml => "eml".into(),
             Format::Mbox => "mbox".into(),
         },
         summary.items.to_string(),
+        summary.duplicates.to_string(),
         summary.bytes.to_string(),
         summary.errors.to_string(),
     ])
@@ -335,6 +384,7 @@ pub fn export(
         params,
         counts: vec![
             ("items".into(), summary.items),
+            ("duplicates".into(), summary.duplicates),
             ("bytes".into(), summary.bytes),
             ("errors".into(), summary.errors),
         ],
@@ -345,6 +395,73 @@ pub fn export(
         },
     })?;
     Ok(summary)
+}
+
+/// Every `(item, mailbox)` copy the holds of `case` cover: a hold without a
+/// query covers its mailboxes whole; with one, what the query matches there;
+/// date limits are applied to each copy's date.
+fn case_copies(
+    archive: &Archive,
+    index: &Index,
+    case: &str,
+) -> Result<std::collections::HashSet<(ItemId, String)>> {
+    use crate::policy::Hold;
+    if !archive.cases()?.iter().any(|(n, _)| n == case) {
+        return Err(Error::NotFound(format!("case '{case}'")));
+    }
+    let mut out = std::collections::HashSet::new();
+    for (_, h) in archive.holds()? {
+        let Hold::Case {
+            case: c,
+            mailboxes,
+            query,
+            from,
+            to,
+            ..
+        } = h.hold
+        else {
+            continue;
+        };
+        if c != case {
+            continue;
+        }
+        let in_range = |date: Option<i64>| match date {
+            Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d < t),
+            None => true,
+        };
+        let dates: std::collections::HashMap<(ItemId, String), Option<i64>> = {
+            let mut m = std::collections::HashMap::new();
+            for mb in &mailboxes {
+                archive.for_each_filing(mb, None, |k, f| {
+                    m.insert((k.item, k.mailbox), f.date);
+                    Ok(())
+                })?;
+            }
+            m
+        };
+        match query {
+            None => out.extend(
+                dates
+                    .into_iter()
+                    .filter(|(_, d)| in_range(*d))
+                    .map(|(k, _)| k),
+            ),
+            Some(q) => {
+                let parsed = crate::query::parse(&q)
+                    .map_err(|e| Error::Corrupt(format!("stored hold query '{q}': {e}")))?;
+                index.for_each_match(archive, &parsed, &mailboxes, |id, loc| {
+                    if let Location::Filed { mailbox, .. } = loc {
+                        let key = (id, mailbox);
+                        if dates.get(&key).is_some_and(|d| in_range(*d)) {
+                            out.insert(key);
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn csv_err(e: csv::Error) -> Error {
