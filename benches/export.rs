@@ -78,6 +78,7 @@ fn main() {
                 format,
                 case: None,
                 dedup: false,
+                transcripts: false,
             },
             &ctx,
         )

@@ -336,3 +336,71 @@ fn case_scoped_and_deduplicated_exports() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn transcripts_one_page_per_chat_with_working_attachment_links() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    a.import(
+        &[&fixture("botapi/updates.jsonl")],
+        &["--mapping", fixture("botapi/users.csv").to_str().unwrap()],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t");
+    let s = a.json(&[
+        "export",
+        "kind:externaldata",
+        "--transcripts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let pages: Vec<_> = files_under(&out.join("Transcripts"));
+    assert_eq!(s["transcripts"].as_u64(), Some(pages.len() as u64));
+    let bob = pages
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("Bob_Brown_1000002_2024-02-01")
+        })
+        .expect("the Bob Brown chat's page");
+    let html = std::fs::read_to_string(bob).unwrap();
+    // In order, with the reply linked to its anchor and the call described.
+    let first = html.find("the Q3 report is attached").unwrap();
+    let later = html.find("Board approves the merger").unwrap();
+    assert!(first < later);
+    assert!(html.contains("href=\"#m1\""));
+    assert!(html.contains("outgoing phone call"));
+    // Every attachment link resolves to a file holding exactly that content.
+    let mut links = 0;
+    for part in html.split("href=\"../").skip(1) {
+        let rel = &part[..part.find('"').unwrap()];
+        let path = out.join(rel);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let dir_hash = rel.split('/').nth(1).unwrap();
+        assert_eq!(hex::encode(tgvault::model::sha256(&bytes)), dir_hash);
+        links += 1;
+    }
+    assert_eq!(links, 3);
+    // A message deleted at the source says so.
+    let hana = pages
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("Hana_Hill")
+        })
+        .expect("the Hana Hill chat's page");
+    assert!(
+        std::fs::read_to_string(hana)
+            .unwrap()
+            .contains("deleted at the source")
+    );
+}

@@ -113,6 +113,9 @@ pub enum Command {
         /// Export each item once; list its other copies as duplicates
         #[arg(long)]
         dedup: bool,
+        /// Also write one HTML transcript per chat, with the attachment files
+        #[arg(long)]
+        transcripts: bool,
         #[command(flatten)]
         out_json: JsonFlag,
     },
@@ -943,6 +946,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             format,
             case,
             dedup,
+            transcripts,
             out_json,
         } => {
             let parsed =
@@ -968,6 +972,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 },
                 case,
                 dedup,
+                transcripts,
             };
             let s = crate::export::export(&archive, &index, &opts, &ctx)?;
             if out_json.json {

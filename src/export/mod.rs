@@ -9,6 +9,7 @@
 
 pub mod eml;
 mod loadfile;
+mod transcript;
 
 use crate::error::{Error, Result};
 use crate::import::RunContext;
@@ -38,6 +39,8 @@ pub struct ExportOptions {
     pub case: Option<String>,
     /// Export each item once; its other copies are listed as duplicates.
     pub dedup: bool,
+    /// Also write one HTML transcript per chat, and the attachment files.
+    pub transcripts: bool,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -47,6 +50,7 @@ pub struct ExportSummary {
     pub duplicates: u64,
     pub bytes: u64,
     pub errors: u64,
+    pub transcripts: u64,
     pub out: String,
 }
 
@@ -166,6 +170,8 @@ pub fn export(
     };
     let mut mbox: Option<(PathBuf, std::io::BufWriter<std::fs::File>)> = None;
     let mut docs: Vec<loadfile::Doc> = Vec::new();
+    let mut entries: Vec<transcript::Entry> = Vec::new();
+    let mut transcribed: std::collections::HashSet<ItemId> = std::collections::HashSet::new();
     for (loc, id) in &hits {
         let (mailbox, folder) = match loc {
             Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
@@ -279,6 +285,9 @@ pub fn export(
         })();
         match done {
             Ok((rel, bytes, sha, item)) => {
+                if opts.transcripts && transcribed.insert(*id) {
+                    entries.push(transcript_entry(archive, out, id, &item)?);
+                }
                 summary.items += 1;
                 summary.bytes += bytes;
                 let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
@@ -341,6 +350,9 @@ pub fn export(
     }
     results.flush().map_err(io(out))?;
     loadfile::write_manifest(&out.join("Manifest.xml"), &docs, &opts.query_text)?;
+    if opts.transcripts {
+        summary.transcripts = transcript::write_all(out, entries)?;
+    }
     loadfile::write_dat(&out.join("export.dat"), &docs)?;
     errors.flush().map_err(io(out))?;
     let mut s = csv::Writer::from_path(out.join("Export Summary.csv")).map_err(csv_err)?;
@@ -395,6 +407,59 @@ pub fn export(
         },
     })?;
     Ok(summary)
+}
+
+/// What a transcript shows of an exported item; writes its attachment files
+/// (once per content) under `Attachments/`.
+fn transcript_entry(
+    archive: &Archive,
+    out: &Path,
+    id: &ItemId,
+    item: &crate::model::Item,
+) -> Result<transcript::Entry> {
+    let src = archive
+        .source(id)?
+        .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+    let mut earlier = Vec::new();
+    for i in 0..src.versions.len().saturating_sub(1) {
+        earlier.push(archive.version(id, i)?.summary());
+    }
+    let deleted = id.part == Part::Item
+        && archive
+            .source(&ItemId {
+                part: Part::Deletion,
+                ..*id
+            })?
+            .is_some();
+    let mut files = Vec::new();
+    for a in &item.attachments {
+        let Some(c) = a.content else { continue };
+        let name = a
+            .file_name
+            .clone()
+            .unwrap_or_else(|| format!("{}.bin", a.kind.as_str()));
+        let rel = format!(
+            "Attachments/{}/{}",
+            hex::encode(c.sha256),
+            safe_component(&name)
+        );
+        let path = out.join(&rel);
+        if !path.exists() {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let mut r = archive.open_blob(&c.sha256)?;
+            let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+            std::io::copy(&mut r, &mut f).map_err(io(&path))?;
+        }
+        files.push((name, rel));
+    }
+    Ok(transcript::Entry {
+        item: item.clone(),
+        earlier,
+        deleted,
+        files,
+    })
 }
 
 /// Every `(item, mailbox)` copy the holds of `case` cover: a hold without a
