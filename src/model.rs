@@ -500,6 +500,13 @@ pub struct Attachment {
 }
 
 impl Attachment {
+    /// The file name to show or write: the source's, else `<kind>.bin`.
+    pub fn display_name(&self) -> String {
+        self.file_name
+            .clone()
+            .unwrap_or_else(|| format!("{}.bin", self.kind.as_str()))
+    }
+
     /// An attachment known by its path in the export (if any), its file name
     /// taken from the path, every other field empty.
     pub fn new(kind: AttachmentKind, source_path: Option<String>) -> Attachment {

@@ -188,11 +188,8 @@ fn eml_and_mbox_packages_read_back_in_python_and_repeat_byte_for_byte() {
     assert!(audit.iter().any(|e| e["action"] == "export"));
 }
 
-/// The exported message of each kind of item, byte for byte. Run with
-/// `TGVAULT_BLESS=1` to rewrite `fixtures/golden/` after a deliberate change
-/// (and read the diff).
-#[test]
-fn golden_messages() {
+/// The full-account fixture and the Bot API capture (edits, a deletion).
+fn full_account_and_live_capture() -> Archive {
     let a = Archive::new();
     a.import(
         &[&fixture("exports/full-account")],
@@ -202,6 +199,15 @@ fn golden_messages() {
         &[&fixture("botapi/updates.jsonl")],
         &["--mapping", fixture("botapi/users.csv").to_str().unwrap()],
     );
+    a
+}
+
+/// The exported message of each kind of item, byte for byte. Run with
+/// `TGVAULT_BLESS=1` to rewrite `fixtures/golden/` after a deliberate change
+/// (and read the diff).
+#[test]
+fn golden_messages() {
+    let a = full_account_and_live_capture();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pkg");
     a.json(&[
@@ -339,15 +345,7 @@ fn case_scoped_and_deduplicated_exports() {
 
 #[test]
 fn transcripts_one_page_per_chat_with_working_attachment_links() {
-    let a = Archive::new();
-    a.import(
-        &[&fixture("exports/full-account")],
-        &["--mapping", fixture("users.csv").to_str().unwrap()],
-    );
-    a.import(
-        &[&fixture("botapi/updates.jsonl")],
-        &["--mapping", fixture("botapi/users.csv").to_str().unwrap()],
-    );
+    let a = full_account_and_live_capture();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t");
     let s = a.json(&[

@@ -441,10 +441,7 @@ pub fn write(
     }
     for a in &item.attachments {
         let Some(c) = a.content else { continue };
-        let name = a
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("{}.bin", a.kind.as_str()));
+        let name = a.display_name();
         let mime = a
             .mime_type
             .clone()

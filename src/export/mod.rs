@@ -434,10 +434,7 @@ fn transcript_entry(
     let mut files = Vec::new();
     for a in &item.attachments {
         let Some(c) = a.content else { continue };
-        let name = a
-            .file_name
-            .clone()
-            .unwrap_or_else(|| format!("{}.bin", a.kind.as_str()));
+        let name = a.display_name();
         let rel = format!(
             "Attachments/{}/{}",
             hex::encode(c.sha256),
