@@ -21,7 +21,7 @@ def check(msg, where):
     if body is None or not body.get_content().strip():
         report["problems"].append(f"{where}: no text body")
     for part in msg.iter_attachments():
-        data = part.get_content()
+        data = part.get_payload(decode=True)
         sha = hashlib.sha256(data).hexdigest()
         if sha != part["X-Tgvault-SHA256"]:
             report["problems"].append(f"{where}: attachment {part.get_filename()} hashes to {sha}")
@@ -401,4 +401,58 @@ fn transcripts_one_page_per_chat_with_working_attachment_links() {
             .unwrap()
             .contains("deleted at the source")
     );
+}
+
+#[test]
+fn hostile_attachment_and_chat_names_never_leave_the_package() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/hostile-names")],
+        &["--mailbox", "dan@corp.example"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pkg");
+    let s = a.json(&[
+        "export",
+        "kind:externaldata",
+        "--transcripts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(s["items"], 3);
+    assert_eq!(s["errors"], 0);
+    let root = out.canonicalize().unwrap();
+    let files = files_under(&out);
+    assert!(files.len() >= 10, "{files:?}");
+    for p in &files {
+        let real = p.canonicalize().unwrap();
+        assert!(
+            real.starts_with(&root),
+            "{} is outside the package",
+            real.display()
+        );
+        for c in p.strip_prefix(&out).unwrap().components() {
+            let c = c.as_os_str().to_str().unwrap();
+            assert!(c.len() <= 100, "{c}");
+            assert!(!c.starts_with('.'), "{c}");
+            let stem = c.split('.').next().unwrap().to_ascii_uppercase();
+            assert!(
+                !["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str()),
+                "{c}"
+            );
+            assert!(!c.contains(['\0', '\\', ':']), "{c}");
+        }
+    }
+    // Inside the messages the names stay as the sender wrote them (a MIME
+    // parameter is not a path).
+    let r = python_check(&out, "eml");
+    assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+    let names: Vec<&str> = r["attachments"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(names.contains(&"../../escape.txt"), "{names:?}");
+    assert!(names.contains(&"CON"), "{names:?}");
 }
