@@ -4,7 +4,8 @@
 //! messages (the import bench's generator: 200 chats, 5% with a file), imports
 //! and indexes it, then exports every item as `.eml` and, separately, as
 //! `.mbox`, reporting items per second, MB/s written and peak RSS.
-//! Options: --messages N, --dir D (reuse D/export).
+//! Options: --messages N, --dir D (reuse D/export), --big-attachment-mib M
+//! (instead: one message carrying an M MiB file, to show memory stays bounded).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use tgvault::store::Archive;
 use tgvault::synth::{SynthSpec, write_export};
 
 mod util;
-use util::{arg, peak_rss_mib};
+use util::{arg, peak_rss_mib, write_big};
 
 fn main() {
     tgvault::cli::init_logging();
@@ -31,8 +32,15 @@ fn main() {
     let base: PathBuf = arg(&args, "--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_path_buf());
-    let export_dir = base.join("export");
-    if !export_dir.join("result.json").is_file() {
+    let big: Option<u64> = arg(&args, "--big-attachment-mib").and_then(|v| v.parse().ok());
+    let export_dir = base.join(if big.is_some() {
+        "export-big"
+    } else {
+        "export"
+    });
+    if let Some(mib) = big {
+        write_big(&export_dir, mib);
+    } else if !export_dir.join("result.json").is_file() {
         let spec = SynthSpec {
             messages,
             chats: 200,
@@ -62,7 +70,10 @@ fn main() {
         .unwrap();
     index.close().unwrap();
     let index = Index::open(&archive).unwrap();
-    println!("export bench");
+    println!(
+        "export bench (peak RSS after import {:.1} MiB)",
+        peak_rss_mib()
+    );
     for format in [Format::Eml, Format::Mbox] {
         let out = base.join(format!("package-{format:?}"));
         let _ = std::fs::remove_dir_all(&out);

@@ -18,7 +18,7 @@ use tgvault::store::Archive;
 use tgvault::synth::{SynthSpec, write_export};
 
 mod util;
-use util::{arg, peak_rss_mib};
+use util::{arg, peak_rss_mib, write_big};
 
 fn dir_bytes(p: &Path) -> u64 {
     let mut total = 0;
@@ -33,28 +33,6 @@ fn dir_bytes(p: &Path) -> u64 {
         }
     }
     total
-}
-
-fn write_big(dir: &Path, mib: u64) {
-    use std::io::Write;
-    std::fs::create_dir_all(dir.join("files")).unwrap();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("files/big.bin")).unwrap());
-    let mut block = vec![0u8; 1 << 20];
-    for i in 0..mib {
-        for (j, b) in block.iter_mut().enumerate() {
-            *b = (i as usize * 31 + j * 7) as u8;
-        }
-        f.write_all(&block).unwrap();
-    }
-    f.flush().unwrap();
-    std::fs::write(
-        dir.join("result.json"),
-        format!(
-            r#"{{"name":"Big","type":"private_group","id":1,"messages":[{{"id":1,"type":"message","date_unixtime":"1700000000","from":"A","from_id":"user1","file":"files/big.bin","file_name":"big.bin","file_size":{},"text":"big file"}}]}}"#,
-            mib << 20
-        ),
-    )
-    .unwrap();
 }
 
 fn main() {
