@@ -17,7 +17,7 @@ use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: char = '\u{0}';
@@ -40,6 +40,7 @@ pub struct Fields {
     pub from: Field,
     pub to: Field,
     pub attachmentnames: Field,
+    /// The chat id (`chat:` also searches `subject`, the title).
     pub chat: Field,
     // Keywords, lower-cased, whole.
     pub chattype: Field,
@@ -145,7 +146,6 @@ impl Fields {
         // the sender and the attachment names.
         if let Some(n) = &cur.chat.name {
             d.add_text(self.subject, n);
-            d.add_text(self.chat, n);
             d.add_text(self.text, n);
         }
         d.add_text(self.chat, cur.chat.id.to_string());

@@ -254,7 +254,7 @@ impl Index {
             Property::Participants => any_of(vec![text(f.from)?, text(f.to)?]),
             Property::Subject => text(f.subject)?,
             Property::AttachmentNames => text(f.attachmentnames)?,
-            Property::Chat => text(f.chat)?,
+            Property::Chat => any_of(vec![text(f.subject)?, text(f.chat)?]),
             Property::Kind => keyword(f.kind)?,
             Property::ItemClass => keyword(f.itemclass)?,
             Property::ChatType => keyword(f.chattype)?,
