@@ -29,8 +29,9 @@ use std::path::{Path, PathBuf};
 use tantivy::directory::MmapDirectory;
 use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 
-/// Changes read from the log per step.
-const CHANGES_PER_STEP: usize = 5_000;
+/// Rows of the change log (one per store transaction, up to a batch of
+/// items each) read per step.
+const CHANGES_PER_STEP: usize = 1;
 /// Commit the index at least this often while catching up, so that a crash
 /// loses a bounded amount of indexing work.
 const DOCS_PER_COMMIT: u64 = 2_000_000;
@@ -201,8 +202,9 @@ impl Index {
         Ok(out)
     }
 
-    /// Applies the next step of changes (at most [`CHANGES_PER_STEP`]) without
-    /// committing; returns how many documents it wrote.
+    /// Applies the next step of changes (the changes of at most
+    /// [`CHANGES_PER_STEP`] store transactions) without committing; returns how
+    /// many documents it wrote.
     pub fn apply_step(&mut self, archive: &Archive) -> Result<u64> {
         let changes = archive.changes_after(self.pending_watermark(), CHANGES_PER_STEP)?;
         let Some(&(last_seq, _, _)) = changes.last() else {

@@ -167,11 +167,12 @@ impl Archive {
                 tombstones: txn.open_table(TOMBSTONES)?,
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
-                next_change: None,
+                pending_changes: Vec::new(),
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
             tx.apply_folder_delta()?;
+            tx.apply_changes()?;
             out
         };
         let t = std::time::Instant::now();
@@ -288,16 +289,27 @@ impl Archive {
         Ok(t.first()?.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
-    /// Up to `limit` changes after `after`: `(seq, item, the row is new)`.
-    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ItemId, bool)>> {
+    /// The changes of up to `rows` transactions after `after`, in order:
+    /// `(seq, item, the row is new)`.
+    pub fn changes_after(&self, after: u64, rows: usize) -> Result<Vec<(u64, ItemId, bool)>> {
+        const REC: usize = key::ITEM_ID_LEN + 1;
         let txn = self.db.begin_read()?;
         let t = txn.open_table(CHANGES)?;
         let mut out = Vec::new();
-        for e in t.range(after.saturating_add(1)..)?.take(limit) {
+        for e in t.range(after.saturating_add(1)..)?.take(rows) {
             let (k, v) = e?;
             let v = v.value();
-            let (idb, flag) = v.split_at(v.len().saturating_sub(1));
-            out.push((k.value(), key::decode_item_id(idb)?, flag == [0]));
+            if v.len() % REC != 0 {
+                return Err(Error::Corrupt(format!(
+                    "changes row {} has {} bytes, not a multiple of {REC}",
+                    k.value(),
+                    v.len()
+                )));
+            }
+            for rec in v.chunks(REC) {
+                let (idb, flag) = rec.split_at(key::ITEM_ID_LEN);
+                out.push((k.value(), key::decode_item_id(idb)?, flag == [0]));
+            }
         }
         Ok(out)
     }
@@ -667,8 +679,9 @@ pub struct Tx<'t> {
     any_tombstone: Option<bool>,
     /// Filings removed per folder key in this transaction.
     folder_removed: BTreeMap<Vec<u8>, u64>,
-    /// The sequence number of the next change, once known.
-    next_change: Option<u64>,
+    /// This transaction's changes, `ItemId ++ flag` each, written as one
+    /// `changes` row when it ends.
+    pending_changes: Vec<u8>,
     /// New filings per folder key in this transaction, applied at its end.
     folder_delta: BTreeMap<Vec<u8>, u64>,
 }
@@ -1093,19 +1106,23 @@ impl Tx<'_> {
 
     /// Appends a change of the source row `idb` to the change log.
     fn log_change(&mut self, idb: &[u8], is_new: bool) -> Result<()> {
-        let seq = match self.next_change {
-            Some(n) => n,
-            None => self
-                .changes
-                .last()?
-                .map(|(k, _)| k.value() + 1)
-                .unwrap_or(1),
-        };
-        let mut v = Vec::with_capacity(idb.len() + 1);
-        v.extend_from_slice(idb);
-        v.push(if is_new { 0 } else { 1 });
+        self.pending_changes.extend_from_slice(idb);
+        self.pending_changes.push(if is_new { 0 } else { 1 });
+        Ok(())
+    }
+
+    /// Writes this transaction's changes as one row of the log.
+    fn apply_changes(&mut self) -> Result<()> {
+        if self.pending_changes.is_empty() {
+            return Ok(());
+        }
+        let seq = self
+            .changes
+            .last()?
+            .map(|(k, _)| k.value() + 1)
+            .unwrap_or(1);
+        let v = std::mem::take(&mut self.pending_changes);
         self.changes.insert(seq, v.as_slice())?;
-        self.next_change = Some(seq + 1);
         Ok(())
     }
 

@@ -21,10 +21,11 @@ pub const FOLDERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("folders
 pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 /// Sequence number -> `audit::Entry`: the hash-chained audit trail.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-/// Sequence number -> `ItemId ++ flag`: every change to a source row (new item,
-/// new version, new filing, a deletion event recorded against it), in commit
-/// order. The search index applies them and records the last one it applied;
-/// entries it has committed are trimmed. Flag `0`: the row is new, `1`: it changed.
+/// Sequence number -> `(ItemId ++ flag)*`: one row per write transaction that
+/// changed source rows (new item, new version, new filing, a deletion event
+/// recorded against it), in commit order. The search index applies them and
+/// records the last row it applied; rows it has committed are trimmed. Flag
+/// `0`: the source row is new, `1`: it changed.
 pub const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// `sha256 ++ ItemId` -> empty: which source rows use which blob, so that
 /// retention frees a blob when its last user is deleted.
