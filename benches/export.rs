@@ -10,14 +10,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use tgvault::export::{ExportOptions, Format, export};
-use tgvault::import::{ImportOptions, RunContext, import};
+use tgvault::import::RunContext;
 use tgvault::index::Index;
-use tgvault::mapping::Mapping;
 use tgvault::store::Archive;
-use tgvault::synth::{SynthSpec, write_export};
+use tgvault::synth::write_export;
 
 mod util;
-use util::{arg, peak_rss_mib, write_big};
+use util::{arg, import_indexed, peak_rss_mib, spec, write_big};
 
 fn main() {
     tgvault::cli::init_logging();
@@ -41,34 +40,19 @@ fn main() {
     if let Some(mib) = big {
         write_big(&export_dir, mib);
     } else if !export_dir.join("result.json").is_file() {
-        let spec = SynthSpec {
-            messages,
-            chats: 200,
-            attachment_permille: 50,
-            max_attachment_bytes: 16 * 1024,
-            seed: 42,
-        };
+        let spec = spec(messages);
         write_export(&export_dir, &spec).unwrap();
     }
     let archive_dir = base.join("archive-export");
     let _ = std::fs::remove_dir_all(&archive_dir);
     let archive = Archive::open(&archive_dir).unwrap();
-    let mut opts = ImportOptions::new(Mapping::default());
-    opts.custodian_address = Some("custodian@corp.example".into());
+    import_indexed(&archive, &export_dir);
     let clock = || 0i64;
     let ctx = RunContext {
         actor: "bench".into(),
         args: vec![],
         clock: &clock,
     };
-    let mut index = Index::open(&archive).unwrap();
-    index
-        .follow(&archive, |tell| {
-            opts.committed = Some(tell);
-            import(&archive, std::slice::from_ref(&export_dir), &opts, &ctx)
-        })
-        .unwrap();
-    index.close().unwrap();
     let index = Index::open(&archive).unwrap();
     println!(
         "export bench (peak RSS after import {:.1} MiB)",

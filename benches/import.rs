@@ -15,10 +15,10 @@ use std::time::Instant;
 use tgvault::import::{ImportOptions, RunContext, import};
 use tgvault::mapping::Mapping;
 use tgvault::store::Archive;
-use tgvault::synth::{SynthSpec, write_export};
+use tgvault::synth::write_export;
 
 mod util;
-use util::{arg, peak_rss_mib, write_big};
+use util::{arg, peak_rss_mib, spec, write_big};
 
 fn dir_bytes(p: &Path) -> u64 {
     let mut total = 0;
@@ -70,13 +70,7 @@ fn main() {
             )
         }
         None => {
-            let spec = SynthSpec {
-                messages,
-                chats: 200,
-                attachment_permille: 50,
-                max_attachment_bytes: 16 * 1024,
-                seed: 42,
-            };
+            let spec = spec(messages);
             (messages, write_export(&export, &spec).unwrap())
         }
     };

@@ -15,15 +15,13 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use tgvault::import::{ImportOptions, RunContext, import};
 use tgvault::index::Index;
 use tgvault::index::search::{SearchOptions, Sort};
-use tgvault::mapping::Mapping;
 use tgvault::store::Archive;
-use tgvault::synth::{SynthSpec, write_export};
+use tgvault::synth::write_export;
 
 mod util;
-use util::{arg, peak_rss_mib};
+use util::{arg, import_indexed, peak_rss_mib, spec};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -59,13 +57,7 @@ fn main() {
     if export.join("result.json").is_file() {
         eprintln!("reusing the export in {}", export.display());
     } else {
-        let spec = SynthSpec {
-            messages,
-            chats: 200,
-            attachment_permille: 50,
-            max_attachment_bytes: 16 * 1024,
-            seed: 42,
-        };
+        let spec = spec(messages);
         write_export(&export, &spec).unwrap();
     }
 
@@ -78,23 +70,8 @@ fn main() {
 
 fn build(archive: &Archive, export: &std::path::Path) {
     // 1. Import with the index following.
-    let mut opts = ImportOptions::new(Mapping::default());
-    opts.custodian_address = Some("custodian@corp.example".into());
-    let clock = || 0i64;
-    let ctx = RunContext {
-        actor: "bench".into(),
-        args: vec![],
-        clock: &clock,
-    };
     let start = Instant::now();
-    let mut index = Index::open(archive).unwrap();
-    let report = index
-        .follow(archive, |tell| {
-            opts.committed = Some(tell);
-            import(archive, &[export.to_path_buf()], &opts, &ctx)
-        })
-        .unwrap();
-    index.close().unwrap();
+    let report = import_indexed(archive, export);
     let with_index = start.elapsed().as_secs_f64();
     let items = report.totals().available_from_source;
     let rss_import = peak_rss_mib();

@@ -180,8 +180,6 @@ struct Ready {
     addresses: Vec<(String, String)>,
     /// Why it maps nowhere, when `mailboxes` is empty.
     quarantine_reason: String,
-    /// For a deletion event: the item it deletes, whose mailboxes it joins.
-    deletes: Option<crate::model::ItemId>,
     attachments: u64,
     without_content: u64,
     attachment_bytes: u64,
@@ -277,26 +275,20 @@ impl ProduceSink<'_> {
         for a in &item.anomalies {
             *self.anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
         }
-        let mailboxes = self
+        let crate::mapping::Resolved {
+            mailboxes,
+            addresses,
+        } = self
             .opts
             .mapping
-            .fan_out(&item.participants, &self.custodian);
-        let addresses = self
-            .opts
-            .mapping
-            .addresses(&item.participants, &self.custodian);
+            .resolve(&item.participants, &self.custodian);
         let quarantine_reason = if mailboxes.is_empty() {
             no_mailbox_reason(&item.participants, &self.custodian)
         } else {
             String::new()
         };
-        let deletes = match &item.body {
-            crate::model::Body::Deletion(d) => Some(d.target),
-            _ => None,
-        };
         let enc = EncodedItem::new(&item);
         Ok(Ready {
-            deletes,
             attachments: item.attachments.len() as u64,
             without_content: item
                 .attachments
@@ -736,7 +728,7 @@ fn file_one(
     // A deletion event goes wherever the item it deletes is filed (looked up in
     // this transaction, so an original filed moments earlier counts).
     let mut mailboxes = std::borrow::Cow::Borrowed(&r.mailboxes);
-    if let Some(target) = &r.deletes {
+    if let Some(target) = &r.enc.deletes {
         let mut all = r.mailboxes.clone();
         all.extend(
             tx.locations(target)?
@@ -820,8 +812,10 @@ pub fn remap(
                     )));
                 };
                 c.available_from_source += 1;
-                let mailboxes = mapping.fan_out(&item.participants, &rec.custodian);
-                let addresses = mapping.addresses(&item.participants, &rec.custodian);
+                let crate::mapping::Resolved {
+                    mailboxes,
+                    addresses,
+                } = mapping.resolve(&item.participants, &rec.custodian);
                 if mailboxes.is_empty() {
                     c.available_for_import += 1;
                     c.quarantined += 1;

@@ -199,53 +199,54 @@ impl Mapping {
     /// through the export's e-mail address; when the export does not say who
     /// its owner is, the custodian's address still receives every item.
     pub fn fan_out(&self, participants: &[Person], custodian: &Custodian) -> Vec<String> {
-        let mut out: Vec<String> = participants
-            .iter()
-            .filter_map(|p| self.lookup(p).map(|(m, _)| m))
-            .collect();
-        let owner_via_csv = custodian.owner.as_ref().and_then(|o| self.lookup(o));
-        match owner_via_csv {
-            Some((m, _)) => out.push(m),
-            None => {
-                if let Some(addr) = &custodian.address {
-                    out.push(addr.clone());
+        self.resolve(participants, custodian).mailboxes
+    }
+
+    /// Fan-out and the per-participant addresses in one pass over the
+    /// participants (each is looked up in the CSV once).
+    pub fn resolve(&self, participants: &[Person], custodian: &Custodian) -> Resolved {
+        let owner_via_csv = custodian
+            .owner
+            .as_ref()
+            .and_then(|o| self.lookup(o))
+            .map(|(m, _)| m);
+        let owner_mailbox = owner_via_csv.clone().or_else(|| custodian.address.clone());
+        let mut out = Resolved::default();
+        for p in participants {
+            let via_csv = self.lookup(p).map(|(m, _)| m);
+            if let Some(m) = &via_csv {
+                out.mailboxes.push(m.clone());
+            }
+            // The owner as a participant may lack the phone the export's
+            // personal information gives: they resolve as the custodian does.
+            let found = via_csv.or_else(|| {
+                custodian
+                    .owner
+                    .as_ref()
+                    .filter(|o| o.same_as(p))
+                    .and(owner_mailbox.clone())
+            });
+            if let Some(m) = found {
+                let k = p.key();
+                if !k.is_empty() && !out.addresses.iter().any(|(kk, _)| *kk == k) {
+                    out.addresses.push((k, m));
                 }
             }
         }
-        out.sort();
-        out.dedup();
+        out.mailboxes.extend(owner_mailbox);
+        out.mailboxes.sort();
+        out.mailboxes.dedup();
         out
     }
 }
 
-impl Mapping {
-    /// The mailbox each participant resolves to, as `(Person::key, mailbox)`:
-    /// through the CSV, and for the export's owner through the custodian's
-    /// address when the CSV does not name them.
-    pub fn addresses(
-        &self,
-        participants: &[Person],
-        custodian: &Custodian,
-    ) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for p in participants {
-            // The owner as a participant may lack the phone the export's
-            // personal information gives: resolve them as fan-out does.
-            let found = self.lookup(p).map(|(m, _)| m).or_else(|| {
-                let owner = custodian.owner.as_ref().filter(|o| o.same_as(p))?;
-                self.lookup(owner)
-                    .map(|(m, _)| m)
-                    .or_else(|| custodian.address.clone())
-            });
-            if let Some(m) = found {
-                let k = p.key();
-                if !k.is_empty() && !out.iter().any(|(kk, _)| *kk == k) {
-                    out.push((k, m));
-                }
-            }
-        }
-        out
-    }
+/// Where an item goes and who resolved to which mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Sorted, without repeats; empty: quarantine.
+    pub mailboxes: Vec<String>,
+    /// `(Person::key, mailbox)` for each participant that resolved.
+    pub addresses: Vec<(String, String)>,
 }
 
 fn insert<K: std::hash::Hash + Eq + std::fmt::Display + Clone>(

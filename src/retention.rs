@@ -305,6 +305,34 @@ impl Snapshot {
             .map(|(k, h)| (k, h.hold))
             .collect();
         let policies = archive.policies()?.into_iter().map(|p| p.policy).collect();
+        Self::with(archive, index, holds, policies)
+    }
+
+    /// The holds of one case alone (no policies): what the case keeps.
+    pub fn case(archive: &Archive, index: &Index, case: &str) -> Result<Snapshot> {
+        if !archive.cases()?.iter().any(|(n, _)| n == case) {
+            return Err(Error::NotFound(format!("case '{case}'")));
+        }
+        let holds = archive
+            .holds()?
+            .into_iter()
+            .filter(|(_, h)| matches!(&h.hold, Hold::Case { case: c, .. } if c == case))
+            .map(|(k, h)| (k, h.hold))
+            .collect();
+        Self::with(archive, index, holds, vec![])
+    }
+
+    /// Whether any hold of the snapshot covers this copy.
+    pub fn holds_copy(&self, key: &ItemKey, date: Option<i64>, now: i64) -> bool {
+        !self.decide(key, date, now).holds.is_empty()
+    }
+
+    fn with(
+        archive: &Archive,
+        index: &Index,
+        holds: Vec<(Vec<u8>, Hold)>,
+        policies: Vec<Policy>,
+    ) -> Result<Snapshot> {
         let mut matches = HashMap::new();
         for (k, h) in &holds {
             if let Hold::Case {

@@ -11,6 +11,44 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The benches' generated export: 200 chats, 5% of messages with a file of
+/// up to 16 KiB, a fixed seed.
+#[allow(dead_code)] // not every bench uses every helper
+pub fn spec(messages: u64) -> tgvault::synth::SynthSpec {
+    tgvault::synth::SynthSpec {
+        messages,
+        chats: 200,
+        attachment_permille: 50,
+        max_attachment_bytes: 16 * 1024,
+        seed: 42,
+    }
+}
+
+/// Imports `export` with the index following, as `tgvault import` does.
+#[allow(dead_code)]
+pub fn import_indexed(
+    archive: &tgvault::store::Archive,
+    export: &std::path::Path,
+) -> tgvault::report::ImportReport {
+    let mut opts = tgvault::import::ImportOptions::new(tgvault::mapping::Mapping::default());
+    opts.custodian_address = Some("custodian@corp.example".into());
+    let clock = || 0i64;
+    let ctx = tgvault::import::RunContext {
+        actor: "bench".into(),
+        args: vec![],
+        clock: &clock,
+    };
+    let mut index = tgvault::index::Index::open(archive).unwrap();
+    let report = index
+        .follow(archive, |tell| {
+            opts.committed = Some(tell);
+            tgvault::import::import(archive, &[export.to_path_buf()], &opts, &ctx)
+        })
+        .unwrap();
+    index.close().unwrap();
+    report
+}
+
 /// The value after `--name` on the command line.
 pub fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()

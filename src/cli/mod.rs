@@ -704,7 +704,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                                 &mut out,
                                 format_args!(
                                     "{}  (placed {} by {})\n",
-                                    describe_hold(&h.hold),
+                                    h.hold,
                                     iso(h.created),
                                     h.actor
                                 ),
@@ -810,7 +810,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                             ),
                         )?;
                         for (_, h) in &holds {
-                            w(&mut out, format_args!("  {}\n", describe_hold(&h.hold)))?;
+                            w(&mut out, format_args!("  {}\n", h.hold))?;
                         }
                     }
                 }
@@ -1429,35 +1429,6 @@ fn parse_time(s: &str, end: bool) -> Result<i64> {
         .timestamp()
         .as_second();
     Ok(if end { start + 86_400 } else { start })
-}
-
-fn describe_hold(h: &crate::policy::Hold) -> String {
-    match h {
-        crate::policy::Hold::Litigation { mailbox, days } => format!(
-            "litigation hold on {mailbox}, {}",
-            days.map(|d| format!("{d} days from each item's date"))
-                .unwrap_or_else(|| "no end".into())
-        ),
-        crate::policy::Hold::Case {
-            case,
-            id,
-            mailboxes,
-            query,
-            from,
-            to,
-        } => format!(
-            "case {case} hold {id}: {}{}{}{}",
-            mailboxes.join(", "),
-            query
-                .as_ref()
-                .map(|q| format!(", query {q}"))
-                .unwrap_or_default(),
-            from.map(|t| format!(", from {}", iso(t)))
-                .unwrap_or_default(),
-            to.map(|t| format!(", before {}", iso(t)))
-                .unwrap_or_default()
-        ),
-    }
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {

@@ -131,11 +131,24 @@ pub fn export(
     })?;
     hits.sort();
     if let Some(case) = &opts.case {
-        let held = case_copies(archive, index, case)?;
-        hits.retain(|(loc, id)| match loc {
-            Location::Filed { mailbox, .. } => held.contains(&(*id, mailbox.clone())),
-            Location::Quarantine => false,
-        });
+        // What the case's holds keep, decided as retention decides it.
+        let snap = crate::retention::Snapshot::case(archive, index, case)?;
+        let mut kept = Vec::with_capacity(hits.len());
+        for (loc, id) in hits {
+            let Location::Filed { mailbox, folder } = &loc else {
+                continue;
+            };
+            let key = crate::store::key::ItemKey {
+                mailbox: mailbox.clone(),
+                folder: folder.clone(),
+                item: id,
+            };
+            let date = archive.filing(&key)?.and_then(|f| f.date);
+            if snap.holds_copy(&key, date, (ctx.clock)()) {
+                kept.push((loc, id));
+            }
+        }
+        hits = kept;
     }
     // With --dedup: the first copy of each item (in mailbox order) is
     // exported; the others point at it.
@@ -201,7 +214,7 @@ pub fn export(
         }
         let rel_dir = Path::new("Items").join(safe_component(&mailbox));
         std::fs::create_dir_all(out.join(&rel_dir)).map_err(io(out))?;
-        let done = (|| -> Result<(String, u64, [u8; 32], crate::model::Item)> {
+        let done = (|| -> Result<Written> {
             let src = archive
                 .source(id)?
                 .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
@@ -211,7 +224,7 @@ pub fn export(
             }
             let item = versions
                 .last()
-                .map(|(_, it)| it.clone())
+                .map(|(_, it)| it)
                 .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
             let deletion_id = ItemId {
                 part: Part::Deletion,
@@ -231,7 +244,7 @@ pub fn export(
                 },
             };
             let mut open = |sha: &[u8; 32]| archive.open_blob(sha);
-            match opts.format {
+            let (rel, bytes, sha): (PathBuf, u64, [u8; 32]) = match opts.format {
                 Format::Eml => {
                     let rel = rel_dir
                         .join(safe_component(&folder))
@@ -246,14 +259,10 @@ pub fn export(
                         hash: sha2::Sha256::new(),
                         bytes: 0,
                     };
-                    eml::write(&mut w, &item, &cx, &mut open)?;
+                    eml::write(&mut w, item, &cx, &mut open)?;
                     w.flush().map_err(io(&path))?;
-                    Ok((
-                        rel.display().to_string(),
-                        w.bytes,
-                        w.hash.finalize().into(),
-                        item,
-                    ))
+                    let (bytes, sha) = (w.bytes, w.hash.finalize().into());
+                    (rel, bytes, sha)
                 }
                 Format::Mbox => {
                     let rel = rel_dir.join(format!("{}.mbox", safe_component(&folder)));
@@ -276,17 +285,37 @@ pub fn export(
                         hash: sha2::Sha256::new(),
                         bytes: 0,
                     };
-                    eml::write(&mut w, &item, &cx, &mut open)?;
+                    eml::write(&mut w, item, &cx, &mut open)?;
                     let (bytes, hash) = (w.bytes, w.hash.finalize().into());
                     file.write_all(b"\n").map_err(io(&path))?;
-                    Ok((rel.display().to_string(), bytes, hash, item))
+                    (rel, bytes, hash)
                 }
-            }
+            };
+            Ok(Written {
+                rel: rel.display().to_string(),
+                bytes,
+                sha,
+                deleted: deletion.is_some(),
+                versions,
+            })
         })();
         match done {
-            Ok((rel, bytes, sha, item)) => {
+            Ok(Written {
+                rel,
+                bytes,
+                sha,
+                deleted,
+                mut versions,
+            }) => {
+                let (_, item) = versions.pop().expect("a written item has a version");
                 if opts.transcripts && transcribed.insert(*id) {
-                    entries.push(transcript_entry(archive, out, id, &item)?);
+                    entries.push(transcript_entry(
+                        archive,
+                        out,
+                        item.clone(),
+                        &versions,
+                        deleted,
+                    )?);
                 }
                 summary.items += 1;
                 summary.bytes += bytes;
@@ -409,28 +438,25 @@ pub fn export(
     Ok(summary)
 }
 
+/// One copy written into the package.
+struct Written {
+    rel: String,
+    bytes: u64,
+    sha: [u8; 32],
+    /// Every version, oldest first (the last is what was exported).
+    versions: Vec<(Option<i64>, crate::model::Item)>,
+    deleted: bool,
+}
+
 /// What a transcript shows of an exported item; writes its attachment files
 /// (once per content) under `Attachments/`.
 fn transcript_entry(
     archive: &Archive,
     out: &Path,
-    id: &ItemId,
-    item: &crate::model::Item,
+    item: crate::model::Item,
+    earlier: &[(Option<i64>, crate::model::Item)],
+    deleted: bool,
 ) -> Result<transcript::Entry> {
-    let src = archive
-        .source(id)?
-        .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-    let mut earlier = Vec::new();
-    for i in 0..src.versions.len().saturating_sub(1) {
-        earlier.push(archive.version(id, i)?.summary());
-    }
-    let deleted = id.part == Part::Item
-        && archive
-            .source(&ItemId {
-                part: Part::Deletion,
-                ..*id
-            })?
-            .is_some();
     let mut files = Vec::new();
     for a in &item.attachments {
         let Some(c) = a.content else { continue };
@@ -452,78 +478,11 @@ fn transcript_entry(
         files.push((name, rel));
     }
     Ok(transcript::Entry {
-        item: item.clone(),
-        earlier,
+        earlier: earlier.iter().map(|(_, v)| v.summary()).collect(),
+        item,
         deleted,
         files,
     })
-}
-
-/// Every `(item, mailbox)` copy the holds of `case` cover: a hold without a
-/// query covers its mailboxes whole; with one, what the query matches there;
-/// date limits are applied to each copy's date.
-fn case_copies(
-    archive: &Archive,
-    index: &Index,
-    case: &str,
-) -> Result<std::collections::HashSet<(ItemId, String)>> {
-    use crate::policy::Hold;
-    if !archive.cases()?.iter().any(|(n, _)| n == case) {
-        return Err(Error::NotFound(format!("case '{case}'")));
-    }
-    let mut out = std::collections::HashSet::new();
-    for (_, h) in archive.holds()? {
-        let Hold::Case {
-            case: c,
-            mailboxes,
-            query,
-            from,
-            to,
-            ..
-        } = h.hold
-        else {
-            continue;
-        };
-        if c != case {
-            continue;
-        }
-        let in_range = |date: Option<i64>| match date {
-            Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d < t),
-            None => true,
-        };
-        let dates: std::collections::HashMap<(ItemId, String), Option<i64>> = {
-            let mut m = std::collections::HashMap::new();
-            for mb in &mailboxes {
-                archive.for_each_filing(mb, None, |k, f| {
-                    m.insert((k.item, k.mailbox), f.date);
-                    Ok(())
-                })?;
-            }
-            m
-        };
-        match query {
-            None => out.extend(
-                dates
-                    .into_iter()
-                    .filter(|(_, d)| in_range(*d))
-                    .map(|(k, _)| k),
-            ),
-            Some(q) => {
-                let parsed = crate::query::parse(&q)
-                    .map_err(|e| Error::Corrupt(format!("stored hold query '{q}': {e}")))?;
-                index.for_each_match(archive, &parsed, &mailboxes, |id, loc| {
-                    if let Location::Filed { mailbox, .. } = loc {
-                        let key = (id, mailbox);
-                        if dates.get(&key).is_some_and(|d| in_range(*d)) {
-                            out.insert(key);
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn csv_err(e: csv::Error) -> Error {

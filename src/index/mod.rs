@@ -94,11 +94,7 @@ impl Index {
     /// Opens the archive's index (creating or rebuilding it as needed) and
     /// brings it up to date with the store.
     pub fn open(archive: &Archive) -> Result<Index> {
-        Self::open_with(archive, WriterOptions::default())
-    }
-
-    pub fn open_with(archive: &Archive, opts: WriterOptions) -> Result<Index> {
-        let mut idx = Self::open_only(archive, opts)?;
+        let mut idx = Self::open_only(archive, WriterOptions::default())?;
         idx.catch_up(archive)?;
         Ok(idx)
     }
@@ -140,16 +136,8 @@ impl Index {
         })
     }
 
-    pub fn watermark(&self) -> u64 {
-        self.watermark
-    }
-
     pub fn searcher(&self) -> tantivy::Searcher {
         self.reader.searcher()
-    }
-
-    pub fn tantivy(&self) -> &tantivy::Index {
-        &self.index
     }
 
     fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>> {
@@ -161,11 +149,6 @@ impl Index {
             self.writer = Some(w);
         }
         Ok(self.writer.as_mut().expect("just set"))
-    }
-
-    /// Whether the store has changes this index has not applied.
-    pub fn is_behind(&self, archive: &Archive) -> Result<bool> {
-        Ok(archive.last_change()? > self.watermark)
     }
 
     /// Applies every change the store logged after the watermark, or rebuilds

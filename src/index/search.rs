@@ -154,7 +154,7 @@ fn text_matches(target: &str, value: &Text) -> bool {
     let words: Vec<String> = tokens(target).into_iter().map(|t| t.2).collect();
     match value {
         Text::Word(w) | Text::Phrase(w) => {
-            if target.eq_ignore_ascii_case(w) || target.to_lowercase() == w.to_lowercase() {
+            if target.to_lowercase() == w.to_lowercase() {
                 return true;
             }
             let want: Vec<String> = tokens(w).into_iter().map(|t| t.2).collect();
@@ -464,19 +464,12 @@ impl Index {
 
     /// Counts every matching copy.
     pub fn count(&self, archive: &Archive, query: &Query, mailboxes: &[String]) -> Result<u64> {
-        let searcher = self.searcher();
-        let mut total = 0;
-        for (q, fixed) in self.plans(archive, query, mailboxes)? {
-            total += searcher
-                .search(
-                    &*q,
-                    &CopyCount {
-                        fixed: fixed.is_some(),
-                    },
-                )
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(total)
+        let opts = SearchOptions {
+            mailboxes: mailboxes.to_vec(),
+            limit: 0,
+            sort: Sort::Date,
+        };
+        Ok(self.search(archive, query, &opts)?.total)
     }
 
     /// Calls `f` for EVERY matching copy (no limit), segment by segment;

@@ -206,6 +206,40 @@ impl fmt::Display for Decision {
     }
 }
 
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::Litigation { mailbox, days } => match days {
+                Some(d) => write!(
+                    f,
+                    "litigation hold on {mailbox}, {d} days from each item's date"
+                ),
+                None => write!(f, "litigation hold on {mailbox}, no end"),
+            },
+            Hold::Case {
+                case,
+                id,
+                mailboxes,
+                query,
+                from,
+                to,
+            } => {
+                write!(f, "case {case} hold {id}: {}", mailboxes.join(", "))?;
+                if let Some(q) = query {
+                    write!(f, ", query {q}")?;
+                }
+                if let Some(t) = from {
+                    write!(f, ", from {}", iso(*t))?;
+                }
+                if let Some(t) = to {
+                    write!(f, ", before {}", iso(*t))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 fn iso(t: i64) -> String {
     jiff::Timestamp::from_second(t)
         .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())

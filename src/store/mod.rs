@@ -439,6 +439,15 @@ impl Archive {
         Ok(out)
     }
 
+    /// The filing of one copy, if it is filed.
+    pub fn filing(&self, key: &ItemKey) -> Result<Option<Filing>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ITEMS)?;
+        t.get(key.encode().as_slice())?
+            .map(|v| codec::decode(v.value()))
+            .transpose()
+    }
+
     /// Every filed copy, in key order (for retention).
     pub fn for_each_copy(&self, mut f: impl FnMut(ItemKey, Filing) -> Result<()>) -> Result<()> {
         let txn = self.db.begin_read()?;
