@@ -193,9 +193,23 @@ fn everything_past_its_period_goes_and_bad_requests_are_refused() {
         &[&fixture("exports/single-chat")],
         &["--mailbox", "custodian@corp.example"],
     );
+    // Deleting destroys: the content is gone from the files, not only unlinked.
+    let stored = |text: &str| {
+        std::fs::read_dir(a.path().join("packs"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .any(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
+    };
+    assert!(stored("Can you confirm the wire instructions?"));
     a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
     let done = a.json(&["retention", "run", "--now", "2099-01-01"]);
     assert!(!done["deleted"].as_array().unwrap().is_empty());
+    assert!(
+        a.json_lines(&["mailboxes"]).is_empty(),
+        "every copy was due"
+    );
+    assert!(!stored("Can you confirm the wire instructions?"));
+    assert!(!stored("Confirmed, account ending 4471"));
     a.ok(&["verify"]);
     // Bad usage is refused, naming the problem.
     let out = a.run(&["retention", "add", "x"]);

@@ -1,5 +1,6 @@
-//! `verify` finds tampering: one flipped byte in an item's stored content, in an
-//! inline blob, or in a blob file is named, and the exit code says so.
+//! `verify` finds tampering: one flipped byte in an item's stored content, in a
+//! small blob (both in a pack file), or in a blob file is named, and the exit
+//! code says so; so is a pack file cut short.
 
 use crate::common::*;
 
@@ -11,6 +12,25 @@ fn flip(path: &std::path::Path, needle: &[u8]) {
         .unwrap_or_else(|| panic!("{needle:?} not in {}", path.display()));
     bytes[at + needle.len() / 2] ^= 0x01;
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Copies the store of archive `from` (the redb file and the packs) into `to`.
+fn copy_store(from: &Archive, to: &Archive) {
+    std::fs::copy(
+        from.path().join("archive.redb"),
+        to.path().join("archive.redb"),
+    )
+    .unwrap();
+    let packs = to.path().join("packs");
+    std::fs::create_dir_all(&packs).unwrap();
+    for e in std::fs::read_dir(from.path().join("packs")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), packs.join(e.file_name())).unwrap();
+    }
+}
+
+fn first_pack(a: &Archive) -> std::path::PathBuf {
+    a.path().join("packs/00000001.pack")
 }
 
 fn verify(a: &Archive) -> (i32, serde_json::Value) {
@@ -49,11 +69,10 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     assert_eq!(v["checked"]["filings"], 42);
     assert_eq!(v["checked"]["blobs"], 3);
 
-    // One byte of one message's text, inside archive.redb.
-    let db = a.path().join("archive.redb");
+    // One byte of one message's text, inside its pack.
     let b = Archive::new();
-    std::fs::copy(&db, b.path().join("archive.redb")).unwrap();
-    flip(&b.path().join("archive.redb"), b"Board approves the merger");
+    copy_store(&a, &b);
+    flip(&first_pack(&b), b"Board approves the merger");
     let (code, v) = verify(&b);
     assert_eq!(code, 1);
     let p = problems(&v);
@@ -67,10 +86,10 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match its SHA-256"));
 
-    // One byte of an inline attachment (the PDF).
+    // One byte of a small attachment (the PDF), also in the pack.
     let c = Archive::new();
-    std::fs::copy(&db, c.path().join("archive.redb")).unwrap();
-    flip(&c.path().join("archive.redb"), b"/Type/Catalog/Pages");
+    copy_store(&a, &c);
+    flip(&first_pack(&c), b"/Type/Catalog/Pages");
     let (code, v) = verify(&c);
     assert_eq!(code, 1);
     let p = problems(&v);
@@ -82,6 +101,34 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     assert!(
         p.iter()
             .any(|x| x.contains(&sha) && x.contains("does not match its hash")),
+        "{p:?}"
+    );
+
+    // A pack cut short: what it lost is named, and so is the cut.
+    let d = Archive::new();
+    copy_store(&a, &d);
+    let pack = first_pack(&d);
+    let len = std::fs::metadata(&pack).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let (code, v) = verify(&d);
+    assert_eq!(code, 1);
+    let p = problems(&v);
+    assert!(
+        p.iter().any(|x| x.contains("00000001.pack")
+            && x.contains(&format!(
+                "holds {} bytes; the archive committed {len}",
+                len - 10
+            ))),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.contains("past the end of the pack file")),
         "{p:?}"
     );
 }
@@ -160,7 +207,7 @@ fn the_audit_trail_is_chained_and_a_changed_entry_is_named() {
 
     // Change one byte of the first entry (a counter's name exists only there).
     let b = Archive::new();
-    std::fs::copy(a.path().join("archive.redb"), b.path().join("archive.redb")).unwrap();
+    copy_store(&a, &b);
     flip(&b.path().join("archive.redb"), b"files_failed");
     let (code, v) = verify(&b);
     assert_eq!(code, 1);

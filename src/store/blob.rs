@@ -1,5 +1,5 @@
 //! Content-addressed attachment blobs. Small blobs (up to [`INLINE_MAX`]) travel
-//! in memory and are stored inline in the `blob_data` table, inside the same
+//! in memory and are appended to a pack file (see `pack`) by the same
 //! transaction as the items that use them; larger ones are streamed to a file
 //! under `blobs/sha256/`, made durable, and only then referenced by a transaction.
 //! Either way the bytes are hashed while they are read, so no blob is ever held
@@ -13,12 +13,12 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Blobs up to this size are stored inline in redb.
+/// Blobs up to this size are stored in pack files, larger ones as files.
 pub const INLINE_MAX: u64 = 1 << 20;
 
 /// A blob read from the source, ready to be referenced by an item.
 pub enum StagedBlob {
-    /// Bytes to be written into `blob_data` by the filing transaction.
+    /// Bytes to be appended to a pack by the filing transaction.
     Inline(BlobRef, Vec<u8>),
     /// Already durable in the blob directory.
     File(BlobRef),

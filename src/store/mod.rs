@@ -1,15 +1,16 @@
 //! The archive on disk: the only module that names redb.
 //!
 //! An archive is a directory holding `archive.redb` (every table in
-//! [`tables`]) and `blobs/` (large attachment blobs). All writes go through
-//! [`Archive::write`], which runs a closure inside one redb write transaction and
-//! commits it only if the closure succeeds: a batch of items lands whole or not at
-//! all.
+//! [`tables`]), `packs/` (item contents and small blobs, see [`pack`]) and
+//! `blobs/` (large attachment blobs). All writes go through [`Archive::write`],
+//! which runs a closure inside one redb write transaction and commits it only if
+//! the closure succeeds: a batch of items lands whole or not at all.
 
 pub mod audit;
 pub mod blob;
 pub mod codec;
 pub mod key;
+pub mod pack;
 pub mod records;
 pub mod tables;
 pub mod verify;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::{Item, ItemId};
 use blob::{BlobDir, StagedBlob, VerifyingReader};
 use key::{ItemKey, item_id_bytes};
+use pack::{PackRef, Packs};
 use records::*;
 use redb::{Database, ReadableDatabase, ReadableTable, Table};
 use std::collections::BTreeMap;
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use tables::*;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 1;
+pub const SCHEMA_VERSION: u8 = 2;
 
 /// redb's page cache.
 const CACHE_BYTES: usize = 16 << 20;
@@ -36,6 +38,7 @@ pub struct Archive {
     db: Database,
     dir: PathBuf,
     blobs: BlobDir,
+    packs: Packs,
 }
 
 /// What filing one item into one mailbox did.
@@ -83,13 +86,25 @@ impl Archive {
                 )),
                 other => Error::from(other),
             })?;
+        init(&db)?;
+        let committed = {
+            let txn = db.begin_read()?;
+            let t = txn.open_table(PACKS)?;
+            let mut m = BTreeMap::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                m.insert(k.value(), v.value());
+            }
+            m
+        };
         let archive = Archive {
             db,
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
+            packs: Packs::open(dir, &committed)?,
         };
-        archive.init()?;
         archive.blobs.clear_staging()?;
+        archive.scrub()?;
         Ok(archive)
     }
 
@@ -97,50 +112,98 @@ impl Archive {
         &self.dir
     }
 
-    fn init(&self) -> Result<()> {
+    /// Destroys the pack records retention deleted (see [`pack`]): zeros
+    /// them, syncs, then forgets them. Runs after every transaction that
+    /// deleted content, and on open for what a killed process left.
+    pub fn scrub(&self) -> Result<()> {
+        let pending: Vec<PackRef> = {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(SCRUB)?;
+            let mut out = Vec::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                out.push(PackRef::from_scrub_key(k.value(), v.value())?);
+            }
+            out
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.packs.zero(&pending)?;
         let txn = self.db.begin_write()?;
         {
-            for def in [ITEMS, SOURCES, BLOBS, BLOB_DATA, QUARANTINE, FOLDERS] {
-                txn.open_table(def)?;
-            }
-            txn.open_table(CHANGES)?;
-            for def in [BLOB_REFS, HOLDS, TOMBSTONES] {
-                txn.open_table(def)?;
-            }
-            txn.open_table(CASES)?;
-            txn.open_table(POLICIES)?;
-            let mut meta = txn.open_table(META)?;
-            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
-            match schema.as_deref() {
-                None => {
-                    meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-                }
-                Some([SCHEMA_VERSION]) => {}
-                Some(other) => {
-                    return Err(Error::Corrupt(format!(
-                        "archive schema {other:?}, this build reads [{SCHEMA_VERSION}]"
-                    )));
-                }
-            }
-            txn.open_table(AUDIT)?;
-            let mut runs = txn.open_table(RUNS)?;
-            let mut stale = Vec::new();
-            for entry in runs.iter()? {
-                let (k, v) = entry?;
-                let rec: RunRecord = codec::decode(v.value())?;
-                if rec.status == RunStatus::Running {
-                    stale.push((k.value(), rec));
-                }
-            }
-            for (id, mut rec) in stale {
-                rec.status = RunStatus::Interrupted;
-                runs.insert(id, codec::encode(&rec).as_slice())?;
+            let mut t = txn.open_table(SCRUB)?;
+            for r in &pending {
+                t.remove(r.scrub_key().as_slice())?;
             }
         }
         txn.commit()?;
+        tracing::info!(records = pending.len(), "deleted content destroyed");
         Ok(())
     }
 
+    /// Reads one stored record of `what` (an item version or a blob).
+    fn read_pack(&self, r: &PackRef) -> Result<Vec<u8>> {
+        self.packs.read(r)
+    }
+}
+
+/// Creates the tables of a new archive and checks the schema of an old one.
+/// Runs left `Running` by a process that died are marked `Interrupted`.
+fn init(db: &Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        for def in [ITEMS, SOURCES, BLOBS, QUARANTINE, FOLDERS] {
+            txn.open_table(def)?;
+        }
+        txn.open_table(CHANGES)?;
+        for def in [BLOB_REFS, HOLDS, TOMBSTONES] {
+            txn.open_table(def)?;
+        }
+        txn.open_table(SCRUB)?;
+        txn.open_table(PACKS)?;
+        txn.open_table(CASES)?;
+        txn.open_table(POLICIES)?;
+        let mut meta = txn.open_table(META)?;
+        let schema = meta.get("schema")?.map(|v| v.value().to_vec());
+        match schema.as_deref() {
+            None => {
+                meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+            }
+            Some([SCHEMA_VERSION]) => {}
+            Some([1]) => {
+                return Err(Error::Usage(format!(
+                    "this archive has format 1 (item contents inside archive.redb); this \
+                         build reads format {SCHEMA_VERSION} (contents in pack files). Import \
+                         the exports again into a new archive directory"
+                )));
+            }
+            Some(other) => {
+                return Err(Error::Corrupt(format!(
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}]"
+                )));
+            }
+        }
+        txn.open_table(AUDIT)?;
+        let mut runs = txn.open_table(RUNS)?;
+        let mut stale = Vec::new();
+        for entry in runs.iter()? {
+            let (k, v) = entry?;
+            let rec: RunRecord = codec::decode(v.value())?;
+            if rec.status == RunStatus::Running {
+                stale.push((k.value(), rec));
+            }
+        }
+        for (id, mut rec) in stale {
+            rec.status = RunStatus::Interrupted;
+            runs.insert(id, codec::encode(&rec).as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+impl Archive {
     /// Streams a blob into staging (inline or a durable file); see [`blob`].
     pub fn stage_blob(&self, src: impl Read, what: &Path) -> Result<StagedBlob> {
         self.blobs.stage(src, what)
@@ -149,12 +212,19 @@ impl Archive {
     /// Runs `f` in one write transaction, committed only when `f` succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_write()?;
-        let out = {
+        let mut writer = self.packs.writer();
+        writer.begin();
+        let mut scrubs = false;
+        let out = (|| {
             let mut tx = Tx {
+                packs: &self.packs,
+                pack: &mut writer,
+                pack_lengths: txn.open_table(PACKS)?,
+                scrub: txn.open_table(SCRUB)?,
+                scrubs: false,
                 items: txn.open_table(ITEMS)?,
                 sources: txn.open_table(SOURCES)?,
                 blobs: txn.open_table(BLOBS)?,
-                blob_data: txn.open_table(BLOB_DATA)?,
                 quarantine: txn.open_table(QUARANTINE)?,
                 folders: txn.open_table(FOLDERS)?,
                 runs: txn.open_table(RUNS)?,
@@ -173,11 +243,37 @@ impl Archive {
             let out = f(&mut tx)?;
             tx.apply_folder_delta()?;
             tx.apply_changes()?;
-            out
+            // The pack's bytes are durable before the commit that points at them.
+            if let Some((pack, len)) = tx.pack.sync()? {
+                tx.pack_lengths.insert(pack, len)?;
+            }
+            scrubs = tx.scrubs;
+            Ok(out)
+        })();
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                drop(txn);
+                if let Err(re) = writer.rollback() {
+                    tracing::error!(error = %re, "pack bytes of a failed transaction not truncated (the next open does it)");
+                    writer.abandon();
+                }
+                return Err(e);
+            }
         };
         let t = std::time::Instant::now();
-        txn.commit()?;
+        if let Err(e) = txn.commit() {
+            writer.abandon();
+            return Err(e.into());
+        }
+        writer.committed();
+        drop(writer);
         tracing::debug!(commit = ?t.elapsed(), "store commit");
+        if scrubs && let Err(e) = self.scrub() {
+            // The deletion stands; the content is destroyed on the next open,
+            // and `verify` names it until then.
+            tracing::error!(error = %e, "deleted content not yet destroyed");
+        }
         Ok(out)
     }
 
@@ -260,7 +356,7 @@ impl Archive {
         let v = t
             .get(item_id_bytes(id).as_slice())?
             .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-        SourceRow::decode(v.value())?.version(id, index)
+        SourceRow::decode(v.value())?.version(id, index, &mut |r| self.read_pack(r))
     }
 
     /// The current version of an item, or `None` when the archive has no such item.
@@ -270,7 +366,9 @@ impl Archive {
         let Some(v) = t.get(item_id_bytes(id).as_slice())? else {
             return Ok(None);
         };
-        SourceRow::decode(v.value())?.current(id).map(Some)
+        SourceRow::decode(v.value())?
+            .current(id, &mut |r| self.read_pack(r))
+            .map(Some)
     }
 
     // ---- the change log and source rows, for the search index
@@ -352,7 +450,7 @@ impl Archive {
                 None => None,
             };
             let doc = match row {
-                Some(row) => Some(DocSource::new(&t, id, row)?),
+                Some(row) => Some(DocSource::new(&t, &self.packs, id, row)?),
                 None => None,
             };
             f(id, doc)?;
@@ -371,7 +469,7 @@ impl Archive {
                 tracing::warn!(item = %id, "source row cannot be decoded: not indexed");
                 continue;
             };
-            f(DocSource::new(&t, &id, row)?)?;
+            f(DocSource::new(&t, &self.packs, &id, row)?)?;
         }
         Ok(())
     }
@@ -490,15 +588,13 @@ impl Archive {
             None => return Err(Error::NotFound(format!("blob {}", hex::encode(sha)))),
         };
         match meta.place {
-            BlobPlace::Inline => {
-                let data = txn.open_table(BLOB_DATA)?;
-                let bytes = data
-                    .get(sha.as_slice())?
-                    .ok_or_else(|| {
-                        Error::Corrupt(format!("inline blob {} is missing", hex::encode(sha)))
-                    })?
-                    .value()
-                    .to_vec();
+            BlobPlace::Pack(at) => {
+                let bytes = self.read_pack(&at).map_err(|e| match e {
+                    Error::Corrupt(what) => {
+                        Error::Corrupt(format!("blob {}: {what}", hex::encode(sha)))
+                    }
+                    other => other,
+                })?;
                 Ok(Box::new(VerifyingReader::new(
                     std::io::Cursor::new(bytes),
                     *sha,
@@ -536,12 +632,12 @@ impl Archive {
             ("items", ITEMS),
             ("sources", SOURCES),
             ("blobs", BLOBS),
-            ("blob_data", BLOB_DATA),
             ("quarantine", QUARANTINE),
             ("folders", FOLDERS),
         ] {
             out.push((name, txn.open_table(def)?.len()?));
         }
+        out.push(("packs", txn.open_table(PACKS)?.len()?));
         out.push(("runs", txn.open_table(RUNS)?.len()?));
         out.push(("audit", txn.open_table(AUDIT)?.len()?));
         Ok(out)
@@ -575,6 +671,7 @@ pub struct DocSource {
 impl DocSource {
     fn new(
         t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        packs: &Packs,
         id: &ItemId,
         row: SourceRow,
     ) -> Result<DocSource> {
@@ -583,7 +680,7 @@ impl DocSource {
             Err(Error::Corrupt(format!("{id} has no version")))
         } else {
             (0..n)
-                .map(|i| row.version(id, i))
+                .map(|i| row.version(id, i, &mut |r| packs.read(r)))
                 .collect::<Result<Vec<_>>>()
         };
         let (versions, problem) = match decoded {
@@ -612,48 +709,49 @@ impl DocSource {
     }
 }
 
-/// One row of `sources`: the record, then every version's encoded item.
+/// One row of `sources`: the record; every version's encoded item is in a
+/// pack, where the version's `at` says.
 #[derive(Default)]
 pub(crate) struct SourceRow {
     rec: SourceRecord,
-    contents: Vec<u8>,
 }
+
+/// Reads one pack record (committed, or appended by the reading transaction).
+type ReadPack<'a> = dyn FnMut(&PackRef) -> Result<Vec<u8>> + 'a;
 
 impl SourceRow {
     pub(crate) fn decode(bytes: &[u8]) -> Result<SourceRow> {
-        let (rec, used): (SourceRecord, usize) = codec::decode_prefix(bytes)?;
-        let contents = bytes[used..].to_vec();
-        let total: u64 = rec.versions.iter().map(|v| v.len).sum();
-        if total != contents.len() as u64 {
-            return Err(Error::Corrupt(format!(
-                "source row holds {} bytes of versions, its record says {total}",
-                contents.len()
-            )));
-        }
-        Ok(SourceRow { rec, contents })
+        Ok(SourceRow {
+            rec: codec::decode(bytes)?,
+        })
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = codec::encode(&self.rec);
-        out.extend_from_slice(&self.contents);
-        out
+        codec::encode(&self.rec)
     }
 
-    pub(crate) fn version(&self, id: &ItemId, index: usize) -> Result<Item> {
+    pub(crate) fn version(
+        &self,
+        id: &ItemId,
+        index: usize,
+        read: &mut ReadPack<'_>,
+    ) -> Result<Item> {
         let v = self
             .rec
             .versions
             .get(index)
             .ok_or_else(|| Error::NotFound(format!("version {} of {id}", index + 1)))?;
-        let start: u64 = self.rec.versions[..index].iter().map(|v| v.len).sum();
-        let bytes = &self.contents[start as usize..(start + v.len) as usize];
-        decode_content(id, &v.content, bytes)
+        let bytes = read(&v.at).map_err(|e| match e {
+            Error::Corrupt(what) => Error::Corrupt(format!("{id}: {what}")),
+            other => other,
+        })?;
+        decode_content(id, &v.content, &bytes)
     }
 
-    fn current(&self, id: &ItemId) -> Result<Item> {
+    fn current(&self, id: &ItemId, read: &mut ReadPack<'_>) -> Result<Item> {
         match self.rec.versions.len() {
             0 => Err(Error::Corrupt(format!("{id} has no version"))),
-            n => self.version(id, n - 1),
+            n => self.version(id, n - 1, read),
         }
     }
 }
@@ -670,10 +768,15 @@ fn decode_content(id: &ItemId, sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
 
 /// The tables of one write transaction.
 pub struct Tx<'t> {
+    packs: &'t Packs,
+    pack: &'t mut pack::Writer,
+    pack_lengths: Table<'t, u32, u64>,
+    scrub: Table<'t, &'static [u8], u64>,
+    /// Whether this transaction scheduled content for destruction.
+    scrubs: bool,
     items: Table<'t, &'static [u8], &'static [u8]>,
     sources: Table<'t, &'static [u8], &'static [u8]>,
     blobs: Table<'t, &'static [u8], &'static [u8]>,
-    blob_data: Table<'t, &'static [u8], &'static [u8]>,
     quarantine: Table<'t, &'static [u8], &'static [u8]>,
     folders: Table<'t, &'static [u8], &'static [u8]>,
     runs: Table<'t, u64, &'static [u8]>,
@@ -783,11 +886,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let place = match staged {
-            StagedBlob::Inline(_, bytes) => {
-                self.blob_data
-                    .insert(r.sha256.as_slice(), bytes.as_slice())?;
-                BlobPlace::Inline
-            }
+            StagedBlob::Inline(_, bytes) => BlobPlace::Pack(self.pack.append(bytes)?),
             StagedBlob::File(_) => BlobPlace::File,
         };
         let meta = BlobMeta {
@@ -811,7 +910,8 @@ impl Tx<'_> {
     /// the same content, or the same source record (fingerprint) with at least
     /// as many attachment contents. So a re-export without its media files adds
     /// nothing, while one that brings media an earlier import lacked adds a
-    /// version that has them. Returns whether a version was added.
+    /// version that has them. Returns whether a version was added; its content
+    /// goes into the pack when the row is written ([`Tx::store_version`]).
     fn add_version(row: &mut SourceRow, enc: &EncodedItem, run: u64) -> bool {
         let with_content = enc.with_content;
         if row.rec.versions.iter().any(|v| {
@@ -820,16 +920,37 @@ impl Tx<'_> {
         }) {
             return false;
         }
-        row.contents.extend_from_slice(&enc.bytes);
         row.rec.versions.push(Version {
             content: enc.sha256,
-            len: enc.bytes.len() as u64,
+            at: PackRef {
+                pack: 0,
+                offset: 0,
+                len: enc.bytes.len() as u64,
+            },
             fingerprint: enc.fingerprint,
             with_content,
             run,
             edited: enc.edited,
         });
         true
+    }
+
+    /// Appends the content of the version [`Tx::add_version`] added (the
+    /// row's last) to the pack, and points the version at it.
+    fn store_version(&mut self, row: &mut SourceRow, enc: &EncodedItem) -> Result<()> {
+        let at = self.pack.append(&enc.bytes)?;
+        if let Some(v) = row.rec.versions.last_mut() {
+            v.at = at;
+        }
+        Ok(())
+    }
+
+    /// One pack record, whether committed or appended by this transaction.
+    fn read_pack(&mut self, r: &PackRef) -> Result<Vec<u8>> {
+        match self.pack.pending(r)? {
+            Some(bytes) => Ok(bytes),
+            None => self.packs.read(r),
+        }
     }
 
     /// Files an item version into each of `mailboxes` (under `folder`), storing
@@ -903,6 +1024,9 @@ impl Tx<'_> {
             return Ok(out);
         }
         if changed {
+            if new_version {
+                self.store_version(&mut row, enc)?;
+            }
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
             self.log_change(&idb, is_new)?;
@@ -943,6 +1067,7 @@ impl Tx<'_> {
             Quarantined::Duplicate
         };
         if new_version {
+            self.store_version(&mut row, enc)?;
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
             self.log_change(&idb, is_new)?;
@@ -1069,13 +1194,16 @@ impl Tx<'_> {
             // The last copy: the content goes.
             let mut shas: Vec<[u8; 32]> = Vec::new();
             for i in 0..row.rec.versions.len() {
-                if let Ok(item) = row.version(&key.item, i) {
+                if let Ok(item) = row.version(&key.item, i, &mut |r| self.read_pack(r)) {
                     shas.extend(
                         item.attachments
                             .iter()
                             .filter_map(|a| a.content.map(|c| c.sha256)),
                     );
                 }
+            }
+            for v in &row.rec.versions {
+                self.destroy(&v.at)?;
             }
             shas.sort();
             shas.dedup();
@@ -1097,9 +1225,7 @@ impl Tx<'_> {
                         .map(|v| codec::decode(v.value()))
                         .transpose()?;
                     match meta.map(|m| m.place) {
-                        Some(BlobPlace::Inline) => {
-                            self.blob_data.remove(sha.as_slice())?;
-                        }
+                        Some(BlobPlace::Pack(at)) => self.destroy(&at)?,
                         Some(BlobPlace::File) => freed.push(sha),
                         None => {}
                     }
@@ -1111,6 +1237,13 @@ impl Tx<'_> {
         }
         self.log_change(&idb, false)?;
         Ok(Some(freed))
+    }
+
+    /// Schedules a pack record for destruction once this transaction commits.
+    fn destroy(&mut self, r: &PackRef) -> Result<()> {
+        self.scrub.insert(r.scrub_key().as_slice(), r.len)?;
+        self.scrubs = true;
+        Ok(())
     }
 
     /// Appends a change of the source row `idb` to the change log.
@@ -1141,11 +1274,11 @@ impl Tx<'_> {
     }
 
     /// The current version of an item, checked against its hash.
-    pub fn current(&self, id: &ItemId) -> Result<Option<Item>> {
+    pub fn current(&mut self, id: &ItemId) -> Result<Option<Item>> {
         let row = self.source_row(&item_id_bytes(id))?;
         if row.rec.versions.is_empty() {
             return Ok(None);
         }
-        row.current(id).map(Some)
+        row.current(id, &mut |r| self.read_pack(r)).map(Some)
     }
 }

@@ -56,8 +56,8 @@ impl SourceRecord {
 pub struct Version {
     /// SHA-256 of this version's encoded item.
     pub content: [u8; 32],
-    /// Length of the encoded item in the source row.
-    pub len: u64,
+    /// Where the encoded item is.
+    pub at: super::pack::PackRef,
     /// The item's source fingerprint (`model::Item::fingerprint`).
     pub fingerprint: [u8; 32],
     /// How many of its attachments have content.
@@ -84,8 +84,8 @@ pub struct QuarantineRecord {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobPlace {
-    /// In the `blob_data` table.
-    Inline,
+    /// A record in a pack file (blobs up to `blob::INLINE_MAX` bytes).
+    Pack(super::pack::PackRef),
     /// In `blobs/sha256/XX/<hex>` under the archive directory.
     File,
 }

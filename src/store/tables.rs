@@ -5,14 +5,18 @@ use redb::TableDefinition;
 
 /// `ItemKey(mailbox, folder, item)` -> `Filing`: one row per filed copy of an item.
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
-/// `ItemId` -> source row: the `SourceRecord` (every version's hash and where
-/// the item is filed), followed by the encoded `model::Item` of every version,
-/// oldest first. One row per source item, shared by every mailbox copy.
+/// `ItemId` -> `SourceRecord`: every version's hash and pack record, where the
+/// item is filed, the participants' mapped addresses. One row per source item,
+/// shared by every mailbox copy.
 pub const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
 /// SHA-256 of the blob -> `BlobMeta`: every attachment blob the archive holds.
 pub const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
-/// SHA-256 of the blob -> the blob's raw bytes, for blobs stored inline.
-pub const BLOB_DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_data");
+/// Pack id -> its committed length in bytes (see `pack`).
+pub const PACKS: TableDefinition<u32, u64> = TableDefinition::new("packs");
+/// `pack id (u32 BE) ++ offset (u64 BE)` -> length: pack records retention
+/// deleted, to be overwritten with zeros once the deleting transaction has
+/// committed; empty except between that commit and the scrub.
+pub const SCRUB: TableDefinition<&[u8], u64> = TableDefinition::new("scrub");
 /// `ItemId` -> `QuarantineRecord`: items that mapped to no mailbox.
 pub const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 /// `(mailbox, folder)` -> `FolderStats`.

@@ -6,8 +6,9 @@
 //! its key; every filing has its source and every source's locations have their
 //! filing; folder counts match the filings; every quarantined item exists and is
 //! filed nowhere; every blob an item refers to exists and hashes to its address
-//! (inline bytes and files alike); blob files the archive does not know are
-//! listed as leftovers.
+//! (pack records and files alike); every pack file is at least as long as the
+//! archive says it committed, and no deleted content waits to be destroyed;
+//! blob files the archive does not know are listed as leftovers.
 
 use super::blob::VerifyingReader;
 use super::key::{self, ItemKey};
@@ -92,7 +93,7 @@ impl Archive {
             }
             for i in 0..row.rec.versions.len() {
                 checked.versions += 1;
-                match row.version(&id, i) {
+                match row.version(&id, i, &mut |r| self.packs.read(r)) {
                     Ok(item) => {
                         if item.id != id {
                             report(err(
@@ -255,7 +256,6 @@ impl Archive {
         }
         // Blobs: every reference resolves, every blob hashes to its address.
         let metas = txn.open_table(BLOBS)?;
-        let data = txn.open_table(BLOB_DATA)?;
         let mut files_known: BTreeSet<[u8; 32]> = BTreeSet::new();
         for entry in metas.iter()? {
             let (k, v) = entry?;
@@ -277,10 +277,10 @@ impl Archive {
                 }
             };
             let reader: Box<dyn Read> = match meta.place {
-                BlobPlace::Inline => match data.get(sha.as_slice())? {
-                    Some(b) => Box::new(std::io::Cursor::new(b.value().to_vec())),
-                    None => {
-                        report(err(subject, "inline bytes are missing".into()));
+                BlobPlace::Pack(at) => match self.packs.read(&at) {
+                    Ok(b) => Box::new(std::io::Cursor::new(b)),
+                    Err(e) => {
+                        report(err(subject, e.to_string()));
                         continue;
                     }
                 },
@@ -311,6 +311,35 @@ impl Archive {
             report(err(
                 format!("blob {}", hex::encode(sha)),
                 format!("is used by {item} but missing"),
+            ));
+        }
+        // Packs: every committed byte is on disk; deleted content is destroyed.
+        let packs = txn.open_table(PACKS)?;
+        for entry in packs.iter()? {
+            let (k, v) = entry?;
+            let (pack, len) = (k.value(), v.value());
+            let path = self.packs.path_of(pack);
+            match self.packs.file_len(pack) {
+                None if len > 0 => report(err(
+                    path.display().to_string(),
+                    format!("is missing; the archive committed {len} bytes of it"),
+                )),
+                Some(have) if have < len => report(err(
+                    path.display().to_string(),
+                    format!("holds {have} bytes; the archive committed {len}"),
+                )),
+                _ => {}
+            }
+        }
+        let scrub = txn.open_table(SCRUB)?;
+        for entry in scrub.iter()? {
+            let (k, v) = entry?;
+            let subject = super::pack::PackRef::from_scrub_key(k.value(), v.value())
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| hex::encode(k.value()));
+            report(err(
+                subject,
+                "content retention deleted is not destroyed yet (the next open retries)".into(),
             ));
         }
         // The audit trail's chain.

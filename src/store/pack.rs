@@ -1,0 +1,451 @@
+//! Pack files: append-only files under `packs/` that hold every item version's
+//! encoded content and every small (inline) attachment blob. redb keeps only
+//! where each lives (a [`PackRef`]) and its SHA-256.
+//!
+//! Why: redb splits a full leaf in half, so rows inserted in key order (an
+//! import's) leave every leaf half empty and each commit writes twice the bytes
+//! it stores. Contents appended to a file are written once, sequentially; the
+//! B-tree rows that point at them are small.
+//!
+//! Crash safety. A write transaction appends to the current pack (buffered),
+//! and before redb commits it the pack is written and `fdatasync`ed; the same
+//! transaction records the pack's new committed length in the `packs` table.
+//! So a committed pointer always points at durable bytes. Bytes past a pack's
+//! committed length belong to a transaction that failed or never committed:
+//! a failed transaction truncates them at once, and [`Packs::open`] truncates
+//! what a killed process left. Pack files the table does not know are removed.
+//!
+//! Destruction. Retention must really destroy what it deletes, and an
+//! append-only file cannot drop a record. The deleting transaction records the
+//! record's range in the `scrub` table; once it has committed, the range is
+//! overwritten with zeros, synced, and the row removed. A process killed in
+//! between leaves the row, and the next open finishes the job. Space is not
+//! reclaimed (the zeroed bytes stay); `verify` reports dead bytes per pack.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// A transaction starts a new pack when the current one has reached this size.
+pub const PACK_TARGET: u64 = 1 << 30;
+
+/// Buffered appends are written out when they reach this size.
+const WRITE_CHUNK: usize = 4 << 20;
+
+/// Where one record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PackRef {
+    pub pack: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl PackRef {
+    /// The `scrub` table's key: pack id then offset, big-endian.
+    pub fn scrub_key(&self) -> [u8; 12] {
+        let mut k = [0u8; 12];
+        k[..4].copy_from_slice(&self.pack.to_be_bytes());
+        k[4..].copy_from_slice(&self.offset.to_be_bytes());
+        k
+    }
+
+    pub fn from_scrub_key(k: &[u8], len: u64) -> Result<PackRef> {
+        if k.len() != 12 {
+            return Err(Error::Corrupt(format!(
+                "scrub key has {} bytes, not 12",
+                k.len()
+            )));
+        }
+        Ok(PackRef {
+            pack: u32::from_be_bytes(k[..4].try_into().expect("4 bytes")),
+            offset: u64::from_be_bytes(k[4..].try_into().expect("8 bytes")),
+            len,
+        })
+    }
+}
+
+impl std::fmt::Display for PackRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pack {} bytes {}..{}",
+            self.pack,
+            self.offset,
+            self.offset + self.len
+        )
+    }
+}
+
+pub fn file_name(pack: u32) -> String {
+    format!("{pack:08}.pack")
+}
+
+/// The pack files of one archive.
+pub struct Packs {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    readers: RwLock<HashMap<u32, Arc<File>>>,
+}
+
+/// The appending side, owned by one write transaction at a time.
+pub struct Writer {
+    dir: PathBuf,
+    /// The pack appended to; 0 before the first.
+    pack: u32,
+    file: Option<File>,
+    /// Its length as the `packs` table records it.
+    committed: u64,
+    /// Bytes handed to the file so far.
+    written: u64,
+    /// Appended bytes not yet handed to the file.
+    buf: Vec<u8>,
+}
+
+impl Packs {
+    /// Opens the pack directory of an archive whose `packs` table says
+    /// `committed` (pack id -> committed length): truncates what a killed
+    /// process appended past those lengths and removes packs the table does
+    /// not know. Problems that leave data unreadable (a pack shorter than its
+    /// committed length, or missing) are logged here and named by `verify`.
+    pub fn open(archive_dir: &Path, committed: &BTreeMap<u32, u64>) -> Result<Packs> {
+        let dir = archive_dir.join("packs");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut synced_dir = false;
+        for e in entries {
+            let path = e.map_err(|e| Error::io(&dir, e))?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            match committed.get(&id) {
+                None => {
+                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                    synced_dir = true;
+                }
+                Some(&len) => {
+                    let have = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+                    if have > len {
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(|e| Error::io(&path, e))?;
+                        f.set_len(len).map_err(|e| Error::io(&path, e))?;
+                        f.sync_all().map_err(|e| Error::io(&path, e))?;
+                        tracing::info!(
+                            pack = id,
+                            dropped = have - len,
+                            "uncommitted pack bytes truncated"
+                        );
+                    } else if have < len {
+                        tracing::error!(
+                            pack = id,
+                            have,
+                            committed = len,
+                            "pack file is shorter than committed: verify names what is lost"
+                        );
+                    }
+                }
+            }
+        }
+        if synced_dir {
+            sync_dir(&dir)?;
+        }
+        let (pack, committed_len) = committed
+            .iter()
+            .next_back()
+            .map(|(&p, &l)| (p, l))
+            .unwrap_or((0, 0));
+        Ok(Packs {
+            writer: Mutex::new(Writer {
+                dir: dir.clone(),
+                pack,
+                file: None,
+                committed: committed_len,
+                written: committed_len,
+                buf: Vec::new(),
+            }),
+            dir,
+            readers: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_of(&self, pack: u32) -> PathBuf {
+        self.dir.join(file_name(pack))
+    }
+
+    /// The writer, for one write transaction.
+    pub fn writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding it leaves a writer whose state the next
+        // transaction's `begin` re-derives from the file; nothing to poison.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self, pack: u32) -> Result<Arc<File>> {
+        if let Some(f) = self
+            .readers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pack)
+        {
+            return Ok(f.clone());
+        }
+        let path = self.path_of(pack);
+        let f = Arc::new(File::open(&path).map_err(|e| Error::io(&path, e))?);
+        self.readers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pack, f.clone());
+        Ok(f)
+    }
+
+    /// Reads one committed record.
+    pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
+        let f = self.reader(r.pack)?;
+        let mut buf = vec![0u8; r.len as usize];
+        f.read_exact_at(&mut buf, r.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Corrupt(format!("{r} is past the end of the pack file"))
+            } else {
+                Error::io(self.path_of(r.pack), e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    /// Current lengths of the pack files on disk.
+    pub fn file_len(&self, pack: u32) -> Option<u64> {
+        fs::metadata(self.path_of(pack)).ok().map(|m| m.len())
+    }
+
+    /// Overwrites each range with zeros and syncs the files.
+    pub fn zero(&self, ranges: &[PackRef]) -> Result<()> {
+        let mut files: BTreeMap<u32, File> = BTreeMap::new();
+        for r in ranges {
+            let path = self.path_of(r.pack);
+            let f = match files.entry(r.pack) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    match OpenOptions::new().write(true).open(&path) {
+                        Ok(f) => e.insert(f),
+                        // Nothing left to destroy.
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(Error::io(&path, err)),
+                    }
+                }
+            };
+            let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
+            // Never extend a file that is shorter than the range.
+            let end = (r.offset + r.len).min(len);
+            let mut at = r.offset;
+            let zeros = vec![0u8; 64 << 10];
+            while at < end {
+                let n = ((end - at) as usize).min(zeros.len());
+                f.write_all_at(&zeros[..n], at)
+                    .map_err(|e| Error::io(&path, e))?;
+                at += n as u64;
+            }
+        }
+        for (pack, f) in files {
+            f.sync_data()
+                .map_err(|e| Error::io(self.path_of(pack), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// Called when a write transaction starts: begins a new pack when the
+    /// current one is full (or there is none yet).
+    pub fn begin(&mut self) {
+        debug_assert!(self.buf.is_empty() && self.written == self.committed);
+        if self.pack == 0 || self.committed >= PACK_TARGET {
+            self.pack += 1;
+            self.file = None;
+            self.committed = 0;
+            self.written = 0;
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(file_name(self.pack))
+    }
+
+    fn open_file(&mut self) -> Result<()> {
+        if self.file.is_none() {
+            let path = self.path();
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            if self.committed == 0 {
+                // A new file: its directory entry must be durable too.
+                sync_dir(&self.dir)?;
+            }
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
+    fn file(&mut self) -> Result<&File> {
+        self.open_file()?;
+        Ok(self.file.as_ref().expect("opened above"))
+    }
+
+    /// Appends one record; durable once [`Writer::sync`] has returned.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<PackRef> {
+        let r = PackRef {
+            pack: self.pack,
+            offset: self.written + self.buf.len() as u64,
+            len: bytes.len() as u64,
+        };
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(r)
+    }
+
+    /// A record appended in this transaction, or `None` when `r` is not one.
+    pub fn pending(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
+        if r.pack != self.pack || r.offset < self.committed {
+            return Ok(None);
+        }
+        let end = r.offset + r.len;
+        if r.offset >= self.written {
+            let start = (r.offset - self.written) as usize;
+            return Ok(self
+                .buf
+                .get(start..(end - self.written) as usize)
+                .map(<[u8]>::to_vec));
+        }
+        self.flush()?;
+        let mut out = vec![0u8; r.len as usize];
+        let path = self.path();
+        self.file()?
+            .read_exact_at(&mut out, r.offset)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Some(out))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let at = self.written;
+        let path = self.path();
+        self.open_file()?;
+        let f = self.file.as_ref().expect("opened above");
+        f.write_all_at(&self.buf, at)
+            .map_err(|e| Error::io(&path, e))?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes out and syncs what this transaction appended. Returns the pack
+    /// and its new length for the `packs` table, or `None` when nothing was
+    /// appended.
+    pub fn sync(&mut self) -> Result<Option<(u32, u64)>> {
+        self.flush()?;
+        if self.written == self.committed {
+            return Ok(None);
+        }
+        let path = self.path();
+        self.file()?.sync_data().map_err(|e| Error::io(&path, e))?;
+        Ok(Some((self.pack, self.written)))
+    }
+
+    /// The transaction committed: its appends are part of the archive.
+    pub fn committed(&mut self) {
+        self.committed = self.written;
+    }
+
+    /// The transaction did not commit: drops its appends.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.buf.clear();
+        if self.written > self.committed {
+            let len = self.committed;
+            let path = self.path();
+            self.file()?.set_len(len).map_err(|e| Error::io(&path, e))?;
+            self.written = len;
+        }
+        Ok(())
+    }
+
+    /// After a commit whose outcome is unknown: later appends go past
+    /// whatever is in the file; the next open truncates to what committed.
+    pub fn abandon(&mut self) {
+        self.buf.clear();
+        self.committed = self.written;
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_read_back_and_failed_transactions_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open(dir.path(), &BTreeMap::new()).unwrap();
+        let mut w = packs.writer();
+        w.begin();
+        let a = w.append(b"first record").unwrap();
+        let b = w.append(b"second").unwrap();
+        assert_eq!(w.pending(&b).unwrap().unwrap(), b"second");
+        let (pack, len) = w.sync().unwrap().unwrap();
+        assert_eq!((pack, len), (1, 18));
+        w.committed();
+        w.begin();
+        let c = w.append(b"never committed").unwrap();
+        w.rollback().unwrap();
+        drop(w);
+        assert_eq!(packs.read(&a).unwrap(), b"first record");
+        assert_eq!(packs.read(&b).unwrap(), b"second");
+        assert_eq!(packs.file_len(1), Some(18));
+        assert!(packs.read(&c).is_err());
+        packs.zero(&[a]).unwrap();
+        assert_eq!(packs.read(&a).unwrap(), vec![0u8; 12]);
+        assert_eq!(packs.read(&b).unwrap(), b"second");
+    }
+
+    #[test]
+    fn open_truncates_uncommitted_bytes_and_removes_unknown_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs_dir = dir.path().join("packs");
+        fs::create_dir_all(&packs_dir).unwrap();
+        fs::write(packs_dir.join(file_name(1)), b"committed+garbage").unwrap();
+        fs::write(packs_dir.join(file_name(2)), b"never committed").unwrap();
+        let committed = BTreeMap::from([(1u32, 9u64)]);
+        let packs = Packs::open(dir.path(), &committed).unwrap();
+        assert_eq!(packs.file_len(1), Some(9));
+        assert_eq!(packs.file_len(2), None);
+        let mut w = packs.writer();
+        w.begin();
+        let r = w.append(b"more").unwrap();
+        assert_eq!(r.offset, 9);
+        assert_eq!(w.sync().unwrap(), Some((1, 13)));
+    }
+}
