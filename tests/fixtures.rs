@@ -458,6 +458,65 @@ fn bad_input_names_the_line_and_changes_nothing() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "completed with errors");
 
+    // A large export that breaks only at its very end: the writer has filed
+    // batches (and a blob file) into its open transaction by the time the
+    // check fails, and all of it goes.
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("late-break");
+    std::fs::create_dir_all(export.join("files")).unwrap();
+    std::fs::write(export.join("files/big.bin"), vec![7u8; (1 << 20) + 5]).unwrap();
+    let mut json = String::from(r#"{"name":"Late","type":"private_group","id":99,"messages":["#);
+    for i in 1..=30_000 {
+        if i > 1 {
+            json.push(',');
+        }
+        let file = if i == 1 {
+            r#","file":"files/big.bin""#
+        } else {
+            ""
+        };
+        json.push_str(&format!(
+            r#"{{"id":{i},"type":"message","date_unixtime":"1700000000","from":"A","from_id":"user5","text":"message {i}"{file}}}"#
+        ));
+    }
+    json.push_str(",{\"id\":");
+    std::fs::write(export.join("result.json"), json).unwrap();
+    let before = std::fs::read_dir(a.path().join("packs"))
+        .unwrap()
+        .map(|e| std::fs::metadata(e.unwrap().path()).unwrap().len())
+        .sum::<u64>();
+    let out = a.run(&[
+        "import",
+        export.to_str().unwrap(),
+        "--mailbox",
+        "x@corp.example",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("result.json:1: column"), "{err}");
+    // Measured before anything opens the archive again (an open would cut
+    // uncommitted bytes off too).
+    let after = std::fs::read_dir(a.path().join("packs"))
+        .unwrap()
+        .map(|e| std::fs::metadata(e.unwrap().path()).unwrap().len())
+        .sum::<u64>();
+    assert_eq!(
+        after, before,
+        "nothing of the bad file is left in the packs"
+    );
+    assert_eq!(mailbox_counts(&a), vec![("x@corp.example".to_string(), 3)]);
+    assert!(
+        !a.path().join("blobs/sha256").exists()
+            || std::fs::read_dir(a.path().join("blobs/sha256"))
+                .unwrap()
+                .all(|d| std::fs::read_dir(d.unwrap().path())
+                    .unwrap()
+                    .next()
+                    .is_none()),
+        "no blob file of the bad file is left"
+    );
+    a.ok(&["verify"]);
+
     // Requests that are wrong: exit code 2 and a sentence.
     for (args, needle) in [
         (

@@ -567,6 +567,24 @@ impl Archive {
         }
     }
 
+    /// Removes the blob files among `shas` that no committed row refers to:
+    /// what an import staged for a file that then failed.
+    pub fn drop_unused_blob_files(&self, shas: &[[u8; 32]]) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BLOBS)?;
+        for sha in shas {
+            if t.get(sha.as_slice())?.is_none() {
+                let p = self.blobs.path_of(sha);
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn quarantine(&self) -> Result<Vec<(ItemId, QuarantineRecord)>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(QUARANTINE)?;
