@@ -292,28 +292,19 @@ impl ProduceSink<'_> {
         } else {
             String::new()
         };
-        let attachments = item.attachments.len() as u64;
-        let without_content = item
-            .attachments
-            .iter()
-            .filter(|a| a.content.is_none())
-            .count() as u64;
-        let attachment_bytes = item
-            .attachments
-            .iter()
-            .filter_map(|a| a.content.map(|r| r.size))
-            .sum();
-        // A search index following the import takes the item as it is here
-        // instead of reading it back.
-        let enc = if self.archive.keeps_recent() {
-            EncodedItem::keeping(item)
-        } else {
-            EncodedItem::new(&item)
-        };
+        let enc = EncodedItem::new(&item);
         Ok(Ready {
-            attachments,
-            without_content,
-            attachment_bytes,
+            attachments: item.attachments.len() as u64,
+            without_content: item
+                .attachments
+                .iter()
+                .filter(|a| a.content.is_none())
+                .count() as u64,
+            attachment_bytes: item
+                .attachments
+                .iter()
+                .filter_map(|a| a.content.map(|r| r.size))
+                .sum(),
             enc,
             blobs,
             mailboxes,

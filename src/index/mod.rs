@@ -119,9 +119,6 @@ impl Index {
         index
             .tokenizers()
             .register(tokenizer::NAME, tokenizer::MultiTokenizer);
-        index
-            .tokenizers()
-            .register(tokenizer::PAIRS, tokenizer::PairTokenizer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -307,8 +304,7 @@ impl Index {
         let done = &std::sync::atomic::AtomicBool::new(false);
         let wake = tell.clone();
         let this = &mut *self;
-        archive.keep_recent(true);
-        let scoped = std::thread::scope(|s| {
+        let (out, followed) = std::thread::scope(|s| {
             let follower = std::thread::Builder::new()
                 .name("tgvault-index".into())
                 .spawn_scoped(s, move || -> Result<()> {
@@ -340,9 +336,7 @@ impl Index {
                 .join()
                 .unwrap_or_else(|_| Err(Error::Internal("the indexer panicked".into())));
             Ok::<_, Error>((out, followed))
-        });
-        archive.keep_recent(false);
-        let (out, followed) = scoped?;
+        })?;
         // The store's work stands even if indexing failed: the next open
         // catches up. Report the import's own error first.
         let out = out?;

@@ -216,7 +216,7 @@ impl Index {
             } => self.near(left, right, *distance)?,
             // `text` also holds the chat title, the sender and the
             // attachment names (see `schema`): one field to search.
-            Query::Text(t) => free_text_query(f, t),
+            Query::Text(t) => text_query(f.text, t),
             Query::Restriction {
                 property,
                 cmp,
@@ -676,35 +676,6 @@ fn text_query(field: Field, t: &Text) -> Compiled {
         (_, false) => Compiled::Q(Box::new(PhraseQuery::new(toks))),
         (_, true) => Compiled::Q(Box::new(PhrasePrefixQuery::new(toks))),
     }
-}
-
-/// A word, phrase or prefix in free text. A phrase of two or more words also
-/// requires each neighbouring pair in the `pairs` field: the intersection then
-/// starts from the rarest pair, and positions are checked only where every
-/// pair occurs (the phrase query stays, so the answer is the phrase's).
-fn free_text_query(f: &crate::index::schema::Fields, t: &Text) -> Compiled {
-    let plain = text_query(f.text, t);
-    let (Text::Word(w) | Text::Phrase(w)) = t else {
-        return plain;
-    };
-    let words: Vec<String> = tokens(w).into_iter().map(|t| t.2).collect();
-    if words.len() < 2 {
-        return plain;
-    }
-    let mut must: Vec<(Occur, Box<dyn TQuery>)> = crate::index::tokenizer::pairs(&words)
-        .into_iter()
-        .map(|p| {
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.pairs, &p),
-                    IndexRecordOption::Basic,
-                )) as Box<dyn TQuery>,
-            )
-        })
-        .collect();
-    must.push((Occur::Must, plain.into_query()));
-    Compiled::Q(Box::new(BooleanQuery::new(must)))
 }
 
 /// A whole value (lower-cased by `norm`) in a keyword field.

@@ -26,7 +26,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use tables::*;
 
 /// The schema version stored under `meta/schema`.
@@ -40,36 +39,6 @@ pub struct Archive {
     dir: PathBuf,
     blobs: BlobDir,
     packs: Packs,
-    recent: Recent,
-}
-
-/// New items a write transaction just committed, as the writer had them
-/// (decoded, hashed), kept for a reader that reads them back at once: the
-/// search index following an import. The reader takes an item only when the
-/// committed row holds exactly that version (same SHA-256), so what it gets is
-/// what it would have read; anything not here is read from the store as
-/// usual. Off unless a reader asks; bounded.
-#[derive(Default)]
-struct Recent {
-    on: std::sync::atomic::AtomicBool,
-    items: Mutex<Kept>,
-}
-
-/// An item handed over: its id, the SHA-256 of its encoding, the item.
-type Handed = (ItemId, [u8; 32], Arc<Item>);
-type Kept = std::collections::HashMap<ItemId, ([u8; 32], Arc<Item>)>;
-
-/// At most this many items wait in [`Recent`] (and per transaction).
-const RECENT_MAX: usize = 20_000;
-
-impl Recent {
-    fn on(&self) -> bool {
-        self.on.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// What filing one item into one mailbox did.
@@ -133,7 +102,6 @@ impl Archive {
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
             packs: Packs::open(dir, &committed)?,
-            recent: Recent::default(),
         };
         archive.blobs.clear_staging()?;
         archive.scrub()?;
@@ -172,24 +140,6 @@ impl Archive {
         txn.commit()?;
         tracing::info!(records = pending.len(), "deleted content destroyed");
         Ok(())
-    }
-
-    /// Whether write transactions keep the new items they commit for a reader
-    /// that reads them back at once (see [`Recent`]). Turning it off drops
-    /// what is kept.
-    pub fn keep_recent(&self, on: bool) {
-        self.recent
-            .on
-            .store(on, std::sync::atomic::Ordering::Relaxed);
-        if !on {
-            self.recent.lock().clear();
-        }
-    }
-
-    /// Whether the writer of items should hand them over (see
-    /// [`Archive::keep_recent`]).
-    pub fn keeps_recent(&self) -> bool {
-        self.recent.on()
     }
 
     /// Reads one stored record of `what` (an item version or a blob).
@@ -265,7 +215,6 @@ impl Archive {
         let mut writer = self.packs.writer();
         writer.begin();
         let mut scrubs = false;
-        let mut recent = Vec::new();
         let out = (|| {
             let mut tx = Tx {
                 packs: &self.packs,
@@ -273,11 +222,6 @@ impl Archive {
                 pack_lengths: txn.open_table(PACKS)?,
                 scrub: txn.open_table(SCRUB)?,
                 scrubs: false,
-                recent: if self.recent.on() {
-                    Some(Vec::new())
-                } else {
-                    None
-                },
                 items: txn.open_table(ITEMS)?,
                 sources: txn.open_table(SOURCES)?,
                 blobs: txn.open_table(BLOBS)?,
@@ -304,7 +248,6 @@ impl Archive {
                 tx.pack_lengths.insert(pack, len)?;
             }
             scrubs = tx.scrubs;
-            recent = tx.recent.take().unwrap_or_default();
             Ok(out)
         })();
         let out = match out {
@@ -325,15 +268,6 @@ impl Archive {
         }
         writer.committed();
         drop(writer);
-        if !recent.is_empty() && self.recent.on() {
-            let mut kept = self.recent.lock();
-            for (id, sha, item) in recent {
-                if kept.len() >= RECENT_MAX {
-                    break;
-                }
-                kept.insert(id, (sha, item));
-            }
-        }
         tracing::debug!(commit = ?t.elapsed(), "store commit");
         if scrubs && let Err(e) = self.scrub() {
             // The deletion stands; the content is destroyed on the next open,
@@ -516,14 +450,7 @@ impl Archive {
                 None => None,
             };
             let doc = match row {
-                Some(row) => {
-                    let kept = if self.recent.on() {
-                        self.recent.lock().remove(id)
-                    } else {
-                        None
-                    };
-                    Some(DocSource::new(&t, &self.packs, id, row, kept)?)
-                }
+                Some(row) => Some(DocSource::new(&t, &self.packs, id, row)?),
                 None => None,
             };
             f(id, doc)?;
@@ -542,7 +469,7 @@ impl Archive {
                 tracing::warn!(item = %id, "source row cannot be decoded: not indexed");
                 continue;
             };
-            f(DocSource::new(&t, &self.packs, &id, row, None)?)?;
+            f(DocSource::new(&t, &self.packs, &id, row)?)?;
         }
         Ok(())
     }
@@ -754,7 +681,7 @@ pub struct DocSource {
     pub rec: SourceRecord,
     /// Every version, oldest first; empty when they cannot be read (damaged
     /// or tampered with: `verify` names it), and then `problem` says why.
-    pub versions: Vec<Arc<Item>>,
+    pub versions: Vec<Item>,
     pub deleted: bool,
     pub problem: Option<String>,
 }
@@ -765,16 +692,14 @@ impl DocSource {
         packs: &Packs,
         id: &ItemId,
         row: SourceRow,
-        kept: Option<([u8; 32], Arc<Item>)>,
     ) -> Result<DocSource> {
         let n = row.rec.versions.len();
-        let decoded = match kept {
-            // Exactly the version the writer committed: no need to read it back.
-            Some((sha, item)) if n == 1 && row.rec.versions[0].content == sha => Ok(vec![item]),
-            _ if n == 0 => Err(Error::Corrupt(format!("{id} has no version"))),
-            _ => (0..n)
-                .map(|i| row.version(id, i, &mut |r| packs.read(r)).map(Arc::new))
-                .collect::<Result<Vec<_>>>(),
+        let decoded = if n == 0 {
+            Err(Error::Corrupt(format!("{id} has no version")))
+        } else {
+            (0..n)
+                .map(|i| row.version(id, i, &mut |r| packs.read(r)))
+                .collect::<Result<Vec<_>>>()
         };
         let (versions, problem) = match decoded {
             Ok(v) => (v, None),
@@ -794,7 +719,7 @@ impl DocSource {
 
     /// The current version; `None` when the item could not be read.
     pub fn current(&self) -> Option<&Item> {
-        self.versions.last().map(|v| &**v)
+        self.versions.last()
     }
 
     pub fn stamp(&self) -> u64 {
@@ -867,9 +792,6 @@ pub struct Tx<'t> {
     scrub: Table<'t, &'static [u8], u64>,
     /// Whether this transaction scheduled content for destruction.
     scrubs: bool,
-    /// New items to keep for a reader once committed (see [`Recent`]);
-    /// `None` when nobody asked.
-    recent: Option<Vec<Handed>>,
     items: Table<'t, &'static [u8], &'static [u8]>,
     sources: Table<'t, &'static [u8], &'static [u8]>,
     blobs: Table<'t, &'static [u8], &'static [u8]>,
@@ -909,9 +831,6 @@ pub struct EncodedItem {
     pub deletes: Option<ItemId>,
     /// The blobs its attachments' contents are stored in.
     pub blobs: Vec<[u8; 32]>,
-    /// The item itself, when the writer hands new items over (see
-    /// [`Archive::keep_recent`]).
-    pub item: Option<Arc<Item>>,
 }
 
 impl EncodedItem {
@@ -936,23 +855,6 @@ impl EncodedItem {
                 .iter()
                 .filter_map(|a| a.content.map(|c| c.sha256))
                 .collect(),
-            item: None,
-        }
-    }
-
-    /// Encodes `item` and keeps it, to be handed over once committed.
-    pub fn keeping(item: Item) -> Self {
-        let mut enc = EncodedItem::new(&item);
-        enc.item = Some(Arc::new(item));
-        enc
-    }
-
-    /// Offers the kept item to the transaction's hand-over list.
-    fn hand_over(&self, tx_recent: &mut Option<Vec<Handed>>) {
-        if let (Some(list), Some(item)) = (tx_recent.as_mut(), &self.item)
-            && list.len() < RECENT_MAX
-        {
-            list.push((self.id, self.sha256, item.clone()));
         }
     }
 }
@@ -1142,9 +1044,6 @@ impl Tx<'_> {
         if changed {
             if new_version {
                 self.store_version(&mut row, enc)?;
-                if is_new {
-                    enc.hand_over(&mut self.recent);
-                }
             }
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
@@ -1187,9 +1086,6 @@ impl Tx<'_> {
         };
         if new_version {
             self.store_version(&mut row, enc)?;
-            if is_new {
-                enc.hand_over(&mut self.recent);
-            }
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
             self.log_change(&idb, is_new)?;
