@@ -505,6 +505,24 @@ fn kql_table_on_fixtures_and_samples() {
     // Searches are on the audit trail.
     let audit = a.json_lines(&["audit"]);
     assert!(audit.iter().any(|e| e["action"] == "search"));
+    // Newest first (the default): any top N is the start of the full
+    // listing, which runs from the newest date down.
+    let listing = |limit: &str| -> Vec<(String, String, String)> {
+        a.json_lines(&["search", "kind:externaldata", "--limit", limit])
+            .into_iter()
+            .filter(|v| v.get("item").is_some())
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                (s("date"), s("item"), s("mailbox"))
+            })
+            .collect()
+    };
+    let all = listing("100000");
+    assert!(all.len() > 100, "{}", all.len());
+    assert!(all.windows(2).all(|w| w[0].0 >= w[1].0), "not newest first");
+    for n in [1usize, 3, 10, 49, 50, 51, 100] {
+        assert_eq!(listing(&n.to_string()), all[..n], "top {n}");
+    }
     // Store and index agree.
     a.ok(&["verify"]);
 }
