@@ -28,6 +28,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use tables::*;
 
+/// At most this many changes go into one `changes` row.
+const CHANGES_PER_ROW: usize = 10_000;
+
 /// The schema version stored under `meta/schema`.
 pub const SCHEMA_VERSION: u8 = 2;
 
@@ -1264,10 +1267,16 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Appends a change of the source row `idb` to the change log.
+    /// Appends a change of the source row `idb` to the change log. A long
+    /// transaction (an import's first, open until its file has been checked)
+    /// writes a row per [`CHANGES_PER_ROW`] changes, so that neither it nor
+    /// the index reading the log holds millions of them at once.
     fn log_change(&mut self, idb: &[u8], is_new: bool) -> Result<()> {
         self.pending_changes.extend_from_slice(idb);
         self.pending_changes.push(if is_new { 0 } else { 1 });
+        if self.pending_changes.len() >= CHANGES_PER_ROW * (key::ITEM_ID_LEN + 1) {
+            self.apply_changes()?;
+        }
         Ok(())
     }
 

@@ -27,7 +27,8 @@ pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Sequence number -> `(ItemId ++ flag)*`: one row per write transaction that
 /// changed source rows (new item, new version, new filing, a deletion event
-/// recorded against it), in commit order. The search index applies them and
+/// recorded against it), or one per 10,000 changes of a larger one, in commit
+/// order. The search index applies them and
 /// records the last row it applied; rows it has committed are trimmed. Flag
 /// `0`: the source row is new, `1`: it changed.
 pub const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
