@@ -20,7 +20,7 @@
 //! record's range in the `scrub` table; once it has committed, the range is
 //! overwritten with zeros, synced, and the row removed. A process killed in
 //! between leaves the row, and the next open finishes the job. Space is not
-//! reclaimed (the zeroed bytes stay); `verify` reports dead bytes per pack.
+//! reclaimed (the zeroed bytes stay in the file); compaction can come later.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
