@@ -21,7 +21,7 @@ use tgvault::store::Archive;
 use tgvault::synth::write_export;
 
 mod util;
-use util::{arg, import_indexed, peak_rss_mib, spec};
+use util::{RssSampler, arg, import_indexed, peak_rss_mib, spec};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -71,10 +71,15 @@ fn main() {
 fn build(archive: &Archive, export: &std::path::Path) {
     // 1. Import with the index following.
     let start = Instant::now();
+    let sampler = RssSampler::start();
     let report = import_indexed(archive, export);
     let with_index = start.elapsed().as_secs_f64();
+    let (anon, file) = sampler.finish();
     let items = report.totals().available_from_source;
     let rss_import = peak_rss_mib();
+    println!(
+        "  import + index      peak RSS {rss_import:.1} MiB: anonymous {anon:.1} MiB, file-backed (mapped index files) {file:.1} MiB (peaks sampled every 50 ms)"
+    );
     if std::env::args().any(|a| a == "--import-only") {
         println!(
             "  import + index      {with_index:.2} s, {:.0} messages/s, peak RSS {rss_import:.1} MiB",

@@ -11,6 +11,62 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Samples `RssAnon` and `RssFile` (Linux) every 50 ms on a thread and keeps
+/// the peak of each: `VmHWM` counts pages of memory-mapped files (the search
+/// index) too, which the kernel can drop; the anonymous peak is the memory
+/// the process really needs.
+#[allow(dead_code)]
+pub struct RssSampler {
+    peaks: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[allow(dead_code)]
+impl RssSampler {
+    pub fn start() -> RssSampler {
+        use std::sync::atomic::Ordering::Relaxed;
+        let peaks = std::sync::Arc::new([
+            std::sync::atomic::AtomicU64::new(0),
+            std::sync::atomic::AtomicU64::new(0),
+        ]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (peaks.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Relaxed) {
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                for (i, key) in ["RssAnon:", "RssFile:"].iter().enumerate() {
+                    let kb = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(key))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    p[i].fetch_max(kb, Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        RssSampler {
+            peaks,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Peak anonymous and file-backed RSS, in MiB.
+    pub fn finish(mut self) -> (f64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (
+            self.peaks[0].load(Relaxed) as f64 / 1024.0,
+            self.peaks[1].load(Relaxed) as f64 / 1024.0,
+        )
+    }
+}
+
 /// The benches' generated export: 200 chats, 5% of messages with a file of
 /// up to 16 KiB, a fixed seed.
 #[allow(dead_code)] // not every bench uses every helper
