@@ -93,6 +93,8 @@ pub struct Packs {
 
 /// The appending side, owned by one write transaction at a time.
 pub struct Writer {
+    /// A new pack starts once the current one holds this much.
+    target: u64,
     dir: PathBuf,
     /// The pack appended to; 0 before the first.
     pack: u32,
@@ -112,6 +114,15 @@ impl Packs {
     /// not know. Problems that leave data unreadable (a pack shorter than its
     /// committed length, or missing) are logged here and named by `verify`.
     pub fn open(archive_dir: &Path, committed: &BTreeMap<u32, u64>) -> Result<Packs> {
+        Packs::open_with_target(archive_dir, committed, PACK_TARGET)
+    }
+
+    /// [`Packs::open`] with another size at which a new pack starts.
+    pub fn open_with_target(
+        archive_dir: &Path,
+        committed: &BTreeMap<u32, u64>,
+        target: u64,
+    ) -> Result<Packs> {
         let dir = archive_dir.join("packs");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -166,6 +177,7 @@ impl Packs {
             .unwrap_or((0, 0));
         Ok(Packs {
             writer: Mutex::new(Writer {
+                target,
                 dir: dir.clone(),
                 pack,
                 file: None,
@@ -271,7 +283,7 @@ impl Writer {
     /// current one is full (or there is none yet).
     pub fn begin(&mut self) {
         debug_assert!(self.buf.is_empty() && self.written == self.committed);
-        if self.pack == 0 || self.committed >= PACK_TARGET {
+        if self.pack == 0 || self.committed >= self.target {
             self.pack += 1;
             self.file = None;
             self.committed = 0;
@@ -429,6 +441,38 @@ mod tests {
         packs.zero(&[a]).unwrap();
         assert_eq!(packs.read(&a).unwrap(), vec![0u8; 12]);
         assert_eq!(packs.read(&b).unwrap(), b"second");
+    }
+
+    #[test]
+    fn a_full_pack_is_followed_by_a_new_one_between_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 10).unwrap();
+        let mut committed = BTreeMap::new();
+        let mut refs = Vec::new();
+        for record in [&b"0123456789abc"[..], b"second", b"third"] {
+            let mut w = packs.writer();
+            w.begin();
+            // A transaction may run past the target; the next one starts anew.
+            refs.push((w.append(record).unwrap(), record));
+            let (pack, len) = w.sync().unwrap().unwrap();
+            w.committed();
+            committed.insert(pack, len);
+        }
+        assert_eq!(
+            refs.iter().map(|(r, _)| r.pack).collect::<Vec<_>>(),
+            [1, 2, 2]
+        );
+        assert_eq!(committed, BTreeMap::from([(1, 13), (2, 11)]));
+        for (r, record) in &refs {
+            assert_eq!(&packs.read(r).unwrap(), record);
+        }
+        // Reopened with those lengths, appends go on in the last pack.
+        drop(packs);
+        let packs = Packs::open_with_target(dir.path(), &committed, 10).unwrap();
+        let mut w = packs.writer();
+        w.begin();
+        let r = w.append(b"x").unwrap();
+        assert_eq!((r.pack, r.offset), (3, 0), "pack 2 is full (11 >= 10)");
     }
 
     #[test]
