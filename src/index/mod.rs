@@ -119,6 +119,9 @@ impl Index {
         index
             .tokenizers()
             .register(tokenizer::NAME, tokenizer::MultiTokenizer);
+        index
+            .tokenizers()
+            .register(tokenizer::PAIRS, tokenizer::PairTokenizer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -17,7 +17,7 @@ use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: char = '\u{0}';
@@ -34,8 +34,12 @@ pub struct Fields {
     pub nloc: Field,
     /// `mailbox \0 folder` of each copy, or [`QUARANTINE_LOC`].
     pub loc: Field,
-    // Tokenized, with positions.
+    // Tokenized, with positions. Free text searches `text` (what the item
+    // says), `subject`, `from` and `attachmentnames`.
     pub text: Field,
+    /// Neighbouring token pairs of every `text` value (no positions): the
+    /// fast path of phrases (see `tokenizer::PairTokenizer`).
+    pub pairs: Field,
     pub subject: Field,
     pub from: Field,
     pub to: Field,
@@ -80,6 +84,15 @@ impl Fields {
             nloc: b.add_u64_field("nloc", fast.clone()),
             loc: b.add_text_field("loc", STRING | FAST),
             text: b.add_text_field("text", text.clone()),
+            pairs: b.add_text_field(
+                "pairs",
+                TextOptions::default().set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(tokenizer::PAIRS)
+                        .set_index_option(IndexRecordOption::Basic)
+                        .set_fieldnorms(false),
+                ),
+            ),
             subject: b.add_text_field("subject", text.clone()),
             from: b.add_text_field("from", text.clone()),
             to: b.add_text_field("to", text.clone()),
@@ -140,13 +153,10 @@ impl Fields {
         }
         for t in &texts {
             d.add_text(self.text, t);
+            d.add_text(self.pairs, t);
         }
-        // Free text searches `text` alone, so it also holds what Purview's
-        // keyword search finds outside the body: the subject (chat title),
-        // the sender and the attachment names.
         if let Some(n) = &cur.chat.name {
             d.add_text(self.subject, n);
-            d.add_text(self.text, n);
         }
         d.add_text(self.chat, cur.chat.id.to_string());
         d.add_text(self.chattype, cur.chat.kind.to_lowercase());
@@ -162,7 +172,6 @@ impl Fields {
         let sender_address = cur.sender.as_ref().and_then(address);
         if let Some(s) = &cur.sender {
             for t in person_texts(s, address(s)) {
-                d.add_text(self.text, &t);
                 d.add_text(self.from, t);
             }
             if let Some(p) = s.peer {
@@ -227,7 +236,6 @@ impl Fields {
         for a in &cur.attachments {
             if let Some(n) = &a.file_name {
                 d.add_text(self.attachmentnames, n);
-                d.add_text(self.text, n);
             }
         }
         match &cur.body {

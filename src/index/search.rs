@@ -216,7 +216,10 @@ impl Index {
             } => self.near(left, right, *distance)?,
             // `text` also holds the chat title, the sender and the
             // attachment names (see `schema`): one field to search.
-            Query::Text(t) => text_query(f.text, t),
+            Query::Text(t) => {
+                let searcher = self.searcher();
+                free_text_query(f, t, &|field, t| has_terms(&searcher, field, t))
+            }
             Query::Restriction {
                 property,
                 cmp,
@@ -337,7 +340,7 @@ impl Index {
             return Ok(Compiled::Nothing);
         }
         let f = &self.fields;
-        let fields = [f.text];
+        let fields = [f.text, f.subject, f.from, f.attachmentnames];
         Ok(any_of(
             fields
                 .into_iter()
@@ -669,6 +672,82 @@ fn text_query(field: Field, t: &Text) -> Compiled {
         (_, false) => Compiled::Q(Box::new(PhraseQuery::new(toks))),
         (_, true) => Compiled::Q(Box::new(PhrasePrefixQuery::new(toks))),
     }
+}
+
+/// Free text: what Purview's keyword search finds without a property, the
+/// item's own text, the subject (chat title), the sender and the attachment
+/// names, each a field of its own (a phrase never spans two of them). A phrase
+/// in `text` also requires each neighbouring word pair in `pairs`: the
+/// intersection then starts from the rarest pair, and positions are checked
+/// only where every pair occurs; the answer is still the phrase query's.
+/// The side fields join the query only where they hold its words (`present`):
+/// a union with fields that cannot match costs a per-document merge.
+fn free_text_query(
+    f: &crate::index::schema::Fields,
+    t: &Text,
+    present: &dyn Fn(Field, &Text) -> bool,
+) -> Compiled {
+    let mut body = text_query(f.text, t);
+    if let Text::Word(w) | Text::Phrase(w) = t {
+        let words: Vec<String> = tokens(w).into_iter().map(|t| t.2).collect();
+        if words.len() >= 2 {
+            let mut must: Vec<(Occur, Box<dyn TQuery>)> = crate::index::tokenizer::pairs(&words)
+                .into_iter()
+                .map(|p| {
+                    let q: Box<dyn TQuery> = Box::new(TermQuery::new(
+                        Term::from_field_text(f.pairs, &p),
+                        IndexRecordOption::Basic,
+                    ));
+                    (Occur::Must, q)
+                })
+                .collect();
+            must.push((Occur::Must, body.into_query()));
+            body = Compiled::Q(Box::new(BooleanQuery::new(must)));
+        }
+    }
+    let mut subs = vec![body];
+    for field in [f.subject, f.from, f.attachmentnames] {
+        if present(field, t) {
+            subs.push(text_query(field, t));
+        }
+    }
+    any_of(subs)
+}
+
+/// Whether some segment's `field` holds every word of `t` (for a prefix: a
+/// word starting with it). Errors count as present: the query then decides.
+fn has_terms(searcher: &tantivy::Searcher, field: Field, t: &Text) -> bool {
+    let (s, prefix) = match t {
+        Text::Word(w) | Text::Phrase(w) => (w, false),
+        Text::Prefix(p) => (p, true),
+    };
+    let words: Vec<String> = tokens(s).into_iter().map(|t| t.2).collect();
+    if words.is_empty() {
+        return false;
+    }
+    searcher.segment_readers().iter().any(|seg| {
+        let Ok(inv) = seg.inverted_index(field) else {
+            return true;
+        };
+        let dict = inv.terms();
+        let last = words.len() - 1;
+        words.iter().enumerate().all(|(i, w)| {
+            if prefix && i == last {
+                let upper = format!("{w}\u{10FFFF}");
+                match dict
+                    .range()
+                    .ge(w.as_bytes())
+                    .lt(upper.as_bytes())
+                    .into_stream()
+                {
+                    Ok(mut st) => st.advance(),
+                    Err(_) => true,
+                }
+            } else {
+                dict.get(w.as_bytes()).map(|o| o.is_some()).unwrap_or(true)
+            }
+        })
+    })
 }
 
 /// A whole value (lower-cased by `norm`) in a keyword field.

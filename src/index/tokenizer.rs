@@ -23,6 +23,9 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 /// The name the tokenizer is registered under.
 pub const NAME: &str = "tgvault";
 
+/// The name of [`PairTokenizer`].
+pub const PAIRS: &str = "tgvault-pairs";
+
 /// Longer tokens are not indexed.
 pub const MAX_TOKEN_BYTES: usize = 100;
 
@@ -193,9 +196,92 @@ impl TokenStream for MultiTokenStream<'_> {
     }
 }
 
+/// Each two neighbouring tokens of [`MultiTokenizer`] as one term, `a b`
+/// (a space never occurs inside a token). Indexed beside the free text, they
+/// answer a phrase of common words from one short posting list per pair
+/// instead of intersecting long ones and checking positions.
+#[derive(Clone, Default)]
+pub struct PairTokenizer;
+
+pub struct PairTokenStream<'a> {
+    inner: MultiTokenStream<'a>,
+    prev: String,
+    token: Token,
+}
+
+impl Tokenizer for PairTokenizer {
+    type TokenStream<'a> = PairTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> PairTokenStream<'a> {
+        PairTokenStream {
+            inner: MultiTokenStream {
+                text,
+                at: 0,
+                token: Token::default(),
+                position: 0,
+            },
+            prev: String::new(),
+            token: Token::default(),
+        }
+    }
+}
+
+impl TokenStream for PairTokenStream<'_> {
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn advance(&mut self) -> bool {
+        while self.inner.advance() {
+            let cur = self.inner.token();
+            if !self.prev.is_empty() {
+                let t = &mut self.token;
+                t.text.clear();
+                t.text.push_str(&self.prev);
+                t.text.push(' ');
+                t.text.push_str(&cur.text);
+                t.position = cur.position - 1;
+            }
+            let first = self.prev.is_empty();
+            self.prev.clear();
+            self.prev.push_str(&cur.text);
+            if !first {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The pair terms of a phrase's tokens, as [`PairTokenizer`] writes them.
+pub fn pairs(tokens: &[String]) -> Vec<String> {
+    tokens
+        .windows(2)
+        .map(|w| format!("{} {}", w[0], w[1]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::tokens;
+
+    #[test]
+    fn pairs_are_neighbouring_tokens() {
+        use tantivy::tokenizer::{TokenStream, Tokenizer};
+        let mut t = super::PairTokenizer;
+        let mut s = t.token_stream("Board approves 東京 merger!");
+        let mut got = Vec::new();
+        while s.advance() {
+            got.push(s.token().text.clone());
+        }
+        assert_eq!(got, ["board approves", "approves 東", "東 京", "京 merger"]);
+        let words: Vec<String> = tokens("approves 東京").into_iter().map(|t| t.2).collect();
+        assert_eq!(super::pairs(&words), ["approves 東", "東 京"]);
+    }
 
     fn words(s: &str) -> Vec<String> {
         tokens(s).into_iter().map(|t| t.2).collect()
