@@ -282,7 +282,13 @@ impl Writer {
     /// Called when a write transaction starts: begins a new pack when the
     /// current one is full (or there is none yet).
     pub fn begin(&mut self) {
-        debug_assert!(self.buf.is_empty() && self.written == self.committed);
+        if (!self.buf.is_empty() || self.written != self.committed)
+            && let Err(e) = self.rollback()
+        {
+            // Left by a transaction that panicked: its bytes are garbage.
+            tracing::error!(error = %e, "pack bytes of an abandoned transaction not truncated");
+            self.abandon();
+        }
         if self.pack == 0 || self.committed >= self.target {
             self.pack += 1;
             self.file = None;
