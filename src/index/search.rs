@@ -173,17 +173,35 @@ impl Index {
         Ok(match q {
             Query::And(parts) => {
                 let mut subs = Vec::new();
+                // `a AND NOT b` excludes b's documents from a's; compiled on
+                // its own, `NOT b` would be "every document but b's", which
+                // the intersection would then walk.
+                let mut nots = Vec::new();
                 for p in parts {
+                    if let Query::Not(x) = p {
+                        match self.compile(x, loc)? {
+                            Compiled::All => return Ok(Compiled::Nothing),
+                            Compiled::Nothing => {}
+                            Compiled::Q(q) => nots.push((Occur::MustNot, q)),
+                        }
+                        continue;
+                    }
                     match self.compile(p, loc)? {
                         Compiled::Nothing => return Ok(Compiled::Nothing),
                         Compiled::All => {}
                         Compiled::Q(q) => subs.push((Occur::Must, q)),
                     }
                 }
-                match subs.len() {
-                    0 => Compiled::All,
-                    1 => Compiled::Q(subs.pop().expect("one").1),
-                    _ => Compiled::Q(Box::new(BooleanQuery::new(subs))),
+                if subs.is_empty() && !nots.is_empty() {
+                    subs.push((Occur::Must, Box::new(AllQuery) as Box<dyn TQuery>));
+                }
+                match (subs.len(), nots.len()) {
+                    (0, _) => Compiled::All,
+                    (1, 0) => Compiled::Q(subs.pop().expect("one").1),
+                    _ => {
+                        subs.extend(nots);
+                        Compiled::Q(Box::new(BooleanQuery::new(subs)))
+                    }
                 }
             }
             Query::Or(parts) => {
@@ -214,8 +232,8 @@ impl Index {
                 right,
                 distance,
             } => self.near(left, right, *distance)?,
-            // `text` also holds the chat title, the sender and the
-            // attachment names (see `schema`): one field to search.
+            // The item's text, the chat title, the sender and the
+            // attachment names (see `free_text_query`).
             Query::Text(t) => {
                 let searcher = self.searcher();
                 free_text_query(f, t, &|field, t| has_terms(&searcher, field, t))
