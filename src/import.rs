@@ -659,12 +659,6 @@ fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
     })
 }
 
-/// The writer's view of the validating pass.
-enum Check {
-    Pending,
-    Passed,
-}
-
 /// Files what the producer sends, one write transaction per batch. Until the
 /// validating pass has passed, the first transaction stays open (filing every
 /// batch that arrives into it) and cannot commit; if the pass fails, it is
@@ -684,15 +678,16 @@ fn write_loop(
         owner: given_owner(opts).as_ref().map(Owner::person),
         address: opts.custodian_address.clone(),
     };
-    let mut check = Check::Pending;
+    // Whether the validating pass has passed.
+    let mut passed = false;
     let mut busy = std::time::Duration::ZERO;
     let mut pending: Vec<Prepared> = Vec::with_capacity(opts.batch_items);
     let mut inline_bytes = 0usize;
     let mut done = false;
     // Takes the validating pass's verdict when there is one (waiting for it
     // when `wait`); a failed pass is this function's error.
-    let poll = |check: &mut Check, wait: bool| -> Result<()> {
-        if let Check::Pending = check {
+    let poll = |passed: &mut bool, wait: bool| -> Result<()> {
+        if !*passed {
             let got = if wait {
                 validation.recv().ok()
             } else {
@@ -701,7 +696,7 @@ fn write_loop(
             match got {
                 Some(Ok(items)) => {
                     progress.set_length(items);
-                    *check = Check::Passed;
+                    *passed = true;
                 }
                 // The caller reports the pass's own error.
                 Some(Err(())) => {
@@ -725,7 +720,7 @@ fn write_loop(
         done = gather(&rx, opts, &mut custodian, &mut pending, &mut inline_bytes);
         if pending.is_empty() {
             // Nothing more, but a bad file must still fail as a whole.
-            poll(&mut check, true)?;
+            poll(&mut passed, true)?;
             break;
         }
         let t = std::time::Instant::now();
@@ -740,8 +735,8 @@ fn write_loop(
                 filed += pending.len() as u64;
                 pending.clear();
                 inline_bytes = 0;
-                poll(&mut check, done)?;
-                if matches!(check, Check::Passed) {
+                poll(&mut passed, done)?;
+                if passed {
                     break;
                 }
                 // Not validated yet: keep this transaction open and file the

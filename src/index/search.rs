@@ -236,7 +236,9 @@ impl Index {
             // attachment names (see `free_text_query`).
             Query::Text(t) => {
                 let searcher = self.searcher();
-                free_text_query(f, t, &|field, t| has_terms(&searcher, field, t))
+                free_text_query(f, t, &|field, words, prefix| {
+                    has_terms(&searcher, field, words, prefix)
+                })
             }
             Query::Restriction {
                 property,
@@ -667,26 +669,34 @@ fn prefix_query(field: Field, prefix: &str) -> Compiled {
     )))
 }
 
-/// A word, phrase or prefix in a tokenized field.
-fn text_query(field: Field, t: &Text) -> Compiled {
+/// The lower-cased words of `t`, and whether the last is a prefix.
+fn words_of(t: &Text) -> (Vec<String>, bool) {
     let (s, prefix) = match t {
         Text::Word(w) | Text::Phrase(w) => (w, false),
         Text::Prefix(p) => (p, true),
     };
-    let toks: Vec<Term> = tokens(s)
-        .into_iter()
-        .map(|t| Term::from_field_text(field, &t.2))
+    (tokens(s).into_iter().map(|t| t.2).collect(), prefix)
+}
+
+/// A word, phrase or prefix in a tokenized field.
+fn text_query(field: Field, t: &Text) -> Compiled {
+    let (words, prefix) = words_of(t);
+    words_query(field, &words, prefix)
+}
+
+/// `words` as a word, phrase or prefix (the last word) in a tokenized field.
+fn words_query(field: Field, words: &[String], prefix: bool) -> Compiled {
+    let mut toks: Vec<Term> = words
+        .iter()
+        .map(|w| Term::from_field_text(field, w))
         .collect();
     match (toks.len(), prefix) {
         (0, _) => Compiled::Nothing,
         (1, false) => Compiled::Q(Box::new(TermQuery::new(
-            toks.into_iter().next().expect("one"),
+            toks.pop().expect("one"),
             IndexRecordOption::WithFreqs,
         ))),
-        (1, true) => {
-            let word = toks[0].value().as_str().unwrap_or_default().to_string();
-            prefix_query(field, &word)
-        }
+        (1, true) => prefix_query(field, &words[0]),
         (_, false) => Compiled::Q(Box::new(PhraseQuery::new(toks))),
         (_, true) => Compiled::Q(Box::new(PhrasePrefixQuery::new(toks))),
     }
@@ -703,43 +713,37 @@ fn text_query(field: Field, t: &Text) -> Compiled {
 fn free_text_query(
     f: &crate::index::schema::Fields,
     t: &Text,
-    present: &dyn Fn(Field, &Text) -> bool,
+    present: &dyn Fn(Field, &[String], bool) -> bool,
 ) -> Compiled {
-    let mut body = text_query(f.text, t);
-    if let Text::Word(w) | Text::Phrase(w) = t {
-        let words: Vec<String> = tokens(w).into_iter().map(|t| t.2).collect();
-        if words.len() >= 2 {
-            let mut must: Vec<(Occur, Box<dyn TQuery>)> = crate::index::tokenizer::pairs(&words)
-                .into_iter()
-                .map(|p| {
-                    let q: Box<dyn TQuery> = Box::new(TermQuery::new(
-                        Term::from_field_text(f.pairs, &p),
-                        IndexRecordOption::Basic,
-                    ));
-                    (Occur::Must, q)
-                })
-                .collect();
-            must.push((Occur::Must, body.into_query()));
-            body = Compiled::Q(Box::new(BooleanQuery::new(must)));
-        }
+    let (words, prefix) = words_of(t);
+    let mut body = words_query(f.text, &words, prefix);
+    if !prefix && words.len() >= 2 {
+        let mut must: Vec<(Occur, Box<dyn TQuery>)> = crate::index::tokenizer::pairs(&words)
+            .into_iter()
+            .map(|p| {
+                let q: Box<dyn TQuery> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.pairs, &p),
+                    IndexRecordOption::Basic,
+                ));
+                (Occur::Must, q)
+            })
+            .collect();
+        must.push((Occur::Must, body.into_query()));
+        body = Compiled::Q(Box::new(BooleanQuery::new(must)));
     }
     let mut subs = vec![body];
     for field in [f.subject, f.from, f.attachmentnames] {
-        if present(field, t) {
-            subs.push(text_query(field, t));
+        if present(field, &words, prefix) {
+            subs.push(words_query(field, &words, prefix));
         }
     }
     any_of(subs)
 }
 
-/// Whether some segment's `field` holds every word of `t` (for a prefix: a
-/// word starting with it). Errors count as present: the query then decides.
-fn has_terms(searcher: &tantivy::Searcher, field: Field, t: &Text) -> bool {
-    let (s, prefix) = match t {
-        Text::Word(w) | Text::Phrase(w) => (w, false),
-        Text::Prefix(p) => (p, true),
-    };
-    let words: Vec<String> = tokens(s).into_iter().map(|t| t.2).collect();
+/// Whether some segment's `field` holds every one of `words` (with `prefix`,
+/// the last as the start of a word). Errors count as present: the query then
+/// decides.
+fn has_terms(searcher: &tantivy::Searcher, field: Field, words: &[String], prefix: bool) -> bool {
     if words.is_empty() {
         return false;
     }

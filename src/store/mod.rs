@@ -144,11 +144,6 @@ impl Archive {
         tracing::info!(records = pending.len(), "deleted content destroyed");
         Ok(())
     }
-
-    /// Reads one stored record of `what` (an item version or a blob).
-    fn read_pack(&self, r: &PackRef) -> Result<Vec<u8>> {
-        self.packs.read(r)
-    }
 }
 
 /// Creates the tables of a new archive and checks the schema of an old one.
@@ -359,7 +354,7 @@ impl Archive {
         let v = t
             .get(item_id_bytes(id).as_slice())?
             .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-        SourceRow::decode(v.value())?.version(id, index, &mut |r| self.read_pack(r))
+        SourceRow::decode(v.value())?.version(id, index, &mut |r| self.packs.read(r))
     }
 
     /// The current version of an item, or `None` when the archive has no such item.
@@ -370,7 +365,7 @@ impl Archive {
             return Ok(None);
         };
         SourceRow::decode(v.value())?
-            .current(id, &mut |r| self.read_pack(r))
+            .current(id, &mut |r| self.packs.read(r))
             .map(Some)
     }
 
@@ -610,7 +605,7 @@ impl Archive {
         };
         match meta.place {
             BlobPlace::Pack(at) => {
-                let bytes = self.read_pack(&at).map_err(|e| match e {
+                let bytes = self.packs.read(&at).map_err(|e| match e {
                     Error::Corrupt(what) => {
                         Error::Corrupt(format!("blob {}: {what}", hex::encode(sha)))
                     }

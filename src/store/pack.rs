@@ -190,10 +190,6 @@ impl Packs {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn path_of(&self, pack: u32) -> PathBuf {
         self.dir.join(file_name(pack))
     }
