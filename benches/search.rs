@@ -11,7 +11,8 @@
 //! Options: --messages N (default 1000000; 10000000 for the large run),
 //! --dir D (reuse D/export), --runs R (queries per kind, default 200),
 //! --queries-only (with --dir: reuse the archive of an earlier run, measure
-//! queries only), --import-only (stop after step 1, e.g. to profile it).
+//! queries only), --import-only (stop after step 1, e.g. to profile it),
+//! --query KQL (repeatable: measure these queries instead of the mix).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -123,6 +124,12 @@ fn queries(archive: &Archive, runs: usize) {
         (x % n as u64) as usize
     };
     type Gen<'a> = Box<dyn FnMut() -> String + 'a>;
+    let args: Vec<String> = std::env::args().collect();
+    let own: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--query")
+        .map(|w| w[1].clone())
+        .collect();
     let mut mix: Vec<(&str, bool, Gen)> = vec![
         (
             "common term",
@@ -182,6 +189,19 @@ fn queries(archive: &Archive, runs: usize) {
             Box::new(|| COMMON[next(COMMON.len())].to_string()),
         ),
     ];
+    if !own.is_empty() {
+        mix = own
+            .iter()
+            .flat_map(|q| {
+                let query = q.clone();
+                let count = q.clone();
+                [
+                    (q.as_str(), false, Box::new(move || query.clone()) as Gen),
+                    (q.as_str(), true, Box::new(move || count.clone()) as Gen),
+                ]
+            })
+            .collect();
+    }
     for sort in [Sort::Date, Sort::Relevance] {
         println!(
             "  query latency over {runs} runs each (top 50 {}, total counted):",
@@ -216,7 +236,12 @@ fn queries(archive: &Archive, runs: usize) {
             }
             times.sort_by(f64::total_cmp);
             println!(
-                "    {name:<22} p50 {:>7.2} ms  p99 {:>7.2} ms  (mean hits {})",
+                "    {:<22} p50 {:>7.2} ms  p99 {:>7.2} ms  (mean hits {})",
+                if *count_only && !own.is_empty() {
+                    format!("{name} (count)")
+                } else {
+                    name.to_string()
+                },
                 percentile(&times, 0.5),
                 percentile(&times, 0.99),
                 total / runs as u64

@@ -120,8 +120,13 @@ pub fn write_export(dir: &Path, spec: &SynthSpec) -> Result<u64> {
     .map_err(io)?;
     let per_chat = spec.messages / spec.chats.max(1);
     let mut written = 0u64;
-    let mut t = 1_600_000_000u64;
+    // Every chat runs over the same period, as in a real account: the export
+    // lists chat after chat, each oldest first, so the file is not in date
+    // order. A message comes 1..120 s after the account's previous one on
+    // average, as if the chats took turns.
+    let spacing = 120 * spec.chats.max(1);
     for c in 0..spec.chats {
+        let mut t = 1_600_000_000u64 + rng.below(spacing);
         let count = if c + 1 == spec.chats {
             spec.messages - written
         } else {
@@ -143,7 +148,7 @@ pub fn write_export(dir: &Path, spec: &SynthSpec) -> Result<u64> {
         )
         .map_err(io)?;
         for m in 0..count {
-            t += 1 + rng.below(120);
+            t += 1 + rng.below(spacing);
             let sender = if rng.below(2) == 0 {
                 owner
             } else if kind == "personal_chat" {

@@ -16,6 +16,7 @@
 //! Applying a change replaces the item's whole document, so applying one twice
 //! is harmless. The store trims the log below the committed watermark.
 
+mod exec;
 pub mod schema;
 pub mod search;
 pub mod tokenizer;
@@ -75,6 +76,8 @@ pub struct Index {
     pending: Option<u64>,
     dir: PathBuf,
     opts: WriterOptions,
+    /// Columns and date maps of the segments searched.
+    segments: exec::SegmentCache,
 }
 
 /// What bringing the index up to date did.
@@ -136,6 +139,7 @@ impl Index {
             pending: None,
             dir,
             opts,
+            segments: exec::SegmentCache::default(),
         })
     }
 

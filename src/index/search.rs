@@ -18,6 +18,7 @@
 //!   (a chat has no such recipients).
 
 use super::Index;
+use super::exec::{self, Want};
 use super::schema::{LOC_SEP, QUARANTINE_LOC};
 use super::tokenizer::tokens;
 use crate::error::{Error, Result};
@@ -25,13 +26,12 @@ use crate::model::ItemId;
 use crate::query::{Cmp, Property, Query, Text, Value};
 use crate::store::Archive;
 use std::ops::Bound;
-use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, EnableScoring, InvertedIndexRangeQuery, Occur,
     PhrasePrefixQuery, PhraseQuery, Query as TQuery, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocAddress, DocId, Score, SegmentReader, Term};
+use tantivy::{DocAddress, DocId, Term};
 
 /// Where a hit is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -397,39 +397,20 @@ impl Index {
         let mut hits: Vec<(f32, i64, Hit)> = Vec::new();
         let mut total = 0u64;
         for (plan, fixed) in self.plans(archive, query, &opts.mailboxes)? {
-            let weight_query = plan;
-            let count_only = CopyCount {
-                fixed: fixed.is_some(),
+            let want = match (opts.limit, opts.sort) {
+                (0, _) => Want::Count,
+                (n, Sort::Date) => Want::Newest(n),
+                (n, Sort::Relevance) => Want::Relevance(n),
             };
-            if opts.limit == 0 {
-                total += searcher
-                    .search(&*weight_query, &count_only)
-                    .map_err(|e| self.err(e))?;
-                continue;
-            }
-            let (count, docs): (u64, Vec<(f32, i64, DocAddress)>) = match opts.sort {
-                // One pass scores every match (the total needs them all).
-                // Counting and ranking apart, which lets tantivy skip blocks
-                // for the ranking, measured faster for a single common term
-                // (1.8 -> 1.0 ms at 1M items) but slower for phrases and
-                // booleans (10 -> 19 ms, 9 -> 14 ms), which pay twice.
-                Sort::Relevance => {
-                    let (top, n) = searcher
-                        .search(
-                            &*weight_query,
-                            &(TopDocs::with_limit(opts.limit).order_by_score(), count_only),
-                        )
-                        .map_err(|e| self.err(e))?;
-                    (n, top.into_iter().map(|(s, a)| (s, 0, a)).collect())
-                }
-                // One pass without scores, block by block, for both.
-                Sort::Date => {
-                    let (top, n) = searcher
-                        .search(&*weight_query, &(Newest { limit: opts.limit }, count_only))
-                        .map_err(|e| self.err(e))?;
-                    (n, top.into_iter().map(|(d, a)| (0.0, d, a)).collect())
-                }
-            };
+            let found = exec::run(
+                &searcher,
+                &self.segments,
+                &exec::split(plan),
+                fixed.is_some(),
+                want,
+            )
+            .map_err(|e| self.err(e))?;
+            let (count, docs) = (found.total, found.top);
             total += count;
             for (score, date, addr) in docs {
                 let (id, locs) = self.read_doc(&searcher, addr)?;
@@ -617,18 +598,16 @@ impl Index {
         addr: DocAddress,
     ) -> Result<(ItemId, Vec<Location>)> {
         let seg = searcher.segment_reader(addr.segment_ord);
-        let ff = seg.fast_fields();
-        let ids = ff
-            .bytes("id")
-            .map_err(|e| self.err(e))?
-            .ok_or_else(|| Error::Corrupt("index: no id column".into()))?;
+        let info = self.segments.get(searcher, seg).map_err(|e| self.err(e))?;
         let mut buf = Vec::new();
-        if let Some(ord) = ids.term_ords(addr.doc_id).next() {
-            ids.ord_to_bytes(ord, &mut buf).map_err(|e| self.err(e))?;
+        if let Some(ord) = info.id.term_ords(addr.doc_id).next() {
+            info.id
+                .ord_to_bytes(ord, &mut buf)
+                .map_err(|e| self.err(e))?;
         }
         let id = crate::store::key::decode_item_id(&buf)?;
         let mut locs = Vec::new();
-        if let Some(col) = ff.str("loc").map_err(|e| self.err(e))? {
+        if let Some(col) = &info.loc {
             let mut s = String::new();
             for ord in col.term_ords(addr.doc_id) {
                 s.clear();
@@ -825,177 +804,6 @@ fn number_query(field: Field, cmp: Cmp, value: &Value) -> Compiled {
         _ => return Compiled::Nothing,
     };
     range(lo, hi, term)
-}
-
-/// Counts copies: each document counts its `nloc`, or 1 when the plan has
-/// fixed one location.
-struct CopyCount {
-    fixed: bool,
-}
-
-struct CopyCountSegment {
-    /// `None` when every document counts 1 (a fixed location, or no item
-    /// of the segment in more than one place).
-    nloc: Option<tantivy::columnar::Column<u64>>,
-    n: u64,
-    buf: Vec<Option<u64>>,
-}
-
-impl Collector for CopyCount {
-    type Fruit = u64;
-    type Child = CopyCountSegment;
-
-    fn for_segment(&self, _: u32, seg: &SegmentReader) -> tantivy::Result<CopyCountSegment> {
-        let nloc = if self.fixed {
-            None
-        } else {
-            Some(seg.fast_fields().u64("nloc")?).filter(|c| c.max_value() > 1)
-        };
-        Ok(CopyCountSegment {
-            nloc,
-            n: 0,
-            buf: Vec::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<u64>) -> tantivy::Result<u64> {
-        Ok(fruits.into_iter().sum())
-    }
-}
-
-impl SegmentCollector for CopyCountSegment {
-    type Fruit = u64;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        self.n += match &self.nloc {
-            Some(c) => c.first(doc).unwrap_or(1),
-            None => 1,
-        };
-    }
-
-    fn collect_block(&mut self, docs: &[DocId]) {
-        match &self.nloc {
-            None => self.n += docs.len() as u64,
-            Some(c) => {
-                self.buf.clear();
-                self.buf.resize(docs.len(), None);
-                c.first_vals(docs, &mut self.buf);
-                self.n += self.buf.iter().map(|v| v.unwrap_or(1)).sum::<u64>();
-            }
-        }
-    }
-
-    fn harvest(self) -> u64 {
-        self.n
-    }
-}
-
-/// The `limit` newest documents by the `order` fast field (ties: the lower
-/// address first), without scores, reading the field a block at a time.
-struct Newest {
-    limit: usize,
-}
-
-/// Larger is better: the date, then the lower document.
-type NewestKey = (i64, std::cmp::Reverse<DocId>);
-
-struct NewestSegment {
-    segment: u32,
-    order: tantivy::columnar::Column<i64>,
-    limit: usize,
-    /// Candidates; cut down to the best `limit` whenever it holds twice
-    /// that (cheaper than a heap when documents come oldest first, as an
-    /// import writes them).
-    best: Vec<NewestKey>,
-    /// After the first cut: the date of the worst kept. Documents come in
-    /// ascending order, so a later one with this date or an earlier one
-    /// cannot enter.
-    floor: Option<i64>,
-    buf: Vec<Option<i64>>,
-}
-
-impl NewestSegment {
-    #[inline]
-    fn offer(&mut self, doc: DocId, date: i64) {
-        if self.floor.is_some_and(|f| date <= f) {
-            return;
-        }
-        self.best.push((date, std::cmp::Reverse(doc)));
-        if self.best.len() >= 2 * self.limit {
-            self.cut();
-        }
-    }
-
-    fn cut(&mut self) {
-        if self.limit == 0 {
-            self.best.clear();
-        } else if self.best.len() > self.limit {
-            self.best
-                .select_nth_unstable_by(self.limit - 1, |a, b| b.cmp(a));
-            self.best.truncate(self.limit);
-            self.floor = self.best.iter().map(|k| k.0).min();
-        }
-    }
-}
-
-impl Collector for Newest {
-    type Fruit = Vec<(i64, DocAddress)>;
-    type Child = NewestSegment;
-
-    fn for_segment(&self, segment: u32, seg: &SegmentReader) -> tantivy::Result<NewestSegment> {
-        Ok(NewestSegment {
-            segment,
-            order: seg.fast_fields().i64("order")?,
-            limit: self.limit,
-            best: Vec::with_capacity(2 * self.limit),
-            floor: None,
-            buf: Vec::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<(i64, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
-        let mut all: Vec<(i64, DocAddress)> = fruits.into_iter().flatten().collect();
-        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        all.truncate(self.limit);
-        Ok(all)
-    }
-}
-
-impl SegmentCollector for NewestSegment {
-    type Fruit = Vec<(i64, DocAddress)>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        let date = self.order.first(doc).unwrap_or(i64::MIN);
-        self.offer(doc, date);
-    }
-
-    fn collect_block(&mut self, docs: &[DocId]) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        buf.resize(docs.len(), None);
-        self.order.first_vals(docs, &mut buf);
-        for (doc, date) in docs.iter().zip(&buf) {
-            self.offer(*doc, date.unwrap_or(i64::MIN));
-        }
-        self.buf = buf;
-    }
-
-    fn harvest(mut self) -> Self::Fruit {
-        self.cut();
-        let segment = self.segment;
-        self.best
-            .into_iter()
-            .map(|(date, std::cmp::Reverse(doc))| (date, DocAddress::new(segment, doc)))
-            .collect()
-    }
 }
 
 #[cfg(test)]
