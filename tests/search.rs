@@ -566,10 +566,10 @@ fn index_is_rebuilt_and_caught_up_from_the_store() {
     a.ok(&["verify"]);
 }
 
-/// The search executor (date maps, exclusions as bitsets, pruned ranking)
-/// against a plain walk of every match, on a generated archive whose
-/// documents are not in date order (chat after chat) and span two imports
-/// (two segments at least).
+/// The search executor (date maps, exclusions as bitsets, term-at-a-time
+/// and pruned ranking) against a plain walk of every match, on a generated
+/// archive whose documents are not in date order (chat after chat) and span
+/// two imports, the second replacing documents of the first.
 #[test]
 fn newest_first_and_relevance_agree_with_a_full_walk() {
     use tantivy::collector::TopDocs;
@@ -607,6 +607,15 @@ fn newest_first_and_relevance_agree_with_a_full_walk() {
         index.close().expect("close");
     }
     let index = Index::open(&archive).expect("index");
+    // The second export holds the same account's chats with other texts:
+    // its items are new versions, whose documents replace the first ones.
+    let deleted: u32 = index
+        .searcher()
+        .segment_readers()
+        .iter()
+        .map(|s| s.num_deleted_docs())
+        .sum();
+    assert!(deleted > 0, "no document was replaced");
     let date = |id: &tgvault::model::ItemId| -> i64 {
         archive
             .current(id)

@@ -23,11 +23,13 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use tantivy::columnar::{BytesColumn, Cardinality, Column, StrColumn};
+use tantivy::fieldnorm::FieldNormReader;
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BooleanQuery, EnableScoring, Occur, Query as TQuery, TermQuery, Weight,
+    AllQuery, Bm25Weight, BooleanQuery, EnableScoring, Occur, Query as TQuery, TermQuery, Weight,
 };
-use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader, TERMINATED};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader, TERMINATED, Term};
 
 /// Documents per zone of a segment's date map.
 pub(super) const ZONE: u32 = 1024;
@@ -280,13 +282,51 @@ impl SegmentCache {
 
 /// How the positive query's matches are found without scores.
 enum Plain {
-    /// By tantivy's own evaluation of the query.
-    One(Box<dyn Weight>),
+    /// By tantivy's own evaluation of the query (a term: its postings).
+    One(Leaf),
     /// A disjunction: each part's matches set into one bitset.
-    AnyOf(Vec<Box<dyn Weight>>),
+    AnyOf(Vec<Leaf>),
     /// A conjunction of frequent terms: the intersection of their bitsets,
     /// cheaper than seeking through lists that skip little.
-    AllOf(Vec<Box<dyn Weight>>),
+    AllOf(Vec<Leaf>),
+}
+
+/// A query whose matches are set into a bitset: a term straight from its
+/// postings, 128 documents a block, anything else through tantivy.
+struct Leaf {
+    weight: Box<dyn Weight>,
+    term: Option<Term>,
+}
+
+impl Leaf {
+    fn new(searcher: &Searcher, q: &dyn TQuery) -> tantivy::Result<Leaf> {
+        Ok(Leaf {
+            weight: q.weight(EnableScoring::disabled_from_searcher(searcher))?,
+            term: q.downcast_ref::<TermQuery>().map(|t| t.term().clone()),
+        })
+    }
+
+    /// Sets every document this matches in `bits` (deleted ones too).
+    fn fill(&self, seg: &SegmentReader, bits: &mut Bits) -> tantivy::Result<()> {
+        let Some(term) = &self.term else {
+            return self
+                .weight
+                .for_each_no_score(seg, &mut |batch| bits.insert_sorted(batch));
+        };
+        let postings = seg
+            .inverted_index(term.field())?
+            .read_block_postings(term, IndexRecordOption::Basic)?;
+        let Some(mut block) = postings else {
+            return Ok(());
+        };
+        let mut left = block.doc_freq();
+        while left > 0 && !block.docs().is_empty() {
+            bits.insert_sorted(block.docs());
+            left = left.saturating_sub(block.docs().len() as u32);
+            block.advance();
+        }
+        Ok(())
+    }
 }
 
 /// A term is frequent when it is in more than one document in this many.
@@ -294,12 +334,11 @@ const FREQUENT: u64 = 16;
 
 impl Plain {
     fn new(searcher: &Searcher, q: &dyn TQuery) -> tantivy::Result<Plain> {
-        let off = || EnableScoring::disabled_from_searcher(searcher);
         if let Some(b) = q.downcast_ref::<BooleanQuery>() {
             let c = b.clauses();
             let weights = || {
                 c.iter()
-                    .map(|(_, q)| q.weight(off()))
+                    .map(|(_, q)| Leaf::new(searcher, &**q))
                     .collect::<tantivy::Result<Vec<_>>>()
             };
             if c.len() >= 2 && c.iter().all(|(o, _)| *o == Occur::Should) {
@@ -319,35 +358,30 @@ impl Plain {
                 }
             }
         }
-        Ok(Plain::One(q.weight(off())?))
+        Ok(Plain::One(Leaf::new(searcher, q)?))
     }
 
     /// The segment's matches.
     fn matches(&self, seg: &SegmentReader) -> tantivy::Result<Bits> {
         let mut bits = Bits::new(seg.max_doc());
         match self {
-            Plain::One(w) => fill(&**w, seg, &mut bits)?,
-            Plain::AnyOf(ws) => {
-                for w in ws {
-                    fill(&**w, seg, &mut bits)?;
+            Plain::One(leaf) => leaf.fill(seg, &mut bits)?,
+            Plain::AnyOf(leaves) => {
+                for leaf in leaves {
+                    leaf.fill(seg, &mut bits)?;
                 }
             }
-            Plain::AllOf(ws) => {
-                fill(&*ws[0], seg, &mut bits)?;
-                for w in &ws[1..] {
+            Plain::AllOf(leaves) => {
+                leaves[0].fill(seg, &mut bits)?;
+                for leaf in &leaves[1..] {
                     let mut other = Bits::new(seg.max_doc());
-                    fill(&**w, seg, &mut other)?;
+                    leaf.fill(seg, &mut other)?;
                     bits.and(&other);
                 }
             }
         }
         Ok(bits)
     }
-}
-
-/// Sets every document `w` matches in `bits`.
-fn fill(w: &dyn Weight, seg: &SegmentReader, bits: &mut Bits) -> tantivy::Result<()> {
-    w.for_each_no_score(seg, &mut |batch| bits.insert_sorted(batch))
 }
 
 /// Runs `q` over every segment. `fixed`: the plan has fixed one location, so
@@ -362,21 +396,28 @@ pub(super) fn run(
     let negatives = q
         .negatives
         .iter()
-        .map(|n| n.weight(EnableScoring::disabled_from_searcher(searcher)))
+        .map(|n| Leaf::new(searcher, &**n))
         .collect::<tantivy::Result<Vec<_>>>()?;
-    // Ranked by block-max WAND (which needs the total apart), or in one
-    // scored pass that counts too.
+    // By relevance: terms summed a window at a time (which counts too), or
+    // block-max WAND (with the total counted apart), or one scored pass that
+    // counts too.
+    let mut terms = None;
     let (plain, scored) = match want {
         Want::Relevance(_) => {
-            let scored = q
-                .positive
-                .weight(EnableScoring::enabled_from_searcher(searcher))?;
-            let plain = if prunable(&*q.positive) {
-                Some(Plain::new(searcher, &*q.positive)?)
+            terms = TermSum::new(searcher, &*q.positive)?;
+            if terms.is_some() {
+                (None, None)
             } else {
-                None
-            };
-            (plain, Some(scored))
+                let scored = q
+                    .positive
+                    .weight(EnableScoring::enabled_from_searcher(searcher))?;
+                let plain = if prunable(&*q.positive) {
+                    Some(Plain::new(searcher, &*q.positive)?)
+                } else {
+                    None
+                };
+                (plain, Some(scored))
+            }
         }
         _ => (Some(Plain::new(searcher, &*q.positive)?), None),
     };
@@ -391,14 +432,15 @@ pub(super) fn run(
             None
         } else {
             let mut bits = Bits::new(seg.max_doc());
-            for w in &negatives {
-                fill(&**w, seg, &mut bits)?;
+            for leaf in &negatives {
+                leaf.fill(seg, &mut bits)?;
             }
             Some(bits)
         };
         let alive = seg.alive_bitset();
-        let keep = |d: DocId| {
-            excluded.as_ref().is_none_or(|b| !b.contains(d)) && alive.is_none_or(|a| a.is_alive(d))
+        let keep = Keep {
+            excluded: excluded.as_ref(),
+            alive,
         };
         let copies = Copies {
             nloc: if fixed { None } else { info.nloc.as_ref() },
@@ -410,7 +452,8 @@ pub(super) fn run(
         let mut matched = None;
         let mut newest_hits = None;
         match (&plain, copies.nloc, excluded.is_none()) {
-            (Some(Plain::One(w)), None, true) if term => {
+            (Some(Plain::One(leaf)), None, true) if term => {
+                let w = &leaf.weight;
                 let n = w.count(seg)?;
                 total += u64::from(n);
                 if let Want::Newest(limit) = want {
@@ -421,7 +464,7 @@ pub(super) fn run(
                     }
                     if newest_hits.is_none() {
                         let mut bits = Bits::new(seg.max_doc());
-                        fill(&**w, seg, &mut bits)?;
+                        leaf.fill(seg, &mut bits)?;
                         if let Some(a) = alive {
                             bits.retain(|d| a.is_alive(d));
                         }
@@ -457,20 +500,23 @@ pub(super) fn run(
                 }
             }
             Want::Relevance(limit) => {
-                let scored = scored.as_ref().expect("set for relevance");
                 let mut best = TopScores::new(limit);
-                if plain.is_some() {
+                if let Some(terms) = &terms {
+                    total += terms.rank(seg, &keep, &copies, &mut best)?;
+                } else if plain.is_some() {
+                    let scored = scored.as_ref().expect("set for relevance");
                     scored.for_each_pruning(Score::MIN, seg, &mut |doc, score| {
-                        if keep(doc) {
+                        if keep.doc(doc) {
                             best.offer(score, doc);
                         }
                         best.threshold()
                     })?;
                 } else {
+                    let scored = scored.as_ref().expect("set for relevance");
                     let mut scorer = scored.scorer(seg, 1.0)?;
                     let mut doc = scorer.doc();
                     while doc != TERMINATED {
-                        if keep(doc) {
+                        if keep.doc(doc) {
                             total += copies.of(doc);
                             let score = scorer.score();
                             if score > best.threshold() {
@@ -498,6 +544,173 @@ pub(super) fn run(
         }
     }
     Ok(Found { total, top })
+}
+
+/// Documents per window of term-at-a-time scoring (its scores stay in the
+/// first-level cache).
+const WINDOW: u32 = 4096;
+
+/// A disjunction of terms, or a conjunction of frequent ones, ranked term at
+/// a time: window by window, each term's postings add its BM25 score into a
+/// dense array, and the window's matches are then counted and offered. This
+/// reads each posting once and never merges lists per document, which on
+/// frequent terms costs a fraction of a document-at-a-time union (where
+/// block-max WAND skips little, as every block holds a high score). The
+/// scores are tantivy's: the same BM25 weights, summed in clause order.
+struct TermSum {
+    terms: Vec<(Term, Bm25Weight)>,
+    /// A conjunction: a match needs every term.
+    all: bool,
+}
+
+impl TermSum {
+    fn new(searcher: &Searcher, q: &dyn TQuery) -> tantivy::Result<Option<TermSum>> {
+        let Some(b) = q.downcast_ref::<BooleanQuery>() else {
+            return Ok(None);
+        };
+        let c = b.clauses();
+        let all = c.iter().all(|(o, _)| *o == Occur::Must);
+        if c.len() < 2 || !(all || c.iter().all(|(o, _)| *o == Occur::Should)) {
+            return Ok(None);
+        }
+        if all && !matches!(Plain::new(searcher, q)?, Plain::AllOf(_)) {
+            // Rare terms: the intersection's seeking skips most postings.
+            return Ok(None);
+        }
+        let mut terms = Vec::with_capacity(c.len());
+        for (_, q) in c {
+            let Some(t) = q.downcast_ref::<TermQuery>() else {
+                return Ok(None);
+            };
+            let w = Bm25Weight::for_terms(searcher, std::slice::from_ref(t.term()))?;
+            terms.push((t.term().clone(), w));
+        }
+        Ok(Some(TermSum { terms, all }))
+    }
+
+    /// Offers the segment's matches that `keep` accepts to `best`; returns
+    /// the copies they stand for.
+    fn rank(
+        &self,
+        seg: &SegmentReader,
+        keep: &Keep<'_>,
+        copies: &Copies<'_>,
+        best: &mut TopScores,
+    ) -> tantivy::Result<u64> {
+        let max_doc = seg.max_doc();
+        let mut lists = Vec::with_capacity(self.terms.len());
+        for (term, weight) in &self.terms {
+            let postings = seg
+                .inverted_index(term.field())?
+                .read_block_postings(term, IndexRecordOption::WithFreqs)?;
+            let Some(postings) = postings else {
+                if self.all {
+                    return Ok(0);
+                }
+                continue;
+            };
+            let norms = match seg.fieldnorms_readers().get_field(term.field())? {
+                Some(n) => n,
+                None => FieldNormReader::constant(max_doc, 1),
+            };
+            // A block of postings, and the next of its documents to read.
+            lists.push((postings, 0usize, norms, weight));
+        }
+        let words = (WINDOW / 64) as usize;
+        let mut scores = vec![0f32; WINDOW as usize];
+        let mut window = vec![0u64; words];
+        let mut term_bits = vec![0u64; words];
+        let mut n = 0u64;
+        let mut base = 0;
+        while base < max_doc && !lists.is_empty() {
+            let end = base.saturating_add(WINDOW).min(max_doc);
+            window.fill(0);
+            for (i, (block, at_doc, norms, weight)) in lists.iter_mut().enumerate() {
+                let bits: &mut [u64] = if self.all && i > 0 {
+                    term_bits.fill(0);
+                    &mut term_bits
+                } else {
+                    &mut window
+                };
+                loop {
+                    let docs = block.docs();
+                    let mut k = *at_doc;
+                    while k < docs.len() && docs[k] < end {
+                        let d = docs[k];
+                        let at = (d - base) as usize;
+                        scores[at] += weight.score(norms.fieldnorm_id(d), block.freq(k));
+                        bits[at / 64] |= 1 << (at % 64);
+                        k += 1;
+                    }
+                    if k < docs.len() || docs.is_empty() {
+                        *at_doc = k;
+                        break;
+                    }
+                    block.advance();
+                    *at_doc = 0;
+                }
+                if self.all && i > 0 {
+                    for (w, t) in window.iter_mut().zip(&term_bits) {
+                        *w &= *t;
+                    }
+                }
+            }
+            let first = (base / 64) as usize;
+            for (wi, word) in window.iter().enumerate() {
+                let mut rest = keep.word(first + wi, *word);
+                if copies.nloc.is_none() {
+                    n += u64::from(rest.count_ones());
+                }
+                let threshold = best.threshold();
+                while rest != 0 {
+                    let at = wi * 64 + rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    let d = base + at as u32;
+                    if copies.nloc.is_some() {
+                        n += copies.of(d);
+                    }
+                    if scores[at] > threshold {
+                        best.offer(scores[at], d);
+                    }
+                }
+            }
+            scores.fill(0.0);
+            base = end;
+        }
+        Ok(n)
+    }
+}
+
+/// Which matches count: not excluded, not deleted.
+struct Keep<'a> {
+    excluded: Option<&'a Bits>,
+    alive: Option<&'a tantivy::fastfield::AliveBitSet>,
+}
+
+impl Keep<'_> {
+    #[inline]
+    fn doc(&self, d: DocId) -> bool {
+        self.excluded.is_none_or(|b| !b.contains(d)) && self.alive.is_none_or(|a| a.is_alive(d))
+    }
+
+    /// The documents of `word` (the segment's word `index`) that count.
+    #[inline]
+    fn word(&self, index: usize, mut word: u64) -> u64 {
+        if let Some(b) = self.excluded {
+            word &= !b.0.get(index).copied().unwrap_or(0);
+        }
+        if let Some(a) = self.alive {
+            let mut rest = word;
+            while rest != 0 {
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                if !a.is_alive(index as u32 * 64 + bit) {
+                    word &= !(1 << bit);
+                }
+            }
+        }
+        word
+    }
 }
 
 /// How many copies a document stands for.
@@ -628,7 +841,7 @@ fn newest_by_seeking(
     w: &dyn Weight,
     seg: &SegmentReader,
     info: &SegmentInfo,
-    keep: &dyn Fn(DocId) -> bool,
+    keep: &Keep<'_>,
     limit: usize,
 ) -> tantivy::Result<Option<Vec<(i64, DocId)>>> {
     let mut pick = NewestPick::new(limit);
@@ -644,7 +857,7 @@ fn newest_by_seeking(
         let mut docs = w.scorer(seg, 1.0)?;
         let mut d = docs.seek(lo);
         while d < hi {
-            if keep(d) {
+            if keep.doc(d) {
                 pick.offer(d, info.order.first(d).unwrap_or(i64::MIN));
             }
             d = docs.advance();
