@@ -22,7 +22,7 @@ use tgvault::store::Archive;
 use tgvault::synth::write_export;
 
 mod util;
-use util::{RssSampler, arg, import_indexed, peak_rss_mib, spec};
+use util::{RssSampler, arg, import_indexed, peak_rss_mib, settle, spec};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -71,6 +71,7 @@ fn main() {
 
 fn build(archive: &Archive, export: &std::path::Path) {
     // 1. Import with the index following.
+    settle();
     let start = Instant::now();
     let sampler = RssSampler::start();
     let report = import_indexed(archive, export);
@@ -90,6 +91,7 @@ fn build(archive: &Archive, export: &std::path::Path) {
     }
 
     // 2. The index alone, from the store.
+    settle();
     let start = Instant::now();
     let (index, rebuilt) = Index::recreate(archive, Default::default()).unwrap();
     index.close().unwrap();
