@@ -19,6 +19,7 @@ mod util;
 use util::{arg, import_indexed, peak_rss_mib, spec, write_big};
 
 fn main() {
+    tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {

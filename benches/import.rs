@@ -37,6 +37,7 @@ fn dir_bytes(p: &Path) -> u64 {
 }
 
 fn main() {
+    tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {

@@ -34,6 +34,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 const COMMON: &[&str] = &["deal", "report", "meeting", "price", "client", "budget"];
 
 fn main() {
+    tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {

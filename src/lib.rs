@@ -7,6 +7,7 @@
 //! See `ARCHITECTURE.md` for the module map and the invariants, and
 //! `docs/format.md` for every on-disk table and key.
 
+pub mod alloc;
 pub mod cli;
 pub mod error;
 pub mod export;

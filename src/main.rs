@@ -13,6 +13,7 @@ use tgvault::cli::{Cli, Outcome, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let cli = Cli::parse();
     match run(cli) {
