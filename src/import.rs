@@ -15,7 +15,7 @@ use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
 use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
 use crate::source::repair::RepairStats;
-use crate::source::telegram::{self, ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
+use crate::source::telegram::{ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
 use crate::source::{Input, botapi};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
@@ -144,28 +144,6 @@ fn failed_file(path: String, format: &str, e: &Error) -> FileReport {
         counters: Counters::default(),
         failures: vec![],
         anomalies: vec![],
-    }
-}
-
-/// Counts messages without keeping them: the validation pass.
-struct CountSink(u64);
-
-impl Sink for CountSink {
-    fn owner(&mut self, _: Owner) -> Result<()> {
-        Ok(())
-    }
-    fn chat_start(&mut self, _: &ChatHeader) -> Result<()> {
-        Ok(())
-    }
-    fn message(&mut self, _: &ChatHeader, _: &str) -> Result<()> {
-        self.0 += 1;
-        Ok(())
-    }
-    fn counts_only(&self) -> bool {
-        true
-    }
-    fn counted(&mut self) {
-        self.0 += 1;
     }
 }
 
@@ -636,25 +614,28 @@ struct Validated {
 
 /// Pass 1: reads the whole input and checks it, keeping nothing.
 fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
-    let mut count = CountSink(0);
+    let mut count = 0u64;
     let repairs = match input {
         Input::Html { pages, .. } => read_html(pages, None, &mut |_| {
-            count.0 += 1;
+            count += 1;
             Ok(())
         })
         .map(|_| RepairStats::default()),
         Input::BotApi { path } => botapi::read_updates(path, &mut |text, at| {
-            count.0 += 1;
+            count += 1;
             botapi::check(path, text, at)
         })
         .map(|_| RepairStats::default()),
         _ => input
             .open_json()
-            .and_then(|r| telegram::parse(r, &mut count, err_path))
-            .map(|(_, stats)| stats),
+            .and_then(|r| crate::source::check::check(r, err_path))
+            .map(|checked| {
+                count = checked.items;
+                checked.repairs
+            }),
     }?;
     Ok(Validated {
-        items: count.0,
+        items: count,
         repairs,
     })
 }

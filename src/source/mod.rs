@@ -6,6 +6,7 @@
 //! a [`crate::model::Item`].
 
 pub mod botapi;
+pub mod check;
 pub mod html;
 pub mod repair;
 pub mod split;
@@ -344,6 +345,34 @@ impl Media {
             }
         }
     }
+}
+
+/// The export JSON files the parsers' tests run over: the bundled fixtures
+/// and the real samples in `../shared/samples/telegram-export`, which must
+/// be there when `CI` is set (elsewhere they are skipped, with a message).
+#[cfg(test)]
+pub(crate) fn test_exports() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![
+        root.join("fixtures/exports/full-account/result.json"),
+        root.join("fixtures/exports/single-chat/result.json"),
+    ];
+    let samples = root.join("../shared/samples/telegram-export");
+    match std::fs::read_dir(&samples) {
+        Ok(rd) => files.extend(
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json")),
+        ),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!(
+                "{}: {e} (the samples are required when CI is set)",
+                samples.display()
+            )
+        }
+        Err(_) => eprintln!("skipping the samples: {} is missing", samples.display()),
+    }
+    files
 }
 
 #[cfg(test)]

@@ -418,18 +418,7 @@ mod tests {
 
     #[test]
     fn splits_every_fixture_and_sample_like_the_parser() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = vec![
-            root.join("fixtures/exports/full-account/result.json"),
-            root.join("fixtures/exports/single-chat/result.json"),
-        ];
-        if let Ok(rd) = std::fs::read_dir(root.join("../shared/samples/telegram-export")) {
-            files.extend(
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json")),
-            );
-        }
+        let files = crate::source::test_exports();
         for f in files {
             let bytes = std::fs::read(&f).unwrap();
             let (a, b) = both(&bytes);
