@@ -30,6 +30,9 @@ use tables::*;
 
 /// At most this many changes go into one `changes` row.
 const CHANGES_PER_ROW: usize = 10_000;
+/// Source rows read before their versions are fetched from the packs
+/// together (`for_each_source`).
+const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
 pub const SCHEMA_VERSION: u8 = 2;
@@ -436,6 +439,7 @@ impl Archive {
     ) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
             let row = match t.get(item_id_bytes(id).as_slice())? {
                 Some(v) => match SourceRow::decode(v.value()) {
@@ -447,11 +451,15 @@ impl Archive {
                 },
                 None => None,
             };
+            rows.push((*id, row));
+        }
+        let packs = self.prefetch(rows.iter().filter_map(|(_, r)| r.as_ref()));
+        for (id, row) in rows {
             let doc = match row {
-                Some(row) => Some(DocSource::new(&t, &self.packs, id, row)?),
+                Some(row) => Some(DocSource::new(&t, &packs, &id, row)?),
                 None => None,
             };
-            f(id, doc)?;
+            f(&id, doc)?;
         }
         Ok(())
     }
@@ -460,6 +468,14 @@ impl Archive {
     pub fn for_each_source(&self, mut f: impl FnMut(DocSource) -> Result<()>) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let mut rows: Vec<(ItemId, SourceRow)> = Vec::with_capacity(SOURCES_PER_READ);
+        let mut flush = |rows: &mut Vec<(ItemId, SourceRow)>| -> Result<()> {
+            let packs = self.prefetch(rows.iter().map(|(_, r)| r));
+            for (id, row) in rows.drain(..) {
+                f(DocSource::new(&t, &packs, &id, row)?)?;
+            }
+            Ok(())
+        };
         for e in t.iter()? {
             let (k, v) = e?;
             let id = key::decode_item_id(k.value())?;
@@ -467,9 +483,20 @@ impl Archive {
                 tracing::warn!(item = %id, "source row cannot be decoded: not indexed");
                 continue;
             };
-            f(DocSource::new(&t, &self.packs, &id, row)?)?;
+            rows.push((id, row));
+            if rows.len() == SOURCES_PER_READ {
+                flush(&mut rows)?;
+            }
         }
-        Ok(())
+        flush(&mut rows)
+    }
+
+    /// The versions of `rows`, read ahead from the packs in few calls.
+    fn prefetch<'r>(&self, rows: impl Iterator<Item = &'r SourceRow>) -> pack::Prefetched<'_> {
+        let refs: Vec<PackRef> = rows
+            .flat_map(|r| r.rec.versions.iter().map(|v| v.at))
+            .collect();
+        self.packs.read_many(&refs)
     }
 
     /// Calls `f` with every source row's id and index stamp, in `ItemId` order,
@@ -687,7 +714,7 @@ pub struct DocSource {
 impl DocSource {
     fn new(
         t: &impl ReadableTable<&'static [u8], &'static [u8]>,
-        packs: &Packs,
+        packs: &pack::Prefetched<'_>,
         id: &ItemId,
         row: SourceRow,
     ) -> Result<DocSource> {

@@ -233,6 +233,43 @@ impl Packs {
         Ok(buf)
     }
 
+    /// Reads many committed records with few reads: records that lie close
+    /// together in a pack (those one transaction wrote are contiguous) are
+    /// read in one call. A span that cannot be read is left out, so that each
+    /// of its records fails (or succeeds) on its own in [`Prefetched::read`].
+    pub fn read_many(&self, refs: &[PackRef]) -> Prefetched<'_> {
+        let mut sorted: Vec<PackRef> = refs.to_vec();
+        sorted.sort_by_key(|r| (r.pack, r.offset));
+        sorted.dedup();
+        let mut spans: Vec<(u32, u64, Vec<u8>)> = Vec::new();
+        let mut i = 0;
+        while i < sorted.len() {
+            let (pack, start) = (sorted[i].pack, sorted[i].offset);
+            let mut end = start + sorted[i].len;
+            let mut j = i + 1;
+            while j < sorted.len()
+                && sorted[j].pack == pack
+                && sorted[j].offset <= end.saturating_add(SPAN_GAP)
+                && sorted[j].offset + sorted[j].len - start <= SPAN_MAX
+            {
+                end = end.max(sorted[j].offset + sorted[j].len);
+                j += 1;
+            }
+            if j - i > 1 {
+                let mut buf = vec![0u8; (end - start) as usize];
+                let read = self.reader(pack).and_then(|f| {
+                    f.read_exact_at(&mut buf, start)
+                        .map_err(|e| Error::io(self.path_of(pack), e))
+                });
+                if read.is_ok() {
+                    spans.push((pack, start, buf));
+                }
+            }
+            i = j;
+        }
+        Prefetched { packs: self, spans }
+    }
+
     /// Current lengths of the pack files on disk.
     pub fn file_len(&self, pack: u32) -> Option<u64> {
         fs::metadata(self.path_of(pack)).ok().map(|m| m.len())
@@ -416,6 +453,37 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Records are read as one span when the gap between them is at most this
+/// many bytes: a transaction's items lie end to end, but attachments stored
+/// between them are not wanted (reading them cost more than the calls saved).
+const SPAN_GAP: u64 = 0;
+/// The largest span read at once.
+const SPAN_MAX: u64 = 8 << 20;
+
+/// Records read ahead by [`Packs::read_many`].
+pub struct Prefetched<'a> {
+    packs: &'a Packs,
+    /// (pack, offset, bytes), in (pack, offset) order.
+    spans: Vec<(u32, u64, Vec<u8>)>,
+}
+
+impl Prefetched<'_> {
+    /// One record: from a span read ahead, or from the pack file.
+    pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
+        let at = self
+            .spans
+            .partition_point(|(p, o, _)| (*p, *o) <= (r.pack, r.offset));
+        if let Some((p, o, buf)) = at.checked_sub(1).map(|k| &self.spans[k])
+            && *p == r.pack
+            && r.offset + r.len <= o + buf.len() as u64
+        {
+            let from = (r.offset - o) as usize;
+            return Ok(buf[from..from + r.len as usize].to_vec());
+        }
+        self.packs.read(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +511,36 @@ mod tests {
         packs.zero(&[a]).unwrap();
         assert_eq!(packs.read(&a).unwrap(), vec![0u8; 12]);
         assert_eq!(packs.read(&b).unwrap(), b"second");
+    }
+
+    #[test]
+    fn records_read_together_match_records_read_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 40).unwrap();
+        let mut refs = Vec::new();
+        for t in 0..3 {
+            let mut w = packs.writer();
+            w.begin();
+            for i in 0..4 {
+                refs.push(w.append(format!("tx{t} record {i}").as_bytes()).unwrap());
+            }
+            w.sync().unwrap();
+            w.committed();
+        }
+        assert!(refs.iter().any(|r| r.pack > 1), "spans cross packs");
+        // One past the end of its pack: it fails alone, and its neighbours
+        // (read in the same span otherwise) still read.
+        let mut beyond = *refs.last().unwrap();
+        beyond.len += 100;
+        let mut wanted: Vec<PackRef> = refs.iter().rev().copied().collect();
+        wanted.push(beyond);
+        wanted.push(refs[0]);
+        let ahead = packs.read_many(&wanted);
+        for r in &refs {
+            assert_eq!(ahead.read(r).unwrap(), packs.read(r).unwrap());
+        }
+        assert!(ahead.read(&beyond).is_err());
+        assert!(ahead.spans.len() < refs.len(), "neighbours share a read");
     }
 
     #[test]
