@@ -157,7 +157,7 @@ pub fn body_text(item: &Item, cx: &Context) -> String {
                 }
             }
             for t in crate::index::schema::item_texts(item).iter().skip(1) {
-                if !t.is_empty() && !b.contains(t.as_str()) {
+                if !t.is_empty() && !b.contains(t.as_ref()) {
                     b.push_str(&format!("\n{t}"));
                 }
             }

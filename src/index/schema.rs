@@ -7,6 +7,7 @@
 //! are read back from the archive, which checks their hashes.
 
 use super::tokenizer;
+use std::borrow::Cow;
 use crate::model::{Body, Item, Person};
 use crate::store::DocSource;
 use tantivy::schema::{
@@ -143,7 +144,7 @@ impl Fields {
 
         // Text of every version, each distinct text once: an edit never hides
         // what was said before it.
-        let mut texts: Vec<String> = Vec::new();
+        let mut texts: Vec<Cow<'_, str>> = Vec::new();
         for v in &src.versions {
             for t in item_texts(v) {
                 if !t.is_empty() && !texts.contains(&t) {
@@ -277,62 +278,71 @@ pub fn item_size(item: &Item) -> u64 {
 
 /// The searchable text of one item version: the message text and every
 /// caption-like field, the service event's sentence, the call's description.
-pub fn item_texts(item: &Item) -> Vec<String> {
-    let mut out = Vec::new();
+/// Borrowed from the item where it is there as it is.
+pub fn item_texts(item: &Item) -> Vec<Cow<'_, str>> {
+    fn all(v: &[String]) -> impl Iterator<Item = Cow<'_, str>> {
+        v.iter().map(|s| Cow::Borrowed(s.as_str()))
+    }
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
     match &item.body {
         Body::Message(m) => {
-            out.push(m.text.clone());
+            out.push(Cow::Borrowed(&m.text));
             if let Some(p) = &m.poll {
-                out.push(p.question.clone());
-                out.extend(p.answers.iter().cloned());
+                out.push(Cow::Borrowed(&p.question));
+                out.extend(all(&p.answers));
             }
             if let Some(c) = &m.contact {
-                out.extend(c.first_name.iter().cloned());
-                out.extend(c.last_name.iter().cloned());
-                out.extend(c.phone.iter().cloned());
+                out.extend(c.first_name.as_deref().map(Cow::Borrowed));
+                out.extend(c.last_name.as_deref().map(Cow::Borrowed));
+                out.extend(c.phone.as_deref().map(Cow::Borrowed));
             }
             if let Some(l) = &m.location {
-                out.extend(l.place_name.iter().cloned());
-                out.extend(l.address.iter().cloned());
+                out.extend(l.place_name.as_deref().map(Cow::Borrowed));
+                out.extend(l.address.as_deref().map(Cow::Borrowed));
             }
             if let Some(f) = &m.forwarded_from {
-                out.extend(f.name.iter().cloned());
+                out.extend(f.name.as_deref().map(Cow::Borrowed));
             }
-            out.extend(m.saved_from.iter().cloned());
-            out.extend(m.via_bot.iter().cloned());
-            out.extend(m.author.iter().cloned());
-            out.extend(m.extra_text.iter().map(|(_, v)| v.clone()));
+            out.extend(m.saved_from.as_deref().map(Cow::Borrowed));
+            out.extend(m.via_bot.as_deref().map(Cow::Borrowed));
+            out.extend(m.author.as_deref().map(Cow::Borrowed));
+            out.extend(m.extra_text.iter().map(|(_, v)| Cow::Borrowed(v.as_str())));
         }
         Body::Service(e) => {
-            out.push(e.text.clone());
-            out.extend(e.title.iter().cloned());
-            out.extend(e.members.iter().cloned());
+            out.push(Cow::Borrowed(&e.text));
+            out.extend(e.title.as_deref().map(Cow::Borrowed));
+            out.extend(all(&e.members));
         }
-        Body::Call(c) => out.push(c.describe()),
+        Body::Call(c) => out.push(Cow::Owned(c.describe())),
         Body::Unsupported => {}
-        Body::Deletion(d) => out.push(format!("deleted {} {}", d.target, d.mode)),
+        Body::Deletion(d) => out.push(Cow::Owned(format!("deleted {} {}", d.target, d.mode))),
     }
     for a in &item.attachments {
-        out.extend(a.performer.iter().cloned());
-        out.extend(a.title.iter().cloned());
+        out.extend(a.performer.as_deref().map(Cow::Borrowed));
+        out.extend(a.title.as_deref().map(Cow::Borrowed));
     }
     out
 }
 
 /// What `from:`/`to:` match for a person: name, username, ids, phone, address.
-fn person_texts(p: &Person, address: Option<&str>) -> Vec<String> {
-    let mut out = Vec::new();
-    out.extend(p.name.iter().cloned());
+fn person_texts<'p>(p: &'p Person, address: Option<&'p str>) -> Vec<Cow<'p, str>> {
+    let mut out: Vec<Cow<'p, str>> = Vec::new();
+    out.extend(p.name.as_deref().map(Cow::Borrowed));
     out.extend(
         p.username
-            .iter()
-            .map(|u| u.trim_start_matches('@').to_string()),
+            .as_deref()
+            .map(|u| Cow::Borrowed(u.trim_start_matches('@'))),
     );
     if let Some(peer) = p.peer {
-        out.push(peer.to_string());
+        out.push(Cow::Owned(peer.to_string()));
     }
-    out.extend(p.raw_id.iter().cloned());
-    out.extend(p.phone.as_deref().and_then(crate::mapping::normalize_phone));
-    out.extend(address.map(str::to_string));
+    out.extend(p.raw_id.as_deref().map(Cow::Borrowed));
+    out.extend(
+        p.phone
+            .as_deref()
+            .and_then(crate::mapping::normalize_phone)
+            .map(Cow::Owned),
+    );
+    out.extend(address.map(Cow::Borrowed));
     out
 }

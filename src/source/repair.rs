@@ -51,8 +51,10 @@ impl<R: Read> RepairReader<R> {
         RepairReader {
             inner,
             state: State::Structure,
-            inbuf: vec![0; 64 * 1024],
-            out: Vec::with_capacity(70 * 1024),
+            // As large as the reader's buffer (`Input::open_json`), which
+            // then hands its reads straight through instead of copying.
+            inbuf: vec![0; 256 * 1024],
+            out: Vec::with_capacity(280 * 1024),
             out_pos: 0,
             bare: Vec::new(),
             eof: false,
