@@ -7,9 +7,9 @@
 //! are read back from the archive, which checks their hashes.
 
 use super::tokenizer;
-use std::borrow::Cow;
 use crate::model::{Body, Item, Person};
 use crate::store::DocSource;
+use std::borrow::Cow;
 use tantivy::schema::{
     BytesOptions, FAST, Field, INDEXED, IndexRecordOption, NumericOptions, STRING, Schema,
     TextFieldIndexing, TextOptions,
