@@ -210,7 +210,7 @@ impl ProduceSink<'_> {
             let archive = self.archive;
             match self
                 .media
-                .with_file(&rel, |r, what| archive.stage_blob(r, what))
+                .with_file(&rel, |r, what, size| archive.stage_blob(r, what, size))
             {
                 Ok(Ok(blob)) => {
                     let r = blob.blob_ref();

@@ -855,7 +855,12 @@ fn newest_by_seeking(
         let lo = z * ZONE;
         let hi = (lo + ZONE).min(seg.max_doc());
         let mut docs = w.scorer(seg, 1.0)?;
-        let mut d = docs.seek(lo);
+        // A new scorer stands on its first match; seeking backwards is not
+        // allowed.
+        let mut d = docs.doc();
+        if d < lo {
+            d = docs.seek(lo);
+        }
         while d < hi {
             if keep.doc(d) {
                 pick.offer(d, info.order.first(d).unwrap_or(i64::MIN));

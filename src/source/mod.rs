@@ -314,21 +314,23 @@ impl Media {
     pub fn with_file<T>(
         &mut self,
         rel: &str,
-        f: impl FnOnce(&mut dyn Read, &Path) -> Result<T>,
+        f: impl FnOnce(&mut dyn Read, &Path, Option<u64>) -> Result<T>,
     ) -> std::result::Result<Result<T>, MediaError> {
         let safe = safe_relative(rel).ok_or(MediaError::Outside)?;
         match self {
             Media::Dir(base) => {
                 let path = base.join(&safe);
-                let mut file = match File::open(&path) {
-                    Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => file,
-                    Ok(_) => return Err(MediaError::Missing),
+                let (mut file, size) = match File::open(&path) {
+                    Ok(file) => match file.metadata() {
+                        Ok(m) if m.is_file() => (file, m.len()),
+                        _ => return Err(MediaError::Missing),
+                    },
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Err(MediaError::Missing);
                     }
                     Err(e) => return Err(MediaError::Unreadable(e.to_string())),
                 };
-                Ok(f(&mut file, &path))
+                Ok(f(&mut file, &path, Some(size)))
             }
             Media::Zip { archive, base, zip } => {
                 let name = format!(
@@ -338,7 +340,10 @@ impl Media {
                 );
                 let what = PathBuf::from(format!("{}!{}", zip.display(), name));
                 match archive.by_name(&name) {
-                    Ok(mut entry) => Ok(f(&mut entry, &what)),
+                    Ok(mut entry) => {
+                        let size = entry.size();
+                        Ok(f(&mut entry, &what, Some(size)))
+                    }
                     Err(zip::result::ZipError::FileNotFound) => Err(MediaError::Missing),
                     Err(e) => Err(MediaError::Unreadable(e.to_string())),
                 }

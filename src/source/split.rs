@@ -1,12 +1,13 @@
-//! A fast splitter for a Telegram export that has already been validated.
+//! A fast splitter for a Telegram export that has already been checked.
 //!
 //! serde_json's reader-based parser handles one byte at a time; on the second
-//! pass over a file (after [`super::telegram::parse`] has checked every byte of
-//! it) the importer only needs each message's text and its chat's header. This
+//! pass over a file (after [`super::check`] has checked every byte of it) the
+//! importer only needs each message's text and its chat's header. This
 //! scanner finds them by tracking strings, nesting and object keys, copies
 //! each message's bytes out, and hands them to the same [`Sink`] as the
-//! validating parser. It trusts its input: run it only on a file that
-//! `telegram::parse` accepted, read through the same repair filter.
+//! serde-based parser ([`super::telegram::parse`], which the tests hold both
+//! to). It trusts its input: run it only on a file the check accepted, read
+//! through the repair filter.
 
 use super::repair::RepairReader;
 use super::telegram::{ChatHeader, Owner, Sink, as_i64, as_string};

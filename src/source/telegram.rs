@@ -97,7 +97,9 @@ pub trait Sink {
 }
 
 /// Streams `reader` into `sink`. `path` names the file in errors, which give
-/// the line and column of a syntax error.
+/// the line and column of a syntax error. The importer runs the faster
+/// [`super::check`] and [`super::split`] instead; this serde-based reader is
+/// the reference their tests compare them with.
 pub fn parse<R: Read, S: Sink>(
     reader: R,
     sink: &mut S,

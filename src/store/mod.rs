@@ -206,8 +206,8 @@ fn init(db: &Database) -> Result<()> {
 
 impl Archive {
     /// Streams a blob into staging (inline or a durable file); see [`blob`].
-    pub fn stage_blob(&self, src: impl Read, what: &Path) -> Result<StagedBlob> {
-        self.blobs.stage(src, what)
+    pub fn stage_blob(&self, src: impl Read, what: &Path, size: Option<u64>) -> Result<StagedBlob> {
+        self.blobs.stage(src, what, size)
     }
 
     /// Runs `f` in one write transaction, committed only when `f` succeeds.
