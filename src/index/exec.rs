@@ -3,21 +3,26 @@
 //!
 //! A query is first taken apart ([`split`]) into what must match (the
 //! *positive* query) and what must not (its top-level exclusions, from
-//! `a AND NOT b`). Per segment, the exclusions become a bitset; the positive
-//! query is walked once without scores, which gives the total, and then:
+//! `a AND NOT b`). Per segment, the exclusions become a bitset, and:
 //!
-//! - **newest first**: the walk also fills a bitset of the matches; the
-//!   segment's zones (runs of [`ZONE`] documents, each with its latest date,
-//!   see [`Zones`]) are visited from the latest, and once `limit` hits are
-//!   kept a zone whose latest date is older than the worst kept ends the
-//!   search. An import writes documents oldest first, so usually one or two
-//!   zones are read instead of every match's date;
-//! - **by relevance**: a positive query that is one term, or terms all
-//!   required or all optional, is ranked by tantivy's block-max WAND, which
-//!   skips blocks that cannot enter the top (the exclusions and deleted
-//!   documents are filtered as hits are offered); any other query is counted
-//!   and ranked in one scored pass instead, as a second pass would cost as
-//!   much as the first.
+//! - **the total**: a term whose documents count one copy each is counted
+//!   from its document frequency; anything else is set into a bitset of
+//!   matches ([`Plain`]: a disjunction part by part, frequent terms
+//!   intersected as bitsets, a term straight from its posting blocks), the
+//!   exclusions and deleted documents are cleared, and the bits (or the
+//!   copies they stand for) are counted;
+//! - **newest first**: the segment's zones (runs of [`ZONE`] documents, each
+//!   with its latest date, see [`Zones`]) are visited from the latest; once
+//!   `limit` hits are kept, a zone whose latest date is older than the worst
+//!   kept ends the search, so only the zones holding recent items are read
+//!   (a frequent term seeks straight into them instead of filling bits);
+//! - **by relevance**: a disjunction of terms, or a conjunction of frequent
+//!   ones, is scored term at a time ([`TermSum`]), counting as it goes; a
+//!   single term or a conjunction with a rare term is ranked by tantivy's
+//!   block-max WAND, which skips blocks that cannot enter the top (the total
+//!   is counted apart, exclusions and deleted documents filtered as hits are
+//!   offered); any other query is counted and ranked in one scored pass, as
+//!   a second pass would cost as much as the first.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
