@@ -26,7 +26,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tantivy::columnar::{BytesColumn, Cardinality, Column, StrColumn};
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::index::SegmentId;
@@ -94,20 +94,54 @@ fn flatten(q: Box<dyn TQuery>, musts: &mut Vec<Box<dyn TQuery>>, nots: &mut Vec<
     musts.push(q);
 }
 
+/// A boolean query's clauses.
+type Clauses = [(Occur, Box<dyn TQuery>)];
+
+/// `q` as a disjunction (`all` false) or a conjunction (`all` true) of at
+/// least two clauses, the boolean shapes the executor treats apart.
+fn combination(q: &dyn TQuery) -> Option<(bool, &Clauses)> {
+    let c = q.downcast_ref::<BooleanQuery>()?.clauses();
+    if c.len() < 2 {
+        return None;
+    }
+    if c.iter().all(|(o, _)| *o == Occur::Should) {
+        Some((false, c))
+    } else if c.iter().all(|(o, _)| *o == Occur::Must) {
+        Some((true, c))
+    } else {
+        None
+    }
+}
+
+/// The terms of `clauses`, when every one is a term query.
+fn terms_of(clauses: &Clauses) -> Option<Vec<&Term>> {
+    clauses
+        .iter()
+        .map(|(_, q)| q.downcast_ref::<TermQuery>().map(TermQuery::term))
+        .collect()
+}
+
+/// A term is frequent when it is in more than one document in this many.
+const FREQUENT: u64 = 16;
+
+/// Whether every one of `terms` is frequent: their intersection is then
+/// cheaper as bitsets, or term at a time, than by seeking through lists that
+/// skip little.
+fn all_frequent(searcher: &Searcher, terms: &[&Term]) -> tantivy::Result<bool> {
+    let docs = searcher.num_docs();
+    for t in terms {
+        if searcher.doc_freq(t)? * FREQUENT <= docs {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Whether block-max WAND ranks `q` (tantivy prunes a term, and a
 /// conjunction or a disjunction of terms).
 fn prunable(q: &dyn TQuery) -> bool {
-    if q.downcast_ref::<TermQuery>().is_some() {
-        return true;
-    }
-    let Some(b) = q.downcast_ref::<BooleanQuery>() else {
-        return false;
-    };
-    let c = b.clauses();
-    c.len() >= 2
-        && c.iter()
-            .all(|(_, q)| q.downcast_ref::<TermQuery>().is_some())
-        && (c.iter().all(|(o, _)| *o == Occur::Should) || c.iter().all(|(o, _)| *o == Occur::Must))
+    q.downcast_ref::<TermQuery>().is_some()
+        || combination(q).is_some_and(|(_, c)| terms_of(c).is_some())
 }
 
 /// A segment's documents as bits.
@@ -202,10 +236,11 @@ impl Zones {
         let n = max_doc.div_ceil(ZONE);
         let mut latest = Vec::with_capacity(n as usize);
         let mut buf = vec![0i64; ZONE as usize];
+        let full = order.get_cardinality() == Cardinality::Full;
         for z in 0..n {
             let lo = z * ZONE;
             let hi = (lo + ZONE).min(max_doc);
-            let max = if order.get_cardinality() == Cardinality::Full {
+            let max = if full {
                 let vals = &mut buf[..(hi - lo) as usize];
                 order.values.get_range(lo as u64, vals);
                 vals.iter().copied().max().unwrap_or(i64::MIN)
@@ -235,7 +270,16 @@ pub(super) struct SegmentInfo {
     order: Column<i64>,
     /// `None` when every document stands for one copy.
     nloc: Option<Column<u64>>,
-    zones: Zones,
+    /// Worked out by the first newest-first search (it reads the whole
+    /// `order` column).
+    zones: OnceLock<Zones>,
+}
+
+impl SegmentInfo {
+    fn zones(&self, max_doc: u32) -> &Zones {
+        self.zones
+            .get_or_init(|| Zones::compute(&self.order, max_doc))
+    }
 }
 
 /// The [`SegmentInfo`] of the segments searched so far (dropped with their
@@ -260,13 +304,12 @@ impl SegmentCache {
         let loc = ff.str("loc")?;
         let order = ff.i64("order")?;
         let nloc = Some(ff.u64("nloc")?).filter(|c| c.max_value() > 1);
-        let zones = Zones::compute(&order, seg.max_doc());
         let info = Arc::new(SegmentInfo {
             id,
             loc,
             order,
             nloc,
-            zones,
+            zones: OnceLock::new(),
         });
         let mut map = self.lock();
         let live: Vec<SegmentId> = searcher
@@ -334,34 +377,23 @@ impl Leaf {
     }
 }
 
-/// A term is frequent when it is in more than one document in this many.
-const FREQUENT: u64 = 16;
-
 impl Plain {
     fn new(searcher: &Searcher, q: &dyn TQuery) -> tantivy::Result<Plain> {
-        if let Some(b) = q.downcast_ref::<BooleanQuery>() {
-            let c = b.clauses();
-            let weights = || {
-                c.iter()
-                    .map(|(_, q)| Leaf::new(searcher, &**q))
-                    .collect::<tantivy::Result<Vec<_>>>()
-            };
-            if c.len() >= 2 && c.iter().all(|(o, _)| *o == Occur::Should) {
-                return Ok(Plain::AnyOf(weights()?));
-            }
-            if c.len() >= 2 && c.iter().all(|(o, _)| *o == Occur::Must) {
-                let docs = searcher.num_docs();
-                let mut frequent = true;
-                for (_, q) in c {
-                    frequent &= match q.downcast_ref::<TermQuery>() {
-                        Some(t) => searcher.doc_freq(t.term())? * FREQUENT > docs,
-                        None => false,
-                    };
-                }
-                if frequent {
-                    return Ok(Plain::AllOf(weights()?));
+        let leaves = |c: &Clauses| {
+            c.iter()
+                .map(|(_, q)| Leaf::new(searcher, &**q))
+                .collect::<tantivy::Result<Vec<_>>>()
+        };
+        match combination(q) {
+            Some((false, c)) => return Ok(Plain::AnyOf(leaves(c)?)),
+            Some((true, c)) => {
+                if let Some(terms) = terms_of(c)
+                    && all_frequent(searcher, &terms)?
+                {
+                    return Ok(Plain::AllOf(leaves(c)?));
                 }
             }
+            None => {}
         }
         Ok(Plain::One(Leaf::new(searcher, q)?))
     }
@@ -457,7 +489,7 @@ pub(super) fn run(
         let mut matched = None;
         let mut newest_hits = None;
         match (&plain, copies.nloc, excluded.is_none()) {
-            (Some(Plain::One(leaf)), None, true) if term => {
+            (Some(plain @ Plain::One(leaf)), None, true) if term => {
                 let w = &leaf.weight;
                 let n = w.count(seg)?;
                 total += u64::from(n);
@@ -468,23 +500,12 @@ pub(super) fn run(
                         newest_hits = newest_by_seeking(&**w, seg, &info, &keep, limit)?;
                     }
                     if newest_hits.is_none() {
-                        let mut bits = Bits::new(seg.max_doc());
-                        leaf.fill(seg, &mut bits)?;
-                        if let Some(a) = alive {
-                            bits.retain(|d| a.is_alive(d));
-                        }
-                        matched = Some(bits);
+                        matched = Some(plain_matches(seg, plain, &keep)?);
                     }
                 }
             }
             (Some(plain), _, _) => {
-                let mut bits = plain.matches(seg)?;
-                if let Some(ex) = &excluded {
-                    bits.and_not(ex);
-                }
-                if let Some(a) = alive {
-                    bits.retain(|d| a.is_alive(d));
-                }
+                let bits = plain_matches(seg, plain, &keep)?;
                 total += copies.count(&bits);
                 matched = Some(bits);
             }
@@ -570,26 +591,25 @@ struct TermSum {
 
 impl TermSum {
     fn new(searcher: &Searcher, q: &dyn TQuery) -> tantivy::Result<Option<TermSum>> {
-        let Some(b) = q.downcast_ref::<BooleanQuery>() else {
+        let Some((all, c)) = combination(q) else {
             return Ok(None);
         };
-        let c = b.clauses();
-        let all = c.iter().all(|(o, _)| *o == Occur::Must);
-        if c.len() < 2 || !(all || c.iter().all(|(o, _)| *o == Occur::Should)) {
+        let Some(terms) = terms_of(c) else {
             return Ok(None);
-        }
-        if all && !matches!(Plain::new(searcher, q)?, Plain::AllOf(_)) {
+        };
+        if all && !all_frequent(searcher, &terms)? {
             // Rare terms: the intersection's seeking skips most postings.
             return Ok(None);
         }
-        let mut terms = Vec::with_capacity(c.len());
-        for (_, q) in c {
-            let Some(t) = q.downcast_ref::<TermQuery>() else {
-                return Ok(None);
-            };
-            let w = Bm25Weight::for_terms(searcher, std::slice::from_ref(t.term()))?;
-            terms.push((t.term().clone(), w));
-        }
+        let terms = terms
+            .into_iter()
+            .map(|t| {
+                Ok((
+                    t.clone(),
+                    Bm25Weight::for_terms(searcher, std::slice::from_ref(t))?,
+                ))
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
         Ok(Some(TermSum { terms, all }))
     }
 
@@ -718,6 +738,18 @@ impl Keep<'_> {
     }
 }
 
+/// The segment's matches of `plain` that `keep` accepts.
+fn plain_matches(seg: &SegmentReader, plain: &Plain, keep: &Keep<'_>) -> tantivy::Result<Bits> {
+    let mut bits = plain.matches(seg)?;
+    if let Some(ex) = keep.excluded {
+        bits.and_not(ex);
+    }
+    if let Some(a) = keep.alive {
+        bits.retain(|d| a.is_alive(d));
+    }
+    Ok(bits)
+}
+
 /// How many copies a document stands for.
 struct Copies<'a> {
     /// `None`: one each (a fixed location, or no item of the segment in
@@ -823,8 +855,9 @@ impl NewestPick {
 /// latest.
 fn newest(info: &SegmentInfo, matched: &Bits, max_doc: u32, limit: usize) -> Vec<(i64, DocId)> {
     let mut pick = NewestPick::new(limit);
-    for &z in &info.zones.by_latest {
-        if pick.done_before(info.zones.latest[z as usize]) {
+    let zones = info.zones(max_doc);
+    for &z in &zones.by_latest {
+        if pick.done_before(zones.latest[z as usize]) {
             break;
         }
         let lo = z * ZONE;
@@ -850,8 +883,9 @@ fn newest_by_seeking(
     limit: usize,
 ) -> tantivy::Result<Option<Vec<(i64, DocId)>>> {
     let mut pick = NewestPick::new(limit);
-    for (visited, &z) in info.zones.by_latest.iter().enumerate() {
-        if pick.done_before(info.zones.latest[z as usize]) {
+    let zones = info.zones(seg.max_doc());
+    for (visited, &z) in zones.by_latest.iter().enumerate() {
+        if pick.done_before(zones.latest[z as usize]) {
             break;
         }
         if visited == SEEKS {
