@@ -380,6 +380,15 @@ pub(crate) fn test_exports() -> Vec<PathBuf> {
     files
 }
 
+/// The index of the first byte at or after `from` for which `stop` holds, or
+/// the length: the end of a run that a scanner copies or skips whole.
+pub(crate) fn run_end(bytes: &[u8], from: usize, stop: impl Fn(u8) -> bool) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| stop(b))
+        .map_or(bytes.len(), |k| from + k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,17 +172,20 @@ pub fn split<R: Read, S: Sink>(reader: R, sink: &mut S, path: &Path) -> Result<(
                     continue;
                 }
             }
-            if b.is_ascii_whitespace() {
-                if capture.is_some() {
-                    cap_buf.push(b);
-                }
-                i += 1;
-                continue;
-            }
-            // Inside a captured container: copy and track nesting only.
+            // Inside a captured container: copy and track nesting only (white
+            // space, punctuation and scalars are copied a run at a time).
             if let Some((kind, depth)) = capture
                 && stack.len() > depth
             {
+                let start = i;
+                i = super::run_end(&buf[..n], i, |b| {
+                    matches!(b, b'"' | b'{' | b'[' | b'}' | b']')
+                });
+                cap_buf.extend_from_slice(&buf[start..i]);
+                if i == n {
+                    continue;
+                }
+                let b = buf[i];
                 cap_buf.push(b);
                 match b {
                     b'"' => in_string = true,
@@ -195,6 +198,13 @@ pub fn split<R: Read, S: Sink>(reader: R, sink: &mut S, path: &Path) -> Result<(
                         }
                     }
                     _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            if b.is_ascii_whitespace() {
+                if capture.is_some() {
+                    cap_buf.push(b);
                 }
                 i += 1;
                 continue;
@@ -316,7 +326,9 @@ fn finish_capture<S: Sink>(
     sink: &mut S,
     bad: &dyn Fn(&str) -> Error,
 ) -> Result<()> {
-    let text = String::from_utf8(std::mem::take(bytes)).map_err(|_| bad("text is not UTF-8"))?;
+    // The buffer is validated in place and cleared afterwards, so that its
+    // allocation serves the next message.
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
     match kind {
         Capture::Message => {
             let n = stack.len();
@@ -326,14 +338,13 @@ fn finish_capture<S: Sink>(
                 .last_mut()
                 .ok_or_else(|| bad("message outside a chat"))?;
             if chat.started {
-                sink.message(&chat.header, &text)?;
+                sink.message(&chat.header, text)?;
             } else {
-                chat.held.push(text);
+                chat.held.push(text.to_string());
             }
         }
         Capture::HeaderField => {
-            let v: Value =
-                serde_json::from_str(&text).map_err(|_| bad("unreadable chat header"))?;
+            let v: Value = serde_json::from_str(text).map_err(|_| bad("unreadable chat header"))?;
             let chat = stack
                 .last_mut()
                 .ok_or_else(|| bad("header outside a chat"))?;
@@ -344,10 +355,11 @@ fn finish_capture<S: Sink>(
             }
         }
         Capture::Owner => {
-            let v: Value = serde_json::from_str(&text).map_err(|_| bad("unreadable owner"))?;
+            let v: Value = serde_json::from_str(text).map_err(|_| bad("unreadable owner"))?;
             sink.owner(Owner::from_value(&v))?;
         }
     }
+    bytes.clear();
     Ok(())
 }
 

@@ -463,6 +463,8 @@ pub struct ChatContext {
     peer: Option<Person>,
     zone: Zone,
     seen: SeenIds,
+    /// Scratch space for a message's canonical form (reused).
+    canonical: Vec<u8>,
 }
 
 /// Why one message could not become an item.
@@ -506,6 +508,7 @@ impl ChatContext {
             peer,
             zone,
             seen: SeenIds::default(),
+            canonical: Vec::new(),
         }
     }
 
@@ -622,12 +625,13 @@ impl ChatContext {
                 add(p);
             }
         }
-        let mut canonical = minify(raw);
+        let canonical = &mut self.canonical;
+        minify_into(raw, canonical);
         if let TimeBasis::LocalTime { zone } = &time_basis {
             canonical.push(b'\n');
             canonical.extend_from_slice(zone.as_bytes());
         }
-        let fingerprint = sha256(&canonical);
+        let fingerprint = sha256(canonical);
         Ok(Item {
             id,
             chat: self.chat.clone(),
@@ -854,25 +858,57 @@ impl ChatContext {
 
 /// The JSON text without white space outside strings: the same record
 /// re-indented by another tool gives the same bytes.
+#[cfg(test)]
 fn minify(json: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let (mut in_str, mut esc) = (false, false);
-    for &b in json.as_bytes() {
-        if in_str {
-            out.push(b);
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            in_str = b == b'"';
-            out.push(b);
-        }
-    }
+    let mut out = Vec::new();
+    minify_into(json, &mut out);
     out
+}
+
+/// [`minify`] into `out` (cleared first), copying a run at a time: strings
+/// whole (found with `memchr`), and the layout between them without its
+/// white space.
+fn minify_into(json: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(json.len());
+    let bytes = json.as_bytes();
+    let n = bytes.len();
+    let mut i = 0;
+    while i < n {
+        let start = i;
+        i = super::run_end(bytes, i, |b| {
+            matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'"')
+        });
+        out.extend_from_slice(&bytes[start..i]);
+        if i == n {
+            break;
+        }
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        // A string: up to its closing quote, escapes included.
+        let open = i;
+        i += 1;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                Some(k) if bytes[i + k] == b'\\' => i += k + 2,
+                Some(k) => {
+                    i += k + 1;
+                    break;
+                }
+                None => {
+                    i = n;
+                    break;
+                }
+            }
+            if i >= n {
+                i = n;
+                break;
+            }
+        }
+        out.extend_from_slice(&bytes[open..i]);
+    }
 }
 
 fn snippet(s: &str) -> String {
@@ -1207,6 +1243,35 @@ mod tests {
             minify("{ \"a b\" : [1, \"x\\\" y\"],\n \"c\": 2 }"),
             b"{\"a b\":[1,\"x\\\" y\"],\"c\":2}"
         );
+    }
+
+    /// The byte-at-a-time definition the run-copying [`minify`] must match.
+    fn minify_reference(json: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut in_str, mut esc) = (false, false);
+        for &b in json.as_bytes() {
+            if in_str {
+                out.push(b);
+                if esc {
+                    esc = false;
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+            } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                in_str = b == b'"';
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minify_matches_its_definition(s in "[ \\n\\t\\r\"\\\\a{}:,1é]{0,40}") {
+            proptest::prop_assert_eq!(minify(&s), minify_reference(&s));
+        }
     }
 
     #[test]

@@ -441,24 +441,34 @@ impl Archive {
         let t = txn.open_table(SOURCES)?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
-            let row = match t.get(item_id_bytes(id).as_slice())? {
-                Some(v) => match SourceRow::decode(v.value()) {
-                    Ok(row) => Some(row),
+            // An item's row and the row of a deletion event against it are
+            // neighbours (the keys differ in their last byte): one range read
+            // finds both.
+            let key = item_id_bytes(id);
+            let mut end = key.clone();
+            if id.part == crate::model::Part::Item {
+                *end.last_mut().expect("an item key is not empty") =
+                    crate::model::Part::Deletion as u8;
+            }
+            let (mut row, mut deleted) = (None, false);
+            for e in t.range(key.as_slice()..=end.as_slice())? {
+                let (k, v) = e?;
+                if k.value() != key.as_slice() {
+                    deleted = true;
+                    continue;
+                }
+                match SourceRow::decode(v.value()) {
+                    Ok(r) => row = Some(r),
                     Err(e) => {
                         tracing::warn!(item = %id, error = %e, "source row cannot be decoded: not indexed");
-                        None
                     }
-                },
-                None => None,
-            };
-            rows.push((*id, row));
+                }
+            }
+            rows.push((*id, row, deleted));
         }
-        let packs = self.prefetch(rows.iter().filter_map(|(_, r)| r.as_ref()));
-        for (id, row) in rows {
-            let doc = match row {
-                Some(row) => Some(DocSource::new(&t, &packs, &id, row)?),
-                None => None,
-            };
+        let packs = self.prefetch(rows.iter().filter_map(|(_, r, _)| r.as_ref()));
+        for (id, row, deleted) in rows {
+            let doc = row.map(|row| DocSource::new(&packs, &id, row, deleted));
             f(&id, doc)?;
         }
         Ok(())
@@ -472,7 +482,8 @@ impl Archive {
         let mut flush = |rows: &mut Vec<(ItemId, SourceRow)>| -> Result<()> {
             let packs = self.prefetch(rows.iter().map(|(_, r)| r));
             for (id, row) in rows.drain(..) {
-                f(DocSource::new(&t, &packs, &id, row)?)?;
+                let deleted = has_deletion(&t, &id)?;
+                f(DocSource::new(&packs, &id, row, deleted))?;
             }
             Ok(())
         };
@@ -712,12 +723,7 @@ pub struct DocSource {
 }
 
 impl DocSource {
-    fn new(
-        t: &impl ReadableTable<&'static [u8], &'static [u8]>,
-        packs: &pack::Prefetched<'_>,
-        id: &ItemId,
-        row: SourceRow,
-    ) -> Result<DocSource> {
+    fn new(packs: &pack::Prefetched<'_>, id: &ItemId, row: SourceRow, deleted: bool) -> DocSource {
         let n = row.rec.versions.len();
         let decoded = if n == 0 {
             Err(Error::Corrupt(format!("{id} has no version")))
@@ -733,13 +739,13 @@ impl DocSource {
                 (Vec::new(), Some(e.to_string()))
             }
         };
-        Ok(DocSource {
+        DocSource {
             id: *id,
-            deleted: has_deletion(t, id)?,
+            deleted,
             rec: row.rec,
             versions,
             problem,
-        })
+        }
     }
 
     /// The current version; `None` when the item could not be read.
