@@ -8,6 +8,7 @@
 pub mod botapi;
 pub mod check;
 pub mod html;
+mod json;
 pub mod repair;
 pub mod split;
 pub mod telegram;

@@ -12,6 +12,7 @@
 //! `date_unixtime` (read in an explicit zone, recorded on the item), placeholder
 //! times, media placeholders, duplicate ids, calls and their direction.
 
+use super::json::{self, Json, Object};
 use super::repair::{RepairReader, RepairStats};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -525,7 +526,7 @@ impl ChatContext {
             source_user: user,
             reason,
         };
-        let v: Value = serde_json::from_str(raw).map_err(|e| {
+        let v = json::parse(raw).map_err(|e| {
             fail(
                 format!("chat {}", self.chat.id),
                 String::new(),
@@ -542,7 +543,7 @@ impl ChatContext {
         let sender_label = obj
             .get("from_id")
             .or_else(|| obj.get("actor_id"))
-            .and_then(as_string)
+            .and_then(Json::string)
             .unwrap_or_default();
         let Some(msg_id) = obj.get("id").and_then(|v| v.as_i64()) else {
             return Err(fail(
@@ -564,7 +565,7 @@ impl ChatContext {
             dup,
             ..ItemId::new(self.scope, self.chat.id, msg_id)
         };
-        let s = |k: &str| obj.get(k).and_then(as_string);
+        let s = |k: &str| obj.get(k).and_then(Json::string);
 
         // Time.
         let (date, time_basis) =
@@ -651,12 +652,12 @@ impl ChatContext {
 
     fn time(
         &self,
-        unix: Option<&Value>,
+        unix: Option<&Json<'_>>,
         local: Option<String>,
         anomalies: &mut Vec<String>,
         what: &str,
     ) -> (Option<i64>, TimeBasis) {
-        let epoch = unix.and_then(as_i64);
+        let epoch = unix.and_then(Json::int);
         if let Some(e) = epoch
             && e != 0
         {
@@ -700,30 +701,25 @@ impl ChatContext {
         }
     }
 
-    fn service(
-        &self,
-        obj: &serde_json::Map<String, Value>,
-        actor: Option<&Person>,
-        date: Option<i64>,
-    ) -> Body {
-        let s = |k: &str| obj.get(k).and_then(as_string);
+    fn service(&self, obj: &Object<'_>, actor: Option<&Person>, date: Option<i64>) -> Body {
+        let s = |k: &str| obj.get(k).and_then(Json::string);
         let action = s("action").unwrap_or_else(|| "custom".into());
         let actor_name = actor
             .and_then(|a| a.name.clone())
             .unwrap_or_else(|| "someone".into());
         let members: Vec<String> = obj
             .get("members")
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|m| as_string(m).unwrap_or_else(|| "(deleted account)".into()))
+                    .map(|m| m.string().unwrap_or_else(|| "(deleted account)".into()))
                     .collect()
             })
             .unwrap_or_default();
         let title = s("title").or_else(|| s("new_title"));
         let u = |k: &str| {
             obj.get(k)
-                .and_then(as_i64)
+                .and_then(Json::int)
                 .and_then(|x| u64::try_from(x).ok())
         };
         let call = |kind: &str, duration: Option<u64>, outcome: String, started: Option<i64>| {
@@ -749,7 +745,7 @@ impl ChatContext {
                 return call("phone_call", u("duration_seconds"), outcome, date);
             }
             "conference_call" => {
-                let flag = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
+                let flag = |k: &str| obj.get(k).and_then(Json::as_bool).unwrap_or(false);
                 let outcome = if flag("is_missed") {
                     "missed"
                 } else if flag("is_active") {
@@ -770,7 +766,7 @@ impl ChatContext {
                 return call("group_call", d, outcome.into(), date);
             }
             "group_call_scheduled" => {
-                let when = obj.get("schedule_date").and_then(as_i64);
+                let when = obj.get("schedule_date").and_then(Json::int);
                 return call(
                     "group_call_scheduled",
                     None,
@@ -797,7 +793,7 @@ impl ChatContext {
                 "{actor_name} changed the title to «{}»",
                 title.clone().unwrap_or_default()
             ),
-            "pin_message" => match obj.get("message_id").and_then(as_i64) {
+            "pin_message" => match obj.get("message_id").and_then(Json::int) {
                 Some(m) => format!("{actor_name} pinned message {m}"),
                 None => format!("{actor_name} pinned a message"),
             },
@@ -825,7 +821,7 @@ impl ChatContext {
             actor: actor.cloned(),
             title,
             members,
-            message_id: obj.get("message_id").and_then(as_i64),
+            message_id: obj.get("message_id").and_then(Json::int),
             text,
         })
     }
@@ -920,15 +916,19 @@ fn snippet(s: &str) -> String {
     }
 }
 
-fn person(name: Option<&Value>, id: Option<&Value>, anomalies: &mut Vec<String>) -> Option<Person> {
+fn person(
+    name: Option<&Json<'_>>,
+    id: Option<&Json<'_>>,
+    anomalies: &mut Vec<String>,
+) -> Option<Person> {
     if name.is_none() && id.is_none() {
         return None;
     }
-    let name = name.and_then(as_string);
-    let raw = id.and_then(as_string);
+    let name = name.and_then(Json::string);
+    let raw = id.and_then(Json::string);
     let peer = match id {
-        Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0).map(Peer::from_number),
-        Some(Value::String(s)) => Peer::parse_str(s),
+        Some(Json::Number(n)) => n.as_i64().filter(|n| *n >= 0).map(Peer::from_number),
+        Some(Json::String(s)) => Peer::parse_str(s),
         _ => None,
     };
     if peer.is_none() && raw.is_some() {
@@ -948,44 +948,45 @@ fn person(name: Option<&Value>, id: Option<&Value>, anomalies: &mut Vec<String>)
 
 /// The concatenated plain text of `text` (string or array) and its entities
 /// (from `text_entities` when present, else from the array form).
-fn text_and_entities(obj: &serde_json::Map<String, Value>) -> (String, Vec<Entity>) {
-    fn entity(o: &serde_json::Map<String, Value>) -> Entity {
+fn text_and_entities(obj: &Object<'_>) -> (String, Vec<Entity>) {
+    fn entity(o: &Object<'_>) -> Entity {
         Entity {
             kind: o
                 .get("type")
-                .and_then(as_string)
+                .and_then(Json::string)
                 .unwrap_or_else(|| "plain".into()),
-            text: o.get("text").and_then(as_string).unwrap_or_default(),
+            text: o.get("text").and_then(Json::string).unwrap_or_default(),
             attrs: o
-                .iter()
+                .entries()
+                .into_iter()
                 .filter(|(k, _)| *k != "type" && *k != "text")
-                .map(|(k, v)| (k.clone(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), v.to_json()))
                 .collect(),
         }
     }
     let parts: Vec<Entity> = match obj.get("text") {
-        Some(Value::String(s)) => vec![Entity {
+        Some(Json::String(s)) => vec![Entity {
             kind: "plain".into(),
-            text: s.clone(),
+            text: s.to_string(),
             attrs: vec![],
         }],
-        Some(Value::Array(a)) => a
+        Some(Json::Array(a)) => a
             .iter()
             .filter_map(|p| match p {
-                Value::String(s) => Some(Entity {
+                Json::String(s) => Some(Entity {
                     kind: "plain".into(),
-                    text: s.clone(),
+                    text: s.to_string(),
                     attrs: vec![],
                 }),
-                Value::Object(o) => Some(entity(o)),
+                Json::Object(o) => Some(entity(o)),
                 _ => None,
             })
             .collect(),
         _ => vec![],
     };
     let text: String = parts.iter().map(|e| e.text.as_str()).collect();
-    let entities = match obj.get("text_entities").and_then(Value::as_array) {
-        Some(a) => a.iter().filter_map(Value::as_object).map(entity).collect(),
+    let entities = match obj.get("text_entities").and_then(Json::as_array) {
+        Some(a) => a.iter().filter_map(Json::as_object).map(entity).collect(),
         None => parts,
     };
     let entities = entities
@@ -995,8 +996,8 @@ fn text_and_entities(obj: &serde_json::Map<String, Value>) -> (String, Vec<Entit
     (text, entities)
 }
 
-fn message(obj: &serde_json::Map<String, Value>, anomalies: &mut Vec<String>) -> Message {
-    let s = |k: &str| obj.get(k).and_then(as_string);
+fn message(obj: &Object<'_>, anomalies: &mut Vec<String>) -> Message {
+    let s = |k: &str| obj.get(k).and_then(Json::string);
     let (text, entities) = text_and_entities(obj);
     let forwarded_from = match (obj.get("forwarded_from"), obj.get("forwarded_from_id")) {
         (None, None) => None,
@@ -1004,51 +1005,47 @@ fn message(obj: &serde_json::Map<String, Value>, anomalies: &mut Vec<String>) ->
     };
     let reactions = obj
         .get("reactions")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .map(|a| {
             a.iter()
                 .map(|r| Reaction {
-                    kind: r.get("type").and_then(as_string).unwrap_or_default(),
-                    emoji: r.get("emoji").and_then(as_string),
-                    document_id: r.get("document_id").and_then(as_string),
-                    count: r.get("count").and_then(Value::as_u64).unwrap_or(0),
+                    kind: r.get("type").and_then(Json::string).unwrap_or_default(),
+                    emoji: r.get("emoji").and_then(Json::string),
+                    document_id: r.get("document_id").and_then(Json::string),
+                    count: r.get("count").and_then(Json::as_u64).unwrap_or(0),
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let poll = obj.get("poll").and_then(Value::as_object).map(|p| Poll {
-        question: p.get("question").and_then(as_string).unwrap_or_default(),
+    let poll = obj.get("poll").and_then(Json::as_object).map(|p| Poll {
+        question: p.get("question").and_then(Json::string).unwrap_or_default(),
         answers: p
             .get("answers")
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|x| x.get("text").and_then(as_string))
+                    .filter_map(|x| x.get("text").and_then(Json::string))
                     .collect()
             })
             .unwrap_or_default(),
-        closed: p.get("closed").and_then(Value::as_bool).unwrap_or(false),
-        total_voters: p.get("total_voters").and_then(Value::as_u64).unwrap_or(0),
+        closed: p.get("closed").and_then(Json::as_bool).unwrap_or(false),
+        total_voters: p.get("total_voters").and_then(Json::as_u64).unwrap_or(0),
     });
     let contact = obj
         .get("contact_information")
-        .and_then(Value::as_object)
+        .and_then(Json::as_object)
         .map(|c| Contact {
-            first_name: c.get("first_name").and_then(as_string),
-            last_name: c.get("last_name").and_then(as_string),
-            phone: c.get("phone_number").and_then(as_string),
+            first_name: c.get("first_name").and_then(Json::string),
+            last_name: c.get("last_name").and_then(Json::string),
+            phone: c.get("phone_number").and_then(Json::string),
         });
-    let coords = obj.get("location_information").and_then(Value::as_object);
+    let coords = obj.get("location_information").and_then(Json::as_object);
     let location = (coords.is_some()
         || obj.contains_key("place_name")
         || obj.contains_key("address"))
     .then(|| Location {
-        latitude: coords
-            .and_then(|c| c.get("latitude"))
-            .map(|v| v.to_string()),
-        longitude: coords
-            .and_then(|c| c.get("longitude"))
-            .map(|v| v.to_string()),
+        latitude: coords.and_then(|c| c.get("latitude")).map(Json::to_json),
+        longitude: coords.and_then(|c| c.get("longitude")).map(Json::to_json),
         place_name: s("place_name"),
         address: s("address"),
     });
@@ -1058,20 +1055,20 @@ fn message(obj: &serde_json::Map<String, Value>, anomalies: &mut Vec<String>) ->
             extra_text.push((k.to_string(), v));
         }
     }
-    if let Some(inv) = obj.get("invoice_information").and_then(Value::as_object) {
+    if let Some(inv) = obj.get("invoice_information").and_then(Json::as_object) {
         for k in ["title", "description"] {
-            if let Some(v) = inv.get(k).and_then(as_string) {
+            if let Some(v) = inv.get(k).and_then(Json::string) {
                 extra_text.push((format!("invoice_{k}"), v));
             }
         }
     }
-    if let Some(todo) = obj.get("todo_list").and_then(Value::as_object) {
-        if let Some(t) = todo.get("title").and_then(as_string) {
+    if let Some(todo) = obj.get("todo_list").and_then(Json::as_object) {
+        if let Some(t) = todo.get("title").and_then(Json::string) {
             extra_text.push(("todo_title".into(), t));
         }
         let items = todo.get("items").or_else(|| todo.get("answers"));
-        for it in items.and_then(Value::as_array).into_iter().flatten() {
-            if let Some(t) = it.get("text").and_then(as_string) {
+        for it in items.and_then(Json::as_array).into_iter().flatten() {
+            if let Some(t) = it.get("text").and_then(Json::string) {
                 extra_text.push(("todo_item".into(), t));
             }
         }
@@ -1079,8 +1076,8 @@ fn message(obj: &serde_json::Map<String, Value>, anomalies: &mut Vec<String>) ->
     Message {
         text,
         entities,
-        reply_to: obj.get("reply_to_message_id").and_then(as_i64),
-        reply_to_peer: obj.get("reply_to_peer_id").and_then(as_i64),
+        reply_to: obj.get("reply_to_message_id").and_then(Json::int),
+        reply_to_peer: obj.get("reply_to_peer_id").and_then(Json::int),
         forwarded_from,
         saved_from: s("saved_from"),
         via_bot: s("via_bot"),
@@ -1093,11 +1090,11 @@ fn message(obj: &serde_json::Map<String, Value>, anomalies: &mut Vec<String>) ->
     }
 }
 
-fn attachments(obj: &serde_json::Map<String, Value>) -> Vec<Attachment> {
-    let s = |k: &str| obj.get(k).and_then(as_string);
+fn attachments(obj: &Object<'_>) -> Vec<Attachment> {
+    let s = |k: &str| obj.get(k).and_then(Json::string);
     let u = |k: &str| {
         obj.get(k)
-            .and_then(as_i64)
+            .and_then(Json::int)
             .and_then(|x| u64::try_from(x).ok())
     };
     let base = |kind: AttachmentKind, path: &str, size: Option<u64>| {
@@ -1142,7 +1139,7 @@ fn attachments(obj: &serde_json::Map<String, Value>) -> Vec<Attachment> {
         a.height = u("height");
         a.duration_seconds = u("duration_seconds");
         a.performer = s("performer");
-        a.title = s("title").filter(|_| obj.get("type").and_then(Value::as_str) != Some("service"));
+        a.title = s("title").filter(|_| obj.get("type").and_then(Json::as_str) != Some("service"));
         out.push(a);
     }
     if let Some(p) = s("thumbnail") {
