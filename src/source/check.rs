@@ -700,7 +700,8 @@ impl Checker<'_> {
             }
             self.utf8_carry.clear();
         }
-        if let Err(e) = std::str::from_utf8(rest) {
+        // Vectorised: most of an export is text, and this runs over all of it.
+        if let Err(e) = simdutf8::compat::from_utf8(rest) {
             let at = e.valid_up_to();
             if e.error_len().is_some() {
                 let offset = data.len() - rest.len() + at;

@@ -328,7 +328,7 @@ fn finish_capture<S: Sink>(
 ) -> Result<()> {
     // The buffer is validated in place and cleared afterwards, so that its
     // allocation serves the next message.
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
+    let text = simdutf8::basic::from_utf8(bytes).map_err(|_| bad("text is not UTF-8"))?;
     match kind {
         Capture::Message => {
             let n = stack.len();
