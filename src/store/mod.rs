@@ -715,8 +715,9 @@ fn has_deletion(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ItemI
 pub struct DocSource {
     pub id: ItemId,
     pub rec: SourceRecord,
-    /// Every version, oldest first; empty when they cannot be read (damaged
-    /// or tampered with: `verify` names it), and then `problem` says why.
+    /// Every version, oldest first, without its `raw` source text (nothing
+    /// indexes it); empty when they cannot be read (damaged or tampered with:
+    /// `verify` names it), and then `problem` says why.
     pub versions: Vec<Item>,
     pub deleted: bool,
     pub problem: Option<String>,
@@ -729,7 +730,11 @@ impl DocSource {
             Err(Error::Corrupt(format!("{id} has no version")))
         } else {
             (0..n)
-                .map(|i| row.version(id, i, &mut |r| packs.read(r)))
+                .map(|i| {
+                    // The index has no use for the source text.
+                    let without_raw = codec::decode_item_without_raw;
+                    row.decode_version(id, i, &mut |r| packs.read(r), without_raw)
+                })
                 .collect::<Result<Vec<_>>>()
         };
         let (versions, problem) = match decoded {
@@ -785,6 +790,18 @@ impl SourceRow {
         index: usize,
         read: &mut ReadPack<'_>,
     ) -> Result<Item> {
+        self.decode_version(id, index, read, codec::decode)
+    }
+
+    /// Reads version `index` from its pack, checks it against its content
+    /// hash and decodes it with `decode`.
+    fn decode_version(
+        &self,
+        id: &ItemId,
+        index: usize,
+        read: &mut ReadPack<'_>,
+        decode: fn(&[u8]) -> Result<Item>,
+    ) -> Result<Item> {
         let v = self
             .rec
             .versions
@@ -794,7 +811,13 @@ impl SourceRow {
             Error::Corrupt(what) => Error::Corrupt(format!("{id}: {what}")),
             other => other,
         })?;
-        decode_content(id, &v.content, &bytes)
+        if crate::model::sha256(&bytes) != v.content {
+            return Err(Error::Corrupt(format!(
+                "{id}: stored content does not match its SHA-256 {}",
+                hex::encode(v.content)
+            )));
+        }
+        decode(&bytes)
     }
 
     fn current(&self, id: &ItemId, read: &mut ReadPack<'_>) -> Result<Item> {
@@ -803,16 +826,6 @@ impl SourceRow {
             n => self.version(id, n - 1, read),
         }
     }
-}
-
-fn decode_content(id: &ItemId, sha: &[u8; 32], bytes: &[u8]) -> Result<Item> {
-    if &crate::model::sha256(bytes) != sha {
-        return Err(Error::Corrupt(format!(
-            "{id}: stored content does not match its SHA-256 {}",
-            hex::encode(sha)
-        )));
-    }
-    codec::decode(bytes)
 }
 
 /// The tables of one write transaction.
