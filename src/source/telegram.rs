@@ -888,7 +888,9 @@ fn minify_into(json: &str, out: &mut Vec<u8>) {
         i += 1;
         loop {
             match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                Some(k) if bytes[i + k] == b'\\' => i += k + 2,
+                // An escape: step over the escaped byte too (a backslash at
+                // the very end leaves nothing to search).
+                Some(k) if bytes[i + k] == b'\\' => i = (i + k + 2).min(n),
                 Some(k) => {
                     i += k + 1;
                     break;
@@ -897,10 +899,6 @@ fn minify_into(json: &str, out: &mut Vec<u8>) {
                     i = n;
                     break;
                 }
-            }
-            if i >= n {
-                i = n;
-                break;
             }
         }
         out.extend_from_slice(&bytes[open..i]);

@@ -53,15 +53,7 @@ pub fn decode_item_without_raw(bytes: &[u8]) -> Result<Item> {
         #[serde(with = "crate::model::hex32")]
         fingerprint: [u8; 32],
     }
-    let body = match bytes.split_first() {
-        Some((&FORMAT_VERSION, body)) => body,
-        Some((v, _)) => {
-            return Err(Error::Corrupt(format!(
-                "value has format version {v}, this build reads {FORMAT_VERSION}"
-            )));
-        }
-        None => return Err(Error::Corrupt("empty value".into())),
-    };
+    let body = body(bytes)?;
     let (it, used): (Indexed<'_>, usize) =
         bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
             .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
@@ -88,12 +80,15 @@ pub fn decode_item_without_raw(bytes: &[u8]) -> Result<Item> {
 /// Decodes a value at the start of `bytes`; returns it and the bytes it took
 /// (version byte included), for rows that carry raw bytes after the value.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize)> {
+    let (v, used) = bincode::serde::decode_from_slice(body(bytes)?, bincode::config::standard())
+        .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
+    Ok((v, used + 1))
+}
+
+/// The encoding after the version byte, which must be today's.
+fn body(bytes: &[u8]) -> Result<&[u8]> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, body)) => {
-            let (v, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
-            Ok((v, used + 1))
-        }
+        Some((&FORMAT_VERSION, body)) => Ok(body),
         Some((v, _)) => Err(Error::Corrupt(format!(
             "value has format version {v}, this build reads {FORMAT_VERSION}"
         ))),

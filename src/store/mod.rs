@@ -445,11 +445,7 @@ impl Archive {
             // neighbours (the keys differ in their last byte): one range read
             // finds both.
             let key = item_id_bytes(id);
-            let mut end = key.clone();
-            if id.part == crate::model::Part::Item {
-                *end.last_mut().expect("an item key is not empty") =
-                    crate::model::Part::Deletion as u8;
-            }
+            let end = deletion_id(id).map_or_else(|| key.clone(), |d| item_id_bytes(&d));
             let (mut row, mut deleted) = (None, false);
             for e in t.range(key.as_slice()..=end.as_slice())? {
                 let (k, v) = e?;
@@ -700,14 +696,19 @@ impl Archive {
 
 /// Whether a deletion event was recorded against item `id`.
 fn has_deletion(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ItemId) -> Result<bool> {
-    if id.part != crate::model::Part::Item {
-        return Ok(false);
+    match deletion_id(id) {
+        Some(del) => Ok(t.get(item_id_bytes(&del).as_slice())?.is_some()),
+        None => Ok(false),
     }
-    let del = ItemId {
+}
+
+/// The id a deletion event against item `id` is recorded under (its key is
+/// the item's with the last byte changed); `None` when `id` is itself one.
+fn deletion_id(id: &ItemId) -> Option<ItemId> {
+    (id.part == crate::model::Part::Item).then_some(ItemId {
         part: crate::model::Part::Deletion,
         ..*id
-    };
-    Ok(t.get(item_id_bytes(&del).as_slice())?.is_some())
+    })
 }
 
 /// Everything the search index derives a document from: one source row,
@@ -730,10 +731,14 @@ impl DocSource {
             Err(Error::Corrupt(format!("{id} has no version")))
         } else {
             (0..n)
+                // The index has no use for the source text.
                 .map(|i| {
-                    // The index has no use for the source text.
-                    let without_raw = codec::decode_item_without_raw;
-                    row.decode_version(id, i, &mut |r| packs.read(r), without_raw)
+                    row.decode_version(
+                        id,
+                        i,
+                        &mut |r| packs.read(r),
+                        codec::decode_item_without_raw,
+                    )
                 })
                 .collect::<Result<Vec<_>>>()
         };
