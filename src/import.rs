@@ -527,7 +527,7 @@ fn import_file(
                     // The splitter trusts its input; the validating pass
                     // decides whether anything it produced is kept.
                     _ => input
-                        .open_json()
+                        .open_json(crate::source::Pass::Convert)
                         .and_then(|r| crate::source::split::split(r, &mut sink, err_path)),
                 };
                 let flushed = if sink.batch.is_empty() {
@@ -627,7 +627,7 @@ fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
         })
         .map(|_| RepairStats::default()),
         _ => input
-            .open_json()
+            .open_json(crate::source::Pass::Check)
             .and_then(|r| crate::source::check::check(r, err_path))
             .map(|checked| {
                 count = checked.items;

@@ -15,6 +15,7 @@ pub mod import;
 pub mod index;
 pub mod mapping;
 pub mod model;
+pub mod pagecache;
 pub mod policy;
 pub mod query;
 pub mod report;

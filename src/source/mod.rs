@@ -152,14 +152,17 @@ impl Input {
     }
 
     /// Opens the export's JSON for one streaming pass.
-    pub fn open_json(&self) -> Result<Box<dyn Read + Send>> {
+    pub fn open_json(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
         match self {
             Input::Html { .. } | Input::BotApi { .. } => {
                 Err(Error::Internal("this input has no export JSON".into()))
             }
             Input::File { json, .. } => {
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;
-                Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
+                Ok(Box::new(BufReader::with_capacity(
+                    256 * 1024,
+                    OnePass::new(f, pass),
+                )))
             }
             Input::Zip { zip, entry, .. } => {
                 let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
@@ -189,6 +192,55 @@ impl Input {
                 })
             }
         }
+    }
+}
+
+/// Which of the two passes over an export's JSON a reader serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// The checking pass: the converting pass reads the same bytes again.
+    Check,
+    /// The converting pass, the last reader of the file.
+    Convert,
+}
+
+/// Reads an export file front to back, telling the kernel so. The converting
+/// pass is the file's last reader: it hands the pages it has read back
+/// ([`crate::pagecache`]), so that a large export streaming through the page
+/// cache does not push out the archive the same import is writing.
+struct OnePass {
+    file: File,
+    pass: Pass,
+    /// Bytes read so far.
+    pos: u64,
+    /// Bytes already handed back.
+    released: u64,
+}
+
+/// How much the converting pass reads between two releases.
+const RELEASE_EVERY: u64 = 32 << 20;
+
+impl OnePass {
+    fn new(file: File, pass: Pass) -> OnePass {
+        crate::pagecache::sequential(&file);
+        OnePass {
+            file,
+            pass,
+            pos: 0,
+            released: 0,
+        }
+    }
+}
+
+impl Read for OnePass {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        if self.pass == Pass::Convert && (self.pos - self.released >= RELEASE_EVERY || n == 0) {
+            crate::pagecache::release(&self.file, self.released, self.pos - self.released);
+            self.released = self.pos;
+        }
+        Ok(n)
     }
 }
 
@@ -400,6 +452,25 @@ mod tests {
         assert!(safe_relative("./files/x").is_some());
         for bad in ["../x", "photos/../../x", "/etc/passwd", "", "a\0b"] {
             assert!(safe_relative(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn both_passes_read_every_byte_across_releases() {
+        // Longer than two release steps, and not a multiple of any buffer.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result.json");
+        let len = 2 * RELEASE_EVERY as usize + 12_345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let input = Input::File {
+            json: path,
+            base: dir.path().to_path_buf(),
+        };
+        for pass in [Pass::Check, Pass::Convert] {
+            let mut got = Vec::new();
+            input.open_json(pass).unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == data, "{pass:?}");
         }
     }
 }

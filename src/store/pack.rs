@@ -237,6 +237,10 @@ impl Packs {
     /// together in a pack (those one transaction wrote are contiguous) are
     /// read in one call. A span that cannot be read is left out, so that each
     /// of its records fails (or succeeds) on its own in [`Prefetched::read`].
+    ///
+    /// This is the bulk path (the index reading what an import filed, a
+    /// rebuild reading everything): the spans' pages are handed back to the
+    /// kernel once read ([`crate::pagecache`]).
     pub fn read_many(&self, refs: &[PackRef]) -> Prefetched<'_> {
         let mut sorted: Vec<PackRef> = refs.to_vec();
         sorted.sort_by_key(|r| (r.pack, r.offset));
@@ -259,7 +263,9 @@ impl Packs {
                 let mut buf = vec![0u8; (end - start) as usize];
                 let read = self.reader(pack).and_then(|f| {
                     f.read_exact_at(&mut buf, start)
-                        .map_err(|e| Error::io(self.path_of(pack), e))
+                        .map_err(|e| Error::io(self.path_of(pack), e))?;
+                    crate::pagecache::release(&f, start, end - start);
+                    Ok(())
                 });
                 if read.is_ok() {
                     spans.push((pack, start, buf));
