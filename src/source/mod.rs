@@ -469,7 +469,11 @@ mod tests {
         };
         for pass in [Pass::Check, Pass::Convert] {
             let mut got = Vec::new();
-            input.open_json(pass).unwrap().read_to_end(&mut got).unwrap();
+            input
+                .open_json(pass)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
             assert!(got == data, "{pass:?}");
         }
     }
