@@ -611,6 +611,7 @@ fn newest_first_and_relevance_agree_with_a_full_walk() {
     // its items are new versions, whose documents replace the first ones.
     let deleted: u32 = index
         .searcher()
+        .unwrap()
         .segment_readers()
         .iter()
         .map(|s| s.num_deleted_docs())
@@ -674,7 +675,7 @@ fn newest_first_and_relevance_agree_with_a_full_walk() {
         if kql.contains("mailbox:") {
             continue;
         }
-        let searcher = index.searcher();
+        let searcher = index.searcher().unwrap();
         let tq = index.highlight_query(&q).expect("compile");
         let top = searcher
             .search(&*tq, &TopDocs::with_limit(50).order_by_score())

@@ -1295,7 +1295,7 @@ fn search(
         }
         return Ok(Outcome::Ok);
     }
-    let searcher = index.searcher();
+    let searcher = index.searcher()?;
     let hq = index.highlight_query(&query)?;
     let generator = tantivy::snippet::SnippetGenerator::create(&searcher, &*hq, index.text_field())
         .map_err(|e| Error::Internal(format!("snippets: {e}")))?;

@@ -69,7 +69,9 @@ impl Default for WriterOptions {
 pub struct Index {
     index: tantivy::Index,
     pub(crate) fields: Fields,
-    reader: IndexReader,
+    /// Opened by the first search: an import that only writes maps no
+    /// segment for reading.
+    reader: std::sync::OnceLock<IndexReader>,
     writer: Option<IndexWriter<TantivyDocument>>,
     watermark: u64,
     /// The last change applied but not yet committed.
@@ -78,6 +80,8 @@ pub struct Index {
     opts: WriterOptions,
     /// Columns and date maps of the segments searched.
     segments: exec::SegmentCache,
+    /// A commit happened since the reader's view was taken.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// What bringing the index up to date did.
@@ -125,26 +129,50 @@ impl Index {
         index
             .tokenizers()
             .register(tokenizer::PAIRS, tokenizer::PairTokenizer);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(|e| index_err(&dir, e))?;
         Ok(Index {
             index,
             fields,
-            reader,
+            reader: std::sync::OnceLock::new(),
             writer: None,
             watermark: payload.watermark,
             pending: None,
             dir,
             opts,
             segments: exec::SegmentCache::default(),
+            stale: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    pub fn searcher(&self) -> tantivy::Searcher {
-        self.reader.searcher()
+    /// The committed index as of now. A commit only marks the reader's view
+    /// old; the view is renewed here, when something searches. (Renewed at
+    /// every commit, and open from the start, the view kept every segment of
+    /// its time mapped: during a large import, segments merged away since
+    /// stayed in memory, half of the 370 MiB of index files mapped at 10M
+    /// items.)
+    pub fn searcher(&self) -> Result<tantivy::Searcher> {
+        use std::sync::atomic::Ordering;
+        let reader = match self.reader.get() {
+            Some(r) => r,
+            None => {
+                self.stale.store(false, Ordering::Release);
+                let r = self
+                    .index
+                    .reader_builder()
+                    .reload_policy(ReloadPolicy::Manual)
+                    .try_into()
+                    .map_err(|e| index_err(&self.dir, e))?;
+                // Another thread may have opened one meanwhile: either is current.
+                let _ = self.reader.set(r);
+                self.reader.get().expect("just set")
+            }
+        };
+        if self.stale.swap(false, Ordering::AcqRel)
+            && let Err(e) = reader.reload()
+        {
+            self.stale.store(true, Ordering::Release);
+            return Err(index_err(&self.dir, e));
+        }
+        Ok(reader.searcher())
     }
 
     fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>> {
@@ -250,7 +278,7 @@ impl Index {
         prepared.set_payload(&payload);
         prepared.commit().map_err(|e| index_err(&dir, e))?;
         self.watermark = wm;
-        self.reader.reload().map_err(|e| index_err(&dir, e))?;
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
         archive.trim_changes(wm)?;
         Ok(())
     }
@@ -416,7 +444,7 @@ impl Index {
 
     /// Every document's id and stamp, for verification.
     pub fn stamps(&self) -> Result<Vec<(Vec<u8>, u64)>> {
-        let searcher = self.searcher();
+        let searcher = self.searcher()?;
         let mut out = Vec::new();
         for seg in searcher.segment_readers() {
             let ff = seg.fast_fields();

@@ -235,7 +235,7 @@ impl Index {
             // The item's text, the chat title, the sender and the
             // attachment names (see `free_text_query`).
             Query::Text(t) => {
-                let searcher = self.searcher();
+                let searcher = self.searcher()?;
                 free_text_query(f, t, &|field, words, prefix| {
                     has_terms(&searcher, field, words, prefix)
                 })
@@ -393,7 +393,7 @@ impl Index {
         query: &Query,
         opts: &SearchOptions,
     ) -> Result<Results> {
-        let searcher = self.searcher();
+        let searcher = self.searcher()?;
         let mut hits: Vec<(f32, i64, Hit)> = Vec::new();
         let mut total = 0u64;
         for (plan, fixed) in self.plans(archive, query, &opts.mailboxes)? {
@@ -478,7 +478,7 @@ impl Index {
         mailboxes: &[String],
         mut f: impl FnMut(ItemId, Location) -> Result<()>,
     ) -> Result<u64> {
-        let searcher = self.searcher();
+        let searcher = self.searcher()?;
         let mut n = 0;
         for (q, fixed) in self.plans(archive, query, mailboxes)? {
             self.for_each_doc(&searcher, &*q, |id, locs| {
@@ -503,7 +503,7 @@ impl Index {
     /// Every item indexed as unreadable (`unindexed`): holds keep them
     /// whatever their query.
     pub fn unindexed_ids(&self) -> Result<Vec<ItemId>> {
-        let searcher = self.searcher();
+        let searcher = self.searcher()?;
         let q = TermQuery::new(
             Term::from_field_bool(self.fields.unindexed, true),
             IndexRecordOption::Basic,
