@@ -144,16 +144,15 @@ impl Index {
     }
 
     /// The committed index as of now. A commit only marks the reader's view
-    /// old; the view is renewed here, when something searches. (Renewed at
-    /// every commit, and open from the start, the view kept every segment of
-    /// its time mapped: during a large import, segments merged away since
-    /// stayed in memory, half of the 370 MiB of index files mapped at 10M
-    /// items.)
+    /// old; the view is opened or renewed here, when something searches, so
+    /// that an import, which never searches, keeps no segment mapped that a
+    /// merge has replaced (see ARCHITECTURE.md).
     pub fn searcher(&self) -> Result<tantivy::Searcher> {
         use std::sync::atomic::Ordering;
         let reader = match self.reader.get() {
             Some(r) => r,
             None => {
+                // A reader opened now sees the latest commit.
                 self.stale.store(false, Ordering::Release);
                 let r = self
                     .index
@@ -162,8 +161,7 @@ impl Index {
                     .try_into()
                     .map_err(|e| index_err(&self.dir, e))?;
                 // Another thread may have opened one meanwhile: either is current.
-                let _ = self.reader.set(r);
-                self.reader.get().expect("just set")
+                self.reader.get_or_init(|| r)
             }
         };
         if self.stale.swap(false, Ordering::AcqRel)
