@@ -17,6 +17,7 @@
 //! is harmless. The store trims the log below the committed watermark.
 
 mod exec;
+mod merges;
 pub mod schema;
 pub mod search;
 pub mod tokenizer;
@@ -179,6 +180,7 @@ impl Index {
                 .index
                 .writer_with_num_threads(self.opts.threads, self.opts.memory_bytes)
                 .map_err(|e| index_err(&self.dir, e))?;
+            w.set_merge_policy(Box::new(merges::BoundedMerges::new(self.dir.clone())));
             self.writer = Some(w);
         }
         Ok(self.writer.as_mut().expect("just set"))
