@@ -16,7 +16,7 @@ use crate::model::{ItemKind, Person};
 use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
 use crate::source::repair::RepairStats;
 use crate::source::telegram::{ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
-use crate::source::{Input, botapi};
+use crate::source::{Input, Media, MediaError, MediaFile, botapi};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
 use crate::store::{Archive, EncodedItem, Filed, Quarantined};
@@ -168,6 +168,59 @@ enum Prepared {
     Failed(ItemFailure),
 }
 
+/// Where an item is filed.
+struct Mapped {
+    /// Empty: quarantine.
+    mailboxes: Vec<String>,
+    /// `(Person::key, mailbox)` for each participant that resolved.
+    addresses: Vec<(String, String)>,
+    /// Why it maps nowhere, when `mailboxes` is empty.
+    quarantine_reason: String,
+}
+
+/// An item converted and mapped whose attachment files are found but not
+/// read yet.
+struct Unstaged {
+    item: crate::model::Item,
+    mapped: Mapped,
+    /// Per attachment to read: its index and what opening its file gave.
+    files: Vec<(usize, std::result::Result<MediaFile, MediaError>)>,
+}
+
+impl Unstaged {
+    fn files(&self) -> impl Iterator<Item = &MediaFile> {
+        self.files.iter().filter_map(|(_, f)| f.as_ref().ok())
+    }
+
+    /// Whether its files can be read without waiting for the disk.
+    fn cached(&self) -> bool {
+        self.files().all(MediaFile::cached)
+    }
+
+    /// Starts reading those of its files that are not cached; whether all are.
+    fn fetch(&self) -> bool {
+        let mut all = true;
+        for f in self.files().filter(|f| !f.cached()) {
+            f.fetch();
+            all = false;
+        }
+        all
+    }
+}
+
+/// An item waiting in the converting thread (see [`ProduceSink::held`]).
+enum Held {
+    Done(Prepared),
+    Unstaged(Box<Unstaged>),
+}
+
+/// Items held back at most while their media files come from the disk
+/// (items converted meanwhile queue behind them, to keep the export's order).
+const HELD_MAX: usize = 512;
+/// How often (in items converted) the oldest held item's files are looked
+/// at again: every time cost a probe per item for nothing.
+const HELD_CHECK: usize = 16;
+
 enum Msg {
     Owner(Person),
     Batch(Vec<Prepared>),
@@ -179,7 +232,14 @@ struct ProduceSink<'a> {
     owner: Option<Owner>,
     custodian: Custodian,
     chat: Option<ChatContext>,
-    media: crate::source::Media,
+    media: Media,
+    /// Items behind one whose media files were not in the page cache: their
+    /// reads were started, and the items wait here (up to [`HELD_MAX`]) while
+    /// the next ones are converted, instead of the thread waiting for each
+    /// file in turn. Empty while the files come from the cache.
+    held: std::collections::VecDeque<Held>,
+    /// Items converted since the oldest held item was looked at.
+    since_check: usize,
     batch: Vec<Prepared>,
     tx: SyncSender<Msg>,
     /// Kinds of oddity met, with counts (see [`anomaly_kind`]).
@@ -198,20 +258,132 @@ impl ProduceSink<'_> {
             .map_err(|_| Error::Internal("the writer stopped".into()))
     }
 
-    fn stage_attachments(&mut self, item: &mut crate::model::Item) -> Result<Vec<StagedBlob>> {
-        let mut staged = Vec::new();
-        for a in &mut item.attachments {
-            let Some(rel) = a.source_path.clone() else {
-                continue;
+    fn push(&mut self, prepared: Prepared) -> Result<()> {
+        self.batch.push(prepared);
+        if self.batch.len() >= 512 {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn push_failed(&mut self, f: ItemFailure) -> Result<()> {
+        if self.held.is_empty() {
+            self.push(Prepared::Failed(f))
+        } else {
+            self.held.push_back(Held::Done(Prepared::Failed(f)));
+            self.release(false)
+        }
+    }
+
+    /// Maps a converted item, opens its media files and prepares it, unless
+    /// a file is not in the page cache: then it is held (see `held`).
+    fn push_item(&mut self, item: crate::model::Item) -> Result<()> {
+        let crate::mapping::Resolved {
+            mailboxes,
+            addresses,
+        } = self
+            .opts
+            .mapping
+            .resolve(&item.participants, &self.custodian);
+        let quarantine_reason = if mailboxes.is_empty() {
+            no_mailbox_reason(&item.participants, &self.custodian)
+        } else {
+            String::new()
+        };
+        let mapped = Mapped {
+            mailboxes,
+            addresses,
+            quarantine_reason,
+        };
+        let files: Vec<_> = item
+            .attachments
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.missing.is_none())
+            .filter_map(|(i, a)| Some((i, self.media.open(a.source_path.as_deref()?))))
+            .collect();
+        let u = Unstaged {
+            item,
+            mapped,
+            files,
+        };
+        if !self.held.is_empty() {
+            let held = if u.files.is_empty() {
+                Held::Done(self.finish(u)?)
+            } else {
+                u.fetch();
+                Held::Unstaged(Box::new(u))
             };
-            if a.missing.is_some() {
-                continue;
+            self.held.push_back(held);
+            return self.release(false);
+        }
+        if u.files.is_empty() || u.fetch() {
+            let p = self.finish(u)?;
+            self.push(p)
+        } else {
+            self.held.push_back(Held::Unstaged(Box::new(u)));
+            Ok(())
+        }
+    }
+
+    /// Passes on held items from the front: those whose files have come, the
+    /// oldest when too many are held, and all when `all` (the end).
+    fn release(&mut self, all: bool) -> Result<()> {
+        self.since_check += 1;
+        while let Some(front) = self.held.front() {
+            let go = match front {
+                Held::Done(_) => true,
+                Held::Unstaged(u) => {
+                    all || self.held.len() > HELD_MAX || {
+                        let check = self.since_check >= HELD_CHECK;
+                        if check {
+                            self.since_check = 0;
+                        }
+                        check && u.cached()
+                    }
+                }
+            };
+            if !go {
+                break;
             }
+            let p = match self.held.pop_front() {
+                Some(Held::Done(p)) => p,
+                Some(Held::Unstaged(u)) => self.finish(*u)?,
+                None => break,
+            };
+            self.push(p)?;
+        }
+        Ok(())
+    }
+
+    /// Reads and stages an item's media files (waiting for them if need be)
+    /// and prepares it.
+    fn finish(&mut self, u: Unstaged) -> Result<Prepared> {
+        let Unstaged {
+            mut item,
+            mapped,
+            files,
+        } = u;
+        let blobs = self.stage_attachments(&mut item, files)?;
+        let ready = ready(item, mapped, blobs, &mut self.anomalies);
+        Ok(Prepared::Item(Box::new(ready)))
+    }
+
+    fn stage_attachments(
+        &mut self,
+        item: &mut crate::model::Item,
+        files: Vec<(usize, std::result::Result<MediaFile, MediaError>)>,
+    ) -> Result<Vec<StagedBlob>> {
+        let mut staged = Vec::new();
+        for (i, found) in files {
+            let a = &mut item.attachments[i];
+            let rel = a.source_path.clone().unwrap_or_default();
             let archive = self.archive;
-            match self
-                .media
-                .with_file(&rel, |r, what, size| archive.stage_blob(r, what, size))
-            {
+            let read = found.and_then(|f| {
+                self.media
+                    .read(f, |r, what, size| archive.stage_blob(r, what, size))
+            });
+            match read {
                 Ok(Ok(blob)) => {
                     let r = blob.blob_ref();
                     if let Some(declared) = a.declared_size
@@ -244,51 +416,42 @@ impl ProduceSink<'_> {
         }
         Ok(staged)
     }
+}
 
-    fn push(&mut self, prepared: Prepared) -> Result<()> {
-        self.batch.push(prepared);
-        if self.batch.len() >= 512 {
-            self.send()?;
-        }
-        Ok(())
+/// Finishes an item whose attachments are staged: counts its anomalies and
+/// encodes it.
+fn ready(
+    item: crate::model::Item,
+    mapped: Mapped,
+    blobs: Vec<StagedBlob>,
+    anomalies: &mut BTreeMap<String, u64>,
+) -> Ready {
+    for a in &item.anomalies {
+        *anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
     }
-
-    fn prepare(&mut self, mut item: crate::model::Item) -> Result<Ready> {
-        let blobs = self.stage_attachments(&mut item)?;
-        for a in &item.anomalies {
-            *self.anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
-        }
-        let crate::mapping::Resolved {
-            mailboxes,
-            addresses,
-        } = self
-            .opts
-            .mapping
-            .resolve(&item.participants, &self.custodian);
-        let quarantine_reason = if mailboxes.is_empty() {
-            no_mailbox_reason(&item.participants, &self.custodian)
-        } else {
-            String::new()
-        };
-        let enc = EncodedItem::new(&item);
-        Ok(Ready {
-            attachments: item.attachments.len() as u64,
-            without_content: item
-                .attachments
-                .iter()
-                .filter(|a| a.content.is_none())
-                .count() as u64,
-            attachment_bytes: item
-                .attachments
-                .iter()
-                .filter_map(|a| a.content.map(|r| r.size))
-                .sum(),
-            enc,
-            blobs,
-            mailboxes,
-            addresses,
-            quarantine_reason,
-        })
+    let Mapped {
+        mailboxes,
+        addresses,
+        quarantine_reason,
+    } = mapped;
+    let enc = EncodedItem::new(&item);
+    Ready {
+        attachments: item.attachments.len() as u64,
+        without_content: item
+            .attachments
+            .iter()
+            .filter(|a| a.content.is_none())
+            .count() as u64,
+        attachment_bytes: item
+            .attachments
+            .iter()
+            .filter_map(|a| a.content.map(|r| r.size))
+            .sum(),
+        enc,
+        blobs,
+        mailboxes,
+        addresses,
+        quarantine_reason,
     }
 }
 
@@ -327,11 +490,10 @@ impl Sink for ProduceSink<'_> {
             .chat
             .as_mut()
             .ok_or_else(|| Error::Internal("message outside a chat".into()))?;
-        let prepared = match ctx.convert(raw) {
-            Ok(item) => Prepared::Item(Box::new(self.prepare(item)?)),
-            Err(f) => Prepared::Failed(f),
-        };
-        self.push(prepared)
+        match ctx.convert(raw) {
+            Ok(item) => self.push_item(item),
+            Err(f) => self.push_failed(f),
+        }
     }
 }
 
@@ -483,6 +645,8 @@ fn import_file(
                     owner,
                     chat: None,
                     media,
+                    held: Default::default(),
+                    since_check: 0,
                     batch: Vec::new(),
                     tx,
                     anomalies: BTreeMap::new(),
@@ -492,10 +656,7 @@ fn import_file(
                 let parsed = match input {
                     Input::Html { pages, .. } => {
                         let zone = opts.zone_given.then(|| opts.zone.clone());
-                        read_html(pages, zone, &mut |item| {
-                            let ready = sink.prepare(item)?;
-                            sink.push(Prepared::Item(Box::new(ready)))
-                        })
+                        read_html(pages, zone, &mut |item| sink.push_item(item))
                     }
                     Input::BotApi { path } => {
                         botapi::read_updates(
@@ -503,8 +664,7 @@ fn import_file(
                             &mut |text, at| match botapi::convert(text, at) {
                                 Ok(botapi::Converted::Items(items)) => {
                                     for item in items {
-                                        let ready = sink.prepare(item)?;
-                                        sink.push(Prepared::Item(Box::new(ready)))?;
+                                        sink.push_item(item)?;
                                     }
                                     Ok(())
                                 }
@@ -516,11 +676,11 @@ fn import_file(
                                     sink.skipped += 1;
                                     Ok(())
                                 }
-                                Err(reason) => sink.push(Prepared::Failed(ItemFailure {
+                                Err(reason) => sink.push_failed(ItemFailure {
                                     item: at.to_string(),
                                     source_user: String::new(),
                                     reason,
-                                })),
+                                }),
                             },
                         )
                     }
@@ -530,11 +690,14 @@ fn import_file(
                         .open_json(crate::source::Pass::Convert)
                         .and_then(|r| crate::source::split::split(r, &mut sink, err_path)),
                 };
-                let flushed = if sink.batch.is_empty() {
-                    Ok(())
-                } else {
-                    sink.send()
-                };
+                // What was converted before an error is still filed.
+                let flushed = sink.release(true).and_then(|_| {
+                    if sink.batch.is_empty() {
+                        Ok(())
+                    } else {
+                        sink.send()
+                    }
+                });
                 *staged_files.lock().unwrap_or_else(|p| p.into_inner()) =
                     std::mem::take(&mut sink.staged_files);
                 parsed.and(flushed).map(|_| (sink.anomalies, sink.skipped))

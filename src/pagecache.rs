@@ -8,6 +8,10 @@
 //! pages back as soon as they are done with them. These are hints: nothing
 //! read or written changes, and on a system without them the same bytes are
 //! read. Only clean pages that no process maps are dropped.
+//!
+//! The other way round, [`cached`] and [`fetch`] let a reader of many small files (an
+//! export's media) find out whether a file would make it wait for the disk,
+//! and start the reads of those that would, so that it can read them later.
 
 use std::fs::File;
 
@@ -29,4 +33,37 @@ pub fn release(file: &File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+/// Whether `file` can be read without waiting for the disk: its first page
+/// is in the page cache (one small read of a cached page when it is; true
+/// wherever the system cannot tell).
+pub fn cached(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut byte = [0u8; 1];
+        let probe = rustix::io::preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            0,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        );
+        probe != Err(rustix::io::Errno::AGAIN)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        true
+    }
+}
+
+/// Asks the kernel to start reading the first `len` bytes of `file` into the
+/// page cache, without waiting for them.
+pub fn fetch(file: &File, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, 0, Some(len), rustix::fs::Advice::WillNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
 }

@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod export;
 mod fixtures;
+mod media;
 mod retention;
 mod samples;
 mod search;

@@ -361,36 +361,81 @@ fn safe_relative(rel: &str) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
+/// A media file found (`Media::open`), to be read with `Media::read`.
+pub enum MediaFile {
+    File {
+        file: File,
+        size: u64,
+        path: PathBuf,
+    },
+    /// An entry of the zip archive, looked up when read.
+    Entry(PathBuf),
+}
+
+impl MediaFile {
+    /// Whether reading it now would not wait for the disk (zip entries are
+    /// read from the archive as it is: always).
+    pub fn cached(&self) -> bool {
+        match self {
+            MediaFile::File { file, .. } => crate::pagecache::cached(file),
+            MediaFile::Entry(_) => true,
+        }
+    }
+
+    /// Starts reading it into the page cache in the background.
+    pub fn fetch(&self) {
+        if let MediaFile::File { file, size, .. } = self {
+            crate::pagecache::fetch(file, *size);
+        }
+    }
+}
+
 impl Media {
-    /// Calls `f` with a reader of the media file `rel` and the path to name in
-    /// errors.
-    pub fn with_file<T>(
-        &mut self,
-        rel: &str,
-        f: impl FnOnce(&mut dyn Read, &Path, Option<u64>) -> Result<T>,
-    ) -> std::result::Result<Result<T>, MediaError> {
+    /// Finds the media file `rel` (a file of a directory export is opened).
+    pub fn open(&self, rel: &str) -> std::result::Result<MediaFile, MediaError> {
         let safe = safe_relative(rel).ok_or(MediaError::Outside)?;
         match self {
             Media::Dir(base) => {
                 let path = base.join(&safe);
-                let (mut file, size) = match File::open(&path) {
+                match File::open(&path) {
                     Ok(file) => match file.metadata() {
-                        Ok(m) if m.is_file() => (file, m.len()),
-                        _ => return Err(MediaError::Missing),
+                        Ok(m) if m.is_file() => Ok(MediaFile::File {
+                            file,
+                            size: m.len(),
+                            path,
+                        }),
+                        _ => Err(MediaError::Missing),
                     },
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(MediaError::Missing);
-                    }
-                    Err(e) => return Err(MediaError::Unreadable(e.to_string())),
-                };
-                Ok(f(&mut file, &path, Some(size)))
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MediaError::Missing),
+                    Err(e) => Err(MediaError::Unreadable(e.to_string())),
+                }
             }
-            Media::Zip { archive, base, zip } => {
-                let name = format!(
-                    "{base}{}",
-                    safe.to_string_lossy()
-                        .replace(std::path::MAIN_SEPARATOR, "/")
-                );
+            Media::Zip { base, .. } => Ok(MediaFile::Entry(PathBuf::from(format!(
+                "{base}{}",
+                safe.to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/")
+            )))),
+        }
+    }
+
+    /// Calls `f` with a reader of a media file, its length and the path to
+    /// name in errors.
+    pub fn read<T>(
+        &mut self,
+        found: MediaFile,
+        f: impl FnOnce(&mut dyn Read, &Path, Option<u64>) -> Result<T>,
+    ) -> std::result::Result<Result<T>, MediaError> {
+        match (found, self) {
+            (
+                MediaFile::File {
+                    mut file,
+                    size,
+                    path,
+                },
+                _,
+            ) => Ok(f(&mut file, &path, Some(size))),
+            (MediaFile::Entry(name), Media::Zip { archive, zip, .. }) => {
+                let name = name.to_string_lossy().into_owned();
                 let what = PathBuf::from(format!("{}!{}", zip.display(), name));
                 match archive.by_name(&name) {
                     Ok(mut entry) => {
@@ -401,6 +446,7 @@ impl Media {
                     Err(e) => Err(MediaError::Unreadable(e.to_string())),
                 }
             }
+            (MediaFile::Entry(_), Media::Dir(_)) => Err(MediaError::Missing),
         }
     }
 }
