@@ -152,12 +152,7 @@ fn failed_file(path: String, format: &str, e: &Error) -> FileReport {
 struct Ready {
     enc: EncodedItem,
     blobs: Vec<StagedBlob>,
-    /// Where fan-out files it; empty: quarantine.
-    mailboxes: Vec<String>,
-    /// `(Person::key, mailbox)` for each participant that resolved.
-    addresses: Vec<(String, String)>,
-    /// Why it maps nowhere, when `mailboxes` is empty.
-    quarantine_reason: String,
+    mapped: Mapped,
     attachments: u64,
     without_content: u64,
     attachment_bytes: u64,
@@ -168,7 +163,7 @@ enum Prepared {
     Failed(ItemFailure),
 }
 
-/// Where an item is filed.
+/// Where fan-out files an item.
 struct Mapped {
     /// Empty: quarantine.
     mailboxes: Vec<String>,
@@ -311,6 +306,7 @@ impl ProduceSink<'_> {
             let held = if u.files.is_empty() {
                 Held::Done(self.finish(u)?)
             } else {
+                // Its files' reads start now, whatever the answer.
                 u.fetch();
                 Held::Unstaged(Box::new(u))
             };
@@ -330,18 +326,14 @@ impl ProduceSink<'_> {
     /// oldest when too many are held, and all when `all` (the end).
     fn release(&mut self, all: bool) -> Result<()> {
         self.since_check += 1;
+        let look = self.since_check >= HELD_CHECK;
+        if look {
+            self.since_check = 0;
+        }
         while let Some(front) = self.held.front() {
             let go = match front {
                 Held::Done(_) => true,
-                Held::Unstaged(u) => {
-                    all || self.held.len() > HELD_MAX || {
-                        let check = self.since_check >= HELD_CHECK;
-                        if check {
-                            self.since_check = 0;
-                        }
-                        check && u.cached()
-                    }
-                }
+                Held::Unstaged(u) => all || self.held.len() > HELD_MAX || (look && u.cached()),
             };
             if !go {
                 break;
@@ -429,11 +421,6 @@ fn ready(
     for a in &item.anomalies {
         *anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
     }
-    let Mapped {
-        mailboxes,
-        addresses,
-        quarantine_reason,
-    } = mapped;
     let enc = EncodedItem::new(&item);
     Ready {
         attachments: item.attachments.len() as u64,
@@ -449,9 +436,7 @@ fn ready(
             .sum(),
         enc,
         blobs,
-        mailboxes,
-        addresses,
-        quarantine_reason,
+        mapped,
     }
 }
 
@@ -991,9 +976,9 @@ fn file_one(
     };
     // A deletion event goes wherever the item it deletes is filed (looked up in
     // this transaction, so an original filed moments earlier counts).
-    let mut mailboxes = std::borrow::Cow::Borrowed(&r.mailboxes);
+    let mut mailboxes = std::borrow::Cow::Borrowed(&r.mapped.mailboxes);
     if let Some(target) = &r.enc.deletes {
-        let mut all = r.mailboxes.clone();
+        let mut all = r.mapped.mailboxes.clone();
         all.extend(
             tx.locations(target)?
                 .into_iter()
@@ -1008,7 +993,7 @@ fn file_one(
         c.available_for_import += 1;
         let rec = QuarantineRecord {
             run,
-            reason: r.quarantine_reason.clone(),
+            reason: r.mapped.quarantine_reason.clone(),
             custodian: custodian.clone(),
         };
         match tx.quarantine_item(&r.enc, &rec)? {
@@ -1025,7 +1010,7 @@ fn file_one(
         return Ok(());
     }
     c.available_for_import += mailboxes.len() as u64;
-    for filed in tx.file_item(&r.enc, &mailboxes, &r.addresses, folder, run)? {
+    for filed in tx.file_item(&r.enc, &mailboxes, &r.mapped.addresses, folder, run)? {
         match filed {
             Filed::Duplicate | Filed::Disposed => c.skipped += 1,
             Filed::New | Filed::NewVersion => {

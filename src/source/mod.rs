@@ -368,8 +368,8 @@ pub enum MediaFile {
         size: u64,
         path: PathBuf,
     },
-    /// An entry of the zip archive, looked up when read.
-    Entry(PathBuf),
+    /// The name of an entry of the zip archive, looked up when read.
+    Entry(String),
 }
 
 impl MediaFile {
@@ -410,11 +410,11 @@ impl Media {
                     Err(e) => Err(MediaError::Unreadable(e.to_string())),
                 }
             }
-            Media::Zip { base, .. } => Ok(MediaFile::Entry(PathBuf::from(format!(
+            Media::Zip { base, .. } => Ok(MediaFile::Entry(format!(
                 "{base}{}",
                 safe.to_string_lossy()
                     .replace(std::path::MAIN_SEPARATOR, "/")
-            )))),
+            ))),
         }
     }
 
@@ -435,7 +435,6 @@ impl Media {
                 _,
             ) => Ok(f(&mut file, &path, Some(size))),
             (MediaFile::Entry(name), Media::Zip { archive, zip, .. }) => {
-                let name = name.to_string_lossy().into_owned();
                 let what = PathBuf::from(format!("{}!{}", zip.display(), name));
                 match archive.by_name(&name) {
                     Ok(mut entry) => {
