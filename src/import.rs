@@ -173,34 +173,38 @@ struct Mapped {
     quarantine_reason: String,
 }
 
-/// An item converted and mapped whose attachment files are found but not
-/// read yet.
-struct Unstaged {
-    item: crate::model::Item,
-    mapped: Mapped,
-    /// Per attachment to read: its index and what opening its file gave.
-    files: Vec<(usize, std::result::Result<MediaFile, MediaError>)>,
+/// The attachments of an item to read, by index, with what opening each
+/// file gave.
+type MediaFiles = Vec<(usize, std::result::Result<MediaFile, MediaError>)>;
+
+/// Whether all these files can be read without waiting for the disk.
+fn all_cached(files: &MediaFiles) -> bool {
+    files
+        .iter()
+        .all(|(_, f)| f.as_ref().map_or(true, MediaFile::cached))
 }
 
-impl Unstaged {
-    fn files(&self) -> impl Iterator<Item = &MediaFile> {
-        self.files.iter().filter_map(|(_, f)| f.as_ref().ok())
-    }
-
-    /// Whether its files can be read without waiting for the disk.
-    fn cached(&self) -> bool {
-        self.files().all(MediaFile::cached)
-    }
-
-    /// Starts reading those of its files that are not cached; whether all are.
-    fn fetch(&self) -> bool {
-        let mut all = true;
-        for f in self.files().filter(|f| !f.cached()) {
+/// Starts reading the files that are not cached; whether all are.
+fn fetch(files: &MediaFiles) -> bool {
+    let mut all = true;
+    for (_, f) in files {
+        if let Ok(f) = f
+            && !f.cached()
+        {
             f.fetch();
             all = false;
         }
-        all
     }
+    all
+}
+
+/// An item converted and mapped whose attachment files are not read yet.
+struct Unstaged {
+    item: crate::model::Item,
+    mapped: Mapped,
+    /// Its media files, open; `None` while it is held (held items keep no
+    /// file open, however many there are: they are opened again).
+    files: Option<MediaFiles>,
 }
 
 /// An item waiting in the converting thread (see [`ProduceSink::held`]).
@@ -290,36 +294,38 @@ impl ProduceSink<'_> {
             addresses,
             quarantine_reason,
         };
-        let files: Vec<_> = item
-            .attachments
+        let files = self.open_files(&item);
+        let done = files.is_empty();
+        // Its files' reads start now if they are not cached.
+        let cached = done || fetch(&files);
+        let mut u = Unstaged {
+            item,
+            mapped,
+            files: Some(files),
+        };
+        if self.held.is_empty() && cached {
+            let p = self.finish(u)?;
+            return self.push(p);
+        }
+        let held = if done {
+            Held::Done(self.finish(u)?)
+        } else {
+            u.files = None;
+            Held::Unstaged(Box::new(u))
+        };
+        let first = self.held.is_empty();
+        self.held.push_back(held);
+        if first { Ok(()) } else { self.release(false) }
+    }
+
+    /// Opens the media files of an item's attachments that have one.
+    fn open_files(&self, item: &crate::model::Item) -> MediaFiles {
+        item.attachments
             .iter()
             .enumerate()
             .filter(|(_, a)| a.missing.is_none())
             .filter_map(|(i, a)| Some((i, self.media.open(a.source_path.as_deref()?))))
-            .collect();
-        let u = Unstaged {
-            item,
-            mapped,
-            files,
-        };
-        if !self.held.is_empty() {
-            let held = if u.files.is_empty() {
-                Held::Done(self.finish(u)?)
-            } else {
-                // Its files' reads start now, whatever the answer.
-                u.fetch();
-                Held::Unstaged(Box::new(u))
-            };
-            self.held.push_back(held);
-            return self.release(false);
-        }
-        if u.files.is_empty() || u.fetch() {
-            let p = self.finish(u)?;
-            self.push(p)
-        } else {
-            self.held.push_back(Held::Unstaged(Box::new(u)));
-            Ok(())
-        }
+            .collect()
     }
 
     /// Passes on held items from the front: those whose files have come, the
@@ -333,7 +339,10 @@ impl ProduceSink<'_> {
         while let Some(front) = self.held.front() {
             let go = match front {
                 Held::Done(_) => true,
-                Held::Unstaged(u) => all || self.held.len() > HELD_MAX || (look && u.cached()),
+                Held::Unstaged(u) => {
+                    all || self.held.len() > HELD_MAX
+                        || (look && all_cached(&self.open_files(&u.item)))
+                }
             };
             if !go {
                 break;
@@ -356,6 +365,7 @@ impl ProduceSink<'_> {
             mapped,
             files,
         } = u;
+        let files = files.unwrap_or_else(|| self.open_files(&item));
         let blobs = self.stage_attachments(&mut item, files)?;
         let ready = ready(item, mapped, blobs, &mut self.anomalies);
         Ok(Prepared::Item(Box::new(ready)))
@@ -364,7 +374,7 @@ impl ProduceSink<'_> {
     fn stage_attachments(
         &mut self,
         item: &mut crate::model::Item,
-        files: Vec<(usize, std::result::Result<MediaFile, MediaError>)>,
+        files: MediaFiles,
     ) -> Result<Vec<StagedBlob>> {
         let mut staged = Vec::new();
         for (i, found) in files {
