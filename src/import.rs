@@ -307,7 +307,8 @@ impl ProduceSink<'_> {
             let p = self.finish(u)?;
             return self.push(p);
         }
-        let held = if done {
+        // Behind a held item, one whose files are cached waits prepared.
+        let held = if cached {
             Held::Done(self.finish(u)?)
         } else {
             u.files = None;
