@@ -185,7 +185,7 @@ fn all_cached(files: &MediaFiles) -> bool {
 }
 
 /// Starts reading the files that are not cached; whether all are.
-fn fetch(files: &MediaFiles) -> bool {
+fn fetch_uncached(files: &MediaFiles) -> bool {
     let mut all = true;
     for (_, f) in files {
         if let Ok(f) = f
@@ -199,12 +199,10 @@ fn fetch(files: &MediaFiles) -> bool {
 }
 
 /// An item converted and mapped whose attachment files are not read yet.
+/// It keeps no file open, however many are held: they are opened again.
 struct Unstaged {
     item: crate::model::Item,
     mapped: Mapped,
-    /// Its media files, open; `None` while it is held (held items keep no
-    /// file open, however many there are: they are opened again).
-    files: Option<MediaFiles>,
 }
 
 /// An item waiting in the converting thread (see [`ProduceSink::held`]).
@@ -266,10 +264,15 @@ impl ProduceSink<'_> {
     }
 
     fn push_failed(&mut self, f: ItemFailure) -> Result<()> {
+        self.pass_on(Prepared::Failed(f))
+    }
+
+    /// Sends a prepared item on, or queues it behind the held ones.
+    fn pass_on(&mut self, p: Prepared) -> Result<()> {
         if self.held.is_empty() {
-            self.push(Prepared::Failed(f))
+            self.push(p)
         } else {
-            self.held.push_back(Held::Done(Prepared::Failed(f)));
+            self.held.push_back(Held::Done(p));
             self.release(false)
         }
     }
@@ -295,27 +298,14 @@ impl ProduceSink<'_> {
             quarantine_reason,
         };
         let files = self.open_files(&item);
-        let done = files.is_empty();
         // Its files' reads start now if they are not cached.
-        let cached = done || fetch(&files);
-        let mut u = Unstaged {
-            item,
-            mapped,
-            files: Some(files),
-        };
-        if self.held.is_empty() && cached {
-            let p = self.finish(u)?;
-            return self.push(p);
+        if fetch_uncached(&files) {
+            let p = self.finish(Unstaged { item, mapped }, files)?;
+            return self.pass_on(p);
         }
-        // Behind a held item, one whose files are cached waits prepared.
-        let held = if cached {
-            Held::Done(self.finish(u)?)
-        } else {
-            u.files = None;
-            Held::Unstaged(Box::new(u))
-        };
         let first = self.held.is_empty();
-        self.held.push_back(held);
+        self.held
+            .push_back(Held::Unstaged(Box::new(Unstaged { item, mapped })));
         if first { Ok(()) } else { self.release(false) }
     }
 
@@ -337,21 +327,21 @@ impl ProduceSink<'_> {
         if look {
             self.since_check = 0;
         }
-        while let Some(front) = self.held.front() {
-            let go = match front {
-                Held::Done(_) => true,
+        while let Some(front) = self.held.pop_front() {
+            let p = match front {
+                Held::Done(p) => p,
                 Held::Unstaged(u) => {
-                    all || self.held.len() > HELD_MAX
-                        || (look && all_cached(&self.open_files(&u.item)))
+                    // Counting the item just taken off.
+                    let forced = all || self.held.len() >= HELD_MAX;
+                    let files = (forced || look).then(|| self.open_files(&u.item));
+                    match files {
+                        Some(files) if forced || all_cached(&files) => self.finish(*u, files)?,
+                        _ => {
+                            self.held.push_front(Held::Unstaged(u));
+                            break;
+                        }
+                    }
                 }
-            };
-            if !go {
-                break;
-            }
-            let p = match self.held.pop_front() {
-                Some(Held::Done(p)) => p,
-                Some(Held::Unstaged(u)) => self.finish(*u)?,
-                None => break,
             };
             self.push(p)?;
         }
@@ -360,13 +350,8 @@ impl ProduceSink<'_> {
 
     /// Reads and stages an item's media files (waiting for them if need be)
     /// and prepares it.
-    fn finish(&mut self, u: Unstaged) -> Result<Prepared> {
-        let Unstaged {
-            mut item,
-            mapped,
-            files,
-        } = u;
-        let files = files.unwrap_or_else(|| self.open_files(&item));
+    fn finish(&mut self, u: Unstaged, files: MediaFiles) -> Result<Prepared> {
+        let Unstaged { mut item, mapped } = u;
         let blobs = self.stage_attachments(&mut item, files)?;
         let ready = ready(item, mapped, blobs, &mut self.anomalies);
         Ok(Prepared::Item(Box::new(ready)))
