@@ -22,7 +22,21 @@ use tgvault::store::Archive;
 use tgvault::synth::write_export;
 
 mod util;
-use util::{RssSampler, arg, import_indexed, peak_rss_mib, settle, spec};
+use util::{RssSampler, arg, import_indexed, peak_rss_mib, print_cpu, settle, spec, written_mib};
+
+/// Bytes under `path` (a file or a directory tree), in MiB.
+fn dir_mib(path: &std::path::Path) -> f64 {
+    fn walk(p: &std::path::Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|d| d.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    walk(path) as f64 / (1024.0 * 1024.0)
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -77,9 +91,17 @@ fn build(archive: &Archive, export: &std::path::Path) {
     let sampler = RssSampler::start();
     let report = import_indexed(archive, export);
     let with_index = start.elapsed().as_secs_f64();
-    let (anon, file) = sampler.finish();
+    let (anon, file, cpu) = sampler.finish_with_cpu();
+    print_cpu("import + index", &cpu);
     let items = report.totals().available_from_source;
     let rss_import = peak_rss_mib();
+    let (disk, written) = written_mib();
+    println!(
+        "  import + index      wrote {disk:.0} MiB to disk, {written:.0} MiB through write calls; archive.redb {:.0} MiB, packs {:.0} MiB, index {:.0} MiB",
+        dir_mib(&archive.dir().join("archive.redb")),
+        dir_mib(&archive.dir().join("packs")),
+        dir_mib(&archive.dir().join("index")),
+    );
     println!(
         "  import + index      peak RSS {rss_import:.1} MiB: anonymous {anon:.1} MiB, file-backed (mapped index files) {file:.1} MiB (peaks sampled every 50 ms)"
     );
@@ -94,9 +116,12 @@ fn build(archive: &Archive, export: &std::path::Path) {
     // 2. The index alone, from the store.
     settle();
     let start = Instant::now();
+    let sampler = RssSampler::start();
     let (index, rebuilt) = Index::recreate(archive, Default::default()).unwrap();
     index.close().unwrap();
     let alone = start.elapsed().as_secs_f64();
+    let (_, _, cpu) = sampler.finish_with_cpu();
+    print_cpu("index alone", &cpu);
     assert_eq!(rebuilt.documents, items);
 
     println!("search bench ({items} messages)");

@@ -11,6 +11,66 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Bytes this process has written so far (Linux `/proc/self/io`):
+/// `write_bytes` (sent to the disk or its page cache as dirty pages) and
+/// `wchar` (passed to write calls), in MiB.
+#[allow(dead_code)]
+pub fn written_mib() -> (f64, f64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let get = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|b| b / (1024.0 * 1024.0))
+            .unwrap_or(f64::NAN)
+    };
+    (get("write_bytes:"), get("wchar:"))
+}
+
+/// CPU time per thread name, sampled every 50 ms from `/proc/self/task`
+/// (Linux) by [`RssSampler`]: a thread that exits keeps its last sample.
+/// Seconds of user and system time, summed over the threads of each name.
+#[allow(dead_code)]
+pub type ThreadCpu = std::collections::BTreeMap<String, (f64, f64)>;
+
+fn sample_threads(seen: &mut std::collections::HashMap<u64, (String, u64, u64)>) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        // After the name: state (field 3), ..., utime (14), stime (15).
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let tick = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        seen.insert(tid, (name, tick(11), tick(12)));
+    }
+}
+
+/// Prints CPU seconds per thread name, busiest first.
+#[allow(dead_code)]
+pub fn print_cpu(what: &str, cpu: &ThreadCpu) {
+    let mut rows: Vec<_> = cpu.iter().filter(|(_, (u, s))| u + s >= 0.05).collect();
+    rows.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)));
+    let total: f64 = rows.iter().map(|(_, (u, s))| u + s).sum();
+    let list: Vec<String> = rows
+        .iter()
+        .map(|(n, (u, s))| format!("{n} {u:.1}+{s:.1}"))
+        .collect();
+    println!(
+        "  {what:<19} CPU {total:.1} s (user+system by thread): {}",
+        list.join(", ")
+    );
+}
+
 /// Samples `RssAnon` and `RssFile` (Linux) every 50 ms on a thread and keeps
 /// the peak of each: `VmHWM` counts pages of memory-mapped files (the search
 /// index) too, which the kernel can drop; the anonymous peak is the memory
@@ -19,7 +79,7 @@ pub fn peak_rss_mib() -> f64 {
 pub struct RssSampler {
     peaks: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<ThreadCpu>>,
 }
 
 #[allow(dead_code)]
@@ -33,7 +93,11 @@ impl RssSampler {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (p, s) = (peaks.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::new();
+            sample_threads(&mut seen);
+            let base = seen.clone();
             while !s.load(Relaxed) {
+                sample_threads(&mut seen);
                 let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
                 for (i, key) in ["RssAnon:", "RssFile:"].iter().enumerate() {
                     let kb = status
@@ -45,6 +109,19 @@ impl RssSampler {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
+            sample_threads(&mut seen);
+            // Clock ticks are 1/100 s on Linux.
+            let mut cpu = ThreadCpu::new();
+            for (tid, (name, mut user, mut sys)) in seen {
+                if let Some((_, u0, s0)) = base.get(&tid) {
+                    user -= u0;
+                    sys -= s0;
+                }
+                let e = cpu.entry(name).or_default();
+                e.0 += user as f64 / 100.0;
+                e.1 += sys as f64 / 100.0;
+            }
+            cpu
         });
         RssSampler {
             peaks,
@@ -54,15 +131,25 @@ impl RssSampler {
     }
 
     /// Peak anonymous and file-backed RSS, in MiB.
-    pub fn finish(mut self) -> (f64, f64) {
+    pub fn finish(self) -> (f64, f64) {
+        let (anon, file, _) = self.finish_with_cpu();
+        (anon, file)
+    }
+
+    /// Peak anonymous and file-backed RSS in MiB, and CPU time per thread
+    /// name since the sampler started.
+    pub fn finish_with_cpu(mut self) -> (f64, f64, ThreadCpu) {
         use std::sync::atomic::Ordering::Relaxed;
         self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let cpu = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         (
             self.peaks[0].load(Relaxed) as f64 / 1024.0,
             self.peaks[1].load(Relaxed) as f64 / 1024.0,
+            cpu,
         )
     }
 }
