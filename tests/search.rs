@@ -545,6 +545,13 @@ fn index_is_rebuilt_and_caught_up_from_the_store() {
     };
     let before = count("kind:externaldata");
     assert!(before > 0);
+    // A query may begin with `-` (an excluded term) without `--` before it,
+    // and options still parse after it.
+    let excluded = count("-deal");
+    assert!(excluded > 0 && excluded < before);
+    assert_eq!(excluded, count("NOT deal"));
+    let out = a.ok(&["search", "-deal", "--json", "--limit", "1"]);
+    assert_eq!(out.lines().count(), 2, "one hit and the total: {out}");
     // A missing index is rebuilt from the store on the next open.
     std::fs::remove_dir_all(a.path().join("index")).expect("remove index");
     assert_eq!(count("kind:externaldata"), before);

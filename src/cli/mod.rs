@@ -229,7 +229,9 @@ pub enum RetentionAction {
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// The KQL query (quote it for the shell)
+    /// The KQL query (quote it for the shell); it may begin with `-` (an
+    /// excluded term)
+    #[arg(allow_hyphen_values = true)]
     pub query: String,
     /// Only copies in this mailbox (repeatable)
     #[arg(long, value_name = "ADDR")]
