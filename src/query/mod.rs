@@ -25,7 +25,8 @@
 //! - `*` is a prefix wildcard only, at the end of a word of 3 or more characters.
 //! - Property names are case-insensitive; dates are UTC: `sent:2021-07-01` is the
 //!   whole day, `sent>=2021-01-01`, `received:2021-01-01..2021-03-31`; sizes take
-//!   an optional `KB`, `MB` or `GB` suffix.
+//!   an optional `KB`, `MB` or `GB` suffix. A range that ends before it starts
+//!   does not parse (it would silently match nothing).
 //!
 //! An input that cannot be parsed gives a [`ParseError`] with the column (in
 //! characters, from 1) where it went wrong.

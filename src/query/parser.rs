@@ -273,11 +273,16 @@ impl Parser {
                         _ => {
                             return err(
                                 n.map_or(self.len, |t| t.offset),
-                                "NEAR(n) takes a whole number above 0",
+                                "NEAR(n) takes a whole number from 1 to 4294967295",
                             );
                         }
                     },
-                    _ => return err(op.offset, "NEAR(n) takes a whole number above 0"),
+                    _ => {
+                        return err(
+                            op.offset,
+                            "NEAR(n) takes a whole number from 1 to 4294967295",
+                        );
+                    }
                 };
                 match self.next() {
                     Some(Token {
@@ -426,14 +431,27 @@ impl Parser {
             ValueKind::Date => {
                 let a = date(&raw, first.offset)?;
                 match range_end {
-                    Some((w, o)) => Value::DateRange(a, date(&w, o)?),
+                    Some((w, o)) => {
+                        let b = date(&w, o)?;
+                        // An empty range is a mistake, not a search for nothing.
+                        if b.end() <= a.start() {
+                            return err(o, "the range ends before it starts");
+                        }
+                        Value::DateRange(a, b)
+                    }
                     None => Value::Date(a),
                 }
             }
             ValueKind::Number => {
                 let a = number(&raw, first.offset)?;
                 match range_end {
-                    Some((w, o)) => Value::NumberRange(a, number(&w, o)?),
+                    Some((w, o)) => {
+                        let b = number(&w, o)?;
+                        if b < a {
+                            return err(o, "the range ends before it starts");
+                        }
+                        Value::NumberRange(a, b)
+                    }
                     None => Value::Number(a),
                 }
             }
@@ -687,10 +705,14 @@ mod tests {
         check_err("from>alice", 1, "comparisons apply");
         check_err("size>10XB", 6, "not a number");
         check_err("a NEAR(x) b", 8, "whole number");
+        check_err("a NEAR(0) b", 8, "from 1 to");
+        check_err("a NEAR(4294967296) b", 8, "from 1 to 4294967295");
         check_err("OR a", 1, "needs a term before");
         check_err("hasattachment:maybe", 15, "true or false");
         check_err("()", 1, "empty parentheses");
         check_err("a ..", 3, "unexpected '..'");
+        check_err("sent:2024-02-01..2024-01-31", 18, "ends before it starts");
+        check_err("size:10KB..1KB", 12, "ends before it starts");
     }
 
     fn arb_text() -> impl Strategy<Value = Text> {
@@ -738,7 +760,12 @@ mod tests {
             (date.clone(), date).prop_map(|(a, b)| Query::Restriction {
                 property: Property::Received,
                 cmp: Cmp::Eq,
-                value: Value::DateRange(a, b)
+                // A range that ends before it starts does not parse.
+                value: if b.end() <= a.start() {
+                    Value::DateRange(b, a)
+                } else {
+                    Value::DateRange(a, b)
+                }
             }),
             (any::<u32>(), cmp).prop_map(|(n, c)| Query::Restriction {
                 property: Property::Size,
