@@ -433,7 +433,10 @@ fn bad_input_names_the_line_and_changes_nothing() {
         err.contains("users-bad-phone.csv:3:") && err.contains("+1 555 CALL"),
         "{err}"
     );
-    assert!(a.json_lines(&["runs"]).is_empty());
+    // Not even an empty archive was created.
+    let out = a.run(&["runs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no archive in"));
 
     // A malformed export beside a good one: the good one lands, the bad one
     // leaves nothing, the error names its line, and the exit code says so.
@@ -601,4 +604,63 @@ fn owner_given_for_a_single_chat_export_scopes_ids_and_takes_part() {
     let out = a.run(&["import", single.to_str().unwrap(), "--owner", "bob"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Telegram user id"));
+}
+
+#[test]
+fn only_import_and_init_create_an_archive() {
+    let a = Archive::new();
+    let refused = |args: &[&str]| {
+        let out = a.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no archive in"), "{args:?}: {err}");
+        assert!(
+            !a.path().join("archive.redb").exists(),
+            "{args:?} created one"
+        );
+    };
+    // A mistyped path finds nothing and guards nothing: it is refused.
+    refused(&["search", "deal", "--count"]);
+    refused(&["hold", "set", "alice.adams@corp.example"]);
+    refused(&["mailboxes"]);
+    refused(&["verify"]);
+    // init creates an empty archive, once; holds can then precede imports.
+    assert_eq!(a.json(&["init"])["created"], true);
+    assert_eq!(a.json(&["init"])["created"], false);
+    a.ok(&["hold", "set", "alice.adams@corp.example"]);
+    assert_eq!(a.ok(&["search", "deal", "--count"]).trim(), "0");
+    a.ok(&[
+        "import",
+        full().to_str().unwrap(),
+        "--mapping",
+        fixture("users.csv").to_str().unwrap(),
+    ]);
+    let holds = a.json_lines(&["hold", "list"]);
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    // A mailbox with nothing filed in it finds nothing, and says why.
+    let out = a.run(&[
+        "search",
+        "deal",
+        "--mailbox",
+        "nobody@corp.example",
+        "--count",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no items filed in mailbox nobody@corp.example")
+    );
+    let out = a.run(&[
+        "search",
+        "deal",
+        "--mailbox",
+        "alice.adams@corp.example",
+        "--count",
+    ]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

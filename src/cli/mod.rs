@@ -40,6 +40,9 @@ pub struct Cli {
 pub enum Command {
     /// Import Telegram Desktop exports (a directory with result.json, a .zip, or the file)
     Import(ImportArgs),
+    /// Create an empty archive (every command but import needs one to exist),
+    /// e.g. to place holds and policies before the first import
+    Init(JsonFlag),
     /// List mailboxes and folders with their item counts
     Mailboxes(JsonFlag),
     /// List the items filed in a mailbox
@@ -374,7 +377,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let who = cli.actor.clone().unwrap_or_else(actor);
     let result = run_command(cli);
     if let (Some(what), Err(e @ (Error::Usage(_) | Error::NotFound(_)))) = (what, &result)
-        && let Ok(archive) = Archive::open(&dir)
+        && let Ok(archive) = Archive::open_existing(&dir)
     {
         let args: Vec<String> = std::env::args().skip(1).collect();
         archive.audit(crate::store::audit::Event {
@@ -445,8 +448,29 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 Outcome::Ok
             })
         }
+        Command::Init(f) => {
+            let created = !dir.join("archive.redb").is_file();
+            Archive::open(&dir)?;
+            if f.json {
+                emit(
+                    &mut out,
+                    &json!({"archive": dir.display().to_string(), "created": created}),
+                )?;
+            } else if created {
+                w(
+                    &mut out,
+                    format_args!("created an empty archive in {}\n", dir.display()),
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!("{} already holds an archive\n", dir.display()),
+                )?;
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Mailboxes(f) => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let rows = archive.folders()?;
             if f.json {
                 for (m, folder, st) in rows {
@@ -474,7 +498,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             folder,
             out: f,
         } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let mailbox = mailbox.to_lowercase();
             if !f.json {
                 w(
@@ -517,7 +541,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             history,
             out: f,
         } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let src = archive
                 .source(&id)?
@@ -613,7 +637,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             ..
         } => {
             let mapping = Mapping::from_path(&mapping)?;
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -628,7 +652,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             action: None,
             out: f,
         } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let held = archive.quarantine()?;
             if !f.json {
                 w(
@@ -670,7 +694,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         }
         Command::Search(a) => search(&mut out, &dir, a, actor(), args),
         Command::Hold { action } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -718,7 +742,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Case { action } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -820,7 +844,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Retention { action } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -953,7 +977,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         } => {
             let parsed =
                 crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let index = Index::open(&archive)?;
             let ctx = RunContext {
                 actor: actor(),
@@ -1002,7 +1026,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             now: at,
             out: f,
         } => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let at = match at {
                 Some(t) => parse_time(&t, false)?,
@@ -1035,7 +1059,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Reindex(f) => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let t = std::time::Instant::now();
             let (index, done) = Index::recreate(&archive, Default::default())?;
             index.close()?;
@@ -1065,7 +1089,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Verify(f) => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let mut errors = 0u64;
             let mut problems = Vec::new();
             let mut checked = archive.verify(&mut |p| {
@@ -1149,7 +1173,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 ),
                 None => None,
             };
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             for e in archive.audit_entries(since)? {
                 if f.json {
                     let counts: serde_json::Map<String, serde_json::Value> = e
@@ -1191,7 +1215,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Runs(f) => {
-            let archive = Archive::open(&dir)?;
+            let archive = Archive::open_existing(&dir)?;
             let runs = archive.runs()?;
             if !f.json {
                 w(
@@ -1266,9 +1290,18 @@ fn search(
             " ".repeat(a.query.chars().take(e.offset).count())
         ))
     })?;
-    let archive = Archive::open(dir)?;
+    let archive = Archive::open_existing(dir)?;
     let index = Index::open(&archive)?;
     let mailboxes: Vec<String> = a.mailbox.iter().map(|m| m.to_lowercase()).collect();
+    if !mailboxes.is_empty() {
+        // A mistyped mailbox finds nothing: say so, so that "no hits" is
+        // not read as "nothing there".
+        let known: std::collections::BTreeSet<String> =
+            archive.folders()?.into_iter().map(|(m, _, _)| m).collect();
+        for m in mailboxes.iter().filter(|m| !known.contains(*m)) {
+            eprintln!("note: the archive has no items filed in mailbox {m}");
+        }
+    }
     let opts = SearchOptions {
         mailboxes: mailboxes.clone(),
         limit: if a.count { 0 } else { a.limit },

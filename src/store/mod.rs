@@ -114,6 +114,19 @@ impl Archive {
         Ok(archive)
     }
 
+    /// Opens the archive in `dir`, which must exist: a command that only
+    /// reads or changes an archive never creates one where a mistyped path
+    /// points (a search there would find nothing, a hold would guard nothing).
+    pub fn open_existing(dir: &Path) -> Result<Archive> {
+        if !dir.join("archive.redb").is_file() {
+            return Err(Error::NotFound(format!(
+                "no archive in {} (`tgvault import` or `tgvault init` creates one; `--archive DIR` or TGVAULT_ARCHIVE names another)",
+                dir.display()
+            )));
+        }
+        Archive::open(dir)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
