@@ -627,6 +627,9 @@ fn only_import_and_init_create_an_archive() {
     // init creates an empty archive, once; holds can then precede imports.
     assert_eq!(a.json(&["init"])["created"], true);
     assert_eq!(a.json(&["init"])["created"], false);
+    let trail = a.json_lines(&["audit"]);
+    assert_eq!(trail[0]["action"], "init", "{trail:?}");
+    assert_eq!(trail.iter().filter(|e| e["action"] == "init").count(), 1);
     a.ok(&["hold", "set", "alice.adams@corp.example"]);
     assert_eq!(a.ok(&["search", "deal", "--count"]).trim(), "0");
     a.ok(&[

@@ -450,7 +450,17 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         }
         Command::Init(f) => {
             let created = !dir.join("archive.redb").is_file();
-            Archive::open(&dir)?;
+            let archive = Archive::open(&dir)?;
+            if created {
+                archive.audit(crate::store::audit::Event {
+                    time: now(),
+                    actor: actor(),
+                    action: "init".into(),
+                    params: vec![("archive".into(), dir.display().to_string())],
+                    counts: vec![],
+                    outcome: "ok".into(),
+                })?;
+            }
             if f.json {
                 emit(
                     &mut out,
