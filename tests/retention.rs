@@ -218,6 +218,21 @@ fn everything_past_its_period_goes_and_bad_requests_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     let out = a.run(&["hold", "clear", "nobody@corp.example"]);
     assert_eq!(out.status.code(), Some(2));
+    // Periods are whole days, at least one (clap refuses these before any
+    // request is made, so they are not on the trail).
+    for args in [
+        &["retention", "add", "now", "--delete-after", "0"][..],
+        &["retention", "add", "now", "--retain", "0"],
+        &["hold", "set", "alice.adams@corp.example", "--days", "0"],
+    ] {
+        assert_eq!(a.run(args).status.code(), Some(2), "{args:?}");
+    }
+    // Policies list in words.
+    let listed = a.ok(&["retention", "list"]);
+    assert!(
+        listed.contains("purge") && listed.contains("delete after 1 day "),
+        "{listed}"
+    );
     // Each refusal is on the audit trail, with who asked and why it failed.
     let refused: Vec<serde_json::Value> = a
         .json_lines(&["audit"])

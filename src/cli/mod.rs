@@ -147,7 +147,7 @@ pub enum HoldAction {
     Set {
         mailbox: String,
         /// Hold each item for N days from its date [default: forever]
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         days: Option<u32>,
     },
     /// Release a mailbox's litigation hold
@@ -202,9 +202,10 @@ pub enum RetentionAction {
     /// Add a policy: --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete
     Add {
         name: String,
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         retain: Option<u32>,
-        #[arg(long, value_name = "DAYS", conflicts_with = "retain")]
+        #[arg(long, value_name = "DAYS", conflicts_with = "retain",
+              value_parser = clap::value_parser!(u32).range(1..))]
         delete_after: Option<u32>,
         #[arg(long, requires = "retain")]
         then_delete: bool,
@@ -910,8 +911,9 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                             w(
                                 &mut out,
                                 format_args!(
-                                    "{:<24} {:?} {scope}\n",
-                                    sp.policy.name, sp.policy.action
+                                    "{:<24} {:<30} {scope}\n",
+                                    sp.policy.name,
+                                    sp.policy.action.to_string()
                                 ),
                             )?;
                         }

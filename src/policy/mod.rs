@@ -67,6 +67,18 @@ pub enum Action {
     RetainThenDelete { days: u32 },
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days = self.days();
+        let unit = if days == 1 { "day" } else { "days" };
+        match self {
+            Action::Retain { .. } => write!(f, "retain {days} {unit}"),
+            Action::Delete { .. } => write!(f, "delete after {days} {unit}"),
+            Action::RetainThenDelete { .. } => write!(f, "retain {days} {unit}, then delete"),
+        }
+    }
+}
+
 impl Action {
     fn days(&self) -> u32 {
         match self {
