@@ -254,7 +254,7 @@ pub fn policy_add(archive: &Archive, policy: Policy, ctx: &RunContext) -> Result
         }
         let mut params = vec![
             p("policy", &policy.name),
-            p("action", format!("{:?}", policy.action)),
+            p("action", policy.action.to_string()),
         ];
         params.extend(policy.mailboxes.iter().map(|m| p("mailbox", m)));
         tx.put_policy(

@@ -1062,7 +1062,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                         "delete": d.verdict == crate::policy::Verdict::Delete,
                         "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
                         "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
-                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": format!("{:?}", a.action), "explicit": a.explicit, "ends": a.ends.map(iso)})).collect::<Vec<_>>()}),
+                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.map(iso)})).collect::<Vec<_>>()}),
                     )?;
                 } else {
                     w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;

@@ -210,7 +210,7 @@ impl fmt::Display for Decision {
             let ends = p.ends.map(iso).unwrap_or_else(|| "unknown".into());
             write!(
                 f,
-                "\n  policy {} ({:?}, {scope}): period ends {ends}",
+                "\n  policy {} ({}, {scope}): period ends {ends}",
                 p.name, p.action
             )?;
         }
