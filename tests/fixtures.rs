@@ -640,6 +640,15 @@ fn only_import_and_init_create_an_archive() {
     ]);
     let holds = a.json_lines(&["hold", "list"]);
     assert_eq!(holds.len(), 1, "{holds:?}");
+    // The trail in text names what each request acted on.
+    let trail = a.ok(&["audit"]);
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains("hold set") && l.contains("mailbox=alice.adams@corp.example")),
+        "{trail}"
+    );
+    assert!(trail.contains("query=deal"), "{trail}");
     // A mailbox with nothing filed in it finds nothing, and says why.
     let out = a.run(&[
         "search",

@@ -1210,18 +1210,32 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                         .filter(|(_, n)| *n > 0)
                         .map(|(k, n)| format!("{k}={n}"))
                         .collect();
-                    w(
-                        &mut out,
-                        format_args!(
-                            "{:>5} {} {:<20} {:<8} {:<22} {}\n",
-                            e.seq,
-                            iso(e.event.time),
-                            truncate(&e.event.actor, 20),
-                            e.event.action,
-                            e.event.outcome,
-                            counts.join(" ")
-                        ),
-                    )?;
+                    // What was acted on (a mailbox, a policy, a query), then
+                    // what came of it.
+                    let params: Vec<String> = e
+                        .event
+                        .params
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = truncate(v, 60);
+                            if v.is_empty() || v.contains(char::is_whitespace) {
+                                format!("{k}={v:?}")
+                            } else {
+                                format!("{k}={v}")
+                            }
+                        })
+                        .collect();
+                    let line = format!(
+                        "{:>5} {} {:<20} {:<18} {:<8} {} {}",
+                        e.seq,
+                        iso(e.event.time),
+                        truncate(&e.event.actor, 20),
+                        e.event.action,
+                        e.event.outcome,
+                        params.join(" "),
+                        counts.join(" ")
+                    );
+                    w(&mut out, format_args!("{}\n", line.trim_end()))?;
                 }
             }
             Ok(Outcome::Ok)
