@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 pub const FORMAT_VERSION: u8 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    // Room for a typical item version (about 750 bytes), so that encoding one
+    // does not grow the buffer seven times over.
+    let mut out = Vec::with_capacity(1024);
+    out.push(FORMAT_VERSION);
     // Encoding into a Vec cannot fail for the plain data types of this crate; an
     // error here would be a programming error (e.g. an unsized sequence).
     bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
