@@ -124,7 +124,16 @@ impl Fields {
 
     /// The search document of a source row.
     pub fn document(&self, src: &DocSource) -> TantivyDocument {
+        use std::fmt::Write;
         let mut d = TantivyDocument::new();
+        // Values made up here are written into one buffer (the document
+        // copies them) instead of a new string each.
+        let mut buf = String::new();
+        let mut put = |d: &mut TantivyDocument, field, args: std::fmt::Arguments| {
+            buf.clear();
+            let _ = buf.write_fmt(args);
+            d.add_text(field, &buf);
+        };
         d.add_bytes(self.id, &crate::store::key::item_id_bytes(&src.id));
         d.add_u64(self.stamp, src.stamp());
         d.add_u64(self.nloc, src.rec.locations.len().max(1) as u64);
@@ -132,7 +141,7 @@ impl Fields {
             d.add_text(self.loc, QUARANTINE_LOC);
         }
         for (m, f) in &src.rec.locations {
-            d.add_text(self.loc, format!("{m}{LOC_SEP}{f}"));
+            put(&mut d, self.loc, format_args!("{m}{LOC_SEP}{f}"));
         }
         let Some(cur) = src.current() else {
             d.add_bool(self.unindexed, true);
@@ -159,8 +168,8 @@ impl Fields {
         if let Some(n) = &cur.chat.name {
             d.add_text(self.subject, n);
         }
-        d.add_text(self.chat, cur.chat.id.to_string());
-        d.add_text(self.chattype, cur.chat.kind.to_lowercase());
+        put(&mut d, self.chat, format_args!("{}", cur.chat.id));
+        d.add_text(self.chattype, lower(&cur.chat.kind));
 
         let address = |p: &Person| -> Option<&str> {
             let k = p.key();
@@ -176,13 +185,13 @@ impl Fields {
                 d.add_text(self.from, t);
             }
             if let Some(p) = s.peer {
-                d.add_text(self.senderid, p.to_string());
+                put(&mut d, self.senderid, format_args!("{p}"));
                 if let Some(n) = p.user_id() {
-                    d.add_text(self.senderid, n.to_string());
+                    put(&mut d, self.senderid, format_args!("{n}"));
                 }
             }
             if let Some(r) = &s.raw_id {
-                d.add_text(self.senderid, r.to_lowercase());
+                d.add_text(self.senderid, lower(r));
             }
         }
         let mut others: Vec<&Person> = Vec::new();
@@ -230,9 +239,10 @@ impl Fields {
         if !cur.attachments.is_empty() {
             d.add_text(self.kind, "attachment");
         }
-        d.add_text(
+        put(
+            &mut d,
             self.itemclass,
-            format!("ipm.externaldata.telegram.{}", kind.as_str()),
+            format_args!("ipm.externaldata.telegram.{}", kind.as_str()),
         );
         for a in &cur.attachments {
             if let Some(n) = &a.file_name {
@@ -240,11 +250,11 @@ impl Fields {
             }
         }
         match &cur.body {
-            Body::Service(e) => d.add_text(self.event, e.action.to_lowercase()),
+            Body::Service(e) => d.add_text(self.event, lower(&e.action)),
             Body::Deletion(_) => d.add_text(self.event, "deletion"),
             Body::Call(c) => {
-                d.add_text(self.call, c.outcome.to_lowercase());
-                d.add_text(self.call, c.kind.to_lowercase());
+                d.add_text(self.call, lower(&c.outcome));
+                d.add_text(self.call, lower(&c.kind));
                 if let Some(s) = c.duration_seconds {
                     d.add_u64(self.duration, s);
                 }
@@ -261,6 +271,20 @@ impl Fields {
         d.add_bool(self.edited, edited);
         d.add_bool(self.deleted, src.deleted);
         d
+    }
+}
+
+/// `s` in lower case, borrowed when it is already (Telegram's type and
+/// action names always are).
+fn lower(s: &str) -> Cow<'_, str> {
+    let unchanged = |c: char| {
+        let mut l = c.to_lowercase();
+        l.next() == Some(c) && l.next().is_none()
+    };
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) || s.chars().all(unchanged) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
     }
 }
 
@@ -345,4 +369,27 @@ fn person_texts<'p>(p: &'p Person, address: Option<&'p str>) -> Vec<Cow<'p, str>
     );
     out.extend(address.map(Cow::Borrowed));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_borrows_only_what_to_lowercase_keeps() {
+        for s in [
+            "pin_message",
+            "Missed",
+            "ǅemal",
+            "ΟΔΟΣ",
+            "straße",
+            "",
+            "İx",
+            "user123",
+        ] {
+            assert_eq!(lower(s), s.to_lowercase(), "{s}");
+        }
+        assert!(matches!(lower("phone_call"), Cow::Borrowed(_)));
+        assert!(matches!(lower("ǅemal"), Cow::Owned(_)));
+    }
 }
