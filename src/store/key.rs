@@ -21,12 +21,13 @@ pub struct ItemKey {
 pub const ITEM_ID_LEN: usize = 8 + 8 + 8 + 4 + 1;
 
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
+    let mut rest = s.as_bytes();
+    while let Some(i) = memchr::memchr(0, rest) {
+        out.extend_from_slice(&rest[..=i]);
+        out.push(0xFF);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.extend_from_slice(&[0, 1]);
 }
 
@@ -61,11 +62,7 @@ pub fn folder_prefix(mailbox: &str, folder: Option<&str>) -> Vec<u8> {
 
 impl ItemKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.mailbox.len() + self.folder.len() + 4 + ITEM_ID_LEN);
-        put_str(&mut out, &self.mailbox);
-        put_str(&mut out, &self.folder);
-        put_item_id(&mut out, &self.item);
-        out
+        item_key(&self.mailbox, &self.folder, &self.item)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ItemKey> {
@@ -80,6 +77,15 @@ impl ItemKey {
             item,
         })
     }
+}
+
+/// The encoded [`ItemKey`] of `item` filed in `mailbox`/`folder`.
+pub fn item_key(mailbox: &str, folder: &str, item: &ItemId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(mailbox.len() + folder.len() + 4 + ITEM_ID_LEN);
+    put_str(&mut out, mailbox);
+    put_str(&mut out, folder);
+    put_item_id(&mut out, item);
+    out
 }
 
 pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
@@ -231,6 +237,13 @@ mod tests {
             let typed = (a.mailbox.as_bytes(), a.folder.as_bytes(), a.item)
                 .cmp(&(b.mailbox.as_bytes(), b.folder.as_bytes(), b.item));
             prop_assert_eq!(a.encode().cmp(&b.encode()), typed);
+        }
+
+        #[test]
+        fn a_folder_key_is_its_item_keys_prefix(k in arb_key()) {
+            let f = folder_key(&k.mailbox, &k.folder);
+            let item = k.encode();
+            prop_assert_eq!(&item[..item.len() - ITEM_ID_LEN], f.as_slice());
         }
 
         #[test]

@@ -1072,12 +1072,7 @@ impl Tx<'_> {
                 });
                 continue;
             }
-            let k = ItemKey {
-                mailbox: mailbox.clone(),
-                folder: folder.to_string(),
-                item: enc.id,
-            }
-            .encode();
+            let k = key::item_key(mailbox, folder, &enc.id);
             if self.is_tombstoned(&k)? {
                 out.push(Filed::Disposed);
                 continue;
@@ -1089,10 +1084,14 @@ impl Tx<'_> {
             };
             self.items
                 .insert(k.as_slice(), codec::encode(&filing).as_slice())?;
-            *self
-                .folder_delta
-                .entry(key::folder_key(mailbox, folder))
-                .or_insert(0) += 1;
+            // The key of the folder's count is the item key's prefix.
+            let folder_key = &k[..k.len() - key::ITEM_ID_LEN];
+            match self.folder_delta.get_mut(folder_key) {
+                Some(n) => *n += 1,
+                None => {
+                    self.folder_delta.insert(folder_key.to_vec(), 1);
+                }
+            }
             row.rec
                 .locations
                 .push((mailbox.clone(), folder.to_string()));
