@@ -11,7 +11,7 @@
 //!   --dir D               where to generate (default: a temp dir, removed after);
 //!                         an export already in D/export is reused
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tgvault::import::{ImportOptions, RunContext, import};
 use tgvault::mapping::Mapping;
@@ -19,22 +19,7 @@ use tgvault::store::Archive;
 use tgvault::synth::write_export;
 
 mod util;
-use util::{arg, peak_rss_mib, spec, write_big};
-
-fn dir_bytes(p: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                total += dir_bytes(&path);
-            } else if let Ok(m) = e.metadata() {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
+use util::{arg, dir_bytes, peak_rss_mib, spec, write_big};
 
 fn main() {
     tgvault::alloc::keep_freed_memory();

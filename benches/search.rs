@@ -22,20 +22,12 @@ use tgvault::store::Archive;
 use tgvault::synth::write_export;
 
 mod util;
-use util::{RssSampler, arg, import_indexed, peak_rss_mib, print_cpu, settle, spec, written_mib};
+use util::{
+    RssSampler, arg, dir_bytes, import_indexed, peak_rss_mib, print_cpu, settle, spec, written_mib,
+};
 
-/// Bytes under `path` (a file or a directory tree), in MiB.
-fn dir_mib(path: &std::path::Path) -> f64 {
-    fn walk(p: &std::path::Path) -> u64 {
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p)
-                .map(|d| d.flatten().map(|e| walk(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        }
-    }
-    walk(path) as f64 / (1024.0 * 1024.0)
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -98,9 +90,9 @@ fn build(archive: &Archive, export: &std::path::Path) {
     let (disk, written) = written_mib();
     println!(
         "  import + index      wrote {disk:.0} MiB to disk, {written:.0} MiB through write calls; archive.redb {:.0} MiB, packs {:.0} MiB, index {:.0} MiB",
-        dir_mib(&archive.dir().join("archive.redb")),
-        dir_mib(&archive.dir().join("packs")),
-        dir_mib(&archive.dir().join("index")),
+        mib(dir_bytes(&archive.dir().join("archive.redb"))),
+        mib(dir_bytes(&archive.dir().join("packs"))),
+        mib(dir_bytes(&archive.dir().join("index"))),
     );
     println!(
         "  import + index      peak RSS {rss_import:.1} MiB: anonymous {anon:.1} MiB, file-backed (mapped index files) {file:.1} MiB (peaks sampled every 50 ms)"

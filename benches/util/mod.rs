@@ -11,6 +11,19 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Bytes under `path`: a file's length, or the lengths of every file in a
+/// directory tree.
+#[allow(dead_code)]
+pub fn dir_bytes(path: &std::path::Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| dir_bytes(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
 /// Bytes this process has written so far (Linux `/proc/self/io`):
 /// `write_bytes` (sent to the disk or its page cache as dirty pages) and
 /// `wchar` (passed to write calls), in MiB.
