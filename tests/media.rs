@@ -53,8 +53,8 @@ fn items_with_media_from_the_disk_are_filed_in_order_and_whole() {
         },
     )
     .unwrap();
-    // Under a low limit of open files: held items keep theirs open, and a
-    // file that cannot be opened would be filed as unreadable.
+    // Under a low limit of open files: were held items to keep theirs open,
+    // a file that could not be opened would be filed as unreadable.
     let import = |dir: &Path| {
         let out = std::process::Command::new("sh")
             .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", bin()])

@@ -450,7 +450,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             })
         }
         Command::Init(f) => {
-            let created = !dir.join("archive.redb").is_file();
+            let created = !Archive::exists(&dir);
             let archive = Archive::open(&dir)?;
             if created {
                 archive.audit(crate::store::audit::Event {

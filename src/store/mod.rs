@@ -74,12 +74,17 @@ pub enum Quarantined {
     },
 }
 
+/// The redb database of the archive in `dir`.
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("archive.redb")
+}
+
 impl Archive {
     /// Opens the archive in `dir`, creating it when it does not exist. Runs left
     /// `Running` by a process that died are marked `Interrupted`.
     pub fn open(dir: &Path) -> Result<Archive> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let path = dir.join("archive.redb");
+        let path = db_path(dir);
         // redb's default page cache (1 GiB) would dominate the importer's
         // memory; the working set of an import is the B-tree's right edge.
         let db = Database::builder()
@@ -118,13 +123,18 @@ impl Archive {
     /// reads or changes an archive never creates one where a mistyped path
     /// points (a search there would find nothing, a hold would guard nothing).
     pub fn open_existing(dir: &Path) -> Result<Archive> {
-        if !dir.join("archive.redb").is_file() {
+        if !Archive::exists(dir) {
             return Err(Error::NotFound(format!(
                 "no archive in {} (`tgvault import` or `tgvault init` creates one; `--archive DIR` or TGVAULT_ARCHIVE names another)",
                 dir.display()
             )));
         }
         Archive::open(dir)
+    }
+
+    /// Whether `dir` holds an archive.
+    pub fn exists(dir: &Path) -> bool {
+        db_path(dir).is_file()
     }
 
     pub fn dir(&self) -> &Path {
