@@ -107,6 +107,8 @@ fn finish_run(archive: &Archive, run: u64, report: &ImportReport, ctx: &RunConte
             RunStatus::Completed
         };
         tx.put_run(&rec)?;
+        // The blobs this import logged go where readers look first.
+        tx.fold_blob_log()?;
         let t = report.totals();
         let failed_files = report
             .files
@@ -703,11 +705,10 @@ fn import_file(
     });
     progress.finish_and_clear();
     tracing::info!(file = %input.display(), elapsed = ?t0.elapsed(), "imported");
-    if outcome.is_err() || !matches!(validation, Some(Ok(_))) {
-        // Blob files of items that never committed are not part of the archive.
-        let staged = staged_files.into_inner().unwrap_or_else(|p| p.into_inner());
-        archive.drop_unused_blob_files(&staged)?;
-    }
+    // Blob files of items that never committed, or of versions the archive
+    // had already, are not part of the archive.
+    let staged = staged_files.into_inner().unwrap_or_else(|p| p.into_inner());
+    archive.drop_unused_blob_files(&staged)?;
     let repairs = match validation {
         // A file that is not valid fails as a whole: nothing of it committed.
         Some(Err(e)) => return Ok(failed_file(input.display(), format, &e)),
@@ -951,9 +952,6 @@ fn file_one(
         }
         Prepared::Item(r) => r,
     };
-    for b in &r.blobs {
-        tx.put_blob(b, run)?;
-    }
     c.available_from_source += 1;
     match r.enc.kind {
         ItemKind::Message => c.messages += 1,
@@ -992,7 +990,7 @@ fn file_one(
             reason: r.mapped.quarantine_reason.clone(),
             custodian: custodian.clone(),
         };
-        match tx.quarantine_item(&r.enc, &rec)? {
+        match tx.quarantine_item(&r.enc, &r.blobs, &rec)? {
             Quarantined::New | Quarantined::NewVersion => c.quarantined += 1,
             Quarantined::Duplicate | Quarantined::AlreadyFiled { new_version: false } => {
                 c.skipped += 1
@@ -1006,7 +1004,14 @@ fn file_one(
         return Ok(());
     }
     c.available_for_import += mailboxes.len() as u64;
-    for filed in tx.file_item(&r.enc, &mailboxes, &r.mapped.addresses, folder, run)? {
+    for filed in tx.file_item(
+        &r.enc,
+        &r.blobs,
+        &mailboxes,
+        &r.mapped.addresses,
+        folder,
+        run,
+    )? {
         match filed {
             Filed::Duplicate | Filed::Disposed => c.skipped += 1,
             Filed::New | Filed::NewVersion => {
@@ -1069,7 +1074,7 @@ pub fn remap(
                 let partial = item.attachments.iter().any(|a| a.content.is_none());
                 let enc = EncodedItem::new(&item);
                 c.available_for_import += mailboxes.len() as u64;
-                for filed in tx.file_item(&enc, &mailboxes, &addresses, folder, run)? {
+                for filed in tx.file_item(&enc, &[], &mailboxes, &addresses, folder, run)? {
                     match (filed, partial) {
                         (Filed::Duplicate | Filed::Disposed, _) => c.skipped += 1,
                         (_, true) => c.partially_imported += 1,

@@ -248,6 +248,18 @@ impl Item {
             .filter(|a| a.content.is_some())
             .count() as u32
     }
+
+    /// The blobs this item's attachments hold, each once, in hash order.
+    pub fn blobs_used(&self) -> Vec<[u8; 32]> {
+        let mut out: Vec<[u8; 32]> = self
+            .attachments
+            .iter()
+            .filter_map(|a| a.content.map(|c| c.sha256))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 impl Item {

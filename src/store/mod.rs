@@ -8,8 +8,10 @@
 
 pub mod audit;
 pub mod blob;
+mod blob_rows;
 pub mod codec;
 pub mod key;
+mod migrate;
 pub mod pack;
 pub mod records;
 pub mod tables;
@@ -22,10 +24,11 @@ use key::{ItemKey, item_id_bytes};
 use pack::{PackRef, Packs};
 use records::*;
 use redb::{Database, ReadableDatabase, ReadableTable, Table};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tables::*;
 
 /// At most this many changes go into one `changes` row.
@@ -35,7 +38,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 2;
+pub const SCHEMA_VERSION: u8 = 3;
 
 /// redb's page cache.
 const CACHE_BYTES: usize = 16 << 20;
@@ -45,6 +48,10 @@ pub struct Archive {
     dir: PathBuf,
     blobs: BlobDir,
     packs: Packs,
+    /// The committed `blob_log` rows by hash (see [`blob_rows`]).
+    blob_log: Mutex<blob_rows::LogIndex>,
+    /// A write transaction folds the log once it holds this many rows.
+    fold_at: usize,
 }
 
 /// What filing one item into one mailbox did.
@@ -97,7 +104,7 @@ impl Archive {
                 )),
                 other => Error::from(other),
             })?;
-        init(&db)?;
+        let schema = init(&db)?;
         let committed = {
             let txn = db.begin_read()?;
             let t = txn.open_table(PACKS)?;
@@ -108,14 +115,23 @@ impl Archive {
             }
             m
         };
+        let packs = Packs::open(dir, &committed)?;
+        if schema == 2 {
+            migrate::from_2(&db, &packs)?;
+        }
+        let log = blob_rows::load_index(&db.begin_read()?)?;
         let archive = Archive {
             db,
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
-            packs: Packs::open(dir, &committed)?,
+            packs,
+            blob_log: Mutex::new(log),
+            fold_at: blob_rows::FOLD_AT,
         };
         archive.blobs.clear_staging()?;
         archive.scrub()?;
+        // What a killed import logged goes where readers look first.
+        archive.fold_blob_log()?;
         Ok(archive)
     }
 
@@ -139,6 +155,26 @@ impl Archive {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many `blob_log` rows make a write transaction fold the log
+    /// (default 65,536; tests set a few to exercise folds).
+    pub fn set_blob_log_fold_at(&mut self, rows: usize) {
+        self.fold_at = rows.max(1);
+    }
+
+    /// Moves the blobs an import logged into `blobs` (see [`blob_rows`]);
+    /// nothing to do when the log is empty.
+    pub fn fold_blob_log(&self) -> Result<()> {
+        let empty = self
+            .blob_log
+            .lock()
+            .map_err(|_| Error::Internal("the blob log's index was poisoned".into()))?
+            .is_empty();
+        if empty {
+            return Ok(());
+        }
+        self.write(|tx| tx.fold_blob_log())
     }
 
     /// Destroys the pack records retention deleted (see [`pack`]): zeros
@@ -172,29 +208,34 @@ impl Archive {
     }
 }
 
-/// Creates the tables of a new archive and checks the schema of an old one.
+/// Creates the tables of a new archive and checks the schema of an old one,
+/// which it returns (format 2 is migrated by the caller, see [`migrate`]).
 /// Runs left `Running` by a process that died are marked `Interrupted`.
-fn init(db: &Database) -> Result<()> {
+fn init(db: &Database) -> Result<u8> {
     let txn = db.begin_write()?;
+    let found;
     {
         for def in [ITEMS, SOURCES, BLOBS, QUARANTINE, FOLDERS] {
             txn.open_table(def)?;
         }
         txn.open_table(CHANGES)?;
-        for def in [BLOB_REFS, HOLDS, TOMBSTONES] {
+        for def in [HOLDS, TOMBSTONES] {
             txn.open_table(def)?;
         }
+        txn.open_table(BLOB_LOG)?;
         txn.open_table(SCRUB)?;
         txn.open_table(PACKS)?;
         txn.open_table(CASES)?;
         txn.open_table(POLICIES)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
-        match schema.as_deref() {
+        found = match schema.as_deref() {
             None => {
                 meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+                SCHEMA_VERSION
             }
-            Some([SCHEMA_VERSION]) => {}
+            Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
+            Some([2]) => 2,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -204,10 +245,10 @@ fn init(db: &Database) -> Result<()> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2]"
                 )));
             }
-        }
+        };
         txn.open_table(AUDIT)?;
         let mut runs = txn.open_table(RUNS)?;
         let mut stale = Vec::new();
@@ -224,7 +265,7 @@ fn init(db: &Database) -> Result<()> {
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(found)
 }
 
 impl Archive {
@@ -239,6 +280,7 @@ impl Archive {
         let mut writer = self.packs.writer();
         writer.begin();
         let mut scrubs = false;
+        let mut log = (false, HashMap::new());
         let out = (|| {
             let mut tx = Tx {
                 packs: &self.packs,
@@ -254,7 +296,11 @@ impl Archive {
                 runs: txn.open_table(RUNS)?,
                 audit: txn.open_table(AUDIT)?,
                 changes: txn.open_table(CHANGES)?,
-                blob_refs: txn.open_table(BLOB_REFS)?,
+                blob_log: txn.open_table(BLOB_LOG)?,
+                log_index: &self.blob_log,
+                log_new: HashMap::new(),
+                log_next: None,
+                log_folded: false,
                 holds: txn.open_table(HOLDS)?,
                 cases: txn.open_table(CASES)?,
                 policies: txn.open_table(POLICIES)?,
@@ -265,6 +311,10 @@ impl Archive {
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
+            if tx.log_len()? >= self.fold_at {
+                tx.fold_blob_log()?;
+            }
+            log = (tx.log_folded, std::mem::take(&mut tx.log_new));
             tx.apply_folder_delta()?;
             tx.apply_changes()?;
             // The pack's bytes are durable before the commit that points at them.
@@ -292,6 +342,17 @@ impl Archive {
         }
         writer.committed();
         drop(writer);
+        let (folded, added) = log;
+        if folded || !added.is_empty() {
+            let mut index = self
+                .blob_log
+                .lock()
+                .map_err(|_| Error::Internal("the blob log's index was poisoned".into()))?;
+            if folded {
+                index.clear();
+            }
+            index.extend(added);
+        }
         tracing::debug!(commit = ?t.elapsed(), "store commit");
         if scrubs && let Err(e) = self.scrub() {
             // The deletion stands; the content is destroyed on the next open,
@@ -626,9 +687,9 @@ impl Archive {
     /// what an import staged for a file that then failed.
     pub fn drop_unused_blob_files(&self, shas: &[[u8; 32]]) -> Result<()> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(BLOBS)?;
-        for sha in shas {
-            if t.get(sha.as_slice())?.is_none() {
+        let known = blob_rows::known(&txn, shas)?;
+        for (sha, known) in shas.iter().zip(known) {
+            if !known {
                 let p = self.blobs.path_of(sha);
                 match fs::remove_file(&p) {
                     Ok(()) => {}
@@ -655,11 +716,8 @@ impl Archive {
     /// match the hash.
     pub fn open_blob(&self, sha: &[u8; 32]) -> Result<Box<dyn Read>> {
         let txn = self.db.begin_read()?;
-        let metas = txn.open_table(BLOBS)?;
-        let meta: BlobMeta = match metas.get(sha.as_slice())? {
-            Some(v) => codec::decode(v.value())?,
-            None => return Err(Error::NotFound(format!("blob {}", hex::encode(sha)))),
-        };
+        let meta = blob_rows::meta(&txn, sha)?
+            .ok_or_else(|| Error::NotFound(format!("blob {}", hex::encode(sha))))?;
         match meta.place {
             BlobPlace::Pack(at) => {
                 let bytes = self.packs.read(&at).map_err(|e| match e {
@@ -682,6 +740,25 @@ impl Archive {
                 )))
             }
         }
+    }
+
+    /// Every blob row (`blobs`, then the rows still in `blob_log`).
+    pub fn blob_metas(&self) -> Result<Vec<([u8; 32], BlobMeta)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BLOBS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            let sha = <[u8; 32]>::try_from(k.value())
+                .map_err(|_| Error::Corrupt(format!("blobs key {}", hex::encode(k.value()))))?;
+            out.push((sha, codec::decode(v.value())?));
+        }
+        out.extend(
+            blob_rows::logged(&txn)?
+                .into_iter()
+                .map(|l| (l.sha, l.meta)),
+        );
+        Ok(out)
     }
 
     /// redb's own accounting of the file: stored, metadata and fragmented bytes.
@@ -710,6 +787,7 @@ impl Archive {
         ] {
             out.push((name, txn.open_table(def)?.len()?));
         }
+        out.push(("blob_log", txn.open_table(BLOB_LOG)?.len()?));
         out.push(("packs", txn.open_table(PACKS)?.len()?));
         out.push(("runs", txn.open_table(RUNS)?.len()?));
         out.push(("audit", txn.open_table(AUDIT)?.len()?));
@@ -872,7 +950,15 @@ pub struct Tx<'t> {
     runs: Table<'t, u64, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
     changes: Table<'t, u64, &'static [u8]>,
-    blob_refs: Table<'t, &'static [u8], &'static [u8]>,
+    blob_log: Table<'t, u64, &'static [u8]>,
+    /// The committed log's rows by hash (the archive's).
+    log_index: &'t Mutex<blob_rows::LogIndex>,
+    /// Blobs this transaction logged, by hash.
+    log_new: HashMap<[u8; 32], u64>,
+    /// The next `blob_log` key, once known.
+    log_next: Option<u64>,
+    /// Whether this transaction folded the log into `blobs`.
+    log_folded: bool,
     holds: Table<'t, &'static [u8], &'static [u8]>,
     cases: Table<'t, &'static str, &'static [u8]>,
     policies: Table<'t, &'static str, &'static [u8]>,
@@ -901,7 +987,7 @@ pub struct EncodedItem {
     pub edited: Option<i64>,
     /// The item a deletion event deletes.
     pub deletes: Option<ItemId>,
-    /// The blobs its attachments' contents are stored in.
+    /// The blobs its attachments' contents are stored in, each once.
     pub blobs: Vec<[u8; 32]>,
 }
 
@@ -922,11 +1008,7 @@ impl EncodedItem {
                 crate::model::Body::Deletion(d) => Some(d.target),
                 _ => None,
             },
-            blobs: item
-                .attachments
-                .iter()
-                .filter_map(|a| a.content.map(|c| c.sha256))
-                .collect(),
+            blobs: item.blobs_used(),
         }
     }
 }
@@ -967,26 +1049,6 @@ impl Tx<'_> {
             .get(id)?
             .ok_or_else(|| Error::Internal(format!("run {id} vanished")))?;
         codec::decode(v.value())
-    }
-
-    /// Records a staged blob (its bytes too, when inline) unless already present.
-    pub fn put_blob(&mut self, staged: &StagedBlob, run: u64) -> Result<()> {
-        let r = staged.blob_ref();
-        if self.blobs.get(r.sha256.as_slice())?.is_some() {
-            return Ok(());
-        }
-        let place = match staged {
-            StagedBlob::Inline(_, bytes) => BlobPlace::Pack(self.pack.append(bytes)?),
-            StagedBlob::File(_) => BlobPlace::File,
-        };
-        let meta = BlobMeta {
-            size: r.size,
-            place,
-            run,
-        };
-        self.blobs
-            .insert(r.sha256.as_slice(), codec::encode(&meta).as_slice())?;
-        Ok(())
     }
 
     fn source_row(&self, idb: &[u8]) -> Result<SourceRow> {
@@ -1044,10 +1106,13 @@ impl Tx<'_> {
     }
 
     /// Files an item version into each of `mailboxes` (under `folder`), storing
-    /// its content once. An item that was in the quarantine leaves it.
+    /// its content once. A new version counts as a user of its attachments'
+    /// blobs; one the archive lacks is stored from `blobs` (what the import
+    /// staged for the item). An item that was in the quarantine leaves it.
     pub fn file_item(
         &mut self,
         enc: &EncodedItem,
+        blobs: &[StagedBlob],
         mailboxes: &[String],
         addresses: &[(String, String)],
         folder: &str,
@@ -1124,7 +1189,7 @@ impl Tx<'_> {
             }
         }
         if new_version {
-            self.add_blob_refs(&idb, &enc.blobs)?;
+            self.use_blobs(enc, blobs, run)?;
         }
         if maybe_quarantined && !mailboxes.is_empty() {
             self.quarantine.remove(idb.as_slice())?;
@@ -1133,10 +1198,12 @@ impl Tx<'_> {
     }
 
     /// Keeps an item that maps to no mailbox. An item already filed somewhere is
-    /// not quarantined again: its new version is simply recorded.
+    /// not quarantined again: its new version is simply recorded. Blobs as in
+    /// [`Tx::file_item`].
     pub fn quarantine_item(
         &mut self,
         enc: &EncodedItem,
+        blobs: &[StagedBlob],
         record: &QuarantineRecord,
     ) -> Result<Quarantined> {
         let idb = item_id_bytes(&enc.id);
@@ -1163,18 +1230,9 @@ impl Tx<'_> {
             if is_new && let Some(target) = &enc.deletes {
                 self.log_change(&item_id_bytes(target), false)?;
             }
-            self.add_blob_refs(&idb, &enc.blobs)?;
+            self.use_blobs(enc, blobs, record.run)?;
         }
         Ok(outcome)
-    }
-
-    fn add_blob_refs(&mut self, idb: &[u8], blobs: &[[u8; 32]]) -> Result<()> {
-        for sha in blobs {
-            let mut k = sha.to_vec();
-            k.extend_from_slice(idb);
-            self.blob_refs.insert(k.as_slice(), [].as_slice())?;
-        }
-        Ok(())
     }
 
     fn is_tombstoned(&mut self, key: &[u8]) -> Result<bool> {
@@ -1280,46 +1338,18 @@ impl Tx<'_> {
         self.any_tombstone = Some(true);
         let mut freed = Vec::new();
         if row.rec.locations.is_empty() {
-            // The last copy: the content goes.
+            // The last copy: the content goes, and each version's use of its blobs.
             let mut shas: Vec<[u8; 32]> = Vec::new();
             for i in 0..row.rec.versions.len() {
                 if let Ok(item) = row.version(&key.item, i, &mut |r| self.read_pack(r)) {
-                    shas.extend(
-                        item.attachments
-                            .iter()
-                            .filter_map(|a| a.content.map(|c| c.sha256)),
-                    );
+                    shas.extend(item.blobs_used());
                 }
             }
             for v in &row.rec.versions {
                 self.destroy(&v.at)?;
             }
-            shas.sort();
-            shas.dedup();
             self.sources.remove(idb.as_slice())?;
-            for sha in shas {
-                let mut rk = sha.to_vec();
-                rk.extend_from_slice(&idb);
-                self.blob_refs.remove(rk.as_slice())?;
-                let end = key::prefix_end(&sha).expect("a hash is not all 0xFF");
-                let still_used = self
-                    .blob_refs
-                    .range(sha.as_slice()..end.as_slice())?
-                    .next()
-                    .is_some();
-                if !still_used {
-                    let meta: Option<BlobMeta> = self
-                        .blobs
-                        .remove(sha.as_slice())?
-                        .map(|v| codec::decode(v.value()))
-                        .transpose()?;
-                    match meta.map(|m| m.place) {
-                        Some(BlobPlace::Pack(at)) => self.destroy(&at)?,
-                        Some(BlobPlace::File) => freed.push(sha),
-                        None => {}
-                    }
-                }
-            }
+            freed = self.release_blobs(&shas, &key.item)?;
         } else {
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;

@@ -95,6 +95,17 @@ pub struct BlobMeta {
     pub size: u64,
     pub place: BlobPlace,
     pub run: u64,
+    /// How many item versions hold the blob (a version counts once, however
+    /// many of its attachments have these bytes). Retention frees the blob
+    /// when the last of them is deleted.
+    pub refs: u64,
+}
+
+/// A `blob_log` row: a blob added since the log was last folded into `blobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedBlob {
+    pub sha: [u8; 32],
+    pub meta: BlobMeta,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

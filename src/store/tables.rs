@@ -9,7 +9,8 @@ pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 /// item is filed, the participants' mapped addresses. One row per source item,
 /// shared by every mailbox copy.
 pub const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources");
-/// SHA-256 of the blob -> `BlobMeta`: every attachment blob the archive holds.
+/// SHA-256 of the blob -> `BlobMeta`: every attachment blob the archive holds
+/// (but those still in `BLOB_LOG`), with how many item versions use it.
 pub const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 /// Pack id -> its committed length in bytes (see `pack`).
 pub const PACKS: TableDefinition<u32, u64> = TableDefinition::new("packs");
@@ -32,9 +33,12 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// records the last row it applied; rows it has committed are trimmed. Flag
 /// `0`: the source row is new, `1`: it changed.
 pub const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
-/// `sha256 ++ ItemId` -> empty: which source rows use which blob, so that
-/// retention frees a blob when its last user is deleted.
-pub const BLOB_REFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
+/// Sequence number -> `LoggedBlob`: blobs added since the log was last folded
+/// into `blobs`. An import appends here instead of inserting under a random
+/// hash (which would dirty one B-tree leaf per attachment per commit); the log
+/// is folded, in hash order, when it reaches `blob_rows::FOLD_AT` rows, at the
+/// end of an import and on open.
+pub const BLOB_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("blob_log");
 /// Hold key (`lit 00 mailbox` or `case 00 NAME 00 ID`) -> `StoredHold`.
 pub const HOLDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("holds");
 /// Case name -> `CaseRecord`.

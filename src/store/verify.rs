@@ -57,7 +57,8 @@ impl Archive {
         // Sources: versions, hashes; collect what the other checks need.
         let mut locations: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut unfiled: BTreeSet<Vec<u8>> = BTreeSet::new();
-        let mut blob_refs: BTreeMap<[u8; 32], String> = BTreeMap::new();
+        // Blob -> how many versions use it, and the first item seen using it.
+        let mut blob_uses: BTreeMap<[u8; 32], (u64, String)> = BTreeMap::new();
         let mut known_items: BTreeSet<Vec<u8>> = BTreeSet::new();
         let sources = txn.open_table(SOURCES)?;
         for entry in sources.iter()? {
@@ -101,10 +102,11 @@ impl Archive {
                                 format!("version {} holds item {}", i + 1, item.id),
                             ));
                         }
-                        for a in &item.attachments {
-                            if let Some(c) = a.content {
-                                blob_refs.entry(c.sha256).or_insert_with(|| id.to_string());
-                            }
+                        for sha in item.blobs_used() {
+                            blob_uses
+                                .entry(sha)
+                                .or_insert_with(|| (0, id.to_string()))
+                                .0 += 1;
                         }
                     }
                     Err(e) => report(err(id.to_string(), format!("version {}: {e}", i + 1))),
@@ -254,9 +256,11 @@ impl Archive {
                 report(err(subject, "has a tombstone but is still filed".into()));
             }
         }
-        // Blobs: every reference resolves, every blob hashes to its address.
-        let metas = txn.open_table(BLOBS)?;
+        // Blobs: every reference resolves, every blob hashes to its address,
+        // and its count of uses is the number of versions that use it.
         let mut files_known: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let mut rows: BTreeSet<[u8; 32]> = BTreeSet::new();
+        let metas = txn.open_table(BLOBS)?;
         for entry in metas.iter()? {
             let (k, v) = entry?;
             let Ok(sha) = <[u8; 32]>::try_from(k.value()) else {
@@ -266,48 +270,44 @@ impl Archive {
                 ));
                 continue;
             };
-            let subject = format!("blob {}", hex::encode(sha));
-            blob_refs.remove(&sha);
-            checked.blobs += 1;
-            let meta: BlobMeta = match super::codec::decode(v.value()) {
-                Ok(m) => m,
-                Err(e) => {
-                    report(err(subject, e.to_string()));
-                    continue;
-                }
-            };
-            let reader: Box<dyn Read> = match meta.place {
-                BlobPlace::Pack(at) => match self.packs.read(&at) {
-                    Ok(b) => Box::new(std::io::Cursor::new(b)),
-                    Err(e) => {
-                        report(err(subject, e.to_string()));
+            rows.insert(sha);
+            match super::codec::decode::<BlobMeta>(v.value()) {
+                Ok(meta) => self.check_blob(
+                    sha,
+                    &meta,
+                    &mut blob_uses,
+                    &mut files_known,
+                    &mut checked,
+                    report,
+                ),
+                Err(e) => report(err(format!("blob {}", hex::encode(sha)), e.to_string())),
+            }
+        }
+        let log = txn.open_table(BLOB_LOG)?;
+        for entry in log.iter()? {
+            let (k, v) = entry?;
+            match super::codec::decode::<LoggedBlob>(v.value()) {
+                Ok(l) => {
+                    if !rows.insert(l.sha) {
+                        report(err(
+                            format!("blob {}", hex::encode(l.sha)),
+                            format!("is in blobs and again in blob_log row {}", k.value()),
+                        ));
                         continue;
                     }
-                },
-                BlobPlace::File => {
-                    files_known.insert(sha);
-                    let path = self.blobs.path_of(&sha);
-                    match std::fs::File::open(&path) {
-                        Ok(f) => Box::new(std::io::BufReader::new(f)),
-                        Err(e) => {
-                            report(err(subject, format!("{}: {e}", path.display())));
-                            continue;
-                        }
-                    }
+                    self.check_blob(
+                        l.sha,
+                        &l.meta,
+                        &mut blob_uses,
+                        &mut files_known,
+                        &mut checked,
+                        report,
+                    );
                 }
-            };
-            let mut counter = CountingReader(VerifyingReader::new(reader, sha), 0);
-            match std::io::copy(&mut counter, &mut std::io::sink()) {
-                Ok(n) if n == meta.size => {}
-                Ok(n) => report(err(
-                    subject,
-                    format!("holds {n} bytes, recorded {}", meta.size),
-                )),
-                Err(e) => report(err(subject, e.to_string())),
+                Err(e) => report(err(format!("blob_log row {}", k.value()), e.to_string())),
             }
-            checked.blob_bytes += counter.1;
         }
-        for (sha, item) in blob_refs {
+        for (sha, (_, item)) in blob_uses {
             report(err(
                 format!("blob {}", hex::encode(sha)),
                 format!("is used by {item} but missing"),
@@ -376,5 +376,57 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.0.read(buf)?;
         self.1 += n as u64;
         Ok(n)
+    }
+}
+
+impl Archive {
+    /// Checks one blob row: its count of uses against the versions that use
+    /// it (taken out of `uses`), and its bytes against its hash and size.
+    fn check_blob(
+        &self,
+        sha: [u8; 32],
+        meta: &BlobMeta,
+        uses: &mut BTreeMap<[u8; 32], (u64, String)>,
+        files_known: &mut BTreeSet<[u8; 32]>,
+        checked: &mut Checked,
+        report: &mut dyn FnMut(Problem),
+    ) {
+        let subject = format!("blob {}", hex::encode(sha));
+        let mut err = |problem: String| {
+            report(Problem {
+                subject: subject.clone(),
+                problem,
+                severity: "error",
+            })
+        };
+        checked.blobs += 1;
+        let used = uses.remove(&sha).map(|(n, _)| n).unwrap_or(0);
+        if used != meta.refs {
+            err(format!(
+                "records {} uses, but {used} item versions use it",
+                meta.refs
+            ));
+        }
+        let reader: Box<dyn Read> = match &meta.place {
+            BlobPlace::Pack(at) => match self.packs.read(at) {
+                Ok(b) => Box::new(std::io::Cursor::new(b)),
+                Err(e) => return err(e.to_string()),
+            },
+            BlobPlace::File => {
+                files_known.insert(sha);
+                let path = self.blobs.path_of(&sha);
+                match std::fs::File::open(&path) {
+                    Ok(f) => Box::new(std::io::BufReader::new(f)),
+                    Err(e) => return err(format!("{}: {e}", path.display())),
+                }
+            }
+        };
+        let mut counter = CountingReader(VerifyingReader::new(reader, sha), 0);
+        match std::io::copy(&mut counter, &mut std::io::sink()) {
+            Ok(n) if n == meta.size => {}
+            Ok(n) => err(format!("holds {n} bytes, recorded {}", meta.size)),
+            Err(e) => err(e.to_string()),
+        }
+        checked.blob_bytes += counter.1;
     }
 }

@@ -1,0 +1,124 @@
+//! Format migrations, run by [`super::Archive::open`] in one write
+//! transaction each: a migration lands whole or not at all.
+//!
+//! Format 2 -> 3: format 2 kept which source rows use which blob in
+//! `blob_refs` (`sha256 ++ ItemId` -> empty) and no count in `blobs`. Format 3
+//! counts uses in each `blobs` row (one per item version holding the blob) and
+//! logs new blobs in `blob_log`. The counts come from `blob_refs`: a row with
+//! one version uses the blob once; the versions of a row with several are read
+//! to count those that hold it. Then `blob_refs` is dropped.
+
+use super::codec;
+use super::key;
+use super::pack::Packs;
+use super::records::{BlobMeta, BlobPlace};
+use super::tables::{BLOBS, META, SOURCES};
+use super::{SCHEMA_VERSION, SourceRow};
+use crate::error::{Error, Result};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::Deserialize;
+
+/// Format 2's reference table.
+const BLOB_REFS_2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
+
+/// Format 2's `blobs` value.
+#[derive(Deserialize)]
+struct BlobMeta2 {
+    size: u64,
+    place: BlobPlace,
+    run: u64,
+}
+
+/// Blob rows rewritten per step (bounds the memory a large archive needs).
+const STEP: usize = 4096;
+
+pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
+    let txn = db.begin_write()?;
+    let mut rows = 0u64;
+    {
+        let refs = txn.open_table(BLOB_REFS_2)?;
+        let sources = txn.open_table(SOURCES)?;
+        let mut blobs = txn.open_table(BLOBS)?;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut step: Vec<(Vec<u8>, BlobMeta2)> = Vec::with_capacity(STEP);
+            {
+                let range = match &after {
+                    Some(k) => blobs.range::<&[u8]>((
+                        std::ops::Bound::Excluded(k.as_slice()),
+                        std::ops::Bound::Unbounded,
+                    ))?,
+                    None => blobs.range::<&[u8]>(..)?,
+                };
+                for e in range.take(STEP) {
+                    let (k, v) = e?;
+                    step.push((k.value().to_vec(), codec::decode(v.value())?));
+                }
+            }
+            let Some((last, _)) = step.last() else { break };
+            after = Some(last.clone());
+            for (sha, old) in step {
+                let uses = uses_of(&refs, &sources, packs, &sha)?;
+                let meta = BlobMeta {
+                    size: old.size,
+                    place: old.place,
+                    run: old.run,
+                    refs: uses,
+                };
+                blobs.insert(sha.as_slice(), codec::encode(&meta).as_slice())?;
+                rows += 1;
+            }
+        }
+        let mut meta = txn.open_table(META)?;
+        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+        meta.insert("migrated_from", [2u8].as_slice())?;
+    }
+    txn.delete_table(BLOB_REFS_2)?;
+    txn.commit()?;
+    tracing::info!(blobs = rows, "archive migrated from format 2 to 3");
+    Ok(())
+}
+
+/// How many item versions use blob `sha`, by format 2's `blob_refs`.
+fn uses_of(
+    refs: &redb::Table<&[u8], &[u8]>,
+    sources: &redb::Table<&[u8], &[u8]>,
+    packs: &Packs,
+    sha: &[u8],
+) -> Result<u64> {
+    let hash: [u8; 32] = sha
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("blobs key {} is not a SHA-256", hex::encode(sha))))?;
+    let end = key::prefix_end(sha).expect("a SHA-256 is not all 0xFF");
+    let mut uses = 0;
+    for e in refs.range(sha..end.as_slice())? {
+        let (k, _) = e?;
+        let idb = &k.value()[32..];
+        let id = key::decode_item_id(idb)?;
+        let Some(v) = sources.get(idb)? else {
+            // A reference left behind by a deleted row uses nothing.
+            continue;
+        };
+        let row = SourceRow::decode(v.value())?;
+        let versions = row.rec.versions.len();
+        if versions == 1 {
+            uses += 1;
+            continue;
+        }
+        for i in 0..versions {
+            match row.version(&id, i, &mut |r| packs.read(r)) {
+                Ok(item) => {
+                    if item.blobs_used().contains(&hash) {
+                        uses += 1;
+                    }
+                }
+                // Counted as a use, so the blob is kept; `verify` names the version.
+                Err(e) => {
+                    tracing::warn!(item = %id, version = i + 1, error = %e, "unreadable version counted as using its blob");
+                    uses += 1;
+                }
+            }
+        }
+    }
+    Ok(uses)
+}
