@@ -219,7 +219,7 @@ impl Tx<'_> {
     }
 }
 
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
+pub(super) fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
     Error::Internal("the blob log's index was poisoned by a panic".into())
 }
 

@@ -169,7 +169,7 @@ impl Archive {
         let empty = self
             .blob_log
             .lock()
-            .map_err(|_| Error::Internal("the blob log's index was poisoned".into()))?
+            .map_err(blob_rows::poisoned)?
             .is_empty();
         if empty {
             return Ok(());
@@ -336,23 +336,28 @@ impl Archive {
             }
         };
         let t = std::time::Instant::now();
+        // The log's index changes with the commit: it is held from before
+        // the commit until it says what the commit logged, so that no other
+        // writer looks a blob up in between.
+        let (folded, added) = log;
+        let mut index = if folded || !added.is_empty() {
+            Some(self.blob_log.lock().map_err(blob_rows::poisoned)?)
+        } else {
+            None
+        };
         if let Err(e) = txn.commit() {
             writer.abandon();
             return Err(e.into());
         }
         writer.committed();
         drop(writer);
-        let (folded, added) = log;
-        if folded || !added.is_empty() {
-            let mut index = self
-                .blob_log
-                .lock()
-                .map_err(|_| Error::Internal("the blob log's index was poisoned".into()))?;
+        if let Some(index) = index.as_mut() {
             if folded {
                 index.clear();
             }
             index.extend(added);
         }
+        drop(index);
         tracing::debug!(commit = ?t.elapsed(), "store commit");
         if scrubs && let Err(e) = self.scrub() {
             // The deletion stands; the content is destroyed on the next open,

@@ -291,7 +291,7 @@ impl Archive {
                     if !rows.insert(l.sha) {
                         report(err(
                             format!("blob {}", hex::encode(l.sha)),
-                            format!("is in blobs and again in blob_log row {}", k.value()),
+                            format!("has a second row, blob_log row {}", k.value()),
                         ));
                         continue;
                     }
