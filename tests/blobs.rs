@@ -181,6 +181,25 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     // quarantined items.
     let hits = a.ok(&["search", "kind:externaldata", "--count"]);
     assert_eq!(hits.trim(), "46");
+    // The migration is on the audit trail, once, after the format-2 build's
+    // own entries (its import and a verify).
+    let trail = a.json_lines(&["audit"]);
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "migrate").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(actions[..3], ["import", "verify", "migrate"], "{actions:?}");
+    let migrate = &trail[2];
+    assert_eq!(
+        migrate["params"],
+        serde_json::json!([["from_format", "2"], ["to_format", "3"]])
+    );
+    assert_eq!(a.ok(&["verify"]).lines().count(), 1);
     // The fixture itself is untouched (the test migrated a copy).
     assert!(std::fs::metadata(src.join("archive.redb")).unwrap().len() > 0);
 }

@@ -393,6 +393,32 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     result
 }
 
+/// Opens the archive in `dir` (which must exist, with `existing`), and puts a
+/// format migration the opening made on the audit trail.
+fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Archive> {
+    let archive = if existing {
+        Archive::open_existing(dir)?
+    } else {
+        Archive::open(dir)?
+    };
+    if let Some((from, to)) = archive.unaudited_migration()? {
+        archive.write(|tx| {
+            tx.audit_migration(crate::store::audit::Event {
+                time: now(),
+                actor: actor.to_string(),
+                action: "migrate".into(),
+                params: vec![
+                    ("from_format".into(), from.to_string()),
+                    ("to_format".into(), to.to_string()),
+                ],
+                counts: vec![],
+                outcome: "ok".into(),
+            })
+        })?;
+    }
+    Ok(archive)
+}
+
 fn run_command(cli: Cli) -> Result<Outcome> {
     let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
     let actor = || cli.actor.clone().unwrap_or_else(actor);
@@ -424,7 +450,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 opts.owner_id = Some(id);
             }
             opts.batch_items = a.batch_items.max(1);
-            let archive = Archive::open(&dir)?;
+            let archive = open_archive(&dir, false, &actor())?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -451,7 +477,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         }
         Command::Init(f) => {
             let created = !Archive::exists(&dir);
-            let archive = Archive::open(&dir)?;
+            let archive = open_archive(&dir, false, &actor())?;
             if created {
                 archive.audit(crate::store::audit::Event {
                     time: now(),
@@ -481,7 +507,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Mailboxes(f) => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let rows = archive.folders()?;
             if f.json {
                 for (m, folder, st) in rows {
@@ -509,7 +535,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             folder,
             out: f,
         } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let mailbox = mailbox.to_lowercase();
             if !f.json {
                 w(
@@ -552,7 +578,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             history,
             out: f,
         } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let src = archive
                 .source(&id)?
@@ -648,7 +674,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             ..
         } => {
             let mapping = Mapping::from_path(&mapping)?;
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -663,7 +689,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             action: None,
             out: f,
         } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let held = archive.quarantine()?;
             if !f.json {
                 w(
@@ -705,7 +731,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         }
         Command::Search(a) => search(&mut out, &dir, a, actor(), args),
         Command::Hold { action } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -753,7 +779,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Case { action } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -855,7 +881,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Retention { action } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let ctx = RunContext {
                 actor: actor(),
                 args,
@@ -989,7 +1015,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         } => {
             let parsed =
                 crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let index = Index::open(&archive)?;
             let ctx = RunContext {
                 actor: actor(),
@@ -1038,7 +1064,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             now: at,
             out: f,
         } => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let at = match at {
                 Some(t) => parse_time(&t, false)?,
@@ -1071,7 +1097,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Reindex(f) => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let t = std::time::Instant::now();
             let (index, done) = Index::recreate(&archive, Default::default())?;
             index.close()?;
@@ -1101,7 +1127,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Verify(f) => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let mut errors = 0u64;
             let mut problems = Vec::new();
             let mut checked = archive.verify(&mut |p| {
@@ -1185,7 +1211,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 ),
                 None => None,
             };
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             for e in archive.audit_entries(since)? {
                 if f.json {
                     let counts: serde_json::Map<String, serde_json::Value> = e
@@ -1241,7 +1267,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Runs(f) => {
-            let archive = Archive::open_existing(&dir)?;
+            let archive = open_archive(&dir, true, &actor())?;
             let runs = archive.runs()?;
             if !f.json {
                 w(
@@ -1316,7 +1342,7 @@ fn search(
             " ".repeat(a.query.chars().take(e.offset).count())
         ))
     })?;
-    let archive = Archive::open_existing(dir)?;
+    let archive = open_archive(dir, true, &actor)?;
     let index = Index::open(&archive)?;
     let mailboxes: Vec<String> = a.mailbox.iter().map(|m| m.to_lowercase()).collect();
     if !mailboxes.is_empty() {

@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
+/// `meta` key of a migration not yet on the audit trail: `[from, to]`. The
+/// store has no clock or actor; the caller records the migration
+/// ([`super::Archive::unaudited_migration`], [`super::Tx::audit_migration`]).
+pub(super) const UNAUDITED: &str = "unaudited_migration";
+
 /// Format 2's reference table.
 const BLOB_REFS_2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
 
@@ -71,7 +76,7 @@ pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
         }
         let mut meta = txn.open_table(META)?;
         meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-        meta.insert("migrated_from", [2u8].as_slice())?;
+        meta.insert(UNAUDITED, [2u8, SCHEMA_VERSION].as_slice())?;
     }
     txn.delete_table(BLOB_REFS_2)?;
     txn.commit()?;

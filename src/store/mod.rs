@@ -157,6 +157,24 @@ impl Archive {
         &self.dir
     }
 
+    /// A format migration that opening this archive (now or in a process
+    /// that died before recording it) made and the audit trail does not
+    /// show yet: `(from, to)`. See [`Tx::audit_migration`].
+    pub fn unaudited_migration(&self) -> Result<Option<(u8, u8)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(META)?;
+        Ok(
+            match t
+                .get(migrate::UNAUDITED)?
+                .map(|v| v.value().to_vec())
+                .as_deref()
+            {
+                Some(&[from, to]) => Some((from, to)),
+                _ => None,
+            },
+        )
+    }
+
     /// How many `blob_log` rows make a write transaction fold the log
     /// (default 65,536; tests set a few to exercise folds).
     pub fn set_blob_log_fold_at(&mut self, rows: usize) {
@@ -305,6 +323,7 @@ impl Archive {
                 cases: txn.open_table(CASES)?,
                 policies: txn.open_table(POLICIES)?,
                 tombstones: txn.open_table(TOMBSTONES)?,
+                meta: txn.open_table(META)?,
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
                 pending_changes: Vec::new(),
@@ -968,6 +987,7 @@ pub struct Tx<'t> {
     cases: Table<'t, &'static str, &'static [u8]>,
     policies: Table<'t, &'static str, &'static [u8]>,
     tombstones: Table<'t, &'static [u8], &'static [u8]>,
+    meta: Table<'t, &'static str, &'static [u8]>,
     /// Whether `tombstones` has any row (checked once per transaction).
     any_tombstone: Option<bool>,
     /// Filings removed per folder key in this transaction.
@@ -1396,6 +1416,15 @@ impl Tx<'_> {
         let v = std::mem::take(&mut self.pending_changes);
         self.changes.insert(seq, v.as_slice())?;
         Ok(())
+    }
+
+    /// Appends `event` (the record of a format migration) to the audit trail
+    /// and marks the migration recorded, in this transaction: it is audited
+    /// exactly once.
+    pub fn audit_migration(&mut self, event: audit::Event) -> Result<u64> {
+        let seq = self.audit(event)?;
+        self.meta.remove(migrate::UNAUDITED)?;
+        Ok(seq)
     }
 
     /// Where an item is filed, as this transaction sees it.
