@@ -378,7 +378,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let who = cli.actor.clone().unwrap_or_else(actor);
     let result = run_command(cli);
     if let (Some(what), Err(e @ (Error::Usage(_) | Error::NotFound(_)))) = (what, &result)
-        && let Ok(archive) = Archive::open_existing(&dir)
+        && let Ok(archive) = open_archive(&dir, true, &who)
     {
         let args: Vec<String> = std::env::args().skip(1).collect();
         archive.audit(crate::store::audit::Event {

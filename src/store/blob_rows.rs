@@ -11,6 +11,7 @@
 //! ([`LogIndex`]) for the writer's look-ups; readers scan the log in their own
 //! snapshot, which is short, and empty outside an import.
 
+use super::blob::StagedBlob;
 use super::codec;
 use super::records::{BlobMeta, BlobPlace, LoggedBlob};
 use super::tables::{BLOB_LOG, BLOBS};
@@ -19,8 +20,6 @@ use crate::error::{Error, Result};
 use crate::model::ItemId;
 use redb::{ReadTransaction, ReadableTable};
 use std::collections::{HashMap, HashSet};
-
-use super::blob::StagedBlob;
 
 /// The log is folded into `blobs` when it holds this many rows: at most
 /// this many hashes are kept in memory (about 3 MiB), and a fold writes each
@@ -259,6 +258,9 @@ pub(super) fn load_index(txn: &ReadTransaction) -> Result<LogIndex> {
 
 /// Whether each of `shas` has a row in the snapshot `txn`.
 pub(super) fn known(txn: &ReadTransaction, shas: &[[u8; 32]]) -> Result<Vec<bool>> {
+    if shas.is_empty() {
+        return Ok(Vec::new());
+    }
     let t = txn.open_table(BLOBS)?;
     let in_log: HashSet<[u8; 32]> = logged(txn)?.into_iter().map(|l| l.sha).collect();
     shas.iter()

@@ -17,6 +17,7 @@ use super::{SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
+use std::ops::Bound;
 
 /// `meta` key of a migration not yet on the audit trail: `[from, to]`. The
 /// store has no clock or actor; the caller records the migration
@@ -49,10 +50,9 @@ pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
             let mut step: Vec<(Vec<u8>, BlobMeta2)> = Vec::with_capacity(STEP);
             {
                 let range = match &after {
-                    Some(k) => blobs.range::<&[u8]>((
-                        std::ops::Bound::Excluded(k.as_slice()),
-                        std::ops::Bound::Unbounded,
-                    ))?,
+                    Some(k) => {
+                        blobs.range::<&[u8]>((Bound::Excluded(k.as_slice()), Bound::Unbounded))?
+                    }
                     None => blobs.range::<&[u8]>(..)?,
                 };
                 for e in range.take(STEP) {
@@ -94,9 +94,14 @@ fn uses_of(
     let hash: [u8; 32] = sha
         .try_into()
         .map_err(|_| Error::Corrupt(format!("blobs key {} is not a SHA-256", hex::encode(sha))))?;
-    let end = key::prefix_end(sha).expect("a SHA-256 is not all 0xFF");
+    // Every key that starts with the hash (an all-0xFF hash has no end key).
+    let end = key::prefix_end(sha);
+    let upper = match &end {
+        Some(end) => Bound::Excluded(end.as_slice()),
+        None => Bound::Unbounded,
+    };
     let mut uses = 0;
-    for e in refs.range(sha..end.as_slice())? {
+    for e in refs.range::<&[u8]>((Bound::Included(sha), upper))? {
         let (k, _) = e?;
         let idb = &k.value()[32..];
         let id = key::decode_item_id(idb)?;
