@@ -10,8 +10,9 @@ use tgvault::store::Archive as Store;
 
 /// An export whose 40 messages, over two chats, carry 5 files between them
 /// (message `i` holds file `i % 5`), so that most attachments repeat a blob
-/// filed earlier. With `edited`, message 7 of the first chat has new text
-/// and the same file: a second version using the same blob.
+/// filed earlier. The second chat's messages are a year younger than the
+/// first's. With `edited`, message 7 of the first chat has new text and the
+/// same file: a second version using the same blob.
 fn write_export(dir: &Path, edited: bool) {
     std::fs::create_dir_all(dir.join("files")).unwrap();
     for f in 0..5 {
@@ -31,11 +32,12 @@ fn write_export(dir: &Path, edited: bool) {
                 format!("report {n}")
             };
             msgs.push(format!(
-                r#"{{"id": {id}, "type": "message", "date": "2024-03-03T10:{i:02}:00", "date_unixtime": "{}",
+                r#"{{"id": {id}, "type": "message", "date": "{}-03-03T10:{i:02}:00", "date_unixtime": "{}",
                  "from": "Frank Fox", "from_id": "user1000006",
                  "file": "files/f{f}.bin", "file_name": "f{f}.bin", "file_size": {}, "mime_type": "application/octet-stream",
                  "text": "{text}", "text_entities": [{{"type": "plain", "text": "{text}"}}]}}"#,
-                1_709_460_000 + i * 60,
+                2024 + chat,
+                1_709_460_000 + chat * 31_536_000 + i * 60,
                 300 + f * 17
             ));
         }
@@ -141,6 +143,43 @@ fn a_blob_is_stored_once_and_counts_the_versions_using_it() {
         );
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+
+    // Retention takes a use away per deleted version, and frees a blob with
+    // its last use: first the older chat goes (20 versions and the edit),
+    // then the rest.
+    let dir = tmp.path().join("archive-65536");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("--archive")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&[
+        "retention",
+        "add",
+        "old",
+        "--delete-after",
+        "30",
+        "--mailbox",
+        "frank@corp.example",
+    ]);
+    cli(&["retention", "run", "--now", "2024-06-01"]);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(problems(&store), Vec::<String>::new());
+    let uses: Vec<u64> = blob_rows(&store).values().map(|&(r, _)| r).collect();
+    assert_eq!(uses, vec![4; 5]);
+    drop(store);
+    cli(&["retention", "run", "--now", "2026-01-01"]);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(problems(&store), Vec::<String>::new());
+    assert!(blob_rows(&store).is_empty());
 }
 
 #[test]
