@@ -183,6 +183,29 @@ fn a_blob_is_stored_once_and_counts_the_versions_using_it() {
 }
 
 #[test]
+fn a_re_export_with_other_bytes_under_the_same_message_stores_nothing() {
+    // The message is unchanged, so its version is not new, and the new
+    // bytes of its file are used by no version: they are not stored.
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("export");
+    write_export(&export, false);
+    let dir = tmp.path().join("archive");
+    let before = {
+        let store = import_all(&dir, &[&export], 65_536);
+        blob_rows(&store)
+    };
+    std::fs::write(export.join("files/f0.bin"), vec![7u8; 300]).unwrap();
+    let store = import_all(&dir, &[&export], 65_536);
+    assert_eq!(blob_rows(&store), before);
+    assert_eq!(problems(&store), Vec::<String>::new());
+    let packs: Vec<u8> = std::fs::read(dir.join("packs/00000001.pack")).unwrap();
+    assert!(
+        !packs.windows(300).any(|w| w == [7u8; 300]),
+        "the new bytes were stored"
+    );
+}
+
+#[test]
 fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     let a = Archive::new();
     let src = fixture("archive-format2");

@@ -392,40 +392,47 @@ impl Archive {
         report: &mut dyn FnMut(Problem),
     ) {
         let subject = format!("blob {}", hex::encode(sha));
-        let mut err = |problem: String| {
+        let mut say = |severity: &'static str, problem: String| {
             report(Problem {
                 subject: subject.clone(),
                 problem,
-                severity: "error",
+                severity,
             })
         };
         checked.blobs += 1;
         let used = uses.remove(&sha).map(|(n, _)| n).unwrap_or(0);
         if used != meta.refs {
-            err(format!(
-                "records {} uses, but {used} item versions use it",
-                meta.refs
-            ));
+            say(
+                "error",
+                format!(
+                    "records {} uses, but {used} item versions use it",
+                    meta.refs
+                ),
+            );
+        } else if used == 0 {
+            // Kept by an earlier format, which stored blobs no new version
+            // used; retention never frees it.
+            say("warning", "no item version uses it".into());
         }
         let reader: Box<dyn Read> = match &meta.place {
             BlobPlace::Pack(at) => match self.packs.read(at) {
                 Ok(b) => Box::new(std::io::Cursor::new(b)),
-                Err(e) => return err(e.to_string()),
+                Err(e) => return say("error", e.to_string()),
             },
             BlobPlace::File => {
                 files_known.insert(sha);
                 let path = self.blobs.path_of(&sha);
                 match std::fs::File::open(&path) {
                     Ok(f) => Box::new(std::io::BufReader::new(f)),
-                    Err(e) => return err(format!("{}: {e}", path.display())),
+                    Err(e) => return say("error", format!("{}: {e}", path.display())),
                 }
             }
         };
         let mut counter = CountingReader(VerifyingReader::new(reader, sha), 0);
         match std::io::copy(&mut counter, &mut std::io::sink()) {
             Ok(n) if n == meta.size => {}
-            Ok(n) => err(format!("holds {n} bytes, recorded {}", meta.size)),
-            Err(e) => err(e.to_string()),
+            Ok(n) => say("error", format!("holds {n} bytes, recorded {}", meta.size)),
+            Err(e) => say("error", e.to_string()),
         }
         checked.blob_bytes += counter.1;
     }
