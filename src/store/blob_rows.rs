@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::ItemId;
 use redb::{ReadTransaction, ReadableTable};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The log is folded into `blobs` when it holds this many rows: at most
 /// this many hashes are kept in memory (about 3 MiB), and a fold writes each
@@ -42,7 +43,7 @@ impl Tx<'_> {
         let seq = match self.log_new.get(sha) {
             Some(&seq) => Some(seq),
             None if self.log_folded => None,
-            None => self.log_index.lock().map_err(poisoned)?.get(sha).copied(),
+            None => lock(self.log_index).get(sha).copied(),
         };
         if let Some(seq) = seq {
             let v = self.blob_log.get(seq)?.ok_or_else(|| {
@@ -162,7 +163,7 @@ impl Tx<'_> {
         let committed = if self.log_folded {
             0
         } else {
-            self.log_index.lock().map_err(poisoned)?.len()
+            lock(self.log_index).len()
         };
         Ok(committed + self.log_new.len())
     }
@@ -218,8 +219,11 @@ impl Tx<'_> {
     }
 }
 
-pub(super) fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
-    Error::Internal("the blob log's index was poisoned by a panic".into())
+/// The log's index. Only map look-ups and updates run under its lock, so a
+/// panic elsewhere cannot leave it half-changed: a poisoned lock is taken as
+/// it is (failing there would leave a commit's pack bytes unrolled-back).
+pub(super) fn lock(index: &Mutex<LogIndex>) -> MutexGuard<'_, LogIndex> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Blob `sha`'s row in the snapshot `txn`: `blobs`, else the log.

@@ -184,11 +184,7 @@ impl Archive {
     /// Moves the blobs an import logged into `blobs` (see [`blob_rows`]);
     /// nothing to do when the log is empty.
     pub fn fold_blob_log(&self) -> Result<()> {
-        let empty = self
-            .blob_log
-            .lock()
-            .map_err(blob_rows::poisoned)?
-            .is_empty();
+        let empty = blob_rows::lock(&self.blob_log).is_empty();
         if empty {
             return Ok(());
         }
@@ -360,7 +356,7 @@ impl Archive {
         // writer looks a blob up in between.
         let (folded, added) = log;
         let mut index = if folded || !added.is_empty() {
-            Some(self.blob_log.lock().map_err(blob_rows::poisoned)?)
+            Some(blob_rows::lock(&self.blob_log))
         } else {
             None
         };
