@@ -159,27 +159,23 @@ impl Tx<'_> {
     }
 
     /// Rows in the log, as this transaction sees it.
-    pub(super) fn log_len(&self) -> Result<usize> {
+    pub(super) fn log_len(&self) -> usize {
         let committed = if self.log_folded {
             0
         } else {
             lock(self.log_index).len()
         };
-        Ok(committed + self.log_new.len())
+        committed + self.log_new.len()
     }
 
     /// Moves every `blob_log` row into `blobs`, in hash order.
     pub fn fold_blob_log(&mut self) -> Result<()> {
-        if self.log_len()? == 0 {
+        if self.log_len() == 0 {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(self.log_len()?);
-        for e in self.blob_log.iter()? {
-            let (_, v) = e?;
-            rows.push(codec::decode::<LoggedBlob>(v.value())?);
-        }
-        rows.sort_unstable_by_key(|l| l.sha);
-        for LoggedBlob { sha, mut meta } in rows {
+        let mut rows = rows(&self.blob_log)?;
+        rows.sort_unstable_by_key(|(_, l)| l.sha);
+        for (_, LoggedBlob { sha, mut meta }) in rows {
             // Look-ups go to `blobs` before a blob is logged, so a hash is in
             // one of the two; should it be in both, the uses add up and the
             // logged copy's bytes go.
@@ -238,26 +234,31 @@ pub(super) fn meta(txn: &ReadTransaction, sha: &[u8; 32]) -> Result<Option<BlobM
         .map(|l| l.meta))
 }
 
-/// Every row of the log in the snapshot `txn`, oldest first.
-pub(super) fn logged(txn: &ReadTransaction) -> Result<Vec<LoggedBlob>> {
-    let t = txn.open_table(BLOB_LOG)?;
+/// Every row of a `blob_log` table (a snapshot's or a write transaction's)
+/// with its key, oldest first.
+fn rows(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<(u64, LoggedBlob)>> {
     let mut out = Vec::new();
     for e in t.iter()? {
-        out.push(codec::decode(e?.1.value())?);
+        let (k, v) = e?;
+        out.push((k.value(), codec::decode(v.value())?));
     }
     Ok(out)
 }
 
+/// Every row of the log in the snapshot `txn`, oldest first.
+pub(super) fn logged(txn: &ReadTransaction) -> Result<Vec<LoggedBlob>> {
+    Ok(rows(&txn.open_table(BLOB_LOG)?)?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect())
+}
+
 /// The hashes of the committed log, for the archive's [`LogIndex`].
 pub(super) fn load_index(txn: &ReadTransaction) -> Result<LogIndex> {
-    let t = txn.open_table(BLOB_LOG)?;
-    let mut out = LogIndex::new();
-    for e in t.iter()? {
-        let (k, v) = e?;
-        let l: LoggedBlob = codec::decode(v.value())?;
-        out.insert(l.sha, k.value());
-    }
-    Ok(out)
+    Ok(rows(&txn.open_table(BLOB_LOG)?)?
+        .into_iter()
+        .map(|(seq, l)| (l.sha, seq))
+        .collect())
 }
 
 /// Whether each of `shas` has a row in the snapshot `txn`.

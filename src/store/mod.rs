@@ -326,7 +326,7 @@ impl Archive {
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
-            if tx.log_len()? >= self.fold_at {
+            if tx.log_len() >= self.fold_at {
                 tx.fold_blob_log()?;
             }
             log = (tx.log_folded, std::mem::take(&mut tx.log_new));

@@ -259,7 +259,6 @@ impl Archive {
         // Blobs: every reference resolves, every blob hashes to its address,
         // and its count of uses is the number of versions that use it.
         let mut files_known: BTreeSet<[u8; 32]> = BTreeSet::new();
-        let mut rows: BTreeSet<[u8; 32]> = BTreeSet::new();
         let metas = txn.open_table(BLOBS)?;
         for entry in metas.iter()? {
             let (k, v) = entry?;
@@ -270,7 +269,6 @@ impl Archive {
                 ));
                 continue;
             };
-            rows.insert(sha);
             match super::codec::decode::<BlobMeta>(v.value()) {
                 Ok(meta) => self.check_blob(
                     sha,
@@ -283,12 +281,15 @@ impl Archive {
                 Err(e) => report(err(format!("blob {}", hex::encode(sha)), e.to_string())),
             }
         }
+        // The log is short (folded every 65,536 rows): its hashes are kept
+        // to find one logged twice.
+        let mut logged: BTreeSet<[u8; 32]> = BTreeSet::new();
         let log = txn.open_table(BLOB_LOG)?;
         for entry in log.iter()? {
             let (k, v) = entry?;
             match super::codec::decode::<LoggedBlob>(v.value()) {
                 Ok(l) => {
-                    if !rows.insert(l.sha) {
+                    if !logged.insert(l.sha) || metas.get(l.sha.as_slice())?.is_some() {
                         report(err(
                             format!("blob {}", hex::encode(l.sha)),
                             format!("has a second row, blob_log row {}", k.value()),
