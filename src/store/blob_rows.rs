@@ -36,6 +36,14 @@ enum Row {
     Log(u64, BlobMeta),
 }
 
+impl Row {
+    fn meta_mut(&mut self) -> &mut BlobMeta {
+        match self {
+            Row::Table(meta) | Row::Log(_, meta) => meta,
+        }
+    }
+}
+
 impl Tx<'_> {
     /// The row of blob `sha`: this transaction's log rows, the committed
     /// log's (unless this transaction folded it), then `blobs`.
@@ -90,13 +98,10 @@ impl Tx<'_> {
     ) -> Result<()> {
         for &sha in &enc.blobs {
             match self.find_blob(&sha)? {
-                Some(Row::Table(mut meta)) => {
-                    meta.refs += 1;
-                    self.put_row(&sha, &Row::Table(meta))?;
-                }
-                Some(Row::Log(seq, mut meta)) => {
-                    meta.refs += 1;
-                    self.put_row(&sha, &Row::Log(seq, meta))?;
+                // A blob the archive has, in either table, gains a use.
+                Some(mut row) => {
+                    row.meta_mut().refs += 1;
+                    self.put_row(&sha, &row)?;
                 }
                 None => {
                     let blob = staged
