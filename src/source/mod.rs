@@ -158,6 +158,11 @@ impl Input {
                 Err(Error::Internal("this input has no export JSON".into()))
             }
             Input::File { json, .. } => {
+                // Both passes read the file once, front to back: around the
+                // page cache where the file system allows it.
+                if let Some(f) = crate::direct::open(json, false).map_err(|e| Error::io(json, e))? {
+                    return Ok(Box::new(crate::direct::SequentialReader::new(f, 4 << 20)));
+                }
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;
                 Ok(Box::new(BufReader::with_capacity(
                     256 * 1024,

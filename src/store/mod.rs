@@ -10,7 +10,6 @@ pub mod audit;
 pub mod blob;
 mod blob_rows;
 pub mod codec;
-mod direct;
 pub mod key;
 mod migrate;
 pub mod pack;

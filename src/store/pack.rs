@@ -22,7 +22,7 @@
 //! between leaves the row, and the next open finishes the job. Space is not
 //! reclaimed (the zeroed bytes stay in the file); compaction can come later.
 
-use super::direct;
+use crate::direct;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
