@@ -231,18 +231,21 @@ impl Index {
         // Each item once, in first-change order; its document needs replacing
         // unless its first change here created it.
         let mut order: Vec<ItemId> = Vec::with_capacity(changes.len());
-        let mut replace = std::collections::HashMap::with_capacity(changes.len());
+        let mut replace: Vec<bool> = Vec::with_capacity(changes.len());
+        let mut seen = std::collections::HashSet::with_capacity(changes.len());
         for (_, id, is_new) in &changes {
-            replace.entry(*id).or_insert_with(|| {
+            if seen.insert(*id) {
                 order.push(*id);
-                !*is_new
-            });
+                replace.push(!*is_new);
+            }
         }
         let fields = self.fields;
         let writer = self.writer()?;
         let mut docs = 0;
+        let mut replace = replace.into_iter();
         archive.doc_sources(&order, |id, src| {
-            if replace[id] || src.is_none() {
+            // In the order asked for.
+            if replace.next().unwrap_or(true) || src.is_none() {
                 writer.delete_term(fields.id_term(&item_id_bytes(id)));
             }
             if let Some(src) = src {

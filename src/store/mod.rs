@@ -534,8 +534,9 @@ impl Archive {
         Ok(())
     }
 
-    /// Reads the source rows of `ids` in one read transaction; an id without a
-    /// row gives `None` (retention removed it).
+    /// Reads the source rows of `ids` in one read transaction and calls `f`
+    /// with each, in the order of `ids`; an id without a row gives `None`
+    /// (retention removed it).
     pub fn doc_sources(
         &self,
         ids: &[ItemId],
@@ -921,11 +922,11 @@ impl SourceRow {
 
     /// Reads version `index` from its pack, checks it against its content
     /// hash and decodes it with `decode`.
-    fn decode_version(
+    fn decode_version<B: AsRef<[u8]>>(
         &self,
         id: &ItemId,
         index: usize,
-        read: &mut ReadPack<'_>,
+        read: &mut dyn FnMut(&PackRef) -> Result<B>,
         decode: fn(&[u8]) -> Result<Item>,
     ) -> Result<Item> {
         let v = self
@@ -937,13 +938,14 @@ impl SourceRow {
             Error::Corrupt(what) => Error::Corrupt(format!("{id}: {what}")),
             other => other,
         })?;
-        if crate::model::sha256(&bytes) != v.content {
+        let bytes = bytes.as_ref();
+        if crate::model::sha256(bytes) != v.content {
             return Err(Error::Corrupt(format!(
                 "{id}: stored content does not match its SHA-256 {}",
                 hex::encode(v.content)
             )));
         }
-        decode(&bytes)
+        decode(bytes)
     }
 
     fn current(&self, id: &ItemId, read: &mut ReadPack<'_>) -> Result<Item> {

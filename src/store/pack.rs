@@ -701,7 +701,7 @@ struct Span {
 
 impl Prefetched<'_> {
     /// One record: from a span read ahead, or from the pack file.
-    pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
+    pub fn read(&self, r: &PackRef) -> Result<std::borrow::Cow<'_, [u8]>> {
         let at = self
             .spans
             .partition_point(|s| (s.pack, s.offset) <= (r.pack, r.offset));
@@ -710,9 +710,11 @@ impl Prefetched<'_> {
             && r.offset + r.len <= s.offset + s.len
         {
             let from = s.from + (r.offset - s.offset) as usize;
-            return Ok(s.buf[from..from + r.len as usize].to_vec());
+            return Ok(std::borrow::Cow::Borrowed(
+                &s.buf[from..from + r.len as usize],
+            ));
         }
-        self.packs.read(r)
+        self.packs.read(r).map(std::borrow::Cow::Owned)
     }
 }
 
