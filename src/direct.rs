@@ -96,6 +96,22 @@ pub fn open(path: &Path, write: bool) -> io::Result<Option<File>> {
     }
 }
 
+/// Opens `path` for direct reads, or returns `Ok(None)` when the system or
+/// the file system does not offer them: besides [`open`], one block is read,
+/// since some file systems accept the flag and refuse the reads (with an
+/// alignment larger than [`BLOCK`]).
+pub fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
+    let Some(f) = open(path, false)? else {
+        return Ok(None);
+    };
+    let mut probe = Aligned::new(BLOCK);
+    match f.read_at(probe.bytes_mut(), 0) {
+        Ok(_) => Ok(Some(f)),
+        Err(e) if refused(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether an error means "no direct I/O here" (a file system without it, or
 /// an alignment it does not accept), as opposed to a failure of the device.
 pub fn refused(e: &io::Error) -> bool {
@@ -239,7 +255,7 @@ mod tests {
             let path = dir.path().join(format!("f{size}"));
             let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
             std::fs::write(&path, &data).unwrap();
-            let f = open(&path, false)
+            let f = open_for_reading(&path)
                 .unwrap()
                 .unwrap_or_else(|| std::fs::File::open(&path).unwrap());
             let mut r = SequentialReader::new(f, 2 * BLOCK);

@@ -160,7 +160,9 @@ impl Input {
             Input::File { json, .. } => {
                 // Both passes read the file once, front to back: around the
                 // page cache where the file system allows it.
-                if let Some(f) = crate::direct::open(json, false).map_err(|e| Error::io(json, e))? {
+                if let Some(f) =
+                    crate::direct::open_for_reading(json).map_err(|e| Error::io(json, e))?
+                {
                     return Ok(Box::new(crate::direct::SequentialReader::new(f, 4 << 20)));
                 }
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;

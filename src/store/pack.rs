@@ -253,7 +253,7 @@ impl Packs {
         open_once(&self.bulk_readers, pack, || {
             let path = self.path_of(pack);
             Ok(
-                match direct::open(&path, false).map_err(|e| Error::io(&path, e))? {
+                match direct::open_for_reading(&path).map_err(|e| Error::io(&path, e))? {
                     Some(f) => (Arc::new(f), true),
                     None => (self.reader(pack)?, false),
                 },
