@@ -623,7 +623,9 @@ impl Writer {
 
     /// The transaction did not commit: drops its appends.
     pub fn rollback(&mut self) -> Result<()> {
-        if self.end() != self.committed {
+        // Only what reached the file needs cutting off (a pack the
+        // transaction began but never wrote is not even created).
+        if self.written > self.committed {
             let len = self.committed;
             let path = self.path();
             self.file()?.set_len(len).map_err(|e| Error::io(&path, e))?;
