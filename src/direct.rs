@@ -124,32 +124,37 @@ pub fn refused(e: &io::Error) -> bool {
 pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<(Vec<u8>, usize)> {
     let start = align_down(offset);
     let skip = (offset - start) as usize;
-    let want = (skip + len).div_ceil(BLOCK) * BLOCK;
-    let mut buf = Aligned::new(want);
-    let mut got = 0;
-    while got < skip + len {
-        // A short read ends at the end of the file, which need not be
-        // aligned; every read before it returned whole blocks.
-        match file.read_at(&mut buf.bytes_mut()[got..], start + got as u64) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file ends before the bytes read",
-                ));
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        if !got.is_multiple_of(BLOCK) && got < skip + len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file ends before the bytes read",
-            ));
-        }
+    let mut buf = Aligned::new((skip + len).div_ceil(BLOCK) * BLOCK);
+    if read_blocks(file, buf.bytes_mut(), start)? < skip + len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the file ends before the bytes read",
+        ));
     }
     let (mem, off) = buf.into_parts();
     Ok((mem, off + skip))
+}
+
+/// Fills `buf` (aligned, whole blocks) from `at` (aligned) until it is full
+/// or the file ends; returns how many bytes it holds.
+fn read_blocks(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                // Only the end of the file, which need not be aligned, gives
+                // part of a block.
+                if !got.is_multiple_of(BLOCK) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Reads a file front to back with direct I/O, a buffer of whole blocks at
@@ -180,29 +185,9 @@ impl SequentialReader {
 
     fn fill(&mut self) -> io::Result<()> {
         self.at += self.have as u64;
-        self.have = 0;
         self.used = 0;
-        while self.have < self.buf.capacity() {
-            match self.file.read_at(
-                &mut self.buf.bytes_mut()[self.have..],
-                self.at + self.have as u64,
-            ) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    self.have += n;
-                    if !self.have.is_multiple_of(BLOCK) {
-                        // Only the end of the file is not a whole block.
-                        self.eof = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.have = read_blocks(&self.file, self.buf.bytes_mut(), self.at)?;
+        self.eof = self.have < self.buf.capacity();
         Ok(())
     }
 }

@@ -566,12 +566,10 @@ impl Writer {
     /// Writes out the whole stage; keeps the bytes of its last, partial
     /// block as the next stage's head.
     fn flush(&mut self) -> Result<()> {
-        let block = self.block() as usize;
-        let full = self.len - self.len % block;
-        let padded = self.len.div_ceil(block) * block;
         if self.end() == self.written {
             return Ok(());
         }
+        let padded = self.len.div_ceil(self.block() as usize) * self.block() as usize;
         self.stage.bytes_mut()[self.len..padded].fill(0);
         self.write_stage(padded)?;
         if padded > self.len {
@@ -581,15 +579,14 @@ impl Writer {
             self.file()?.set_len(end).map_err(|e| Error::io(&path, e))?;
         }
         self.written = self.end();
-        if self.block() as usize == block {
-            self.stage.bytes_mut().copy_within(full..self.len, 0);
-            self.start += full as u64;
-            self.len -= full;
-        } else {
-            // Direct writes were refused while writing: plain writes need no head.
-            self.start = self.end();
-            self.len = 0;
-        }
+        // The last block's bytes start the next stage: none with plain
+        // writes (also when direct ones were refused just now).
+        let keep = (self.end() % self.block()) as usize;
+        self.stage
+            .bytes_mut()
+            .copy_within(self.len - keep..self.len, 0);
+        self.start = self.end() - keep as u64;
+        self.len = keep;
         Ok(())
     }
 
