@@ -41,15 +41,25 @@ pub enum Rule {
 /// Normalises a phone number to its digits: drops spaces, dashes, dots and
 /// brackets, and a leading `+` or `00`. `None` when anything else remains.
 pub fn normalize_phone(raw: &str) -> Option<String> {
-    let kept: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '\u{a0}'))
-        .collect();
-    let digits = kept
-        .strip_prefix('+')
-        .or_else(|| kept.strip_prefix("00"))
-        .unwrap_or(&kept);
-    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then(|| digits.to_string())
+    // One string: the kept characters, then the prefix cut off in place.
+    let mut kept = String::with_capacity(raw.len());
+    kept.extend(
+        raw.chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '\u{a0}')),
+    );
+    let prefix = if kept.starts_with('+') {
+        1
+    } else if kept.starts_with("00") {
+        2
+    } else {
+        0
+    };
+    let digits = &kept[prefix..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    kept.drain(..prefix);
+    Some(kept)
 }
 
 /// Lower-cases and checks an e-mail address; `None` when it is not one.
@@ -297,6 +307,27 @@ mod tests {
         );
         assert_eq!(normalize_phone("555-CALL"), None);
         assert_eq!(normalize_phone("+"), None);
+        assert_eq!(normalize_phone("00"), None);
+        assert_eq!(normalize_phone("+00 1").as_deref(), Some("001"));
+    }
+
+    proptest::proptest! {
+        /// The rule in two steps, as documented: drop the separators, then
+        /// one `+` or `00` prefix; what is left must be digits.
+        #[test]
+        fn phones_normalise_as_the_two_step_rule(raw in "[0-9 +().\\-a\u{a0}]{0,12}") {
+            let kept: String = raw
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '\u{a0}'))
+                .collect();
+            let digits = kept
+                .strip_prefix('+')
+                .or_else(|| kept.strip_prefix("00"))
+                .unwrap_or(&kept);
+            let want = (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+                .then(|| digits.to_string());
+            proptest::prop_assert_eq!(normalize_phone(&raw), want);
+        }
     }
 
     #[test]

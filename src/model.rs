@@ -136,13 +136,25 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// Appends the peer as [`fmt::Display`] writes it (`user123`), without
+    /// the formatting machinery (the indexer writes several per document).
+    pub fn write_to(&self, out: &mut String) {
+        let (prefix, id) = match self {
+            Peer::User(id) => ("user", id),
+            Peer::Chat(id) => ("chat", id),
+            Peer::Channel(id) => ("channel", id),
+        };
+        out.push_str(prefix);
+        out.push_str(itoa::Buffer::new().format(*id));
+    }
+}
+
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Peer::User(id) => write!(f, "user{id}"),
-            Peer::Chat(id) => write!(f, "chat{id}"),
-            Peer::Channel(id) => write!(f, "channel{id}"),
-        }
+        let mut s = String::with_capacity(24);
+        self.write_to(&mut s);
+        f.write_str(&s)
     }
 }
 
@@ -162,12 +174,28 @@ impl Person {
     /// records: the normalised peer (`user123`), else the raw id, else the
     /// phone, else the name.
     pub fn key(&self) -> String {
+        let mut k = String::new();
+        self.write_key(&mut k);
+        k
+    }
+
+    /// Appends [`Person::key`] to `out`.
+    pub fn write_key(&self, out: &mut String) {
         match (&self.peer, &self.raw_id, &self.phone, &self.name) {
-            (Some(p), ..) => p.to_string(),
-            (None, Some(r), ..) => format!("id:{r}"),
-            (None, None, Some(ph), _) => format!("phone:{ph}"),
-            (None, None, None, Some(n)) => format!("name:{n}"),
-            (None, None, None, None) => String::new(),
+            (Some(p), ..) => p.write_to(out),
+            (None, Some(r), ..) => {
+                out.push_str("id:");
+                out.push_str(r);
+            }
+            (None, None, Some(ph), _) => {
+                out.push_str("phone:");
+                out.push_str(ph);
+            }
+            (None, None, None, Some(n)) => {
+                out.push_str("name:");
+                out.push_str(n);
+            }
+            (None, None, None, None) => {}
         }
     }
 
@@ -603,6 +631,40 @@ mod tests {
         }
         assert!("tg:1:2".parse::<ItemId>().is_err());
         assert!("x:1:2:3".parse::<ItemId>().is_err());
+    }
+
+    #[test]
+    fn peers_and_keys_write_as_displayed() {
+        for (peer, text) in [
+            (Peer::User(6565661032), "user6565661032"),
+            (Peer::Chat(-5), "chat-5"),
+            (Peer::Channel(i64::MAX), "channel9223372036854775807"),
+        ] {
+            assert_eq!(peer.to_string(), text);
+            let p = Person {
+                peer: Some(peer),
+                ..Person::default()
+            };
+            assert_eq!(p.key(), text);
+        }
+        let raw = Person {
+            raw_id: Some("x1".into()),
+            phone: Some("+1".into()),
+            ..Person::default()
+        };
+        assert_eq!(raw.key(), "id:x1");
+        let phone = Person {
+            phone: Some("+1".into()),
+            name: Some("A".into()),
+            ..Person::default()
+        };
+        assert_eq!(phone.key(), "phone:+1");
+        let name = Person {
+            name: Some("A".into()),
+            ..Person::default()
+        };
+        assert_eq!(name.key(), "name:A");
+        assert_eq!(Person::default().key(), "");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tantivy::{TantivyDocument, Term};
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// Separates mailbox and folder in a `loc` value.
-pub const LOC_SEP: char = '\u{0}';
+pub const LOC_SEP: &str = "\u{0}";
 /// The `loc` value of a quarantined item.
 pub const QUARANTINE_LOC: &str = "\u{0}quarantine";
 
@@ -124,16 +124,19 @@ impl Fields {
 
     /// The search document of a source row.
     pub fn document(&self, src: &DocSource) -> TantivyDocument {
-        use std::fmt::Write;
         let mut d = TantivyDocument::new();
         // Values made up here are written into one buffer (the document
         // copies them) instead of a new string each.
         let mut buf = String::new();
-        let mut put = |d: &mut TantivyDocument, field, args: std::fmt::Arguments| {
+        let mut put = |d: &mut TantivyDocument, field, parts: &[&str]| {
             buf.clear();
-            let _ = buf.write_fmt(args);
+            for p in parts {
+                buf.push_str(p);
+            }
             d.add_text(field, &buf);
         };
+        let mut peer_text = String::new();
+        let mut num = itoa::Buffer::new();
         d.add_bytes(self.id, &crate::store::key::item_id_bytes(&src.id));
         d.add_u64(self.stamp, src.stamp());
         d.add_u64(self.nloc, src.rec.locations.len().max(1) as u64);
@@ -141,7 +144,7 @@ impl Fields {
             d.add_text(self.loc, QUARANTINE_LOC);
         }
         for (m, f) in &src.rec.locations {
-            put(&mut d, self.loc, format_args!("{m}{LOC_SEP}{f}"));
+            put(&mut d, self.loc, &[m, LOC_SEP, f]);
         }
         let Some(cur) = src.current() else {
             d.add_bool(self.unindexed, true);
@@ -168,26 +171,29 @@ impl Fields {
         if let Some(n) = &cur.chat.name {
             d.add_text(self.subject, n);
         }
-        put(&mut d, self.chat, format_args!("{}", cur.chat.id));
+        d.add_text(self.chat, num.format(cur.chat.id));
         d.add_text(self.chattype, lower(&cur.chat.kind));
 
-        let address = |p: &Person| -> Option<&str> {
-            let k = p.key();
+        let mut key = String::new();
+        let mut address = |p: &Person| -> Option<&str> {
+            key.clear();
+            p.write_key(&mut key);
             src.rec
                 .addresses
                 .iter()
-                .find(|(kk, _)| *kk == k)
+                .find(|(k, _)| *k == key)
                 .map(|(_, m)| m.as_str())
         };
-        let sender_address = cur.sender.as_ref().and_then(address);
+        let sender_address = cur.sender.as_ref().and_then(&mut address);
         if let Some(s) = &cur.sender {
-            for t in person_texts(s, address(s)) {
+            for t in person_texts(s, sender_address) {
                 d.add_text(self.from, t);
             }
             if let Some(p) = s.peer {
-                put(&mut d, self.senderid, format_args!("{p}"));
+                p.write_to(&mut peer_text);
+                d.add_text(self.senderid, &peer_text);
                 if let Some(n) = p.user_id() {
-                    put(&mut d, self.senderid, format_args!("{n}"));
+                    d.add_text(self.senderid, num.format(n));
                 }
             }
             if let Some(r) = &s.raw_id {
@@ -242,7 +248,7 @@ impl Fields {
         put(
             &mut d,
             self.itemclass,
-            format_args!("ipm.externaldata.telegram.{}", kind.as_str()),
+            &["ipm.externaldata.telegram.", kind.as_str()],
         );
         for a in &cur.attachments {
             if let Some(n) = &a.file_name {
