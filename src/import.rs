@@ -617,6 +617,7 @@ fn import_file(
         let producer = std::thread::Builder::new()
             .name("tgvault-parse".into())
             .spawn_scoped(s, || {
+                yield_to_later_stages();
                 let owner = given_owner(opts);
                 let mut sink = ProduceSink {
                     archive,
@@ -783,6 +784,38 @@ fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
         items: count,
         repairs,
     })
+}
+
+/// How much lower the converting thread's priority is than the other
+/// threads' (a `nice` increment; 0 is the default, 19 the lowest).
+///
+/// Converting is the first stage of the pipeline: the writer and the search
+/// index (its follower and tantivy's indexing thread) work on what it made.
+/// At equal priority the scheduler gives the four busy threads of a 2-core
+/// machine half a core each, the converter runs ahead, and at its end the
+/// index still has seconds of work in which a core is half idle (3.3 s of a
+/// 12 s import of 1M messages). Lowered, the converter takes what the later
+/// stages leave: during the validating pass the checking thread and the
+/// writer go first (so the first commit, and with it the index, comes
+/// sooner), and the index stays close behind the store. Measured with
+/// `cargo bench --bench search` at 1M: 0.75-0.77 of the index-alone rate
+/// against 0.70-0.73, with 1-2 CPU-seconds less in all (less waiting on
+/// full queues); increments from 6 to 19 measured alike.
+const CONVERTER_NICE: i32 = 6;
+
+/// Lowers the calling thread's priority by [`CONVERTER_NICE`] (Linux sets
+/// the priority of one thread this way). A refusal only costs speed.
+fn yield_to_later_stages() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let now = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+        if let Err(e) =
+            rustix::process::setpriority_process(Some(tid), (now + CONVERTER_NICE).min(19))
+        {
+            tracing::debug!(error = %e, "the converting thread keeps its priority");
+        }
+    }
 }
 
 /// Files what the producer sends, one write transaction per batch. Until the
@@ -1097,6 +1130,26 @@ pub fn remap(
 #[cfg(test)]
 mod tests {
     use super::anomaly_kind;
+
+    /// Only the converting thread yields: the writer runs on the caller's
+    /// thread, which must keep its priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_the_converting_thread_is_lowered() {
+        use rustix::process::getpriority_process;
+        use rustix::thread::gettid;
+        let caller = getpriority_process(Some(gettid())).unwrap();
+        let (before, after) = std::thread::spawn(|| {
+            let before = getpriority_process(Some(gettid())).unwrap();
+            super::yield_to_later_stages();
+            (before, getpriority_process(Some(gettid())).unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, (before + super::CONVERTER_NICE).min(19));
+        assert!(after > before || before == 19);
+        assert_eq!(getpriority_process(Some(gettid())).unwrap(), caller);
+    }
 
     #[test]
     fn anomaly_kinds_fold_numbers_and_quotes() {
