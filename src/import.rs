@@ -798,7 +798,7 @@ fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
 /// stages leave: during the validating pass the checking thread and the
 /// writer go first (so the first commit, and with it the index, comes
 /// sooner), and the index stays close behind the store. Measured with
-/// `cargo bench --bench search` at 1M: 0.75-0.77 of the index-alone rate
+/// `cargo bench --bench search` at 1M: 0.75-0.78 of the index-alone rate
 /// against 0.70-0.73, with 1-2 CPU-seconds less in all (less waiting on
 /// full queues); increments from 6 to 19 measured alike.
 const CONVERTER_NICE: i32 = 6;

@@ -134,27 +134,30 @@ impl Peer {
             _ => None,
         }
     }
-}
 
-impl Peer {
+    /// The kind's prefix and the id: `user` and 123 for `user123`.
+    fn parts(&self) -> (&'static str, i64) {
+        match self {
+            Peer::User(id) => ("user", *id),
+            Peer::Chat(id) => ("chat", *id),
+            Peer::Channel(id) => ("channel", *id),
+        }
+    }
+
     /// Appends the peer as [`fmt::Display`] writes it (`user123`), without
     /// the formatting machinery (the indexer writes several per document).
     pub fn write_to(&self, out: &mut String) {
-        let (prefix, id) = match self {
-            Peer::User(id) => ("user", id),
-            Peer::Chat(id) => ("chat", id),
-            Peer::Channel(id) => ("channel", id),
-        };
+        let (prefix, id) = self.parts();
         out.push_str(prefix);
-        out.push_str(itoa::Buffer::new().format(*id));
+        out.push_str(itoa::Buffer::new().format(id));
     }
 }
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(24);
-        self.write_to(&mut s);
-        f.write_str(&s)
+        let (prefix, id) = self.parts();
+        f.write_str(prefix)?;
+        f.write_str(itoa::Buffer::new().format(id))
     }
 }
 
