@@ -533,8 +533,11 @@ impl Writer {
                 self.stage.bytes()[from..from + r.len as usize].to_vec(),
             ));
         }
-        // Written out when the stage filled.
-        self.flush()?;
+        // Written out when the stage filled; a record that runs on into the
+        // stage needs the stage written first.
+        if end > self.written {
+            self.flush()?;
+        }
         let path = self.path();
         let f = self.file()?;
         let (bytes, from) =
