@@ -241,8 +241,8 @@ struct ProduceSink<'a> {
     since_check: usize,
     batch: Vec<Prepared>,
     tx: SyncSender<Msg>,
-    /// Kinds of oddity met, with counts (see [`anomaly_kind`]).
-    anomalies: BTreeMap<String, u64>,
+    /// Oddities met, by kind (see [`Notes`]).
+    anomalies: Notes,
     /// Source records that carried no item.
     skipped: u64,
     /// Blobs staged as files, to remove if the file fails before they commit.
@@ -414,10 +414,10 @@ fn ready(
     item: crate::model::Item,
     mapped: Mapped,
     blobs: Vec<StagedBlob>,
-    anomalies: &mut BTreeMap<String, u64>,
+    anomalies: &mut Notes,
 ) -> Ready {
     for a in &item.anomalies {
-        *anomalies.entry(anomaly_kind(a)).or_insert(0) += 1;
+        anomalies.add(&item.id, a);
     }
     let enc = EncodedItem::new(&item);
     Ready {
@@ -444,12 +444,12 @@ impl Sink for ProduceSink<'_> {
         if let (Some(given), Some(found)) = (self.opts.owner_id, owner.user_id)
             && given != found
         {
-            *self
-                .anomalies
-                .entry(format!(
+            self.anomalies.count(
+                format!(
                     "--owner {given} differs from the export's owner {found}: the export's is used"
-                ))
-                .or_insert(0) += 1;
+                ),
+                1,
+            );
         }
         let person = owner.person();
         self.owner = Some(owner);
@@ -473,10 +473,8 @@ impl Sink for ProduceSink<'_> {
             .chat
             .as_mut()
             .ok_or_else(|| Error::Internal("message outside a chat".into()))?;
-        match ctx.convert(raw) {
-            Ok(item) => self.push_item(item),
-            Err(f) => self.push_failed(f),
-        }
+        let item = ctx.convert(raw);
+        self.push_item(item)
     }
 }
 
@@ -500,6 +498,57 @@ fn read_html(
         chat.page(&text, page, out)?;
     }
     Ok(())
+}
+
+/// The oddities of one file, by kind. The report names the first
+/// [`NOTES_PER_KIND`] of each kind whole, with the item they are about
+/// (`tg:0:1:5: photo 'photos/x.jpg' has 10 bytes, ...`), and counts the
+/// rest under the kind, numbers and quoted parts folded ("photo '…' has N
+/// bytes ... (N more like this)"): a report stays short over millions of
+/// items, and every note it shows says what it is about.
+#[derive(Default)]
+struct Notes {
+    kinds: BTreeMap<String, (u64, Vec<String>)>,
+}
+
+/// How many notes of one kind the report shows whole.
+const NOTES_PER_KIND: usize = 10;
+
+impl Notes {
+    /// A note about one item.
+    fn add(&mut self, item: &crate::model::ItemId, note: &str) {
+        let (n, shown) = self.kinds.entry(anomaly_kind(note)).or_default();
+        *n += 1;
+        if shown.len() < NOTES_PER_KIND {
+            shown.push(format!("{item}: {note}"));
+        }
+    }
+
+    /// `n` more of a kind that is about the file, not one item.
+    fn count(&mut self, kind: String, n: u64) {
+        self.kinds.entry(kind).or_default().0 += n;
+    }
+
+    fn into_report(self) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        for (kind, (n, shown)) in self.kinds {
+            let rest = n - shown.len() as u64;
+            let whole = shown.len() as u64;
+            out.extend(shown.into_iter().map(|what| Anomaly { what, count: 1 }));
+            match (whole, rest) {
+                (_, 0) => {}
+                (0, _) => out.push(Anomaly {
+                    what: kind,
+                    count: rest,
+                }),
+                _ => out.push(Anomaly {
+                    what: format!("{kind} (more like this)"),
+                    count: rest,
+                }),
+            }
+        }
+        out
+    }
 }
 
 /// Replaces numbers and quoted parts of an anomaly with placeholders, so that
@@ -633,7 +682,7 @@ fn import_file(
                     since_check: 0,
                     batch: Vec::new(),
                     tx,
-                    anomalies: BTreeMap::new(),
+                    anomalies: Notes::default(),
                     skipped: 0,
                     staged_files: Vec::new(),
                 };
@@ -653,10 +702,8 @@ fn import_file(
                                     Ok(())
                                 }
                                 Ok(botapi::Converted::Skipped(kind)) => {
-                                    *sink
-                                        .anomalies
-                                        .entry(format!("updates of kind {kind} carry no item"))
-                                        .or_insert(0) += 1;
+                                    sink.anomalies
+                                        .count(format!("updates of kind {kind} carry no item"), 1);
                                     sink.skipped += 1;
                                     Ok(())
                                 }
@@ -721,7 +768,7 @@ fn import_file(
             }
         },
     };
-    let mut anomalies = BTreeMap::new();
+    let mut anomalies = Notes::default();
     match outcome {
         Ok((found, not_items)) => {
             anomalies = found;
@@ -742,13 +789,10 @@ fn import_file(
         ("unquoted values quoted", repairs.bare_values),
     ] {
         if n > 0 {
-            anomalies.insert(what.into(), n);
+            anomalies.count(what.into(), n);
         }
     }
-    file.anomalies = anomalies
-        .into_iter()
-        .map(|(what, count)| Anomaly { what, count })
-        .collect();
+    file.anomalies = anomalies.into_report();
     Ok(file)
 }
 

@@ -25,5 +25,6 @@ pub mod source;
 pub mod store;
 #[doc(hidden)]
 pub mod synth;
+pub mod time;
 
 pub use error::{Error, Result};

@@ -66,12 +66,23 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 pub fn normalize_mailbox(raw: &str) -> Option<String> {
     let m = raw.trim().to_lowercase();
     let (local, domain) = m.split_once('@')?;
-    let ok = !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !m.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(m)
+    // RFC 5321's dot-atom, with UTF-8 letters allowed (RFC 6531): no empty
+    // part between dots, none at either end, and the limits on length.
+    let dot_atom = |s: &str, ok: &dyn Fn(char) -> bool| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|part| !part.is_empty() && part.chars().all(ok))
+    };
+    let local_ok = local.len() <= 64
+        && dot_atom(local, &|c| {
+            c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        });
+    let domain_ok = domain.contains('.')
+        && dot_atom(domain, &|c| c.is_alphanumeric() || c == '-')
+        && domain
+            .split('.')
+            .all(|l| l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
+    (local_ok && domain_ok && m.len() <= 254).then_some(m)
 }
 
 /// A Telegram user id as people write it: `123` or `user123`.
@@ -88,6 +99,22 @@ fn normalize_username(raw: &str) -> String {
     raw.trim().trim_start_matches('@').to_lowercase()
 }
 
+/// The line (from 1) of the first character at or after byte `at` that
+/// does not end a line: a record's own line, past the blank lines the csv
+/// reader skips. A line ends at LF, CR LF or a lone CR (the csv crate's own
+/// count falls short with CR LF).
+fn line_at(bytes: &[u8], at: u64) -> u64 {
+    let mut at = (at as usize).min(bytes.len());
+    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    let before = &bytes[..at];
+    let breaks = memchr::memchr2_iter(b'\r', b'\n', before)
+        .filter(|&i| !(before[i] == b'\n' && i > 0 && before[i - 1] == b'\r'))
+        .count();
+    1 + breaks as u64
+}
+
 impl Mapping {
     pub fn from_path(path: &Path) -> Result<Mapping> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -101,11 +128,16 @@ impl Mapping {
             line,
             message,
         };
+        // A user map is small: read whole, so that lines can be counted.
+        let mut bytes = Vec::new();
+        let mut r = r;
+        r.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+        let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| line_at(&bytes, p.byte()));
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
             .flexible(false)
-            .from_reader(r);
+            .from_reader(bytes.as_slice());
         let headers = rdr
             .headers()
             .map_err(|e| line_err(1, format!("unreadable header: {e}")))?
@@ -126,10 +158,9 @@ impl Mapping {
         let mut m = Mapping::default();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                line_err(line, format!("malformed CSV record: {e}"))
+                line_err(line_of(e.position()), format!("malformed CSV record: {e}"))
             })?;
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let line = line_of(rec.position());
             let field = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim();
             let raw_mailbox = field(Some(mailbox_col));
             let mailbox = normalize_mailbox(raw_mailbox).ok_or_else(|| {
@@ -289,6 +320,59 @@ mod tests {
 
     fn parse(csv: &str) -> Result<Mapping> {
         Mapping::from_reader(csv.as_bytes(), Path::new("users.csv"))
+    }
+
+    #[test]
+    fn mailboxes_are_dot_atoms() {
+        for ok in [
+            "a@x.example",
+            "a.b@x.example",
+            "a'b@x.example",
+            "a/b@x.example",
+            "a_b@x.example",
+            "иван@пример.рф",
+            "Mixed@Case.Example",
+        ] {
+            assert!(normalize_mailbox(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "..@x.example",
+            ".hidden@x.example",
+            "a.@x.example",
+            "a..b@x.example",
+            "a@.x.example",
+            "a@x..example",
+            "a@x.example.",
+            "a@-x.example",
+            "a@x",
+            "@x.example",
+            "a@",
+            "a b@x.example",
+            "a\0b@x.example",
+            "a@b@x.example",
+            "a\u{202e}@x.example",
+        ] {
+            assert!(normalize_mailbox(bad).is_none(), "{bad:?}");
+        }
+        assert!(normalize_mailbox(&format!("{}@x.example", "a".repeat(65))).is_none());
+    }
+
+    #[test]
+    fn errors_name_the_line_with_any_line_end() {
+        for end in ["\n", "\r\n", "\r"] {
+            let csv = [
+                "mobile_number,mailbox",
+                "+15550001,a@x.example",
+                "",
+                "+15550002,bad",
+                "",
+            ]
+            .join(end);
+            let e = Mapping::from_reader(csv.as_bytes(), Path::new("m.csv"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("m.csv:4:"), "{end:?}: {e}");
+        }
     }
 
     #[test]

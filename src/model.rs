@@ -34,6 +34,10 @@ pub struct ItemId {
 pub enum Part {
     Item = 0,
     Deletion = 1,
+    /// A message whose own id is unusable (absent, not an integer, past
+    /// 2^63) or that could not be read at all: `message` is made from a
+    /// hash of its text.
+    Unnumbered = 2,
 }
 
 impl ItemId {
@@ -56,8 +60,10 @@ impl fmt::Display for ItemId {
         if self.dup > 0 {
             write!(f, ":{}", self.dup)?;
         }
-        if self.part == Part::Deletion {
-            f.write_str(":deleted")?;
+        match self.part {
+            Part::Item => {}
+            Part::Deletion => f.write_str(":deleted")?,
+            Part::Unnumbered => f.write_str(":unnumbered")?,
         }
         Ok(())
     }
@@ -70,8 +76,12 @@ impl FromStr for ItemId {
         let rest = s.strip_prefix("tg:").ok_or_else(bad)?;
         let mut parts: Vec<&str> = rest.split(':').collect();
         let mut part = Part::Item;
-        if parts.last() == Some(&"deleted") {
-            part = Part::Deletion;
+        match parts.last() {
+            Some(&"deleted") => part = Part::Deletion,
+            Some(&"unnumbered") => part = Part::Unnumbered,
+            _ => {}
+        }
+        if part != Part::Item {
             parts.pop();
         }
         if !(3..=4).contains(&parts.len()) {

@@ -403,6 +403,9 @@ pub struct RunOutcome {
     /// transaction checked again.
     pub held_at_deletion: u64,
     pub kept: u64,
+    /// Versions destroyed without being read (damaged): their blobs' uses
+    /// could not be released.
+    pub unreadable: Vec<String>,
 }
 
 /// Applies every policy at `now`. With `dry_run`, only reports.
@@ -453,29 +456,28 @@ pub fn run(
     }
     let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
     out.run = Some(run);
-    let mut deleted_keys: Vec<String> = Vec::new();
     for chunk in due.chunks(BATCH) {
         let mut freed = Vec::new();
         archive.write(|tx| {
-            // The holds as they are now, inside the deleting transaction.
-            let holds: Vec<(Vec<u8>, Hold)> =
-                tx.holds()?.into_iter().map(|(k, h)| (k, h.hold)).collect();
-            for (key, date, pol) in chunk {
-                let again = snap.decide_with(&holds, key, *date, now);
-                if !again.holds.is_empty() {
-                    out.held_at_deletion += 1;
-                    continue;
-                }
-                if let Some(f) = tx.dispose(key, now, pol, run)? {
-                    freed.extend(f);
-                    deleted_keys.push(format!("{} {} / {}", key.item, key.mailbox, key.folder));
-                    out.deleted.push((
-                        key.item.to_string(),
-                        key.mailbox.clone(),
-                        key.folder.clone(),
-                        pol.clone(),
-                    ));
-                }
+            let done = delete_batch(tx, &snap, chunk, now, run, &mut out)?;
+            freed = done.freed;
+            // What this transaction deletes is on the trail in it: a run
+            // killed half-way has audited every deletion that committed.
+            if !done.keys.is_empty() {
+                let mut params = vec![p("run", run)];
+                params.extend(done.keys.iter().map(|k| p("deleted", k)));
+                params.extend(done.unreadable.iter().map(|u| p("destroyed unread", u)));
+                tx.audit(event(
+                    ctx,
+                    "retention delete",
+                    params,
+                    vec![
+                        ("run".into(), run),
+                        ("deleted".into(), done.keys.len() as u64),
+                        ("destroyed unread".into(), done.unreadable.len() as u64),
+                    ],
+                    "ok",
+                ))?;
             }
             Ok(())
         })?;
@@ -486,24 +488,70 @@ pub fn run(
         rec.finished = Some((ctx.clock)());
         rec.status = RunStatus::Completed;
         tx.put_run(&rec)?;
-        let mut params = vec![p("now", now)];
-        params.extend(deleted_keys.iter().map(|k| p("deleted", k)));
         tx.audit(event(
             ctx,
             "retention run",
-            params,
+            vec![p("now", now)],
             vec![
                 ("run".into(), run),
                 ("copies".into(), out.copies),
                 ("deleted".into(), out.deleted.len() as u64),
                 ("held".into(), out.held),
                 ("held at deletion".into(), out.held_at_deletion),
+                ("destroyed unread".into(), out.unreadable.len() as u64),
             ],
             "ok",
         ))?;
         Ok(())
     })?;
     Ok(out)
+}
+
+/// What one deleting transaction did.
+struct Batch {
+    keys: Vec<String>,
+    unreadable: Vec<String>,
+    freed: Vec<[u8; 32]>,
+}
+
+/// Deletes the copies of `chunk` that no hold covers now (the holds read
+/// again inside the transaction).
+fn delete_batch(
+    tx: &mut crate::store::Tx<'_>,
+    snap: &Snapshot,
+    chunk: &[(ItemKey, Option<i64>, String)],
+    now: i64,
+    run: u64,
+    out: &mut RunOutcome,
+) -> Result<Batch> {
+    let holds: Vec<(Vec<u8>, Hold)> = tx.holds()?.into_iter().map(|(k, h)| (k, h.hold)).collect();
+    let mut batch = Batch {
+        keys: Vec::new(),
+        unreadable: Vec::new(),
+        freed: Vec::new(),
+    };
+    for (key, date, pol) in chunk {
+        let again = snap.decide_with(&holds, key, *date, now);
+        if !again.holds.is_empty() {
+            out.held_at_deletion += 1;
+            continue;
+        }
+        if let Some(d) = tx.dispose(key, now, pol, run)? {
+            batch.freed.extend(d.freed);
+            batch.unreadable.extend(d.unreadable.iter().cloned());
+            out.unreadable.extend(d.unreadable);
+            batch
+                .keys
+                .push(format!("{} {} / {}", key.item, key.mailbox, key.folder));
+            out.deleted.push((
+                key.item.to_string(),
+                key.mailbox.clone(),
+                key.folder.clone(),
+                pol.clone(),
+            ));
+        }
+    }
+    Ok(batch)
 }
 
 /// Why each copy of an item may or may not be deleted at `now`.

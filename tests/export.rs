@@ -256,7 +256,7 @@ fn golden_messages() {
         let got = std::fs::read(
             out.join("Items")
                 .join(mailbox)
-                .join("Telegram_Archiver")
+                .join("Telegram Archiver")
                 .join(format!("{file}.eml")),
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -306,7 +306,7 @@ fn case_scoped_and_deduplicated_exports() {
     ]);
     assert_eq!(s["items"], 1);
     assert!(
-        c.join("Items/bob.brown@corp.example/Telegram_Archiver/tg_1000001_1000002_11.eml")
+        c.join("Items/bob.brown@corp.example/Telegram Archiver/tg_1000001_1000002_11.eml")
             .is_file()
     );
     // --dedup: each item once; the other copies are reported, not lost.
@@ -364,7 +364,7 @@ fn transcripts_one_page_per_chat_with_working_attachment_links() {
                 .unwrap()
                 .to_str()
                 .unwrap()
-                .starts_with("Bob_Brown_1000002_2024-02-01")
+                .starts_with("Bob Brown_1000002_2024-02-01")
         })
         .expect("the Bob Brown chat's page");
     let html = std::fs::read_to_string(bob).unwrap();
@@ -393,7 +393,7 @@ fn transcripts_one_page_per_chat_with_working_attachment_links() {
                 .unwrap()
                 .to_str()
                 .unwrap()
-                .starts_with("Hana_Hill")
+                .starts_with("Hana Hill")
         })
         .expect("the Hana Hill chat's page");
     assert!(

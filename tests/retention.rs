@@ -160,10 +160,11 @@ fn case_hold_by_query_survives_retention_and_the_audit_tells_the_story() {
         .find(|e| e["action"] == "retention run")
         .unwrap();
     assert_eq!(run["actor"], "records");
-    let deleted: Vec<&str> = run["params"]
-        .as_array()
-        .unwrap()
+    // Each deleting transaction's entry lists what it deleted.
+    let deleted: Vec<&str> = audit
         .iter()
+        .filter(|e| e["action"] == "retention delete")
+        .flat_map(|e| e["params"].as_array().unwrap())
         .filter(|p| p[0] == "deleted")
         .map(|p| p[1].as_str().unwrap())
         .collect();

@@ -401,6 +401,25 @@ fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Ar
     } else {
         Archive::open(dir)?
     };
+    let interrupted = archive.unaudited_interruptions()?;
+    if !interrupted.is_empty() {
+        let events = interrupted
+            .iter()
+            .map(|r| crate::store::audit::Event {
+                time: now(),
+                actor: actor.to_string(),
+                action: format!("{} interrupted", r.kind),
+                params: vec![
+                    ("run".into(), r.id.to_string()),
+                    ("started".into(), iso(r.started)),
+                    ("by".into(), r.actor.clone()),
+                ],
+                counts: vec![("run".into(), r.id)],
+                outcome: "interrupted: the process ended before the run did".into(),
+            })
+            .collect();
+        archive.write(|tx| tx.audit_interruptions(events))?;
+    }
     if let Some((from, to)) = archive.unaudited_migration()? {
         archive.write(|tx| {
             tx.audit_migration(crate::store::audit::Event {
@@ -966,6 +985,11 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                                 .map_err(|e| Error::Internal(e.to_string()))?,
                         )?;
                     } else {
+                        for u in &done.unreadable {
+                            eprintln!(
+                                "warning: destroyed without being read (damaged): {u}; the uses of its attachments could not be released (see `tgvault verify`)"
+                            );
+                        }
                         for (item, m, fo, pol) in &done.deleted {
                             w(
                                 &mut out,
@@ -1088,7 +1112,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                         "delete": d.verdict == crate::policy::Verdict::Delete,
                         "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
                         "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
-                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.map(iso)})).collect::<Vec<_>>()}),
+                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.at().map(iso)})).collect::<Vec<_>>()}),
                     )?;
                 } else {
                     w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;
@@ -1510,12 +1534,13 @@ fn parse_time(s: &str, end: bool) -> Result<i64> {
             "'{s}' is not a date (YYYY-MM-DD) or an RFC 3339 time"
         ))
     })?;
-    let start = d
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .map_err(|e| Error::Usage(format!("'{s}': {e}")))?
-        .timestamp()
-        .as_second();
-    Ok(if end { start + 86_400 } else { start })
+    let start = crate::time::day_start(i64::from(d.year()), d.month() as u8, d.day() as u8);
+    if !end {
+        return Ok(start);
+    }
+    start
+        .checked_add(crate::time::DAY)
+        .ok_or_else(|| Error::Usage(format!("'{s}': the day after it cannot be counted")))
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {
@@ -1616,11 +1641,7 @@ fn print_item(out: &mut impl Write, it: &Item) -> Result<()> {
     Ok(())
 }
 
-fn iso(t: i64) -> String {
-    jiff::Timestamp::from_second(t)
-        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| format!("@{t}"))
-}
+use crate::time::iso;
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {

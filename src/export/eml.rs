@@ -100,17 +100,15 @@ pub fn message_id(id: &ItemId) -> String {
     if id.dup > 0 {
         s.push_str(&format!(".{}", id.dup));
     }
-    if id.part == crate::model::Part::Deletion {
-        s.push_str(".deleted");
+    match id.part {
+        crate::model::Part::Item => {}
+        crate::model::Part::Deletion => s.push_str(".deleted"),
+        crate::model::Part::Unnumbered => s.push_str(".unnumbered"),
     }
     format!("<{s}@tgvault.invalid>")
 }
 
-pub fn rfc2822_date(t: i64) -> String {
-    jiff::Timestamp::from_second(t)
-        .map(|ts| ts.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string())
-        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".into())
-}
+pub use crate::time::rfc5322 as rfc2822_date;
 
 /// What the exported message says about the item beyond its current version.
 pub struct Context<'a> {

@@ -32,7 +32,7 @@ pub struct Attached {
 /// allowed in XML 1.0) as spaces.
 fn attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in super::neutral::visible(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -49,11 +49,7 @@ fn attr(s: &str) -> String {
     out
 }
 
-fn iso(t: i64) -> String {
-    jiff::Timestamp::from_second(t)
-        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
+use crate::time::iso;
 
 fn doc_id(i: usize) -> String {
     format!("TGV{:08}", i + 1)
@@ -141,7 +137,7 @@ pub fn write_dat(path: &Path, docs: &[Doc]) -> Result<()> {
     let field = |s: &str| -> String {
         // Neither delimiter may appear inside a value; line breaks become
         // Concordance's newline placeholder (0xAE).
-        let clean: String = s
+        let clean: String = super::neutral::cell(s)
             .chars()
             .map(|c| match c {
                 SEP | QUOTE => ' ',

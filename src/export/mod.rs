@@ -9,6 +9,8 @@
 
 pub mod eml;
 mod loadfile;
+pub mod neutral;
+pub mod status;
 mod transcript;
 
 use crate::error::{Error, Result};
@@ -19,6 +21,7 @@ use crate::model::{ItemId, Part};
 use crate::query::Query;
 use crate::store::Archive;
 use crate::store::audit::Event;
+use crate::store::records::RunStatus;
 use sha2::Digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,23 +58,30 @@ pub struct ExportSummary {
 }
 
 /// A path component that cannot leave its directory or name a device:
-/// letters, digits and `._@-` kept, anything else `_`; no leading dot; not a
-/// reserved Windows name; at most 100 bytes.
+/// ASCII letters, digits, `._@-` and inner spaces kept, anything else `_`;
+/// no leading dot or space, no trailing dot or space (Windows drops them);
+/// not a reserved Windows name; at most 100 bytes. Names stay distinct:
+/// whenever anything was changed, `~` and 12 hex digits of the original's
+/// SHA-256 are appended (`~` is never kept, so a changed name cannot equal
+/// one that was kept as it is): `a/b@x` and `a_b@x` get two folders.
 pub fn safe_component(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "._@-".contains(c) {
+            if c.is_ascii_alphanumeric() || "._@- ".contains(c) {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    while out.starts_with('.') {
+    if out.starts_with(['.', ' ']) {
         out.replace_range(..1, "_");
     }
-    out.truncate(100);
+    if out.ends_with(['.', ' ']) {
+        out.pop();
+        out.push('_');
+    }
     let stem = out.split('.').next().unwrap_or("").to_ascii_uppercase();
     let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
         || ((stem.starts_with("COM") || stem.starts_with("LPT"))
@@ -80,7 +90,19 @@ pub fn safe_component(s: &str) -> String {
     if reserved || out.is_empty() {
         out.insert(0, '_');
     }
+    if out != s || out.len() > 100 {
+        // All ASCII by now: any byte is a char boundary.
+        out.truncate(87);
+        out.push('~');
+        out.push_str(&hex::encode(&crate::model::sha256(s.as_bytes())[..6]));
+    }
     out
+}
+
+/// An item's file name: its id with `:` as `_` (ids hold digits, `-`,
+/// letters and `:` only, so the name is unique to the id).
+fn item_file(id: &ItemId, ext: &str) -> String {
+    format!("{}.{ext}", id.to_string().replace(':', "_"))
 }
 
 /// Counts and hashes what passes through to the file.
@@ -122,8 +144,104 @@ pub fn export(
             )));
         }
     }
-    std::fs::create_dir_all(out.join("Items")).map_err(io(out))?;
+    let hits = matching_copies(archive, index, opts, ctx)?;
+    let mut params = vec![
+        ("query".to_string(), opts.query_text.clone()),
+        ("out".to_string(), out.display().to_string()),
+    ];
+    params.extend(
+        opts.mailboxes
+            .iter()
+            .map(|m| ("mailbox".to_string(), m.clone())),
+    );
+    if let Some(c) = &opts.case {
+        params.push(("case".to_string(), c.clone()));
+    }
+    // On the trail before the package's first byte.
+    let run = archive.write(|tx| {
+        let run = tx.start_run("export", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+        tx.audit(Event {
+            time: (ctx.clock)(),
+            actor: ctx.actor.clone(),
+            action: "export started".into(),
+            params: params.clone(),
+            counts: vec![("run".into(), run), ("copies".into(), hits.len() as u64)],
+            outcome: "started".into(),
+        })?;
+        Ok(run)
+    })?;
+    let written = status::write(out, &status::Status::InProgress { run })
+        .and_then(|_| write_package(archive, opts, hits));
+    let (status, outcome, counts) = match &written {
+        Ok(summary) => (
+            if summary.errors == 0 {
+                RunStatus::Completed
+            } else {
+                RunStatus::CompletedWithErrors
+            },
+            if summary.errors == 0 {
+                "ok".to_string()
+            } else {
+                format!("{} error(s)", summary.errors)
+            },
+            vec![
+                ("run".into(), run),
+                ("items".into(), summary.items),
+                ("duplicates".into(), summary.duplicates),
+                ("bytes".into(), summary.bytes),
+                ("errors".into(), summary.errors),
+            ],
+        ),
+        Err(e) => (
+            RunStatus::Failed,
+            format!("failed: {e}"),
+            vec![("run".into(), run)],
+        ),
+    };
+    // The package says whether it is whole; a failure to say so is the
+    // export's failure too (the trail records it either way).
+    let marked = match &written {
+        Ok(summary) => status::write(out, &status::Status::Complete { summary }),
+        Err(e) => status::write(
+            out,
+            &status::Status::Failed {
+                run,
+                error: e.to_string(),
+            },
+        ),
+    };
+    let (status, outcome) = match (&written, &marked) {
+        (Ok(_), Err(e)) => (RunStatus::Failed, format!("failed: {e}")),
+        _ => (status, outcome),
+    };
+    archive.write(|tx| {
+        let mut rec = tx.run(run)?;
+        rec.finished = Some((ctx.clock)());
+        rec.status = status;
+        tx.put_run(&rec)?;
+        tx.audit(Event {
+            time: (ctx.clock)(),
+            actor: ctx.actor.clone(),
+            action: "export".into(),
+            params: params.clone(),
+            counts: counts.clone(),
+            outcome: outcome.clone(),
+        })?;
+        Ok(())
+    })?;
+    let summary = written?;
+    marked?;
+    Ok(summary)
+}
 
+/// The copies the export writes, in the package's order: the query's
+/// matches, with `--case` those the case's holds keep.
+fn matching_copies(
+    archive: &Archive,
+    index: &Index,
+    opts: &ExportOptions,
+    ctx: &RunContext,
+) -> Result<Vec<(Location, ItemId)>> {
     let mut hits: Vec<(Location, ItemId)> = Vec::new();
     index.for_each_match(archive, &opts.query, &opts.mailboxes, |id, loc| {
         hits.push((loc, id));
@@ -150,6 +268,17 @@ pub fn export(
         }
         hits = kept;
     }
+    Ok(hits)
+}
+
+/// Writes the package's items and reports below `opts.out`.
+fn write_package(
+    archive: &Archive,
+    opts: &ExportOptions,
+    hits: Vec<(Location, ItemId)>,
+) -> Result<ExportSummary> {
+    let out = &opts.out;
+    std::fs::create_dir_all(out.join("Items")).map_err(io(out))?;
     // With --dedup: the first copy of each item (in mailbox order) is
     // exported; the others point at it.
     let mut first_copy: std::collections::HashMap<ItemId, String> =
@@ -194,19 +323,23 @@ pub fn export(
             if let Some(original) = first_copy.get(id) {
                 summary.duplicates += 1;
                 results
-                    .write_record([
-                        id.to_string(),
-                        mailbox.clone(),
-                        folder.clone(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        original.clone(),
-                    ])
+                    .write_record(
+                        [
+                            id.to_string(),
+                            mailbox.clone(),
+                            folder.clone(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            original.clone(),
+                        ]
+                        .iter()
+                        .map(|c| neutral::cell(c).into_owned()),
+                    )
                     .map_err(csv_err)?;
                 continue;
             }
@@ -248,7 +381,7 @@ pub fn export(
                 Format::Eml => {
                     let rel = rel_dir
                         .join(safe_component(&folder))
-                        .join(format!("{}.eml", safe_component(&id.to_string())));
+                        .join(item_file(id, "eml"));
                     let path = out.join(&rel);
                     if let Some(parent) = path.parent() {
                         std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -275,9 +408,7 @@ pub fn export(
                         mbox = Some((path.clone(), std::io::BufWriter::new(f)));
                     }
                     let (_, file) = mbox.as_mut().expect("just opened");
-                    let date = jiff::Timestamp::from_second(item.date.unwrap_or(0))
-                        .map(|t| t.strftime("%a %b %e %H:%M:%S %Y").to_string())
-                        .unwrap_or_default();
+                    let date = crate::time::asctime(item.date.unwrap_or(0));
                     file.write_all(format!("From tgvault@telegram.invalid {date}\n").as_bytes())
                         .map_err(io(&path))?;
                     let mut w = Hashing {
@@ -327,19 +458,23 @@ pub fn export(
                     .map(|p| p.label())
                     .collect();
                 results
-                    .write_record([
-                        id.to_string(),
-                        mailbox.clone(),
-                        folder.clone(),
-                        eml::subject(&item),
-                        sender.clone(),
-                        recipients.join("; "),
-                        item.date.map(eml::rfc2822_date).unwrap_or_default(),
-                        bytes.to_string(),
-                        hex::encode(sha),
-                        rel.clone(),
-                        String::new(),
-                    ])
+                    .write_record(
+                        [
+                            id.to_string(),
+                            mailbox.clone(),
+                            folder.clone(),
+                            eml::subject(&item),
+                            sender.clone(),
+                            recipients.join("; "),
+                            item.date.map(eml::rfc2822_date).unwrap_or_default(),
+                            bytes.to_string(),
+                            hex::encode(sha),
+                            rel.clone(),
+                            String::new(),
+                        ]
+                        .iter()
+                        .map(|c| neutral::cell(c).into_owned()),
+                    )
                     .map_err(csv_err)?;
                 docs.push(loadfile::Doc {
                     item: id.to_string(),
@@ -369,7 +504,11 @@ pub fn export(
             Err(e) => {
                 summary.errors += 1;
                 errors
-                    .write_record([id.to_string(), mailbox.clone(), e.to_string()])
+                    .write_record(
+                        [id.to_string(), mailbox.clone(), e.to_string()]
+                            .iter()
+                            .map(|c| neutral::cell(c).into_owned()),
+                    )
                     .map_err(csv_err)?;
             }
         }
@@ -409,32 +548,6 @@ pub fn export(
     ])
     .map_err(csv_err)?;
     s.flush().map_err(io(out))?;
-    let mut params = vec![
-        ("query".to_string(), opts.query_text.clone()),
-        ("out".to_string(), out.display().to_string()),
-    ];
-    params.extend(
-        opts.mailboxes
-            .iter()
-            .map(|m| ("mailbox".to_string(), m.clone())),
-    );
-    archive.audit(Event {
-        time: (ctx.clock)(),
-        actor: ctx.actor.clone(),
-        action: "export".into(),
-        params,
-        counts: vec![
-            ("items".into(), summary.items),
-            ("duplicates".into(), summary.duplicates),
-            ("bytes".into(), summary.bytes),
-            ("errors".into(), summary.errors),
-        ],
-        outcome: if summary.errors == 0 {
-            "ok".into()
-        } else {
-            format!("{} error(s)", summary.errors)
-        },
-    })?;
     Ok(summary)
 }
 
@@ -495,13 +608,45 @@ mod tests {
 
     #[test]
     fn hostile_names_stay_inside() {
-        assert_eq!(safe_component("../../x"), "_._.._x");
-        assert_eq!(safe_component("a/b\\c\0d"), "a_b_c_d");
-        assert_eq!(safe_component("CON"), "_CON");
-        assert_eq!(safe_component("com1.txt"), "_com1.txt");
-        assert_eq!(safe_component(""), "_");
-        assert_eq!(safe_component(".hidden"), "_hidden");
+        for (name, kept) in [
+            ("../../x", None),
+            ("a/b\\c\0d", None),
+            ("CON", None),
+            ("com1.txt", None),
+            ("", None),
+            (".hidden", None),
+            ("..", None),
+            ("trailing.", None),
+            (" lead", None),
+            ("alice@corp.example", Some("alice@corp.example")),
+            ("Telegram Archiver", Some("Telegram Archiver")),
+        ] {
+            let safe = safe_component(name);
+            assert!(!safe.contains(['/', '\\', '\0']), "{name:?}: {safe}");
+            assert!(
+                !safe.starts_with(['.', ' ']) && !safe.ends_with(['.', ' ']),
+                "{safe}"
+            );
+            assert!(safe.len() <= 100, "{safe}");
+            match kept {
+                Some(k) => assert_eq!(safe, k),
+                None => assert!(safe.contains('~'), "{name:?}: {safe}"),
+            }
+        }
         assert_eq!(safe_component(&"é".repeat(200)).len(), 100);
-        assert!(!safe_component("..").contains('/'));
+    }
+
+    #[test]
+    fn sanitised_names_stay_distinct() {
+        let names = [
+            "a/b@x", "a_b@x", "a'b@x", "a b@x", "a\\b@x", "a\0b@x", "A_b@x", "CON", "_CON", "con",
+            ".x", "_x", "x.", "x_",
+        ];
+        let safe: std::collections::HashSet<String> =
+            names.iter().map(|n| safe_component(n)).collect();
+        assert_eq!(safe.len(), names.len(), "{safe:?}");
+        let long_a = format!("{}a", "x".repeat(150));
+        let long_b = format!("{}b", "x".repeat(150));
+        assert_ne!(safe_component(&long_a), safe_component(&long_b));
     }
 }

@@ -20,7 +20,8 @@ pub struct Entry {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    super::neutral::visible(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -28,9 +29,7 @@ fn esc(s: &str) -> String {
 }
 
 fn day(t: Option<i64>) -> String {
-    t.and_then(|t| jiff::Timestamp::from_second(t).ok())
-        .map(|ts| ts.strftime("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "undated".into())
+    t.map(crate::time::day).unwrap_or_else(|| "undated".into())
 }
 
 /// Writes `Transcripts/<chat>_<id>_<first day>_<last day>.html` per chat.

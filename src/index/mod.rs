@@ -203,11 +203,9 @@ impl Index {
         }
         let mut out = CatchUp::default();
         let mut since_commit = 0;
-        loop {
-            let n = self.apply_step(archive)?;
-            if n == 0 {
-                break;
-            }
+        // A step may write no document (retention's deletions): the log's
+        // end, not an empty step, ends the loop.
+        while let Some(n) = self.apply_step(archive)? {
             out.documents += n;
             since_commit += n;
             if since_commit >= DOCS_PER_COMMIT {
@@ -222,11 +220,11 @@ impl Index {
 
     /// Applies the next step of changes (the changes of at most
     /// [`CHANGES_PER_STEP`] store transactions) without committing; returns how
-    /// many documents it wrote.
-    pub fn apply_step(&mut self, archive: &Archive) -> Result<u64> {
+    /// many documents it wrote, or `None` when no change was left.
+    pub fn apply_step(&mut self, archive: &Archive) -> Result<Option<u64>> {
         let changes = archive.changes_after(self.pending_watermark(), CHANGES_PER_STEP)?;
         let Some(&(last_seq, _, _)) = changes.last() else {
-            return Ok(0);
+            return Ok(None);
         };
         // Each item once, in first-change order; its document needs replacing
         // unless its first change here created it.
@@ -257,7 +255,7 @@ impl Index {
             Ok(())
         })?;
         self.pending = Some(last_seq);
-        Ok(docs)
+        Ok(Some(docs))
     }
 
     fn pending_watermark(&self) -> u64 {
@@ -348,11 +346,7 @@ impl Index {
                 .spawn_scoped(s, move || -> Result<()> {
                     let mut since_commit = 0;
                     while told.recv().is_ok() {
-                        loop {
-                            let n = this.apply_step(archive)?;
-                            if n == 0 {
-                                break;
-                            }
+                        while let Some(n) = this.apply_step(archive)? {
                             since_commit += n;
                         }
                         if since_commit >= DOCS_PER_COMMIT {

@@ -23,8 +23,6 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-const DAY: i64 = 86_400;
-
 /// What a decision needs to know about an item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Facts {
@@ -141,6 +139,8 @@ pub enum Principle {
     NoDeletionPolicy,
     /// The item has no date, so no period can be counted.
     UnknownDate,
+    /// A period's end is past the last time that can be counted.
+    UncountablePeriod,
 }
 
 impl Principle {
@@ -155,6 +155,9 @@ impl Principle {
             Principle::DeletionPeriod => "the deletion period applies",
             Principle::NoDeletionPolicy => "no policy deletes it",
             Principle::UnknownDate => "the item has no date, so no period can be counted",
+            Principle::UncountablePeriod => {
+                "a period's end cannot be computed (the item's date plus its days passes the last time that can be counted), so the item is kept"
+            }
         }
     }
 }
@@ -186,8 +189,38 @@ pub struct Applied {
     pub name: String,
     pub action: Action,
     pub explicit: bool,
-    /// When its period ends (item date + days), if the date is known.
-    pub ends: Option<i64>,
+    /// When its period ends (item date + days).
+    pub ends: End,
+}
+
+/// When a policy's period ends for an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    At(i64),
+    /// The item has no date.
+    NoDate,
+    /// The item's date plus the period is past the last second an `i64`
+    /// counts: no end can be computed, so the item is kept.
+    Uncountable,
+}
+
+impl End {
+    pub fn at(self) -> Option<i64> {
+        match self {
+            End::At(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::At(t) => f.write_str(&iso(*t)),
+            End::NoDate => f.write_str("unknown (the item has no date)"),
+            End::Uncountable => f.write_str("past the last time that can be counted"),
+        }
+    }
 }
 
 impl fmt::Display for Decision {
@@ -207,11 +240,10 @@ impl fmt::Display for Decision {
             } else {
                 "organisation-wide"
             };
-            let ends = p.ends.map(iso).unwrap_or_else(|| "unknown".into());
             write!(
                 f,
-                "\n  policy {} ({}, {scope}): period ends {ends}",
-                p.name, p.action
+                "\n  policy {} ({}, {scope}): period ends {}",
+                p.name, p.action, p.ends
             )?;
         }
         Ok(())
@@ -252,11 +284,7 @@ impl fmt::Display for Hold {
     }
 }
 
-fn iso(t: i64) -> String {
-    jiff::Timestamp::from_second(t)
-        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| format!("@{t}"))
-}
+use crate::time::{after_days, iso};
 
 /// The holds among `holds` that cover the item at `now`, unconditional first.
 pub fn applying_holds(
@@ -275,14 +303,21 @@ pub fn applying_holds(
                 }
                 match (days, item.date) {
                     (None, _) => unconditional.push(format!("litigation hold on {mailbox}, no end")),
-                    (Some(d), Some(date)) if now < date + i64::from(*d) * DAY => unconditional.push(format!(
-                        "litigation hold on {mailbox}, {d} days from the item's date (until {})",
-                        iso(date + i64::from(*d) * DAY)
-                    )),
+                    (Some(d), Some(date)) => match after_days(date, *d) {
+                        Some(end) if now < end => unconditional.push(format!(
+                            "litigation hold on {mailbox}, {d} days from the item's date (until {})",
+                            iso(end)
+                        )),
+                        Some(_) => {}
+                        None => unconditional.push(format!(
+                            "litigation hold on {mailbox}, {d} days from the item's date ({}): \
+                             the end is past the last time that can be counted, so it stays held",
+                            iso(date)
+                        )),
+                    },
                     (Some(d), None) => unconditional.push(format!(
                         "litigation hold on {mailbox}, {d} days: the item has no date, so it stays held"
                     )),
-                    _ => {}
                 }
             }
             Hold::Case {
@@ -340,7 +375,10 @@ pub fn decide(
             name: p.name.clone(),
             action: p.action,
             explicit: p.explicit_for(&item.mailbox),
-            ends: item.date.map(|d| d + i64::from(p.action.days()) * DAY),
+            ends: match item.date {
+                None => End::NoDate,
+                Some(d) => after_days(d, p.action.days()).map_or(End::Uncountable, End::At),
+            },
         })
         .collect();
     let decision = |verdict, principle| Decision {
@@ -359,9 +397,12 @@ pub fn decide(
     if item.date.is_none() {
         return decision(Verdict::Keep { until: None }, Principle::UnknownDate);
     }
+    if applied.iter().any(|a| a.ends == End::Uncountable) {
+        return decision(Verdict::Keep { until: None }, Principle::UncountablePeriod);
+    }
     let retainers: Vec<&Applied> = applied.iter().filter(|a| a.action.retains()).collect();
     let deleters: Vec<&Applied> = applied.iter().filter(|a| a.action.deletes()).collect();
-    let retain_until = retainers.iter().filter_map(|a| a.ends).max();
+    let retain_until = retainers.iter().filter_map(|a| a.ends.at()).max();
 
     // Which deletion applies: principles 3 and 4.
     let explicit: Vec<&&Applied> = deleters.iter().filter(|a| a.explicit).collect();
@@ -371,10 +412,10 @@ pub fn decide(
     } else {
         explicit.into_iter().copied().collect()
     };
-    let delete_at = chosen.iter().filter_map(|a| a.ends).min();
+    let delete_at = chosen.iter().filter_map(|a| a.ends.at()).min();
     let by = chosen
         .iter()
-        .filter(|a| a.ends == delete_at)
+        .filter(|a| a.ends.at() == delete_at)
         .map(|a| a.name.clone())
         .next();
     let deletion_rule = if chosen.iter().any(|a| a.explicit) && implicit_too {

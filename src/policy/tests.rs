@@ -2,6 +2,7 @@
 //! properties every schedule must keep.
 
 use super::*;
+use crate::time::DAY;
 use proptest::prelude::*;
 
 const T0: i64 = 1_600_000_000; // the item's date in most cases
@@ -596,5 +597,103 @@ proptest! {
                 prop_assert!(!policies.iter().any(|p| p.applies(&it.mailbox) && p.action.deletes()));
             }
         }
+    }
+}
+
+#[test]
+fn the_last_representable_date_is_held_and_explained() {
+    // The defect: date i64::MAX, a 36,500-day hold and a 99,999,999-day
+    // retain-then-delete policy overflowed into a past end and a deletion.
+    let it = Facts {
+        mailbox: "a@x.example".into(),
+        date: Some(i64::MAX),
+    };
+    let holds = [lit("a@x.example", Some(36_500))];
+    let policies = [pol("Long", rtd(99_999_999), &[])];
+    let d = decide(&it, &holds, &policies, T0, &|_| Match::No);
+    assert_eq!(d.verdict, keep(None));
+    assert_eq!(d.principle, Principle::Hold);
+    assert!(d.holds[0].contains("past the last time"), "{:?}", d.holds);
+    let text = d.to_string();
+    assert!(text.contains("+292277026596-12-04T15:30:07Z"), "{text}");
+    // Without the hold, the policy's end cannot be computed: kept, and why.
+    let d = decide(&it, &[], &policies, i64::MAX, &|_| Match::No);
+    assert_eq!(d.verdict, keep(None));
+    assert_eq!(d.principle, Principle::UncountablePeriod);
+    assert!(
+        d.to_string().contains("period ends past the last time"),
+        "{d}"
+    );
+}
+
+/// Whether a litigation hold of `days` on the item's mailbox covers it at
+/// `now`, computed without overflow (the model the decision is held to).
+fn litigation_covers(days: Option<u32>, date: Option<i64>, now: i64) -> bool {
+    match (days, date) {
+        (None, _) | (_, None) => true,
+        (Some(d), Some(t)) => i128::from(now) < i128::from(t) + i128::from(d) * i128::from(DAY),
+    }
+}
+
+fn any_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        any::<u32>().prop_map(|d| Action::Retain { days: d }),
+        any::<u32>().prop_map(|d| Action::Delete { days: d }),
+        any::<u32>().prop_map(|d| Action::RetainThenDelete { days: d }),
+    ]
+}
+
+/// A time anywhere in `i64`, with the edges and the plausible range drawn
+/// more often than a uniform choice would.
+fn any_time() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        any::<i64>(),
+        Just(i64::MAX),
+        Just(i64::MIN),
+        (i64::MAX - 400 * DAY..=i64::MAX),
+        (i64::MIN..i64::MIN + 400 * DAY),
+        (-4_000_000_000i64..300_000_000_000),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Over the whole range of every type: nothing a hold covers is ever
+    /// deletable, and a decision always prints.
+    #[test]
+    fn nothing_held_is_deletable_at_any_date(
+        date in proptest::option::of(any_time()),
+        now in any_time(),
+        lit_days in proptest::option::of(any::<u32>()),
+        from in proptest::option::of(any_time()),
+        to in proptest::option::of(any_time()),
+        actions in prop::collection::vec(any_action(), 0..4),
+        scoped in any::<bool>(),
+        with_case in any::<bool>(),
+    ) {
+        let mb = "a@x.example";
+        let it = Facts { mailbox: mb.into(), date };
+        let scope: &[&str] = if scoped { &[mb] } else { &[] };
+        let policies: Vec<Policy> = actions.iter().map(|a| pol("p", *a, scope)).collect();
+        let mut holds = vec![lit(mb, lit_days)];
+        if with_case {
+            holds.push(case(mb, None, from, to));
+        }
+        let d = decide(&it, &holds, &policies, now, &|_| Match::No);
+        let case_covers = with_case
+            && date.is_none_or(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e));
+        if litigation_covers(lit_days, date, now) || case_covers {
+            prop_assert_ne!(d.verdict, Verdict::Delete);
+            prop_assert_eq!(d.principle, Principle::Hold);
+        }
+        // No policy's deletion comes before its period ends.
+        if d.verdict == Verdict::Delete {
+            let t = i128::from(date.expect("a dated item"));
+            for a in actions.iter().filter(|a| a.retains()) {
+                prop_assert!(i128::from(now) >= t + i128::from(a.days()) * i128::from(DAY));
+            }
+        }
+        prop_assert!(!d.to_string().is_empty());
     }
 }

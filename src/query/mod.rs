@@ -129,10 +129,7 @@ impl DateValue {
 }
 
 fn day_start(d: jiff::civil::Date) -> i64 {
-    d.to_datetime(jiff::civil::Time::midnight())
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .map(|z| z.timestamp().as_second())
-        .unwrap_or(0)
+    crate::time::day_start(i64::from(d.year()), d.month() as u8, d.day() as u8)
 }
 
 /// What kind of value a property takes.

@@ -142,18 +142,39 @@ struct Parser {
     toks: Vec<Token>,
     pos: usize,
     len: usize,
+    /// Operators and parentheses open around the current position.
+    depth: usize,
 }
+
+/// The longest query accepted, in characters.
+pub const MAX_CHARS: usize = 20_000;
+/// The deepest nesting accepted: parentheses, `NOT`, `-`, `+` and `NEAR`
+/// each add a level. Everything that walks a query tree recurses, so the
+/// bound keeps every walk's stack small whatever the input.
+pub const MAX_DEPTH: usize = 100;
 
 const OPERATORS: &[&str] = &["AND", "OR", "NOT", "NEAR"];
 
 /// Parses a KQL query.
 pub fn parse(input: &str) -> Result<Query, ParseError> {
+    if let Some((at, _)) = input.char_indices().nth(MAX_CHARS) {
+        let column = input[..at].chars().count();
+        return err(
+            column,
+            format!("the query is longer than {MAX_CHARS} characters"),
+        );
+    }
     let toks = lex(input)?;
     let len = input.chars().count();
     if toks.is_empty() {
         return err(0, "the query is empty");
     }
-    let mut p = Parser { toks, pos: 0, len };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        len,
+        depth: 0,
+    };
     let q = p.or()?;
     if let Some(t) = p.peek() {
         return match t.tok {
@@ -177,6 +198,18 @@ impl Parser {
         let t = self.toks.get(self.pos).cloned();
         self.pos += 1;
         t
+    }
+
+    /// Enters one more level of nesting at the token at `offset`.
+    fn descend(&mut self, offset: usize) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(
+                offset,
+                format!("the query nests deeper than {MAX_DEPTH} levels"),
+            );
+        }
+        Ok(())
     }
 
     fn at_word(&self, w: &str) -> bool {
@@ -234,30 +267,32 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Query, ParseError> {
-        match self.peek().map(|t| (t.tok.clone(), t.offset)) {
-            Some((Tok::Word(w), offset)) if w == "NOT" => {
-                self.next();
-                if self.ends_operand() {
-                    return err(offset, "NOT needs a term after it");
-                }
-                Ok(Query::Not(Box::new(self.unary()?)))
-            }
-            Some((Tok::Minus, _)) => {
-                self.next();
-                Ok(Query::Not(Box::new(self.unary()?)))
-            }
-            Some((Tok::Plus, _)) => {
-                self.next();
-                self.unary()
-            }
-            _ => self.near(),
+        let Some((tok, offset)) = self.peek().map(|t| (t.tok.clone(), t.offset)) else {
+            return self.near();
+        };
+        let negate = match tok {
+            Tok::Word(ref w) if w == "NOT" => true,
+            Tok::Minus => true,
+            Tok::Plus => false,
+            _ => return self.near(),
+        };
+        self.next();
+        if negate && tok != Tok::Minus && self.ends_operand() {
+            return err(offset, "NOT needs a term after it");
         }
+        self.descend(offset)?;
+        let q = self.unary()?;
+        self.depth -= 1;
+        Ok(if negate { Query::Not(Box::new(q)) } else { q })
     }
 
     fn near(&mut self) -> Result<Query, ParseError> {
         let mut left = self.primary()?;
+        let depth = self.depth;
         while self.at_word("NEAR") {
             let op = self.next().expect("peeked");
+            // Each NEAR wraps the tree built so far one level deeper.
+            self.descend(op.offset)?;
             let mut distance = 8;
             if let Some(Token {
                 tok: Tok::LParen,
@@ -301,6 +336,7 @@ impl Parser {
                 distance,
             };
         }
+        self.depth = depth;
         Ok(left)
     }
 
@@ -319,7 +355,9 @@ impl Parser {
                 ) {
                     return err(t.offset, "empty parentheses");
                 }
+                self.descend(t.offset)?;
                 let q = self.or()?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Token {
                         tok: Tok::RParen, ..
@@ -713,6 +751,30 @@ mod tests {
         check_err("a ..", 3, "unexpected '..'");
         check_err("sent:2024-02-01..2024-01-31", 18, "ends before it starts");
         check_err("size:10KB..1KB", 12, "ends before it starts");
+    }
+
+    #[test]
+    fn depth_and_length_are_bounded_at_their_column() {
+        // Each class of nesting, far past the bound: an error, not a stack
+        // overflow, naming the column where the bound was passed.
+        for (input, offset) in [
+            (format!("{}a", "(".repeat(10_000)), MAX_DEPTH),
+            (format!("{}a", "-".repeat(2_000)), MAX_DEPTH),
+            (format!("{}a", "+".repeat(2_000)), MAX_DEPTH),
+            (format!("{}a", "NOT ".repeat(2_000)), 4 * MAX_DEPTH),
+            (format!("a{}", " NEAR a".repeat(2_000)), 2 + 7 * MAX_DEPTH),
+        ] {
+            let e = parse(&input).expect_err(&input[..20]);
+            assert!(e.message.contains("nests deeper"), "{e}");
+            assert_eq!(e.offset, offset, "{}", &input[..20]);
+        }
+        // Up to the bound, nesting parses.
+        let ok = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let long = "a ".repeat(MAX_CHARS);
+        let e = parse(&long).unwrap_err();
+        assert_eq!(e.offset, MAX_CHARS);
+        assert!(e.message.contains("longer than"), "{e}");
     }
 
     fn arb_text() -> impl Strategy<Value = Text> {

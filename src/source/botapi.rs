@@ -23,7 +23,7 @@ pub const FORMAT: &str = "telegram-bot-api";
 
 /// Whether the start of a file looks like Bot API updates.
 pub fn sniff(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head);
+    let text = String::from_utf8_lossy(head.strip_prefix(super::BOM).unwrap_or(head));
     let t = text.trim_start();
     (t.starts_with('{') && t[1..].trim_start().starts_with("\"ok\""))
         || text.contains("\"update_id\"")
@@ -35,6 +35,13 @@ pub fn sniff(head: &[u8]) -> bool {
 pub fn read_updates(path: &Path, f: &mut dyn FnMut(&str, &str) -> Result<()>) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::new(file);
+    if reader
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(super::BOM)
+    {
+        reader.consume(super::BOM.len());
+    }
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
     let text = String::from_utf8_lossy(head);
     if text.trim_start().starts_with('{')

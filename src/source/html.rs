@@ -36,6 +36,7 @@ pub fn pages(dir: &Path) -> Result<Vec<PathBuf>> {
             .strip_prefix("messages")
             .and_then(|r| r.strip_suffix(".html"))
         {
+            super::refuse_link(&p)?;
             let n = if rest.is_empty() {
                 1
             } else {

@@ -8,6 +8,7 @@
 pub mod botapi;
 pub mod check;
 pub mod html;
+mod inside;
 mod json;
 pub mod repair;
 pub mod split;
@@ -43,6 +44,8 @@ impl Input {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             let json = path.join("result.json");
+            refuse_link(&json)?;
+            refuse_link(&path.join("messages.html"))?;
             if json.is_file() {
                 return Ok(Input::File {
                     json,
@@ -151,8 +154,14 @@ impl Input {
         PathBuf::from(self.display())
     }
 
-    /// Opens the export's JSON for one streaming pass.
+    /// Opens the export's JSON for one streaming pass (a UTF-8 byte-order
+    /// mark before it, as editors on Windows write, is skipped).
     pub fn open_json(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
+        self.open_json_raw(pass)
+            .map(|r| Box::new(SkipBom::new(r)) as Box<dyn Read + Send>)
+    }
+
+    fn open_json_raw(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
         match self {
             Input::Html { .. } | Input::BotApi { .. } => {
                 Err(Error::Internal("this input has no export JSON".into()))
@@ -199,6 +208,67 @@ impl Input {
                 })
             }
         }
+    }
+}
+
+/// Refuses a file of an export directory that is a symbolic link: what an
+/// export holds is read from inside it, never through a link.
+pub(crate) fn refuse_link(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::input(
+            path,
+            "is a symbolic link: not followed (nothing outside the export is read)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The UTF-8 byte-order mark.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A reader that drops a byte-order mark at the start of its input.
+struct SkipBom<R> {
+    inner: R,
+    /// The first bytes, until they are known not to be (all of) a mark.
+    head: Vec<u8>,
+    started: bool,
+}
+
+impl<R: Read> SkipBom<R> {
+    fn new(inner: R) -> Self {
+        SkipBom {
+            inner,
+            head: Vec::new(),
+            started: false,
+        }
+    }
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.started = true;
+            let mut first = [0u8; 3];
+            let mut n = 0;
+            while n < 3 {
+                match self.inner.read(&mut first[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if &first[..n] != BOM {
+                self.head = first[..n].to_vec();
+            }
+        }
+        if !self.head.is_empty() {
+            let k = buf.len().min(self.head.len());
+            buf[..k].copy_from_slice(&self.head[..k]);
+            self.head.drain(..k);
+            return Ok(k);
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -337,6 +407,10 @@ pub enum Media {
 pub enum MediaError {
     /// The path tries to leave the export (absolute, or with `..`).
     Outside,
+    /// The path passes through a symbolic link (the part named).
+    Link(String),
+    /// What the path names is not a regular file (its kind).
+    NotAFile(&'static str),
     Missing,
     Unreadable(String),
 }
@@ -345,8 +419,28 @@ impl MediaError {
     pub fn reason(&self, rel: &str) -> String {
         match self {
             MediaError::Outside => format!("path '{rel}' points outside the export: not read"),
+            MediaError::Link(at) if at == rel => format!(
+                "file '{rel}' is a symbolic link: not followed (nothing outside the export is read)"
+            ),
+            MediaError::Link(at) => format!(
+                "path '{rel}' passes through the symbolic link '{at}': not followed (nothing outside the export is read)"
+            ),
+            MediaError::NotAFile(kind) => {
+                format!("path '{rel}' is {kind}, not a regular file: not read")
+            }
             MediaError::Missing => format!("file '{rel}' is named by the export but absent"),
             MediaError::Unreadable(e) => format!("file '{rel}' could not be read: {e}"),
+        }
+    }
+}
+
+impl From<inside::Refused> for MediaError {
+    fn from(r: inside::Refused) -> MediaError {
+        match r {
+            inside::Refused::Missing => MediaError::Missing,
+            inside::Refused::Link(at) => MediaError::Link(at),
+            inside::Refused::NotAFile(kind) => MediaError::NotAFile(kind),
+            inside::Refused::Io(e) => MediaError::Unreadable(e),
         }
     }
 }
@@ -403,19 +497,16 @@ impl Media {
         let safe = safe_relative(rel).ok_or(MediaError::Outside)?;
         match self {
             Media::Dir(base) => {
-                let path = base.join(&safe);
-                match File::open(&path) {
-                    Ok(file) => match file.metadata() {
-                        Ok(m) if m.is_file() => Ok(MediaFile::File {
-                            file,
-                            size: m.len(),
-                            path,
-                        }),
-                        _ => Err(MediaError::Missing),
-                    },
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MediaError::Missing),
-                    Err(e) => Err(MediaError::Unreadable(e.to_string())),
-                }
+                let file = inside::open(base, &safe)?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| MediaError::Unreadable(e.to_string()))?
+                    .len();
+                Ok(MediaFile::File {
+                    file,
+                    size,
+                    path: base.join(&safe),
+                })
             }
             Media::Zip { base, .. } => Ok(MediaFile::Entry(format!(
                 "{base}{}",
@@ -441,9 +532,16 @@ impl Media {
                 },
                 _,
             ) => Ok(f(&mut file, &path, Some(size))),
-            (MediaFile::Entry(name), Media::Zip { archive, zip, .. }) => {
+            (MediaFile::Entry(name), Media::Zip { archive, zip, base }) => {
                 let what = PathBuf::from(format!("{}!{}", zip.display(), name));
                 match archive.by_name(&name) {
+                    // A link's entry holds its target's name, not content.
+                    Ok(entry) if entry.is_symlink() => Err(MediaError::Link(
+                        name.strip_prefix(base.as_str())
+                            .unwrap_or(&name)
+                            .to_string(),
+                    )),
+                    Ok(entry) if entry.is_dir() => Err(MediaError::NotAFile("a directory")),
                     Ok(mut entry) => {
                         let size = entry.size();
                         Ok(f(&mut entry, &what, Some(size)))

@@ -520,50 +520,66 @@ impl ChatContext {
     /// Turns one raw message into an item. Attachment content is not read here:
     /// each attachment with a `source_path` and no `missing` reason is for the
     /// caller to load.
-    pub fn convert(&mut self, raw: &str) -> Result<Item, ItemFailure> {
-        let fail = |item: String, user: String, reason: String| ItemFailure {
-            item,
-            source_user: user,
-            reason,
-        };
-        let v = json::parse(raw).map_err(|e| {
-            fail(
-                format!("chat {}", self.chat.id),
-                String::new(),
-                format!("message is not valid JSON: {e}"),
-            )
-        })?;
-        let Some(obj) = v.as_object() else {
-            return Err(fail(
-                format!("chat {}", self.chat.id),
-                String::new(),
-                format!("a message must be an object, found {}", snippet(raw)),
-            ));
-        };
-        let sender_label = obj
-            .get("from_id")
-            .or_else(|| obj.get("actor_id"))
-            .and_then(Json::string)
-            .unwrap_or_default();
-        let Some(msg_id) = obj.get("id").and_then(|v| v.as_i64()) else {
-            return Err(fail(
-                format!("chat {}", self.chat.id),
-                sender_label,
-                format!("message without an integer id: {}", snippet(raw)),
-            ));
-        };
+    ///
+    /// Nothing the export holds is lost: a message that cannot be read as a
+    /// message (not JSON, not an object) becomes an item of its raw text
+    /// with the reason, and one without a usable id gets an id made from its
+    /// content ([`Part::Unnumbered`]).
+    pub fn convert(&mut self, raw: &str) -> Item {
         let mut anomalies = Vec::new();
-        let dup = self.seen.see(msg_id);
-        if dup > 0 {
-            anomalies.push(format!(
-                "duplicate message id {msg_id} in chat {} (occurrence {}): kept as its own item",
-                self.chat.id,
-                dup + 1
-            ));
-        }
-        let id = ItemId {
-            dup,
-            ..ItemId::new(self.scope, self.chat.id, msg_id)
+        let repaired;
+        let v = match json::parse(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                let Some(fixed) = json::replace_lone_surrogates(raw) else {
+                    return self.unreadable(raw, format!("message is not valid JSON: {e}"));
+                };
+                repaired = fixed;
+                match json::parse(&repaired) {
+                    Ok(v) => {
+                        anomalies.push(
+                            "text holds a lone UTF-16 surrogate escape, read as U+FFFD (the raw message keeps it)"
+                                .to_string(),
+                        );
+                        v
+                    }
+                    Err(e) => {
+                        return self.unreadable(raw, format!("message is not valid JSON: {e}"));
+                    }
+                }
+            }
+        };
+        let Some(obj) = v.as_object() else {
+            return self.unreadable(
+                raw,
+                format!("a message must be an object, found {}", snippet(raw)),
+            );
+        };
+        let id = match obj.get("id").and_then(|v| v.as_i64()) {
+            Some(msg_id) => {
+                let dup = self.seen.see(msg_id);
+                if dup > 0 {
+                    anomalies.push(format!(
+                        "duplicate message id {msg_id} in chat {} (occurrence {}): kept as its own item",
+                        self.chat.id,
+                        dup + 1
+                    ));
+                }
+                ItemId {
+                    dup,
+                    ..ItemId::new(self.scope, self.chat.id, msg_id)
+                }
+            }
+            None => {
+                let shown = obj.get("id").map_or_else(
+                    || "no id".to_string(),
+                    |v| format!("id {}", snippet(&v.to_value().to_string())),
+                );
+                anomalies.push(format!(
+                    "message has {shown}, not a 64-bit integer: kept under an id made from its content"
+                ));
+                self.unnumbered_id(raw)
+            }
         };
         let s = |k: &str| obj.get(k).and_then(Json::string);
 
@@ -633,7 +649,7 @@ impl ChatContext {
             canonical.extend_from_slice(zone.as_bytes());
         }
         let fingerprint = sha256(canonical);
-        Ok(Item {
+        Item {
             id,
             chat: self.chat.clone(),
             date,
@@ -647,7 +663,42 @@ impl ChatContext {
             source_format: FORMAT.into(),
             raw: raw.to_string(),
             fingerprint,
-        })
+        }
+    }
+
+    /// The id of a message whose own id cannot be used: from its minified
+    /// text, so that importing the same export again finds the same item.
+    fn unnumbered_id(&mut self, raw: &str) -> ItemId {
+        minify_into(raw, &mut self.canonical);
+        let h = sha256(&self.canonical);
+        let n = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
+        ItemId {
+            part: Part::Unnumbered,
+            ..ItemId::new(self.scope, self.chat.id, n)
+        }
+    }
+
+    /// A message that cannot be read as one, kept as its raw text with the
+    /// reason, filed where the chat's items are.
+    fn unreadable(&mut self, raw: &str, reason: String) -> Item {
+        let id = self.unnumbered_id(raw);
+        let fingerprint = sha256(&self.canonical);
+        let participants = self.owner.iter().chain(&self.peer).cloned().collect();
+        Item {
+            id,
+            chat: self.chat.clone(),
+            date: None,
+            time_basis: TimeBasis::Unknown,
+            edited: None,
+            sender: None,
+            participants,
+            body: Body::Unsupported,
+            attachments: Vec::new(),
+            anomalies: vec![format!("{reason}: kept as its raw text")],
+            source_format: FORMAT.into(),
+            raw: raw.to_string(),
+            fingerprint,
+        }
     }
 
     fn time(
@@ -1300,11 +1351,9 @@ mod tests {
     #[test]
     fn local_dates_use_the_zone_and_say_so() {
         let mut c = ctx("personal_chat", None);
-        let it = c
-            .convert(raw(
-                r#"{"id":1,"type":"message","date":"2021-07-01T12:00:00","text":"x"}"#,
-            ))
-            .unwrap();
+        let it = c.convert(raw(
+            r#"{"id":1,"type":"message","date":"2021-07-01T12:00:00","text":"x"}"#,
+        ));
         assert_eq!(it.date, Some(1625133600)); // 10:00 UTC in summer
         assert_eq!(
             it.time_basis,
@@ -1312,12 +1361,12 @@ mod tests {
                 zone: "Europe/Berlin".into()
             }
         );
-        let it = c.convert(raw(r#"{"id":2,"type":"message","date":"2021-07-01T12:00:00","date_unixtime":"1625140800","text":"x"}"#)).unwrap();
+        let it = c.convert(raw(r#"{"id":2,"type":"message","date":"2021-07-01T12:00:00","date_unixtime":"1625140800","text":"x"}"#));
         assert_eq!(
             (it.date, it.time_basis),
             (Some(1625140800), TimeBasis::Epoch)
         );
-        let it = c.convert(raw(r#"{"id":3,"type":"message","date":"1970-01-01T00:00:00","date_unixtime":"0","text":"x"}"#)).unwrap();
+        let it = c.convert(raw(r#"{"id":3,"type":"message","date":"1970-01-01T00:00:00","date_unixtime":"0","text":"x"}"#));
         assert_eq!((it.date, it.time_basis), (None, TimeBasis::Unknown));
     }
 
@@ -1325,8 +1374,7 @@ mod tests {
     fn text_arrays_concatenate_and_keep_entities() {
         let mut c = ctx("personal_chat", None);
         let it = c
-            .convert(raw(r#"{"id":1,"type":"message","from":"A","from_id":"user1","text":["see ",{"type":"text_link","text":"here","href":"https://x.example"}," now"]}"#))
-            .unwrap();
+            .convert(raw(r#"{"id":1,"type":"message","from":"A","from_id":"user1","text":["see ",{"type":"text_link","text":"here","href":"https://x.example"}," now"]}"#));
         let Body::Message(m) = &it.body else { panic!() };
         assert_eq!(m.text, "see here now");
         assert_eq!(m.entities.len(), 1);
@@ -1344,35 +1392,86 @@ mod tests {
         };
         let mut c = ctx("personal_chat", Some(owner));
         let call = r#"{"id":5,"type":"service","date_unixtime":"100","actor":"Me","actor_id":"user1","action":"phone_call","duration_seconds":56,"discard_reason":"hangup","text":""}"#;
-        let it = c.convert(raw(call)).unwrap();
+        let it = c.convert(raw(call));
         let Body::Call(k) = &it.body else { panic!() };
         assert_eq!(
             (k.direction, k.duration_seconds, k.outcome.as_str()),
             (Direction::Outgoing, Some(56), "hangup")
         );
         let mut c = ctx("personal_chat", None);
-        let it = c.convert(raw(&call.replace("user1", "user700"))).unwrap();
+        let it = c.convert(raw(&call.replace("user1", "user700")));
         let Body::Call(k) = &it.body else { panic!() };
         assert_eq!(k.direction, Direction::Incoming);
     }
 
     #[test]
-    fn bad_messages_fail_alone() {
+    fn messages_that_cannot_be_read_are_kept_with_the_reason() {
         let mut c = ctx("private_group", None);
-        assert!(c.convert(raw("[1]")).is_err());
-        let e = c
-            .convert(raw(r#"{"type":"message","from_id":"user3"}"#))
-            .unwrap_err();
-        assert_eq!(e.source_user, "user3");
-        assert!(e.reason.contains("integer id"));
+        // Not an object: the raw text, the reason, an id made from it.
+        for text in ["[1]", "17", r#""text""#] {
+            let it = c.convert(raw(text));
+            assert_eq!(it.id.part, Part::Unnumbered, "{text}");
+            assert_eq!(it.raw, text);
+            assert!(
+                it.anomalies[0].contains("must be an object"),
+                "{:?}",
+                it.anomalies
+            );
+            assert_eq!(c.convert(raw(text)).id, it.id, "the same text, the same id");
+        }
+        // Ids that are no 64-bit integer: the message is read, under an id
+        // made from its content, and the id it had is named.
+        for (id, shown) in [
+            ("", "no id"),
+            (r#""id":9223372036854775808,"#, "id 9223372036854775808"),
+            (r#""id":18446744073709551616,"#, "id 1.8446744073709552e+19"),
+            (r#""id":1.5,"#, "id 1.5"),
+            (r#""id":"12","#, r#"id "12""#),
+            (r#""id":null,"#, "id null"),
+        ] {
+            let text = format!(r#"{{{id}"type":"message","from_id":"user3","text":"hello"}}"#);
+            let it = c.convert(raw(&text));
+            assert_eq!(it.id.part, Part::Unnumbered, "{text}");
+            assert!(it.id.message >= 0);
+            let Body::Message(m) = &it.body else {
+                panic!("{text}")
+            };
+            assert_eq!(m.text, "hello");
+            assert!(
+                it.anomalies
+                    .iter()
+                    .any(|a| a.contains(shown) && a.contains("made from its content")),
+                "{text}: {:?}",
+                it.anomalies
+            );
+        }
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
+        let mut c = ctx("private_group", None);
+        for (escaped, text) in [
+            (r"a\ud800b", "a\u{FFFD}b"),
+            (r"a\udc00", "a\u{FFFD}"),
+            (r"\ud800\ud800\udc00", "\u{FFFD}\u{10000}"),
+            (r"\\ud800", r"\ud800"),
+        ] {
+            let msg = format!(r#"{{"id":5,"type":"message","text":"{escaped}"}}"#);
+            let it = c.convert(raw(&msg));
+            assert_eq!(it.id.message, 5);
+            let Body::Message(m) = &it.body else {
+                panic!("{msg}")
+            };
+            assert_eq!(m.text, text, "{msg}");
+            assert_eq!(it.raw, msg, "the raw message keeps the escape");
+        }
     }
 
     #[test]
     fn placeholders_become_reasons() {
         let mut c = ctx("private_group", None);
         let it = c
-            .convert(raw(r#"{"id":9,"type":"message","photo":"(File not included. Change data exporting settings to download.)","text":""}"#))
-            .unwrap();
+            .convert(raw(r#"{"id":9,"type":"message","photo":"(File not included. Change data exporting settings to download.)","text":""}"#));
         assert_eq!(
             it.attachments[0].missing.as_deref(),
             Some("File not included. Change data exporting settings to download.")

@@ -174,6 +174,7 @@ impl Reader<'_> {
         let part = match self.take::<1>()?[0] {
             0 => Part::Item,
             1 => Part::Deletion,
+            2 => Part::Unnumbered,
             _ => return Err(Self::bad("unknown item part")),
         };
         Ok(ItemId {
@@ -205,7 +206,11 @@ mod tests {
             any::<i64>(),
             any::<i64>(),
             any::<u32>(),
-            prop_oneof![Just(Part::Item), Just(Part::Deletion)],
+            prop_oneof![
+                Just(Part::Item),
+                Just(Part::Deletion),
+                Just(Part::Unnumbered)
+            ],
         )
             .prop_map(|(scope, chat, message, dup, part)| ItemId {
                 scope,

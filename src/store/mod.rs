@@ -43,6 +43,10 @@ pub const SCHEMA_VERSION: u8 = 3;
 /// redb's page cache.
 const CACHE_BYTES: usize = 16 << 20;
 
+/// `meta` key: the ids of runs found interrupted whose interruption is not
+/// yet on the audit trail (a codec-encoded `Vec<u64>`).
+const INTERRUPTED: &str = "unaudited_interruptions";
+
 pub struct Archive {
     db: Database,
     dir: PathBuf,
@@ -160,6 +164,25 @@ impl Archive {
     /// A format migration that opening this archive (now or in a process
     /// that died before recording it) made and the audit trail does not
     /// show yet: `(from, to)`. See [`Tx::audit_migration`].
+    /// Runs found interrupted at an open whose interruption is not yet on
+    /// the audit trail.
+    pub fn unaudited_interruptions(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(v) = meta.get(INTERRUPTED)? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<u64> = codec::decode(v.value())?;
+        let runs = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(v) = runs.get(id)? {
+                out.push(codec::decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn unaudited_migration(&self) -> Result<Option<(u8, u8)>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(META)?;
@@ -273,9 +296,19 @@ fn init(db: &Database) -> Result<u8> {
                 stale.push((k.value(), rec));
             }
         }
+        // The store has no clock: the command that opened the archive
+        // audits each interruption (see `Archive::unaudited_interruptions`).
+        let mut unaudited: Vec<u64> = match meta.get(INTERRUPTED)? {
+            Some(v) => codec::decode(v.value())?,
+            None => Vec::new(),
+        };
         for (id, mut rec) in stale {
             rec.status = RunStatus::Interrupted;
             runs.insert(id, codec::encode(&rec).as_slice())?;
+            unaudited.push(id);
+        }
+        if !unaudited.is_empty() {
+            meta.insert(INTERRUPTED, codec::encode(&unaudited).as_slice())?;
         }
     }
     txn.commit()?;
@@ -384,20 +417,7 @@ impl Archive {
 
     /// Starts a run record and returns its id.
     pub fn begin_run(&self, kind: &str, actor: &str, args: Vec<String>, now: i64) -> Result<u64> {
-        self.write(|tx| {
-            let id = tx.runs.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-            tx.put_run(&RunRecord {
-                id,
-                kind: kind.into(),
-                started: now,
-                finished: None,
-                actor: actor.into(),
-                args,
-                status: RunStatus::Running,
-                files: vec![],
-            })?;
-            Ok(id)
-        })
+        self.write(|tx| tx.start_run(kind, actor, args, now))
     }
 
     // ---- reads
@@ -997,6 +1017,16 @@ pub struct Tx<'t> {
     folder_delta: BTreeMap<Vec<u8>, u64>,
 }
 
+/// What deleting a copy did (see [`Tx::dispose`]).
+#[derive(Debug, Default)]
+pub struct Disposed {
+    /// Blob files to unlink once the transaction has committed.
+    pub freed: Vec<[u8; 32]>,
+    /// Versions destroyed unread (damaged): what each was and why, since the
+    /// uses of their blobs could not be released.
+    pub unreadable: Vec<String>,
+}
+
 /// An item version ready to be stored: its encoding, the hash of it, and the
 /// few fields the store indexes. The item itself can be dropped once encoded.
 pub struct EncodedItem {
@@ -1322,15 +1352,15 @@ impl Tx<'_> {
     /// Deletes one filed copy for retention: its `items` row, its place in the
     /// source row, the whole source row (every version) when no copy is left,
     /// and blobs nobody uses any more; leaves a tombstone. Returns the blob
-    /// files to unlink once the transaction has committed, or `None` when the
-    /// copy was not there.
+    /// files to unlink once the transaction has committed and the versions
+    /// that could not be read, or `None` when the copy was not there.
     pub fn dispose(
         &mut self,
         key: &ItemKey,
         deleted_at: i64,
         policy: &str,
         run: u64,
-    ) -> Result<Option<Vec<[u8; 32]>>> {
+    ) -> Result<Option<Disposed>> {
         let kb = key.encode();
         let Some(filing) = self
             .items
@@ -1359,26 +1389,32 @@ impl Tx<'_> {
         self.tombstones
             .insert(kb.as_slice(), codec::encode(&tomb).as_slice())?;
         self.any_tombstone = Some(true);
-        let mut freed = Vec::new();
+        let mut out = Disposed::default();
         if row.rec.locations.is_empty() {
-            // The last copy: the content goes, and each version's use of its blobs.
+            // The last copy: the content goes, and each version's use of its
+            // blobs. A version that cannot be read is destroyed all the same;
+            // the uses of its blobs cannot be known, so they stay, and the
+            // caller reports it (`verify` then names the blobs no version uses).
             let mut shas: Vec<[u8; 32]> = Vec::new();
             for i in 0..row.rec.versions.len() {
-                if let Ok(item) = row.version(&key.item, i, &mut |r| self.read_pack(r)) {
-                    shas.extend(item.blobs_used());
+                match row.version(&key.item, i, &mut |r| self.read_pack(r)) {
+                    Ok(item) => shas.extend(item.blobs_used()),
+                    Err(e) => out
+                        .unreadable
+                        .push(format!("{} version {}: {e}", key.item, i + 1)),
                 }
             }
             for v in &row.rec.versions {
                 self.destroy(&v.at)?;
             }
             self.sources.remove(idb.as_slice())?;
-            freed = self.release_blobs(&shas, &key.item)?;
+            out.freed = self.release_blobs(&shas, &key.item)?;
         } else {
             self.sources
                 .insert(idb.as_slice(), row.encode().as_slice())?;
         }
         self.log_change(&idb, false)?;
-        Ok(Some(freed))
+        Ok(Some(out))
     }
 
     /// Schedules a pack record for destruction once this transaction commits.
@@ -1419,6 +1455,38 @@ impl Tx<'_> {
     /// Appends `event` (the record of a format migration) to the audit trail
     /// and marks the migration recorded, in this transaction: it is audited
     /// exactly once.
+    /// Appends the audit entries of interrupted runs and clears the mark
+    /// that they were owed (one transaction: each is audited once).
+    pub fn audit_interruptions(&mut self, events: Vec<audit::Event>) -> Result<()> {
+        for e in events {
+            self.audit(e)?;
+        }
+        self.meta.remove(INTERRUPTED)?;
+        Ok(())
+    }
+
+    /// Starts a run record (status running) and returns its id.
+    pub fn start_run(
+        &mut self,
+        kind: &str,
+        actor: &str,
+        args: Vec<String>,
+        now: i64,
+    ) -> Result<u64> {
+        let id = self.runs.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        self.put_run(&RunRecord {
+            id,
+            kind: kind.into(),
+            started: now,
+            finished: None,
+            actor: actor.into(),
+            args,
+            status: RunStatus::Running,
+            files: vec![],
+        })?;
+        Ok(id)
+    }
+
     pub fn audit_migration(&mut self, event: audit::Event) -> Result<u64> {
         let seq = self.audit(event)?;
         self.meta.remove(migrate::UNAUDITED)?;

@@ -123,6 +123,8 @@ pub enum RunStatus {
     CompletedWithErrors,
     /// Found still `Running` when the archive was next opened: the process died.
     Interrupted,
+    /// Stopped by an error (an export on a full disk).
+    Failed,
 }
 
 impl RunStatus {
@@ -132,6 +134,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::CompletedWithErrors => "completed with errors",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
         }
     }
 }
