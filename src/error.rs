@@ -32,6 +32,17 @@ pub enum Error {
     },
     #[error("archive storage: {0}")]
     Storage(#[from] redb::Error),
+    /// A write failed for want of space: nothing of it was committed.
+    #[error(
+        "{}: the disk is full ({}): nothing of this change was committed; free space and run the command again (cause: {cause})",
+        path.display(),
+        free.map_or("free space unknown".to_string(), |f| format!("{f} bytes free"))
+    )]
+    DiskFull {
+        path: PathBuf,
+        free: Option<u64>,
+        cause: String,
+    },
     #[error("archive is corrupt: {0}")]
     Corrupt(String),
     #[error("internal: {0}")]

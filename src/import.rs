@@ -13,9 +13,9 @@
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
-use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
+use crate::report::{Anomaly, Counters, FileReport, FileStatus, ImportReport};
 use crate::source::repair::RepairStats;
-use crate::source::telegram::{ChatContext, ChatHeader, ItemFailure, Owner, Sink, Zone};
+use crate::source::telegram::{ChatContext, ChatHeader, Owner, Sink, Zone};
 use crate::source::{Input, Media, MediaError, MediaFile, botapi};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
@@ -162,7 +162,6 @@ struct Ready {
 
 enum Prepared {
     Item(Box<Ready>),
-    Failed(ItemFailure),
 }
 
 /// Where fan-out files an item.
@@ -263,10 +262,6 @@ impl ProduceSink<'_> {
             self.send()?;
         }
         Ok(())
-    }
-
-    fn push_failed(&mut self, f: ItemFailure) -> Result<()> {
-        self.pass_on(Prepared::Failed(f))
     }
 
     /// Sends a prepared item on, or queues it behind the held ones.
@@ -707,11 +702,7 @@ fn import_file(
                                     sink.skipped += 1;
                                     Ok(())
                                 }
-                                Err(reason) => sink.push_failed(ItemFailure {
-                                    item: at.to_string(),
-                                    source_user: String::new(),
-                                    reason,
-                                }),
+                                Err(reason) => sink.push_item(botapi::unreadable(text, reason)),
                             },
                         )
                     }
@@ -928,12 +919,11 @@ fn write_loop(
         }
         let t = std::time::Instant::now();
         let mut c = Counters::default();
-        let mut failures = Vec::new();
         let mut filed = 0u64;
         archive.write(|tx| {
             loop {
                 for p in &pending {
-                    file_one(tx, p, run, &opts.folder, &custodian, &mut c, &mut failures)?;
+                    file_one(tx, p, run, &opts.folder, &custodian, &mut c)?;
                 }
                 filed += pending.len() as u64;
                 pending.clear();
@@ -948,14 +938,12 @@ fn write_loop(
             }
             let mut so_far = file.clone();
             so_far.counters.add(&c);
-            so_far.failures.extend(failures.iter().cloned());
             let mut rec: RunRecord = tx.run(run)?;
             rec.files = earlier.to_vec();
             rec.files.push(so_far);
             tx.put_run(&rec)
         })?;
         file.counters.add(&c);
-        file.failures.extend(failures);
         if let Some(tell) = &opts.committed {
             // A full channel already says "there is more": never wait.
             let _ = tell.try_send(());
@@ -980,9 +968,8 @@ fn gather(
             Ok(Msg::Owner(p)) => custodian.owner = Some(p),
             Ok(Msg::Batch(items)) => {
                 for p in &items {
-                    if let Prepared::Item(r) = p {
-                        *inline_bytes += r.inline_bytes();
-                    }
+                    let Prepared::Item(r) = p;
+                    *inline_bytes += r.inline_bytes();
                 }
                 pending.extend(items);
             }
@@ -1012,23 +999,10 @@ fn file_one(
     folder: &str,
     custodian: &Custodian,
     c: &mut Counters,
-    failures: &mut Vec<Failure>,
 ) -> Result<()> {
-    let r = match p {
-        Prepared::Failed(f) => {
-            c.available_from_source += 1;
-            c.available_for_import += 1;
-            c.failed += 1;
-            failures.push(Failure {
-                item: f.item.clone(),
-                source_user: f.source_user.clone(),
-                mailbox: custodian.address.clone().unwrap_or_default(),
-                reason: f.reason.clone(),
-            });
-            return Ok(());
-        }
-        Prepared::Item(r) => r,
-    };
+    // Nothing fails alone any more: what cannot be read is kept as its raw
+    // text (see `ChatContext::convert`), so `failed` stays 0.
+    let Prepared::Item(r) = p;
     c.available_from_source += 1;
     match r.enc.kind {
         ItemKind::Message => c.messages += 1,

@@ -12,6 +12,8 @@ pub mod cli;
 pub mod direct;
 pub mod error;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod import;
 pub mod index;
 pub mod mapping;

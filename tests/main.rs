@@ -7,6 +7,8 @@ mod common;
 mod crash;
 mod export;
 mod fixtures;
+mod hostile;
+mod kill;
 mod media;
 mod retention;
 mod samples;

@@ -198,11 +198,12 @@ pub fn export(
             vec![("run".into(), run)],
         ),
     };
-    // The package says whether it is whole; a failure to say so is the
-    // export's failure too (the trail records it either way).
-    let marked = match &written {
-        Ok(summary) => status::write(out, &status::Status::Complete { summary }),
-        Err(e) => status::write(
+    // The package says whether it is whole. The new status is written and
+    // synced first, the trail takes the outcome, then the status is put in
+    // force: a package never says complete before the trail does.
+    let staged = match &written {
+        Ok(summary) => status::stage(out, &status::Status::Complete { summary }),
+        Err(e) => status::stage(
             out,
             &status::Status::Failed {
                 run,
@@ -210,7 +211,7 @@ pub fn export(
             },
         ),
     };
-    let (status, outcome) = match (&written, &marked) {
+    let (status, outcome) = match (&written, &staged) {
         (Ok(_), Err(e)) => (RunStatus::Failed, format!("failed: {e}")),
         _ => (status, outcome),
     };
@@ -230,7 +231,7 @@ pub fn export(
         Ok(())
     })?;
     let summary = written?;
-    marked?;
+    staged?.commit()?;
     Ok(summary)
 }
 

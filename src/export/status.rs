@@ -43,24 +43,43 @@ impl Status<'_> {
     }
 }
 
-/// Writes the status of the package in `out` (created owner-only if new).
-pub fn write(out: &Path, status: &Status<'_>) -> Result<()> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e| Error::io(&p, e)
-    };
+fn io(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(p, e)
+}
+
+/// A status written beside the package's and synced, not yet in force.
+pub struct Staged {
+    tmp: std::path::PathBuf,
+    out: std::path::PathBuf,
+}
+
+/// Writes the status of the package in `out` beside the current one.
+pub fn stage(out: &Path, status: &Status<'_>) -> Result<Staged> {
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let path = out.join(FILE);
     let tmp = out.join(format!(".{FILE}.new"));
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(status.text().as_bytes()).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    // The rename itself is durable once the folder is synced.
-    std::fs::File::open(out)
-        .and_then(|d| d.sync_all())
-        .map_err(io(out))
+    Ok(Staged {
+        tmp,
+        out: out.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Puts the status in force: a rename, made durable.
+    pub fn commit(self) -> Result<()> {
+        let path = self.out.join(FILE);
+        std::fs::rename(&self.tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(&self.out)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.out))
+    }
+}
+
+/// Writes the status of the package in `out` and puts it in force.
+pub fn write(out: &Path, status: &Status<'_>) -> Result<()> {
+    stage(out, status)?.commit()
 }
 
 /// The first line's status of the package in `out`, if it has the file.

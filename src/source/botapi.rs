@@ -109,6 +109,36 @@ const MESSAGE_KINDS: &[&str] = &[
     "edited_business_message",
 ];
 
+/// An update that could not be turned into an item, kept whole: its raw
+/// text, the reason, an id made from its text, and no participant, so that
+/// it waits in quarantine (findable, exportable) instead of being dropped.
+pub fn unreadable(text: &str, reason: String) -> Item {
+    let h = sha256(text.as_bytes());
+    let n = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
+    Item {
+        id: ItemId {
+            part: Part::Unnumbered,
+            ..ItemId::new(0, 0, n)
+        },
+        chat: Chat {
+            id: 0,
+            name: None,
+            kind: "unknown".into(),
+        },
+        date: None,
+        time_basis: TimeBasis::Unknown,
+        edited: None,
+        sender: None,
+        participants: Vec::new(),
+        body: Body::Unsupported,
+        attachments: Vec::new(),
+        anomalies: vec![format!("{reason}: kept as its raw text")],
+        source_format: FORMAT.into(),
+        raw: text.to_string(),
+        fingerprint: h,
+    }
+}
+
 /// Turns one update into items.
 pub fn convert(text: &str, at: &str) -> std::result::Result<Converted, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("{at}: {e}"))?;

@@ -468,14 +468,6 @@ pub struct ChatContext {
     canonical: Vec<u8>,
 }
 
-/// Why one message could not become an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemFailure {
-    pub item: String,
-    pub source_user: String,
-    pub reason: String,
-}
-
 const ONE_TO_ONE: &[&str] = &[
     "personal_chat",
     "bot_chat",

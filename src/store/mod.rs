@@ -157,6 +157,29 @@ impl Archive {
         db_path(dir).is_file()
     }
 
+    /// A write that failed for want of space, said as such: which disk,
+    /// and how much is left. redb reports a write that failed earlier in
+    /// the process only as a "previous I/O error".
+    fn disk_full(&self, e: Error) -> Error {
+        let full = match &e {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Error::Storage(redb::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
+            Error::Storage(redb::Error::PreviousIo) => true,
+            _ => false,
+        };
+        if !full {
+            return e;
+        }
+        let free = rustix::fs::statvfs(&self.dir)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .ok();
+        Error::DiskFull {
+            path: self.dir.clone(),
+            free,
+            cause: e.to_string(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -380,7 +403,7 @@ impl Archive {
                     tracing::error!(error = %re, "pack bytes of a failed transaction not truncated (the next open does it)");
                     writer.abandon();
                 }
-                return Err(e);
+                return Err(self.disk_full(e));
             }
         };
         let t = std::time::Instant::now();
@@ -395,7 +418,7 @@ impl Archive {
         };
         if let Err(e) = txn.commit() {
             writer.abandon();
-            return Err(e.into());
+            return Err(self.disk_full(e.into()));
         }
         writer.committed();
         drop(writer);
