@@ -1106,6 +1106,7 @@ pub fn remap(
     for chunk in held.chunks(1000) {
         let mut c = Counters::default();
         archive.write(|tx| {
+            let mut moved: Vec<(String, String)> = Vec::new();
             for (id, rec) in chunk {
                 let Some(item) = tx.current(id)? else {
                     return Err(Error::Corrupt(format!(
@@ -1132,6 +1133,26 @@ pub fn remap(
                         (_, false) => c.imported += 1,
                     }
                 }
+                moved.push(("filed".into(), format!("{id} -> {}", mailboxes.join(", "))));
+            }
+            // What this transaction moves out of quarantine is on the trail
+            // in it: a remap killed half-way has audited what committed.
+            if !moved.is_empty() {
+                moved.insert(0, ("run".into(), run.to_string()));
+                tx.audit(crate::store::audit::Event {
+                    time: (ctx.clock)(),
+                    actor: ctx.actor.clone(),
+                    action: "remap batch".into(),
+                    params: moved,
+                    counts: vec![
+                        ("run".into(), run),
+                        ("imported".into(), c.imported),
+                        ("partially imported".into(), c.partially_imported),
+                        ("skipped".into(), c.skipped),
+                        ("still quarantined".into(), c.quarantined),
+                    ],
+                    outcome: "ok".into(),
+                })?;
             }
             Ok(())
         })?;

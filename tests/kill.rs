@@ -270,3 +270,91 @@ fn a_killed_export_is_on_the_trail_and_its_package_says_it_is_not_complete() {
         count("export")
     );
 }
+
+#[test]
+fn a_killed_remap_audits_what_it_moved_and_a_killed_reindex_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("export");
+    tgvault::synth::write_export(
+        &export,
+        &tgvault::synth::SynthSpec {
+            messages: MESSAGES,
+            chats: 4,
+            attachment_permille: 20,
+            max_attachment_bytes: 2048,
+            seed: 5,
+        },
+    )
+    .unwrap();
+    // Nothing maps: every item waits in quarantine.
+    let archive = tmp.path().join("archive");
+    ok(&archive, &["import", export.to_str().unwrap()]);
+    let csv = tmp.path().join("users.csv");
+    std::fs::write(
+        &csv,
+        "mobile_number,mailbox\n+15550000000,owner@corp.example\n",
+    )
+    .unwrap();
+    let remap = ["quarantine", "remap", "--mapping", csv.to_str().unwrap()];
+    let probe = tmp.path().join("probe");
+    assert!(
+        Command::new("cp")
+            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    ok(&probe, &remap);
+    let full = t.elapsed();
+    assert_eq!(
+        stored_copies(&probe),
+        MESSAGES,
+        "the remap files everything"
+    );
+
+    let killed = kill_repeatedly(
+        "remap",
+        full,
+        20,
+        |_| cli(&archive, &remap),
+        |round| {
+            ok(&archive, &["verify"]);
+            // Every copy filed is listed by a remap batch of the trail.
+            let moved: usize = audit(&archive)
+                .iter()
+                .filter(|e| e["action"] == "remap batch")
+                .map(|e| {
+                    e["params"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|p| p[0] == "filed")
+                        .count()
+                })
+                .sum();
+            assert_eq!(moved as u64, stored_copies(&archive), "round {round}");
+        },
+    );
+    assert!(killed >= 20, "only {killed} remaps were killed mid-way");
+    ok(&archive, &remap);
+    assert_eq!(stored_copies(&archive), MESSAGES);
+
+    // Reindex, killed over and over: the next open makes every stored copy
+    // searchable again, and the index agrees with the store.
+    let t = Instant::now();
+    ok(&archive, &["reindex"]);
+    let full = t.elapsed();
+    let killed = kill_repeatedly(
+        "reindex",
+        full,
+        20,
+        |_| cli(&archive, &["reindex"]),
+        |round| {
+            let count = ok(&archive, &["search", "kind:externaldata", "--count"]);
+            assert_eq!(count.trim(), MESSAGES.to_string(), "round {round}");
+            ok(&archive, &["verify"]);
+        },
+    );
+    assert!(killed >= 20, "only {killed} reindexes were killed mid-way");
+}

@@ -395,6 +395,25 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 /// Opens the archive in `dir` (which must exist, with `existing`), and puts a
 /// format migration the opening made on the audit trail.
+/// What an interrupted run had committed, from its record: the counters
+/// of the transactions that committed before the process ended.
+fn interrupted_counts(r: &crate::store::records::RunRecord) -> Vec<(String, u64)> {
+    let mut total = crate::report::Counters::default();
+    for f in &r.files {
+        total.add(&f.counters);
+    }
+    let mut counts = vec![("run".to_string(), r.id)];
+    if !r.files.is_empty() {
+        counts.extend([
+            ("imported".to_string(), total.imported),
+            ("partially imported".to_string(), total.partially_imported),
+            ("quarantined".to_string(), total.quarantined),
+            ("skipped".to_string(), total.skipped),
+        ]);
+    }
+    counts
+}
+
 fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Archive> {
     let archive = if existing {
         Archive::open_existing(dir)?
@@ -414,7 +433,7 @@ fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Ar
                     ("started".into(), iso(r.started)),
                     ("by".into(), r.actor.clone()),
                 ],
-                counts: vec![("run".into(), r.id)],
+                counts: interrupted_counts(r),
                 outcome: "interrupted: the process ended before the run did".into(),
             })
             .collect();
