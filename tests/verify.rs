@@ -218,3 +218,39 @@ fn the_audit_trail_is_chained_and_a_changed_entry_is_named() {
         "{p:?}"
     );
 }
+
+/// Retention destroys what it cannot read: a damaged version is deleted all
+/// the same and reported (the uses of its attachments cannot be known, so
+/// they are not released), and the rest of the run goes on.
+#[test]
+fn retention_destroys_a_damaged_version_and_says_so() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let b = Archive::new();
+    copy_store(&a, &b);
+    flip(&first_pack(&b), b"Board approves the merger");
+    b.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    let out = b.run(&["retention", "run", "--now", "2100-01-01"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("destroyed without being read (damaged): tg:1000001:1000002:11 version 1"),
+        "{err}"
+    );
+    // Only the one undated item stays (no period can be counted for it).
+    let out = b.ok(&["search", "kind:externaldata", "--count"]);
+    assert_eq!(out.trim(), "1");
+    assert_eq!(b.ok(&["search", "merger", "--count"]).trim(), "0");
+    let trail = b.json_lines(&["audit"]);
+    assert!(
+        trail.iter().any(|e| e["action"] == "retention delete"
+            && e["params"].to_string().contains("destroyed unread")),
+        "{trail:?}"
+    );
+    // Nothing of the damaged bytes stays: the pack no longer holds them.
+    let pack = std::fs::read(first_pack(&b)).unwrap();
+    assert!(!pack.windows(12).any(|w| w == b"Board approv"));
+}
