@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A tmpfs of `mib` MiB, unmounted when dropped.
-struct Tmpfs(PathBuf, tempfile::TempDir);
+struct Tmpfs {
+    path: PathBuf,
+    /// The mount point, removed after the unmount.
+    _dir: tempfile::TempDir,
+}
 
 impl Tmpfs {
     fn mount(mib: u32) -> Option<Tmpfs> {
@@ -35,12 +39,15 @@ impl Tmpfs {
             );
             return None;
         }
-        Some(Tmpfs(dir.path().to_path_buf(), dir))
+        Some(Tmpfs {
+            path: dir.path().to_path_buf(),
+            _dir: dir,
+        })
     }
     fn grow(&self, mib: u32) {
         let ok = Command::new("mount")
             .args(["-o", &format!("remount,size={mib}m")])
-            .arg(&self.0)
+            .arg(&self.path)
             .status()
             .unwrap();
         assert!(ok.success());
@@ -49,7 +56,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = Command::new("umount").arg(&self.path).status();
     }
 }
 
@@ -73,7 +80,7 @@ fn a_full_disk_is_named_and_nothing_half_written_stays() {
     let tmp = tempfile::tempdir().unwrap();
     let export = tmp.path().join("export");
     synth(&export, 20_000);
-    let archive = disk.0.join("archive");
+    let archive = disk.path.join("archive");
     let run = |args: &[&str]| {
         Command::new(bin())
             .arg("--archive")
@@ -123,7 +130,7 @@ fn an_export_onto_a_full_disk_is_audited_as_failed_and_not_complete() {
         "--mailbox",
         "owner@corp.example",
     ]);
-    let pkg = disk.0.join("pkg");
+    let pkg = disk.path.join("pkg");
     let out = a.run(&[
         "export",
         "kind:externaldata",

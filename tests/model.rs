@@ -184,7 +184,8 @@ fn random_schedules_never_delete_what_is_held() -> Result<()> {
                 write_export(&dir, chat, next_id, &dates);
                 let mut opts = ImportOptions::new(Mapping::default());
                 opts.custodian_address = Some(mailbox.clone());
-                let report = tgvault::import::import(&archive, &[dir.clone()], &opts, &ctx)?;
+                let report =
+                    tgvault::import::import(&archive, std::slice::from_ref(&dir), &opts, &ctx)?;
                 assert_eq!(report.totals().failed, 0, "step {step}");
                 for (i, date) in dates.into_iter().enumerate() {
                     let key = format!(
