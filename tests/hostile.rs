@@ -415,3 +415,62 @@ fn links_fifos_and_devices_in_an_export_are_not_read() {
     assert!(text(&out).contains("symbolic link"), "{}", text(&out));
     let _ = bin();
 }
+
+/// What the hostile texts become in a package a reviewer opens: formulas
+/// are text, hidden characters visible, and `i64::MAX` and the year 9999
+/// are dates like any other.
+#[test]
+fn hostile_texts_are_neutral_in_the_package() {
+    let package = |file: &str| {
+        let a = Archive::new();
+        a.import(
+            &[&fixture("hostile/json").join(file)],
+            &["--mailbox", "custodian@corp.example"],
+        );
+        let pkg = a.path().join("pkg");
+        a.ok(&[
+            "export",
+            "kind:externaldata",
+            "--out",
+            &pkg.display().to_string(),
+            "--transcripts",
+        ]);
+        (a, pkg)
+    };
+    let (_a, pkg) = package("formula-sender.json");
+    let results = std::fs::read_to_string(pkg.join("Results.csv")).unwrap();
+    // Each cell, read as a spreadsheet reads it, starts with no formula.
+    let mut rows = csv::Reader::from_reader(results.as_bytes());
+    let row = rows.records().next().unwrap().unwrap();
+    assert!(row.iter().any(|c| c.starts_with("'=HYPERLINK(")), "{row:?}");
+    assert!(
+        !row.iter().any(|c| c.starts_with(['=', '+', '-', '@'])),
+        "{row:?}"
+    );
+    let dat = std::fs::read_to_string(pkg.join("export.dat")).unwrap();
+    assert!(dat.contains("\u{FE}'=HYPERLINK("), "{dat}");
+
+    let (_a, pkg) = package("bidi-override.json");
+    for f in crate::common::files_under(&pkg) {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".eml") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).to_string();
+        assert!(!text.contains('\u{202E}'), "{name} holds a raw override");
+    }
+    let manifest = std::fs::read_to_string(pkg.join("Manifest.xml")).unwrap();
+    assert!(manifest.contains("Ad[U+202E]min"), "{manifest}");
+
+    let (a, pkg) = package("date-max.json");
+    let results = std::fs::read_to_string(pkg.join("Results.csv")).unwrap();
+    assert!(
+        results.contains("Sun, 04 Dec 292277026596 15:30:07 +0000"),
+        "{results}"
+    );
+    // The last day of 9999 is a day like any other.
+    let out = a.run(&["retention", "run", "--dry-run", "--now", "9999-12-31"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = a.run(&["explain", "tg:0:4242:1", "--now", "9999-12-31T23:59:59Z"]);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -1548,6 +1548,16 @@ fn parse_time(s: &str, end: bool) -> Result<i64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_second());
     }
+    // jiff's timestamps end on 9999-12-30; a UTC time after that is still
+    // a time of the calendar.
+    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))
+        && let Ok(dt) = utc.parse::<jiff::civil::DateTime>()
+    {
+        let day = crate::time::day_start(i64::from(dt.year()), dt.month() as u8, dt.day() as u8);
+        let secs =
+            i64::from(dt.hour()) * 3600 + i64::from(dt.minute()) * 60 + i64::from(dt.second());
+        return Ok(day + secs);
+    }
     let d: jiff::civil::Date = s.parse().map_err(|_| {
         Error::Usage(format!(
             "'{s}' is not a date (YYYY-MM-DD) or an RFC 3339 time"
