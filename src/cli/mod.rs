@@ -1246,8 +1246,13 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 Some(d) => Some(
                     d.parse::<jiff::civil::Date>()
                         .ok()
-                        .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-                        .map(|z| z.timestamp().as_second())
+                        .map(|d| {
+                            crate::time::day_start(
+                                i64::from(d.year()),
+                                d.month() as u8,
+                                d.day() as u8,
+                            )
+                        })
                         .ok_or_else(|| {
                             Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
                         })?,
