@@ -13,6 +13,10 @@ use tgvault::cli::{Cli, Outcome, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Private by construction: everything this process creates (the
+    // archive, its packs, blobs and index, export packages) is its owner's
+    // alone, 0700 folders and 0600 files, whatever umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let cli = Cli::parse();

@@ -254,3 +254,60 @@ fn retention_destroys_a_damaged_version_and_says_so() {
     let pack = std::fs::read(first_pack(&b)).unwrap();
     assert!(!pack.windows(12).any(|w| w == b"Board approv"));
 }
+
+/// The archive and every package are their owner's alone, whatever the
+/// umask; `verify` warns about any part others can read or change.
+#[test]
+fn archive_and_packages_are_owner_only_under_any_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    for umask in ["000", "022", "077"] {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("archive");
+        let pkg = dir.path().join("pkg");
+        let script = format!(
+            "umask {umask} && {bin} --archive {a} import {e} --mapping {m} >/dev/null && \\
+             {bin} --archive {a} export kind:externaldata --out {p} --transcripts >/dev/null",
+            bin = bin(),
+            a = archive.display(),
+            e = fixture("exports/full-account").display(),
+            m = fixture("users.csv").display(),
+            p = pkg.display(),
+        );
+        let ok = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "umask {umask}");
+        for root in [&archive, &pkg] {
+            for f in files_under(root).into_iter().chain([root.clone()]) {
+                let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+                assert_eq!(
+                    mode & 0o077,
+                    0,
+                    "umask {umask}: {} is {mode:o}",
+                    f.display()
+                );
+            }
+        }
+        let out = std::process::Command::new(bin())
+            .args(["--archive", archive.to_str().unwrap(), "verify", "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+        // Opened up by hand: named, as a warning.
+        let pack = archive.join("packs/00000001.pack");
+        std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(["--archive", archive.to_str().unwrap(), "verify", "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = problems(&v);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("warning ") && p[0].contains("00000001.pack") && p[0].contains("0644"),
+            "{p:?}"
+        );
+    }
+}

@@ -366,8 +366,51 @@ impl Archive {
                 }
             }
         }
+        for (path, mode) in exposed(&self.dir) {
+            report(Problem {
+                subject: path.display().to_string(),
+                problem: format!(
+                    "mode {mode:04o}: {} can {} it (the archive is for its owner alone: chmod go-rwx)",
+                    if mode & 0o007 != 0 {
+                        "any user"
+                    } else {
+                        "the group"
+                    },
+                    match (mode & 0o044 != 0, mode & 0o022 != 0) {
+                        (true, true) => "read and change",
+                        (false, true) => "change",
+                        _ => "read",
+                    }
+                ),
+                severity: "warning",
+            });
+        }
         Ok(checked)
     }
+}
+
+/// Every file and folder under `dir` (itself included) that the group or
+/// other users can read, write or enter, with its permission bits.
+fn exposed(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
+            out.push((p.clone(), mode));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 struct CountingReader<R>(R, u64);
