@@ -94,7 +94,20 @@ fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
                 push(&mut out, Tok::Range, spaced);
                 i += 2;
             }
-            '-' | '+' if spaced && chars.get(i + 1).is_some_and(|n| !n.is_whitespace()) => {
+            // After white space, or right after a phrase or ')': a word
+            // never begins with '-' or '+', so the printed form of a query
+            // (which puts a space there) reads back the same.
+            '-' | '+'
+                if (spaced
+                    || matches!(
+                        out.last(),
+                        Some(Token {
+                            tok: Tok::Phrase(_) | Tok::RParen,
+                            ..
+                        })
+                    ))
+                    && chars.get(i + 1).is_some_and(|n| !n.is_whitespace()) =>
+            {
                 push(
                     &mut out,
                     if c == '-' { Tok::Minus } else { Tok::Plus },
@@ -727,6 +740,16 @@ mod tests {
         );
         // A space after the colon: free text.
         check("to: alice", Query::And(vec![w("to"), w("alice")]));
+        // Right after a phrase or ')', '-' and '+' are operators, as after
+        // a space (found by fuzzing: the printed form put a space there).
+        check(
+            "\"a\"-b",
+            Query::And(vec![
+                Query::Text(Text::Phrase("a".into())),
+                Query::Not(Box::new(w("b"))),
+            ]),
+        );
+        check("(a)+b", Query::And(vec![w("a"), w("b")]));
     }
 
     #[test]
