@@ -4,7 +4,9 @@
 # fuzz/corpus/TARGET seeds a scratch copy (what libFuzzer adds is not kept:
 # a finding becomes a test instead), and the real samples beside the
 # checkout are read as extra seeds, never copied. A crash or a hang fails the
-# run and leaves its input in fuzz/artifacts/TARGET/.
+# run and leaves its input in fuzz/artifacts/TARGET/. FUZZ_SEED fixes
+# libFuzzer's seed (0, the default: a new one each run), so that a short
+# run, as CI's, takes the same path every time.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
@@ -27,7 +29,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz $t for ${secs}s"
   status=0
   cargo fuzz run -O "$t" "$work" "${seeds[@]}" -- \
-    -max_total_time="$secs" -max_len=262144 -timeout=10 \
+    -max_total_time="$secs" -max_len=262144 -timeout=10 -seed="${FUZZ_SEED:-0}" \
     -artifact_prefix=artifacts/"$t"/ -print_final_stats=1 >"$work.log" 2>&1 || status=$?
   grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Test unit written|thread .* panicked)' "$work.log" || true
   rm -f "$work.log"

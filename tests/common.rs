@@ -39,9 +39,15 @@ pub struct Archive {
 
 impl Archive {
     pub fn new() -> Archive {
-        Archive {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        // Owner-only, as tgvault makes an archive's folder (copies of an
+        // archive made by the tests land in it).
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        Archive { dir }
     }
 
     pub fn path(&self) -> &Path {

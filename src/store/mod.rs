@@ -94,7 +94,17 @@ impl Archive {
     /// Opens the archive in `dir`, creating it when it does not exist. Runs left
     /// `Running` by a process that died are marked `Interrupted`.
     pub fn open(dir: &Path) -> Result<Archive> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // A new archive's folder is its owner's alone, whatever the umask:
+        // nothing inside it can be reached by anyone else. An existing
+        // archive keeps its modes (`verify` warns about exposed parts).
+        let fresh = !db_path(dir).exists();
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        if fresh {
+            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| Error::io(dir, e))?;
+        }
         let path = db_path(dir);
         // redb's default page cache (1 GiB) would dominate the importer's
         // memory; the working set of an import is the B-tree's right edge.

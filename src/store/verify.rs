@@ -390,7 +390,8 @@ impl Archive {
 }
 
 /// Every file and folder under `dir` (itself included) that the group or
-/// other users can read, write or enter, with its permission bits.
+/// other users can read, write or enter, with its permission bits. What lies
+/// in a folder they cannot enter is out of their reach and not listed.
 fn exposed(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -403,7 +404,7 @@ fn exposed(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
         if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
             out.push((p.clone(), mode));
         }
-        if meta.is_dir() {
+        if meta.is_dir() && mode & 0o011 != 0 {
             for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
                 stack.push(e.path());
             }
