@@ -33,7 +33,7 @@
 
 mod parser;
 
-pub use parser::parse;
+pub use parser::{MAX_CHARS, MAX_DEPTH, parse};
 
 use std::fmt;
 
