@@ -36,6 +36,9 @@ for t in "${targets[@]}"; do
   rm -rf "$work"
   if [ "$status" -ne 0 ]; then
     echo "fuzz $t: a finding (exit $status); see fuzz/artifacts/$t/" >&2
+    for f in artifacts/"$t"/*; do
+      [ -f "$f" ] && { echo "$f:"; od -A d -c -N 512 "$f"; } >&2
+    done
     exit 1
   fi
 done
