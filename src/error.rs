@@ -43,6 +43,9 @@ pub enum Error {
         free: Option<u64>,
         cause: String,
     },
+    /// Another writer holds a lock; nothing was changed: run it again later.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("archive is corrupt: {0}")]
     Corrupt(String),
     #[error("internal: {0}")]

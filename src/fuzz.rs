@@ -49,6 +49,35 @@ pub fn telegram_json(data: &[u8]) {
         sink.messages, checked.items,
         "the passes count different messages"
     );
+    let (mut fast, mut serde) = (Events::default(), Events::default());
+    split::split(data, &mut fast, path).expect("split again");
+    if let Err(e) = crate::source::telegram::parse(data, &mut serde, path) {
+        panic!("the check accepted what the serde parser refuses: {e}");
+    }
+    assert_eq!(
+        fast.0, serde.0,
+        "the splitter and the serde parser disagree"
+    );
+}
+
+/// What a parser told its sink, in order.
+#[derive(Default)]
+struct Events(Vec<String>);
+
+impl Sink for Events {
+    fn owner(&mut self, owner: Owner) -> crate::Result<()> {
+        self.0.push(format!("owner {owner:?}"));
+        Ok(())
+    }
+    fn chat_start(&mut self, chat: &ChatHeader) -> crate::Result<()> {
+        self.0
+            .push(format!("chat {chat:?} {:?}", chat.resolve_id()));
+        Ok(())
+    }
+    fn message(&mut self, chat: &ChatHeader, raw: &str) -> crate::Result<()> {
+        self.0.push(format!("message in {:?}: {raw}", chat.id));
+        Ok(())
+    }
 }
 
 /// One page of an HTML export: any text parses or is refused, and each
@@ -138,6 +167,21 @@ mod tests {
             }
         }
         assert!(ran >= 30, "only {ran} corpus inputs");
+    }
+
+    /// The hostile JSON files hold the two parsers to each other too.
+    #[test]
+    fn the_hostile_json_files_keep_the_parsers_agreed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile/json");
+        let mut ran = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let outcome = std::panic::catch_unwind(|| super::telegram_json(&data));
+            assert!(outcome.is_ok(), "{} breaks a property", path.display());
+            ran += 1;
+        }
+        assert!(ran >= 50, "only {ran} hostile JSON files");
     }
     use std::path::Path;
 }

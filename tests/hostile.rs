@@ -72,7 +72,40 @@ const CORPUS: &[(&str, Expect)] = &[
     ("json/message-not-object.json", kept(5, "must be an object")),
     (
         "json/chat-id-huge.json",
-        Refused("chat-id-huge.json:1: column"),
+        kept(
+            1,
+            "chat id 18446744073709551616 is not a 64-bit integer: id -",
+        ),
+    ),
+    (
+        "json/chat-id-fraction.json",
+        kept(1, "chat id 1.5 is not a 64-bit integer"),
+    ),
+    (
+        "json/chat-id-text.json",
+        kept(1, "chat id \"g-17\" is not a 64-bit integer"),
+    ),
+    (
+        "json/chat-id-null.json",
+        kept(1, "chat id null is not a 64-bit integer"),
+    ),
+    (
+        "json/chat-id-object.json",
+        kept(1, "is not a 64-bit integer"),
+    ),
+    ("json/chat-id-missing.json", kept(1, "chat has no id: id -")),
+    (
+        "json/chat-id-after-messages.json",
+        kept(
+            1,
+            "chat id \"99999999999999999999999\" is not a 64-bit integer",
+        ),
+    ),
+    ("json/name-number-overflow.json", kept(1, "")),
+    ("json/owner-number-overflow.json", kept(1, "")),
+    (
+        "json/chat-id-huge-in-account.json",
+        kept(2, "is not a 64-bit integer"),
     ),
     ("json/lone-surrogate.json", kept(1, "lone UTF-16 surrogate")),
     (

@@ -176,14 +176,41 @@ impl Index {
 
     fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>> {
         if self.writer.is_none() {
-            let w = self
-                .index
-                .writer_with_num_threads(self.opts.threads, self.opts.memory_bytes)
-                .map_err(|e| index_err(&self.dir, e))?;
+            let w = self.lock_writer()?;
             w.set_merge_policy(Box::new(merges::BoundedMerges::new(self.dir.clone())));
             self.writer = Some(w);
         }
         Ok(self.writer.as_mut().expect("just set"))
+    }
+
+    /// Takes tantivy's writer lock. It is held only while the archive is open
+    /// for writing, but a child process forked by another thread keeps a
+    /// released lock until it execs, so a busy lock is retried for a while
+    /// before it is reported as busy.
+    fn lock_writer(&self) -> Result<IndexWriter<TantivyDocument>> {
+        use tantivy::TantivyError::LockFailure;
+        use tantivy::directory::error::LockError::LockBusy;
+        let mut wait = std::time::Duration::from_millis(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match self
+                .index
+                .writer_with_num_threads(self.opts.threads, self.opts.memory_bytes)
+            {
+                Ok(w) => return Ok(w),
+                Err(LockFailure(LockBusy, _)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(500));
+                }
+                Err(e @ LockFailure(LockBusy, _)) => {
+                    return Err(Error::Busy(format!(
+                        "search index {}: another writer holds it ({e}); run the command again when it is done",
+                        self.dir.display()
+                    )));
+                }
+                Err(e) => return Err(index_err(&self.dir, e)),
+            }
+        }
     }
 
     /// Applies every change the store logged after the watermark, or rebuilds

@@ -12,8 +12,8 @@
 //!   ignores, which let a bad message fail the import half-way);
 //! - the export's shape: the top value is an object; `chats`/`left_chats`
 //!   are objects whose `list` is an array of chat objects; `messages` is an
-//!   array; a chat with messages has a numeric `id`; the top object has
-//!   `messages` or `chats`.
+//!   array; the top object has `messages` or `chats`. (A chat's `id` may be
+//!   anything: one that is missing or not an integer is derived.)
 //!
 //! Errors name the line and column. serde_json reads a reader a byte at a
 //! time through a trait call; this runs over 256 KiB blocks, at several times
@@ -70,7 +70,6 @@ enum Key {
     Messages,
     Chats { left: bool },
     List,
-    Id,
     Other,
 }
 
@@ -79,10 +78,6 @@ struct Frame {
     role: Role,
     expect: Expect,
     key: Key,
-    /// Root and chats: a numeric id is known.
-    id: bool,
-    /// Messages came while the id was not known.
-    held: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,7 +403,7 @@ impl Checker<'_> {
                 self.lex = Lex::InString;
                 Ok(())
             }
-            (Expect::FirstKey, b'}') | (Expect::FirstValue, b']') => self.close(data, i),
+            (Expect::FirstKey, b'}') | (Expect::FirstValue, b']') => self.close(),
             (Expect::Colon, b':') => {
                 self.set_expect(Expect::Value);
                 self.lex = Lex::AfterColon;
@@ -426,8 +421,8 @@ impl Checker<'_> {
                 });
                 Ok(())
             }
-            (Expect::CommaOrEnd, b'}') if is_object => self.close(data, i),
-            (Expect::CommaOrEnd, b']') if !is_object => self.close(data, i),
+            (Expect::CommaOrEnd, b'}') if is_object => self.close(),
+            (Expect::CommaOrEnd, b']') if !is_object => self.close(),
             (Expect::FirstKey | Expect::Key, _) => Err(self.err(data, i, "expected a key")),
             (Expect::Colon, _) => Err(self.err(data, i, "expected ':'")),
             (Expect::CommaOrEnd, _) => Err(self.err(
@@ -471,8 +466,6 @@ impl Checker<'_> {
                         Expect::FirstValue
                     },
                     key: Key::Other,
-                    id: false,
-                    held: false,
                 });
             }
             b'-' => {
@@ -529,9 +522,6 @@ impl Checker<'_> {
         };
         let want = match (top.role, top.key, top.is_object) {
             (Role::Root | Role::Chat { .. }, Key::Messages, true) => {
-                if !top.id {
-                    top.held = true;
-                }
                 if top.role == Role::Root {
                     self.shape = true;
                 }
@@ -545,11 +535,6 @@ impl Checker<'_> {
             (Role::ChatArray { .. }, _, false) => Some((b'{', "expected a Telegram export object")),
             (Role::Messages, _, false) => {
                 self.out.items += 1;
-                None
-            }
-            (Role::Root | Role::Chat { .. }, Key::Id, true) => {
-                self.capturing = true;
-                self.cap.clear();
                 None
             }
             _ => None,
@@ -569,7 +554,7 @@ impl Checker<'_> {
             self.done = true;
             return Ok(());
         };
-        let (expect, role, key) = (top.expect, top.role, top.key);
+        let (expect, role) = (top.expect, top.role);
         if expect == Expect::Colon {
             // A key.
             let key = if captured {
@@ -579,7 +564,6 @@ impl Checker<'_> {
                         "chats" if role == Role::Root => Key::Chats { left: false },
                         "left_chats" if role == Role::Root => Key::Chats { left: true },
                         "list" => Key::List,
-                        "id" => Key::Id,
                         _ => Key::Other,
                     },
                     None => return Err(self.err(data, i, "unreadable key")),
@@ -592,17 +576,7 @@ impl Checker<'_> {
             }
             return Ok(());
         }
-        let mut id = None;
-        if captured && key == Key::Id && matches!(role, Role::Root | Role::Chat { .. }) {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&self.cap) else {
-                return Err(self.err(data, i, "unreadable id"));
-            };
-            id = Some(super::telegram::as_i64(&v).is_some());
-        }
         if let Some(top) = self.stack.last_mut() {
-            if let Some(ok) = id {
-                top.id = ok;
-            }
             top.expect = Expect::CommaOrEnd;
         }
         Ok(())
@@ -637,20 +611,11 @@ impl Checker<'_> {
         }
     }
 
-    /// `}` or `]` at `i`.
-    fn close(&mut self, data: &[u8], i: usize) -> Result<()> {
-        let frame = self.stack.pop().expect("a frame to close");
-        if frame.held && !frame.id {
-            return Err(self.err(data, i, "a chat has messages but no id"));
-        }
+    /// `}` or `]`.
+    fn close(&mut self) -> Result<()> {
+        self.stack.pop();
         match self.stack.last_mut() {
-            Some(top) => {
-                top.expect = Expect::CommaOrEnd;
-                // An object or array is no id.
-                if top.key == Key::Id && top.is_object {
-                    top.id = false;
-                }
-            }
+            Some(top) => top.expect = Expect::CommaOrEnd,
             None => self.done = true,
         }
         Ok(())

@@ -10,9 +10,8 @@
 //! through the repair filter.
 
 use super::repair::RepairReader;
-use super::telegram::{ChatHeader, Owner, Sink, as_i64, as_string};
+use super::telegram::{ChatHeader, Owner, Sink};
 use crate::error::{Error, Result};
-use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 
@@ -226,7 +225,7 @@ pub fn split<R: Read, S: Sink>(reader: R, sink: &mut S, path: &Path) -> Result<(
                 }
                 b'}' | b']' => {
                     let frame = stack.pop().ok_or_else(|| bad("unbalanced brackets"))?;
-                    close_frame(frame, sink, &bad)?;
+                    close_frame(frame, sink)?;
                     if let Some(top) = stack.last_mut() {
                         top.expect = Expect::CommaOrEnd;
                     }
@@ -289,9 +288,11 @@ fn classify(parent: Option<&Frame>, b: u8) -> (Role, Option<Capture>) {
     let container = b == b'{' || b == b'[';
     match (p.role, p.key.as_str()) {
         (Role::Root | Role::Chat, "messages") if b == b'[' => (Role::Messages, None),
-        (Role::Root | Role::Chat, "name" | "type" | "id") if !container => {
+        (Role::Root | Role::Chat, "name" | "type") if !container => {
             (Role::Skip, Some(Capture::HeaderField))
         }
+        // An id may be anything: what is not an integer is kept as text.
+        (Role::Root | Role::Chat, "id") => (Role::Skip, Some(Capture::HeaderField)),
         (Role::Root, "personal_information") if b == b'{' => (Role::Skip, Some(Capture::Owner)),
         (Role::Root, "chats") if b == b'{' => (Role::ChatLists { left: false }, None),
         (Role::Root, "left_chats") if b == b'{' => (Role::ChatLists { left: true }, None),
@@ -312,7 +313,7 @@ fn start_chat<S: Sink>(
         return Err(bad("messages outside a chat"));
     }
     let chat = &mut stack[n - 2];
-    if chat.header.id.is_some() && !chat.started {
+    if chat.header.has_id() && !chat.started {
         chat.started = true;
         sink.chat_start(&chat.header)?;
     }
@@ -344,31 +345,22 @@ fn finish_capture<S: Sink>(
             }
         }
         Capture::HeaderField => {
-            let v: Value = serde_json::from_str(text).map_err(|_| bad("unreadable chat header"))?;
             let chat = stack
                 .last_mut()
                 .ok_or_else(|| bad("header outside a chat"))?;
-            match chat.key.as_str() {
-                "name" => chat.header.name = as_string(&v),
-                "type" => chat.header.kind = as_string(&v),
-                _ => chat.header.id = as_i64(&v),
-            }
+            let key = std::mem::take(&mut chat.key);
+            chat.header.set_field(&key, text);
+            chat.key = key;
         }
-        Capture::Owner => {
-            let v: Value = serde_json::from_str(text).map_err(|_| bad("unreadable owner"))?;
-            sink.owner(Owner::from_value(&v))?;
-        }
+        Capture::Owner => sink.owner(Owner::from_json(text))?,
     }
     bytes.clear();
     Ok(())
 }
 
-/// A chat closes: messages held for a late header go out now.
-fn close_frame<S: Sink>(frame: Frame, sink: &mut S, bad: &dyn Fn(&str) -> Error) -> Result<()> {
+/// A chat closes: messages held for a late header, or for none, go out now.
+fn close_frame<S: Sink>(frame: Frame, sink: &mut S) -> Result<()> {
     if !frame.held.is_empty() {
-        if frame.header.id.is_none() {
-            return Err(bad("a chat has messages but no id"));
-        }
         sink.chat_start(&frame.header)?;
         for raw in &frame.held {
             sink.message(&frame.header, raw)?;
@@ -381,6 +373,7 @@ fn close_frame<S: Sink>(frame: Frame, sink: &mut S, bad: &dyn Fn(&str) -> Error)
 mod tests {
     use super::*;
     use crate::source::telegram::parse;
+    use serde_json::Value;
 
     #[derive(Default, Debug, PartialEq)]
     struct Events(Vec<String>);

@@ -29,11 +29,84 @@ pub const FORMAT: &str = "telegram-desktop-json";
 /// A chat as its header describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChatHeader {
+    /// The `id`, when it is a 64-bit integer.
     pub id: Option<i64>,
+    /// The `id`'s JSON text, when it is anything else (past 64 bits, a
+    /// fraction, text, null, an object): the chat's id is derived from it.
+    pub id_text: Option<String>,
     pub name: Option<String>,
     pub kind: Option<String>,
     /// Listed under `left_chats`.
     pub left: bool,
+}
+
+impl ChatHeader {
+    /// Takes the JSON text of the chat's `name`, `type` or `id` (the last of
+    /// each wins). A number serde cannot hold (`1e999`) is kept as its text.
+    pub fn set_field(&mut self, key: &str, raw: &str) {
+        let v = serde_json::from_str::<Value>(raw).ok();
+        let text = || raw.trim().to_string();
+        match key {
+            "name" => self.name = v.map_or_else(|| Some(text()), |v| as_string(&v)),
+            "type" => self.kind = v.map_or_else(|| Some(text()), |v| as_string(&v)),
+            _ => {
+                // The text as written: serde would round a long number.
+                self.id = v.as_ref().and_then(as_i64);
+                self.id_text = self.id.is_none().then(text);
+            }
+        }
+    }
+
+    /// Whether an `id` key was seen, readable or not.
+    pub fn has_id(&self) -> bool {
+        self.id.is_some() || self.id_text.is_some()
+    }
+
+    /// The chat's id, and why it was derived when it was. A chat whose id is
+    /// missing or not a 64-bit integer keeps its messages: its id is derived
+    /// (negative, so that it never meets a real one) from the id's text, or
+    /// else from the chat's name, as HTML exports derive theirs.
+    pub fn resolve_id(&self) -> (i64, Option<String>) {
+        if let Some(id) = self.id {
+            return (id, None);
+        }
+        let (seed, why) = match (&self.id_text, &self.name) {
+            (Some(text), _) => (
+                format!("telegram-json-chat-id:{text}"),
+                format!("chat id {} is not a 64-bit integer", clip(text)),
+            ),
+            (None, Some(name)) => (
+                format!("telegram-json-chat-name:{name}"),
+                "chat has no id".to_string(),
+            ),
+            (None, None) => (
+                "telegram-json-chat-name:".to_string(),
+                "chat has no id and no name".to_string(),
+            ),
+        };
+        let id = derived_chat_id(seed.as_bytes());
+        let basis = if self.id_text.is_some() {
+            "its text"
+        } else {
+            "its name"
+        };
+        (id, Some(format!("{why}: id {id} derived from {basis}")))
+    }
+}
+
+/// A negative id from a hash: never a real chat's.
+pub(crate) fn derived_chat_id(seed: &[u8]) -> i64 {
+    let h = sha256(seed);
+    let v = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
+    -v.max(1)
+}
+
+/// At most 64 characters of an id's text, for a message.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// The export's owner, from `personal_information`.
@@ -47,11 +120,18 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// Reads `personal_information`.
-    pub fn from_value(v: &Value) -> Owner {
-        let s = |k: &str| v.get(k).and_then(as_string);
+    /// Reads `personal_information` from its JSON text. A field serde cannot
+    /// hold (a number past `f64`) is left out; the others are read.
+    pub fn from_json(raw: &str) -> Owner {
+        let fields: BTreeMap<String, Box<RawValue>> = serde_json::from_str(raw).unwrap_or_default();
+        let v = |k: &str| {
+            fields
+                .get(k)
+                .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+        };
+        let s = |k: &str| v(k).as_ref().and_then(as_string);
         Owner {
-            user_id: v.get("user_id").and_then(as_i64),
+            user_id: v("user_id").as_ref().and_then(as_i64),
             first_name: s("first_name"),
             last_name: s("last_name"),
             phone_number: s("phone_number"),
@@ -203,12 +283,12 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
         let mut buffered: Option<Vec<Box<RawValue>>> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "name" => header.name = as_string(&map.next_value::<Value>()?),
-                "type" => header.kind = as_string(&map.next_value::<Value>()?),
-                "id" => header.id = as_i64(&map.next_value::<Value>()?),
+                "name" | "type" | "id" => {
+                    header.set_field(&key, map.next_value::<Box<RawValue>>()?.get())
+                }
                 "messages" => {
                     shape = Some(Shape::SingleChat);
-                    if header.id.is_some() {
+                    if header.has_id() {
                         sink.chat_start(&header)
                             .map_err(|e| sink_failed::<A::Error>(err, e))?;
                         map.next_value_seed(MessagesSeed {
@@ -218,13 +298,14 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
                         })?;
                     } else {
                         // The header comes after the messages (never seen from
-                        // Telegram Desktop): hold them until it is known.
+                        // Telegram Desktop), or there is none: hold them until
+                        // the chat's object ends.
                         buffered = Some(map.next_value()?);
                     }
                 }
                 "personal_information" if depth == 0 => {
-                    let v: Value = map.next_value()?;
-                    sink.owner(Owner::from_value(&v))
+                    let v: Box<RawValue> = map.next_value()?;
+                    sink.owner(Owner::from_json(v.get()))
                         .map_err(|e| sink_failed::<A::Error>(err, e))?;
                 }
                 "chats" | "left_chats" if depth == 0 => {
@@ -241,9 +322,6 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
             }
         }
         if let Some(messages) = buffered {
-            if header.id.is_none() {
-                return Err(de::Error::custom("a chat has messages but no id"));
-            }
             sink.chat_start(&header)
                 .map_err(|e| sink_failed::<A::Error>(err, e))?;
             for raw in messages {
@@ -464,6 +542,8 @@ pub struct ChatContext {
     peer: Option<Person>,
     zone: Zone,
     seen: SeenIds,
+    /// Why the chat's id was derived, noted on each of its items.
+    derived_id: Option<String>,
     /// Scratch space for a message's canonical form (reused).
     canonical: Vec<u8>,
 }
@@ -479,14 +559,15 @@ const ONE_TO_ONE: &[&str] = &[
 impl ChatContext {
     pub fn new(header: &ChatHeader, owner: Option<&Owner>, zone: Zone) -> ChatContext {
         let kind = header.kind.clone().unwrap_or_else(|| "unknown".into());
-        let id = header.id.unwrap_or(0);
+        let (id, derived_id) = header.resolve_id();
         // Channels and supergroups number their messages globally; everything
         // else numbers them per account.
         let global = kind.contains("supergroup") || kind.contains("channel");
         let owner_id = owner.and_then(|o| o.user_id).unwrap_or(0);
         let scope = if global { 0 } else { owner_id.max(0) as u64 };
         let peer = (kind == "personal_chat" || kind == "bot_chat").then(|| Person {
-            peer: Some(Peer::User(id)),
+            // A derived id names no user.
+            peer: derived_id.is_none().then_some(Peer::User(id)),
             name: header.name.clone(),
             ..Default::default()
         });
@@ -501,6 +582,7 @@ impl ChatContext {
             peer,
             zone,
             seen: SeenIds::default(),
+            derived_id,
             canonical: Vec::new(),
         }
     }
@@ -518,7 +600,7 @@ impl ChatContext {
     /// with the reason, and one without a usable id gets an id made from its
     /// content ([`Part::Unnumbered`]).
     pub fn convert(&mut self, raw: &str) -> Item {
-        let mut anomalies = Vec::new();
+        let mut anomalies: Vec<String> = self.derived_id.iter().cloned().collect();
         let repaired;
         let v = match json::parse(raw) {
             Ok(v) => v,
@@ -686,7 +768,9 @@ impl ChatContext {
             participants,
             body: Body::Unsupported,
             attachments: Vec::new(),
-            anomalies: vec![format!("{reason}: kept as its raw text")],
+            anomalies: std::iter::once(format!("{reason}: kept as its raw text"))
+                .chain(self.derived_id.iter().cloned())
+                .collect(),
             source_format: FORMAT.into(),
             raw: raw.to_string(),
             fingerprint,
@@ -1331,7 +1415,7 @@ mod tests {
             id: Some(700),
             name: Some("Bob".into()),
             kind: Some(kind.into()),
-            left: false,
+            ..Default::default()
         };
         ChatContext::new(&h, owner.as_ref(), Zone::parse("Europe/Berlin").unwrap())
     }
