@@ -142,3 +142,36 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Whether the file at `path` holds `needle`: in its bytes, or (a pack file)
+/// in the content of any record in it, found by scanning the pack as
+/// `frame::scan` reads it, whatever the catalogue says.
+pub fn holds(path: &Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let has = |b: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+    if has(&bytes) {
+        return true;
+    }
+    path.extension().is_some_and(|e| e == "pack")
+        && tgvault::store::frame::scan(&bytes)
+            .iter()
+            .any(|f| f.content.as_ref().is_ok_and(|c| has(c)))
+}
+
+/// Flips one bit in the middle of the stored bytes of the pack record whose
+/// content holds `needle`.
+pub fn flip_record(pack: &Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(pack).unwrap();
+    let found = tgvault::store::frame::scan(&bytes);
+    let f = found
+        .iter()
+        .find(|f| {
+            f.content
+                .as_ref()
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .unwrap_or_else(|| panic!("no record in {} holds {needle:?}", pack.display()));
+    let header = tgvault::store::frame::HEADER;
+    bytes[f.offset + header + (f.len - header) / 2] ^= 0x01;
+    std::fs::write(pack, bytes).unwrap();
+}

@@ -72,7 +72,7 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     // One byte of one message's text, inside its pack.
     let b = Archive::new();
     copy_store(&a, &b);
-    flip(&first_pack(&b), b"Board approves the merger");
+    flip_record(&first_pack(&b), b"Board approves the merger");
     let (code, v) = verify(&b);
     assert_eq!(code, 1);
     let p = problems(&v);
@@ -89,7 +89,7 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     // One byte of a small attachment (the PDF), also in the pack.
     let c = Archive::new();
     copy_store(&a, &c);
-    flip(&first_pack(&c), b"/Type/Catalog/Pages");
+    flip_record(&first_pack(&c), b"/Type/Catalog/Pages");
     let (code, v) = verify(&c);
     assert_eq!(code, 1);
     let p = problems(&v);
@@ -99,8 +99,8 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     .unwrap();
     let sha = hex::encode(tgvault::model::sha256(&pdf));
     assert!(
-        p.iter()
-            .any(|x| x.contains(&sha) && x.contains("does not match its hash")),
+        p.iter().any(|x| x.contains(&sha)
+            && (x.contains("does not match its hash") || x.contains("damaged"))),
         "{p:?}"
     );
 
@@ -231,7 +231,7 @@ fn retention_destroys_a_damaged_version_and_says_so() {
     );
     let b = Archive::new();
     copy_store(&a, &b);
-    flip(&first_pack(&b), b"Board approves the merger");
+    flip_record(&first_pack(&b), b"Board approves the merger");
     b.ok(&["retention", "add", "purge", "--delete-after", "1"]);
     let out = b.run(&["retention", "run", "--now", "2100-01-01"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -251,8 +251,7 @@ fn retention_destroys_a_damaged_version_and_says_so() {
         "{trail:?}"
     );
     // Nothing of the damaged bytes stays: the pack no longer holds them.
-    let pack = std::fs::read(first_pack(&b)).unwrap();
-    assert!(!pack.windows(12).any(|w| w == b"Board approv"));
+    assert!(!holds(&first_pack(&b), b"Board approv"));
 }
 
 /// The archive and every package are their owner's alone, whatever the

@@ -15,7 +15,7 @@ use super::blob::StagedBlob;
 use super::codec;
 use super::records::{BlobMeta, BlobPlace, LoggedBlob};
 use super::tables::{BLOB_LOG, BLOBS};
-use super::{EncodedItem, Tx};
+use super::{EncodedItem, Tx, pack};
 use crate::error::{Error, Result};
 use crate::model::ItemId;
 use redb::{ReadTransaction, ReadableTable};
@@ -115,7 +115,9 @@ impl Tx<'_> {
                             ))
                         })?;
                     let place = match blob {
-                        StagedBlob::Inline(_, bytes) => BlobPlace::Pack(self.pack.append(bytes)?),
+                        StagedBlob::Inline(_, bytes) => {
+                            BlobPlace::Pack(self.pack.append(pack::Kind::Blob, bytes, &sha)?)
+                        }
                         StagedBlob::File(_) => BlobPlace::File,
                     };
                     let meta = BlobMeta {

@@ -7,6 +7,14 @@
 //! logs new blobs in `blob_log`. The counts come from `blob_refs`: a row with
 //! one version uses the blob once; the versions of a row with several are read
 //! to count those that hold it. Then `blob_refs` is dropped.
+//!
+//! Format 3 -> 4: format 4 frames pack records ([`super::frame`]) and
+//! compresses their contents. Format 3's packs stay as they are, read as
+//! bare contents: `meta/framed_from` names the first pack with framed
+//! records (one past the last pack at migration), and the writer never
+//! appends to a pack before it. Rewriting old records compressed is
+//! compaction's work, not the migration's, so the migration is one small
+//! transaction however large the archive.
 
 use super::codec;
 use super::key;
@@ -15,7 +23,7 @@ use super::records::{BlobMeta, BlobPlace};
 use super::tables::{BLOBS, META, SOURCES};
 use super::{SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Deserialize;
 use std::ops::Bound;
 
@@ -23,6 +31,43 @@ use std::ops::Bound;
 /// store has no clock or actor; the caller records the migration
 /// ([`super::Archive::unaudited_migration`], [`super::Tx::audit_migration`]).
 pub(super) const UNAUDITED: &str = "unaudited_migration";
+
+/// `meta` key: the first pack whose records are framed (u32 big-endian).
+pub(super) const FRAMED_FROM: &str = "framed_from";
+
+/// `meta/framed_from`, when the archive has it (format 4).
+pub(super) fn framed_from(db: &Database) -> Result<Option<u32>> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let Some(v) = meta.get(FRAMED_FROM)? else {
+        return Ok(None);
+    };
+    let b: [u8; 4] = v.value().try_into().map_err(|_| {
+        Error::Corrupt(format!(
+            "meta/{FRAMED_FROM} has {} bytes, not 4",
+            v.value().len()
+        ))
+    })?;
+    Ok(Some(u32::from_be_bytes(b)))
+}
+
+pub(super) fn from_3(db: &Database, framed_from: u32) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        // A migration from 2 in the same open is recorded as 2 -> 4.
+        let from = match meta.get(UNAUDITED)? {
+            Some(v) => v.value().first().copied().unwrap_or(3),
+            None => 3,
+        };
+        meta.insert(FRAMED_FROM, framed_from.to_be_bytes().as_slice())?;
+        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+        meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+    }
+    txn.commit()?;
+    tracing::info!(framed_from, "archive migrated from format 3 to 4");
+    Ok(())
+}
 
 /// Format 2's reference table.
 const BLOB_REFS_2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
@@ -75,8 +120,8 @@ pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
             }
         }
         let mut meta = txn.open_table(META)?;
-        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-        meta.insert(UNAUDITED, [2u8, SCHEMA_VERSION].as_slice())?;
+        meta.insert("schema", [3u8].as_slice())?;
+        meta.insert(UNAUDITED, [2u8, 3].as_slice())?;
     }
     txn.delete_table(BLOB_REFS_2)?;
     txn.commit()?;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod blob;
 mod blob_rows;
 pub mod codec;
+pub mod frame;
 pub mod key;
 mod migrate;
 pub mod pack;
@@ -38,7 +39,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 3;
+pub const SCHEMA_VERSION: u8 = 4;
 
 /// redb's page cache.
 const CACHE_BYTES: usize = 16 << 20;
@@ -129,9 +130,17 @@ impl Archive {
             }
             m
         };
-        let packs = Packs::open(dir, &committed)?;
+        let framed_from = match migrate::framed_from(&db)? {
+            Some(from) => from,
+            // Format 2 or 3: every pack so far holds bare contents.
+            None => committed.keys().next_back().map_or(1, |p| p + 1),
+        };
+        let packs = Packs::open(dir, &committed, framed_from)?;
         if schema == 2 {
             migrate::from_2(&db, &packs)?;
+        }
+        if schema <= 3 {
+            migrate::from_3(&db, framed_from)?;
         }
         let log = blob_rows::load_index(&db.begin_read()?)?;
         let archive = Archive {
@@ -302,10 +311,11 @@ fn init(db: &Database) -> Result<u8> {
         found = match schema.as_deref() {
             None => {
                 meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+                meta.insert(migrate::FRAMED_FROM, 1u32.to_be_bytes().as_slice())?;
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([2]) => 2,
+            Some([v @ (2 | 3)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -315,7 +325,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] and [3]"
                 )));
             }
         };
@@ -1176,7 +1186,9 @@ impl Tx<'_> {
     /// Appends the content of the version [`Tx::add_version`] added (the
     /// row's last) to the pack, and points the version at it.
     fn store_version(&mut self, row: &mut SourceRow, enc: &EncodedItem) -> Result<()> {
-        let at = self.pack.append(&enc.bytes)?;
+        let at = self
+            .pack
+            .append(pack::Kind::Version, &enc.bytes, &enc.sha256)?;
         if let Some(v) = row.rec.versions.last_mut() {
             v.at = at;
         }

@@ -22,6 +22,8 @@
 //! between leaves the row, and the next open finishes the job. Space is not
 //! reclaimed (the zeroed bytes stay in the file); compaction can come later.
 
+pub use super::frame::Kind;
+use super::frame::{self, Framer};
 use crate::direct;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,15 @@ impl std::fmt::Display for PackRef {
     }
 }
 
+/// A record's content: unframed, or as it is in a pack from before framing.
+fn content(framed_from: u32, r: &PackRef, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if r.pack < framed_from {
+        Ok(bytes)
+    } else {
+        frame::unframe(&bytes, r)
+    }
+}
+
 pub fn file_name(pack: u32) -> String {
     format!("{pack:08}.pack")
 }
@@ -88,6 +99,8 @@ pub fn file_name(pack: u32) -> String {
 /// The pack files of one archive.
 pub struct Packs {
     dir: PathBuf,
+    /// The first pack whose records are framed.
+    framed_from: u32,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
     /// For bulk reads: direct I/O where the file system has it (the flag).
@@ -106,6 +119,12 @@ pub struct Packs {
 pub struct Writer {
     /// A new pack starts once the current one holds this much.
     target: u64,
+    /// The first pack whose records are framed: appends never go to one
+    /// before it.
+    framed_from: u32,
+    framer: Framer,
+    /// Scratch space for one framed record.
+    record: Vec<u8>,
     dir: PathBuf,
     /// The pack appended to; 0 before the first.
     pack: u32,
@@ -135,23 +154,39 @@ impl Packs {
     /// process appended past those lengths and removes packs the table does
     /// not know. Problems that leave data unreadable (a pack shorter than its
     /// committed length, or missing) are logged here and named by `verify`.
-    pub fn open(archive_dir: &Path, committed: &BTreeMap<u32, u64>) -> Result<Packs> {
-        Packs::open_with_target(archive_dir, committed, PACK_TARGET)
+    ///
+    /// Packs numbered from `framed_from` on hold framed records
+    /// ([`frame`]); those before it (written by format 3) hold bare contents.
+    pub fn open(
+        archive_dir: &Path,
+        committed: &BTreeMap<u32, u64>,
+        framed_from: u32,
+    ) -> Result<Packs> {
+        Packs::open_with_target(archive_dir, committed, framed_from, PACK_TARGET)
     }
 
     /// [`Packs::open`] with another size at which a new pack starts.
     pub fn open_with_target(
         archive_dir: &Path,
         committed: &BTreeMap<u32, u64>,
+        framed_from: u32,
         target: u64,
     ) -> Result<Packs> {
-        Packs::open_with(archive_dir, committed, target, WRITE_CHUNK, true)
+        Packs::open_with(
+            archive_dir,
+            committed,
+            framed_from,
+            target,
+            WRITE_CHUNK,
+            true,
+        )
     }
 
     /// [`Packs::open`] with every size chosen, and direct I/O allowed or not.
     fn open_with(
         archive_dir: &Path,
         committed: &BTreeMap<u32, u64>,
+        framed_from: u32,
         target: u64,
         chunk: usize,
         try_direct: bool,
@@ -211,6 +246,9 @@ impl Packs {
         Ok(Packs {
             writer: Mutex::new(Writer {
                 target,
+                framed_from,
+                framer: Framer::new()?,
+                record: Vec::new(),
                 dir: dir.clone(),
                 pack,
                 file: None,
@@ -224,6 +262,7 @@ impl Packs {
                 staged: false,
             }),
             dir,
+            framed_from,
             readers: RwLock::new(HashMap::new()),
             bulk_readers: RwLock::new(HashMap::new()),
         })
@@ -290,8 +329,14 @@ impl Packs {
         Ok((buf, 0))
     }
 
-    /// Reads one committed record.
+    /// The content of one committed record.
     pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
+        let bytes = self.read_raw(r)?;
+        content(self.framed_from, r, bytes)
+    }
+
+    /// The bytes of one committed record, as they are in the pack.
+    pub fn read_raw(&self, r: &PackRef) -> Result<Vec<u8>> {
         let f = self.reader(r.pack)?;
         let mut buf = vec![0u8; r.len as usize];
         f.read_exact_at(&mut buf, r.offset).map_err(|e| {
@@ -406,8 +451,8 @@ impl Writer {
             tracing::error!(error = %e, "pack bytes of an abandoned transaction not truncated");
             self.abandon();
         }
-        if self.pack == 0 || self.committed >= self.target {
-            self.pack += 1;
+        if self.pack < self.framed_from || self.committed >= self.target {
+            self.pack = (self.pack + 1).max(self.framed_from);
             self.file = None;
             self.committed = 0;
             self.start = 0;
@@ -493,8 +538,21 @@ impl Writer {
         }
     }
 
-    /// Appends one record; durable once [`Writer::sync`] has returned.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<PackRef> {
+    /// Appends a record of `content` (whose SHA-256 is `sha`), compressed
+    /// where that pays; durable once [`Writer::sync`] has returned.
+    pub fn append(&mut self, kind: Kind, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
+        let mut record = std::mem::take(&mut self.record);
+        record.clear();
+        let out = self
+            .framer
+            .frame(kind, content, sha, &mut record)
+            .and_then(|()| self.append_raw(&record));
+        self.record = record;
+        out
+    }
+
+    /// Appends bytes as they are.
+    fn append_raw(&mut self, bytes: &[u8]) -> Result<PackRef> {
         self.load_stage()?;
         let r = PackRef {
             pack: self.pack,
@@ -518,8 +576,16 @@ impl Writer {
         Ok(r)
     }
 
-    /// A record appended in this transaction, or `None` when `r` is not one.
+    /// The content of a record appended in this transaction, or `None` when
+    /// `r` is not one.
     pub fn pending(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
+        match self.pending_raw(r)? {
+            Some(bytes) => content(self.framed_from, r, bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn pending_raw(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
         if r.pack != self.pack || r.offset < self.committed || !self.staged {
             return Ok(None);
         }
@@ -702,8 +768,16 @@ struct Span {
 }
 
 impl Prefetched<'_> {
-    /// One record: from a span read ahead, or from the pack file.
+    /// One record's content: from a span read ahead, or from the pack file.
     pub fn read(&self, r: &PackRef) -> Result<std::borrow::Cow<'_, [u8]>> {
+        if r.pack < self.packs.framed_from {
+            return self.read_raw(r);
+        }
+        frame::unframe(&self.read_raw(r)?, r).map(std::borrow::Cow::Owned)
+    }
+
+    /// One record's bytes as they are in the pack.
+    fn read_raw(&self, r: &PackRef) -> Result<std::borrow::Cow<'_, [u8]>> {
         let at = self
             .spans
             .partition_point(|s| (s.pack, s.offset) <= (r.pack, r.offset));
@@ -716,7 +790,7 @@ impl Prefetched<'_> {
                 &s.buf[from..from + r.len as usize],
             ));
         }
-        self.packs.read(r).map(std::borrow::Cow::Owned)
+        self.packs.read_raw(r).map(std::borrow::Cow::Owned)
     }
 }
 
@@ -727,38 +801,41 @@ mod tests {
     #[test]
     fn appends_read_back_and_failed_transactions_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let packs = Packs::open(dir.path(), &BTreeMap::new()).unwrap();
+        let packs = Packs::open(dir.path(), &BTreeMap::new(), 1).unwrap();
         let mut w = packs.writer();
         w.begin();
-        let a = w.append(b"first record").unwrap();
-        let b = w.append(b"second").unwrap();
-        assert_eq!(w.pending(&b).unwrap().unwrap(), b"second");
+        let a = w.append_raw(b"first record").unwrap();
+        let b = w.append_raw(b"second").unwrap();
+        assert_eq!(w.pending_raw(&b).unwrap().unwrap(), b"second");
         let (pack, len) = w.sync().unwrap().unwrap();
         assert_eq!((pack, len), (1, 18));
         w.committed();
         w.begin();
-        let c = w.append(b"never committed").unwrap();
+        let c = w.append_raw(b"never committed").unwrap();
         w.rollback().unwrap();
         drop(w);
-        assert_eq!(packs.read(&a).unwrap(), b"first record");
-        assert_eq!(packs.read(&b).unwrap(), b"second");
+        assert_eq!(packs.read_raw(&a).unwrap(), b"first record");
+        assert_eq!(packs.read_raw(&b).unwrap(), b"second");
         assert_eq!(packs.file_len(1), Some(18));
-        assert!(packs.read(&c).is_err());
+        assert!(packs.read_raw(&c).is_err());
         packs.zero(&[a]).unwrap();
-        assert_eq!(packs.read(&a).unwrap(), vec![0u8; 12]);
-        assert_eq!(packs.read(&b).unwrap(), b"second");
+        assert_eq!(packs.read_raw(&a).unwrap(), vec![0u8; 12]);
+        assert_eq!(packs.read_raw(&b).unwrap(), b"second");
     }
 
     #[test]
     fn records_read_together_match_records_read_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 40).unwrap();
+        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 1, 40).unwrap();
         let mut refs = Vec::new();
         for t in 0..3 {
             let mut w = packs.writer();
             w.begin();
             for i in 0..4 {
-                refs.push(w.append(format!("tx{t} record {i}").as_bytes()).unwrap());
+                refs.push(
+                    w.append_raw(format!("tx{t} record {i}").as_bytes())
+                        .unwrap(),
+                );
             }
             w.sync().unwrap();
             w.committed();
@@ -773,23 +850,23 @@ mod tests {
         wanted.push(refs[0]);
         let ahead = packs.read_many(&wanted);
         for r in &refs {
-            assert_eq!(ahead.read(r).unwrap(), packs.read(r).unwrap());
+            assert_eq!(ahead.read_raw(r).unwrap(), packs.read_raw(r).unwrap());
         }
-        assert!(ahead.read(&beyond).is_err());
+        assert!(ahead.read_raw(&beyond).is_err());
         assert!(ahead.spans.len() < refs.len(), "neighbours share a read");
     }
 
     #[test]
     fn a_full_pack_is_followed_by_a_new_one_between_transactions() {
         let dir = tempfile::tempdir().unwrap();
-        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 10).unwrap();
+        let packs = Packs::open_with_target(dir.path(), &BTreeMap::new(), 1, 10).unwrap();
         let mut committed = BTreeMap::new();
         let mut refs = Vec::new();
         for record in [&b"0123456789abc"[..], b"second", b"third"] {
             let mut w = packs.writer();
             w.begin();
             // A transaction may run past the target; the next one starts anew.
-            refs.push((w.append(record).unwrap(), record));
+            refs.push((w.append_raw(record).unwrap(), record));
             let (pack, len) = w.sync().unwrap().unwrap();
             w.committed();
             committed.insert(pack, len);
@@ -800,14 +877,14 @@ mod tests {
         );
         assert_eq!(committed, BTreeMap::from([(1, 13), (2, 11)]));
         for (r, record) in &refs {
-            assert_eq!(&packs.read(r).unwrap(), record);
+            assert_eq!(&packs.read_raw(r).unwrap(), record);
         }
         // Reopened with those lengths, appends go on in the last pack.
         drop(packs);
-        let packs = Packs::open_with_target(dir.path(), &committed, 10).unwrap();
+        let packs = Packs::open_with_target(dir.path(), &committed, 1, 10).unwrap();
         let mut w = packs.writer();
         w.begin();
-        let r = w.append(b"x").unwrap();
+        let r = w.append_raw(b"x").unwrap();
         assert_eq!((r.pack, r.offset), (3, 0), "pack 2 is full (11 >= 10)");
     }
 
@@ -819,12 +896,12 @@ mod tests {
         fs::write(packs_dir.join(file_name(1)), b"committed+garbage").unwrap();
         fs::write(packs_dir.join(file_name(2)), b"never committed").unwrap();
         let committed = BTreeMap::from([(1u32, 9u64)]);
-        let packs = Packs::open(dir.path(), &committed).unwrap();
+        let packs = Packs::open(dir.path(), &committed, 1).unwrap();
         assert_eq!(packs.file_len(1), Some(9));
         assert_eq!(packs.file_len(2), None);
         let mut w = packs.writer();
         w.begin();
-        let r = w.append(b"more").unwrap();
+        let r = w.append_raw(b"more").unwrap();
         assert_eq!(r.offset, 9);
         assert_eq!(w.sync().unwrap(), Some((1, 13)));
     }
@@ -845,7 +922,7 @@ mod tests {
             let mut model: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
             let mut records: Vec<(PackRef, Vec<u8>)> = Vec::new();
             let mut packs =
-                Packs::open_with(dir.path(), &committed, target, chunk, try_direct).unwrap();
+                Packs::open_with(dir.path(), &committed, 1, target, chunk, try_direct).unwrap();
             let mut seed = 0x2545_F491_4F6C_DD1Du64;
             let mut next = |n: u64| {
                 seed ^= seed << 13;
@@ -864,11 +941,15 @@ mod tests {
                         _ => next(700),
                     } as usize;
                     let bytes: Vec<u8> = (0..len).map(|i| (round + i * 31) as u8 | 1).collect();
-                    let r = w.append(&bytes).unwrap();
+                    let r = w.append_raw(&bytes).unwrap();
                     added.push((r, bytes));
                 }
                 for (r, bytes) in &added {
-                    assert_eq!(w.pending(r).unwrap().as_ref(), Some(bytes), "round {round}");
+                    assert_eq!(
+                        w.pending_raw(r).unwrap().as_ref(),
+                        Some(bytes),
+                        "round {round}"
+                    );
                 }
                 if next(4) == 0 {
                     w.rollback().unwrap();
@@ -900,7 +981,7 @@ mod tests {
                 }
                 if next(15) == 0 {
                     drop(packs);
-                    packs = Packs::open_with(dir.path(), &committed, target, chunk, try_direct)
+                    packs = Packs::open_with(dir.path(), &committed, 1, target, chunk, try_direct)
                         .unwrap();
                 }
                 for (pack, m) in &model {
@@ -912,8 +993,8 @@ mod tests {
             let refs: Vec<PackRef> = records.iter().map(|(r, _)| *r).collect();
             let ahead = packs.read_many(&refs);
             for (r, bytes) in &records {
-                assert_eq!(&packs.read(r).unwrap(), bytes);
-                assert_eq!(&ahead.read(r).unwrap(), bytes);
+                assert_eq!(&packs.read_raw(r).unwrap(), bytes);
+                assert_eq!(&ahead.read_raw(r).unwrap(), bytes);
             }
         }
     }
