@@ -222,13 +222,7 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
         &["--mapping", fixture("users.csv").to_str().unwrap()],
     );
     assert_eq!(n(totals(&report), "imported"), 0, "{report}");
-    let out = a.run(&["verify", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    verify_clean(&a);
     // Searching works on the migrated archive (its index is built on open)
     // and answers what the format-2 build answered: 42 filed copies and 4
     // quarantined items.
@@ -278,15 +272,15 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     let records = tgvault::store::frame::scan(&new);
     assert!(!records.is_empty() && records.iter().all(|f| f.whole));
     assert_eq!(records.iter().map(|f| f.len).sum::<usize>(), new.len());
-    let out = a.run(&["verify", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    verify_clean(&a);
     assert_eq!(a.ok(&["search", "merger", "--count"]), merger);
     assert!(count("contract") > contract);
     // The fixture itself is untouched (the test migrated a copy).
     assert!(std::fs::metadata(src.join("archive.redb")).unwrap().len() > 0);
+}
+
+fn verify_clean(a: &Archive) {
+    let out = a.run(&["verify", "--json"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
 }
