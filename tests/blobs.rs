@@ -263,13 +263,12 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
         &["--mailbox", "custodian@corp.example"],
     );
     assert!(n(totals(&report), "imported") > 0, "{report}");
-    let old = std::fs::read(a.path().join("packs/00000001.pack")).unwrap();
     assert!(
-        tgvault::store::frame::scan(&old).is_empty(),
+        scan_pack(&a.path().join("packs/00000001.pack")).is_empty(),
         "pack 1 kept as it was"
     );
     let new = std::fs::read(a.path().join("packs/00000002.pack")).unwrap();
-    let records = tgvault::store::frame::scan(&new);
+    let records = scan_pack(&a.path().join("packs/00000002.pack"));
     assert!(!records.is_empty() && records.iter().all(|f| f.whole));
     assert_eq!(records.iter().map(|f| f.len).sum::<usize>(), new.len());
     verify_clean(&a);

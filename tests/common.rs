@@ -153,16 +153,30 @@ pub fn holds(path: &Path, needle: &[u8]) -> bool {
         return true;
     }
     path.extension().is_some_and(|e| e == "pack")
-        && tgvault::store::frame::scan(&bytes)
+        && scan_pack(path)
             .iter()
             .any(|f| f.content.as_ref().is_ok_and(|c| has(c)))
+}
+
+/// The records of a pack, read with the dictionaries of every pack beside it.
+pub fn scan_pack(path: &Path) -> Vec<tgvault::store::frame::Found> {
+    let dicts = tgvault::store::frame::Dicts::default();
+    let mut packs = files_under(path.parent().unwrap());
+    packs.sort();
+    for p in packs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+    {
+        tgvault::store::frame::scan(&std::fs::read(p).unwrap(), &dicts);
+    }
+    tgvault::store::frame::scan(&std::fs::read(path).unwrap(), &dicts)
 }
 
 /// Flips one bit in the middle of the stored bytes of the pack record whose
 /// content holds `needle`.
 pub fn flip_record(pack: &Path, needle: &[u8]) {
     let mut bytes = std::fs::read(pack).unwrap();
-    let found = tgvault::store::frame::scan(&bytes);
+    let found = scan_pack(pack);
     let f = found
         .iter()
         .find(|f| {

@@ -6,20 +6,33 @@
 //! "TGR" version(1) kind(1) coding(1) payload_len(u32 LE) content_len(u32 LE) content_sha(8) payload
 //! ```
 //!
-//! `kind` is `v` (an item version: `codec(model::Item)`) or `b` (an inline
-//! attachment blob); `coding` 0 stores the content as it is, 1 as one zstd
-//! frame. A record's content and payload are each under 4 GiB (inline
-//! blobs are at most 1 MiB; an item version is one message). `content_sha` is the first 8 bytes of the content's SHA-256 (the
-//! catalogue keeps all 32 and readers check those; the prefix lets a scan
-//! of a pack tell a whole record from a damaged one).
+//! `kind` is `v` (an item version: `codec(model::Item)`), `b` (an inline
+//! attachment blob) or `d` (a zstd dictionary, stored as it is, ahead of the
+//! first record compressed with it); `coding` 0 stores the content as it is,
+//! 1 as one zstd frame, which names its dictionary (if any) by id. A record's
+//! content and payload are each under 4 GiB (inline blobs are at most 1 MiB;
+//! an item version is one message). `content_sha` is the first 8 bytes of
+//! the content's SHA-256 (the catalogue keeps all 32 and readers check
+//! those; the prefix lets a scan of a pack tell a whole record from a
+//! damaged one).
 //!
 //! Whether to compress is decided by trying: the content (for a large blob,
 //! its first [`TRIAL`] bytes) is compressed, and kept compressed only when
 //! that saves at least 1/32 of it, so JPEG, MP4 or ZIP contents are stored
 //! as they are whatever their names say.
+//!
+//! Item versions are small (a message is about 1 KB encoded): alone, zstd
+//! shrinks one to about half; with a dictionary trained on the archive's
+//! first [`SAMPLE_BYTES`] of versions, to about a fifth. So the framer
+//! collects those versions (compressing them without one), trains a 64 KiB
+//! dictionary from them once, and uses it for every version after. The
+//! archive keeps its dictionaries in the `dicts` table and, for readers
+//! without the catalogue, as `d` records in the packs.
 
 use crate::error::{Error, Result};
-use std::io::Read;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use zstd::zstd_safe::{CCtx, CDict, DCtx, DDict};
 
 pub const MAGIC: [u8; 3] = *b"TGR";
 pub const VERSION: u8 = 1;
@@ -28,17 +41,25 @@ pub const HEADER: usize = 22;
 /// The first bytes of every record.
 const LEAD: [u8; 4] = [MAGIC[0], MAGIC[1], MAGIC[2], VERSION];
 
-/// zstd's level: 3 (its default) compressed item records to within a few
-/// per cent of level 9 at several times the speed (see docs/perf.md).
+/// zstd's level (its default); see docs/perf.md.
 const LEVEL: i32 = 3;
 
 /// A blob larger than this is tried on its first `TRIAL` bytes first.
 const TRIAL: usize = 64 * 1024;
 
+/// Item versions a dictionary is trained from, in bytes...
+pub const SAMPLE_BYTES: usize = 2 << 20;
+/// ...and at least this many of them.
+const MIN_SAMPLES: usize = 500;
+/// A sample is at most this long (a long message teaches no more).
+const SAMPLE_MAX: usize = 16 * 1024;
+const DICT_BYTES: usize = 64 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Version,
     Blob,
+    Dict,
 }
 
 impl Kind {
@@ -46,24 +67,126 @@ impl Kind {
         match self {
             Kind::Version => b'v',
             Kind::Blob => b'b',
+            Kind::Dict => b'd',
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Kind> {
+        match b {
+            b'v' => Some(Kind::Version),
+            b'b' => Some(Kind::Blob),
+            b'd' => Some(Kind::Dict),
+            _ => None,
         }
     }
 }
 
-/// How records are framed, with a compressor kept between them.
+/// The archive's zstd dictionaries, by id: what readers decompress with.
+#[derive(Default)]
+pub struct Dicts(RwLock<HashMap<u32, Arc<DDict<'static>>>>);
+
+impl Dicts {
+    /// Adds a dictionary (its id is in its bytes); one zstd cannot load is
+    /// refused.
+    pub fn add(&self, bytes: &[u8]) -> Result<u32> {
+        let id = dict_id(bytes)?;
+        let d = DDict::try_create(bytes)
+            .ok_or_else(|| Error::Corrupt(format!("zstd dictionary {id} cannot be loaded")))?;
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(d));
+        Ok(id)
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<DDict<'static>>> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&id).cloned()
+    }
+}
+
+/// A dictionary's id, from its header.
+pub fn dict_id(bytes: &[u8]) -> Result<u32> {
+    zstd::zstd_safe::get_dict_id_from_dict(bytes)
+        .map(|id| id.get())
+        .ok_or_else(|| Error::Corrupt("a zstd dictionary without an id".into()))
+}
+
+fn cdict(bytes: &[u8]) -> Result<CDict<'static>> {
+    CDict::try_create(bytes, LEVEL)
+        .ok_or_else(|| Error::Corrupt("a zstd dictionary that cannot be loaded".into()))
+}
+
+fn zstd_error(code: usize) -> String {
+    zstd::zstd_safe::get_error_name(code).to_string()
+}
+
+/// How records are framed, with a compression context kept between them.
 pub struct Framer {
-    zstd: zstd::bulk::Compressor<'static>,
+    cctx: CCtx<'static>,
+    /// The dictionary item versions are compressed with, and its id.
+    dict: Option<(u32, CDict<'static>)>,
+    /// One trained here that the catalogue does not hold yet: id and bytes.
+    unsaved: Option<(u32, Vec<u8>)>,
+    samples: Vec<u8>,
+    sample_lens: Vec<usize>,
     scratch: Vec<u8>,
 }
 
 impl Framer {
-    pub fn new() -> Result<Framer> {
-        let zstd = zstd::bulk::Compressor::new(LEVEL)
-            .map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+    /// A framer that compresses item versions with `dict` (the archive's
+    /// dictionary), or trains one when there is none.
+    pub fn new(dict: Option<&[u8]>) -> Result<Framer> {
+        let dict = match dict {
+            Some(bytes) => Some((dict_id(bytes)?, cdict(bytes)?)),
+            None => None,
+        };
         Ok(Framer {
-            zstd,
+            cctx: CCtx::try_create().ok_or_else(|| Error::Internal("zstd: no context".into()))?,
+            dict,
+            unsaved: None,
+            samples: Vec::new(),
+            sample_lens: Vec::new(),
             scratch: Vec::new(),
         })
+    }
+
+    /// A dictionary trained here that the catalogue does not hold yet.
+    pub fn unsaved(&self) -> Option<&(u32, Vec<u8>)> {
+        self.unsaved.as_ref()
+    }
+
+    /// The catalogue holds the trained dictionary now.
+    pub fn saved(&mut self) {
+        self.unsaved = None;
+    }
+
+    /// Notes an item version's content for training; once enough are in,
+    /// trains the dictionary and adds it to `dicts`. A failed training is
+    /// logged and tried again on the next samples.
+    pub fn sample(&mut self, content: &[u8], dicts: &Dicts) {
+        if self.dict.is_some() {
+            return;
+        }
+        let take = &content[..content.len().min(SAMPLE_MAX)];
+        self.samples.extend_from_slice(take);
+        self.sample_lens.push(take.len());
+        if self.samples.len() < SAMPLE_BYTES || self.sample_lens.len() < MIN_SAMPLES {
+            return;
+        }
+        let trained = zstd::dict::from_continuous(&self.samples, &self.sample_lens, DICT_BYTES)
+            .map_err(|e| Error::Internal(format!("zstd training: {e}")))
+            .and_then(|bytes| Ok((dicts.add(&bytes)?, cdict(&bytes)?, bytes)));
+        self.samples = Vec::new();
+        self.sample_lens = Vec::new();
+        match trained {
+            Ok((id, c, bytes)) => {
+                tracing::info!(dict = id, bytes = bytes.len(), "zstd dictionary trained");
+                self.dict = Some((id, c));
+                self.unsaved = Some((id, bytes));
+            }
+            Err(e) => tracing::warn!(error = %e, "no zstd dictionary this time"),
+        }
     }
 
     /// The record for `content` (whose SHA-256 is `sha`), appended to `out`.
@@ -81,7 +204,7 @@ impl Framer {
             ))
         };
         let content_len = u32::try_from(content.len()).map_err(|_| too_big())?;
-        let compressed = self.try_compress(content)?;
+        let compressed = kind != Kind::Dict && self.try_compress(kind, content)?;
         let payload = if compressed {
             &self.scratch[..]
         } else {
@@ -99,28 +222,33 @@ impl Framer {
     }
 
     /// Whether `content` compresses enough to be kept so (then it is in
-    /// `scratch`).
-    fn try_compress(&mut self, content: &[u8]) -> Result<bool> {
-        if content.len() > TRIAL && !self.saves(&content[..TRIAL])? {
+    /// `scratch`). Blobs are not like messages: no dictionary for them.
+    fn try_compress(&mut self, kind: Kind, content: &[u8]) -> Result<bool> {
+        let with_dict = kind == Kind::Version;
+        if content.len() > TRIAL && !self.saves(&content[..TRIAL], with_dict)? {
             return Ok(false);
         }
-        self.saves(content)
+        self.saves(content, with_dict)
     }
 
-    fn saves(&mut self, content: &[u8]) -> Result<bool> {
-        let bound = zstd::zstd_safe::compress_bound(content.len());
+    fn saves(&mut self, content: &[u8], with_dict: bool) -> Result<bool> {
         self.scratch.clear();
-        self.scratch.reserve(bound);
-        self.zstd
-            .compress_to_buffer(content, &mut self.scratch)
-            .map_err(|e| Error::Internal(format!("zstd: {e}")))?;
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(content.len()));
+        let out = match (&self.dict, with_dict) {
+            (Some((_, d)), true) => self
+                .cctx
+                .compress_using_cdict(&mut self.scratch, content, d),
+            _ => self.cctx.compress(&mut self.scratch, content, LEVEL),
+        };
+        out.map_err(|code| Error::Internal(format!("zstd: {}", zstd_error(code))))?;
         Ok(self.scratch.len() + content.len() / 32 < content.len())
     }
 }
 
 /// A record's header.
 struct Head {
-    kind: u8,
+    kind: Kind,
     coding: u8,
     payload_len: usize,
     content_len: usize,
@@ -135,14 +263,11 @@ fn head(record: &[u8]) -> std::result::Result<Head, &'static str> {
     }
     let u32_at = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().expect("4 bytes"));
     let h = Head {
-        kind: record[4],
+        kind: Kind::from_byte(record[4]).ok_or("record of an unknown kind")?,
         coding: record[5],
         payload_len: u32_at(6) as usize,
         content_len: u32_at(10) as usize,
     };
-    if !matches!(h.kind, b'v' | b'b') {
-        return Err("record of an unknown kind");
-    }
     if h.coding > 1 {
         return Err("unknown coding");
     }
@@ -155,27 +280,58 @@ fn head(record: &[u8]) -> std::result::Result<Head, &'static str> {
 /// The content of a framed record (exactly one). `what` names the record in
 /// errors; a damaged record is [`Error::Corrupt`], never a panic or an
 /// allocation its header asks for.
-pub fn unframe(record: &[u8], what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
+pub fn unframe(record: &[u8], dicts: &Dicts, what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
     let bad = |why: &str| Error::Corrupt(format!("{what}: {why}"));
     let h = head(record).map_err(bad)?;
     if record.len() - HEADER != h.payload_len {
         return Err(bad("its length does not match its header"));
     }
-    decode(&h, &record[HEADER..]).map_err(|why| bad(&why))
+    decode(&h, &record[HEADER..], dicts).map_err(|why| bad(&why))
 }
 
-fn decode(h: &Head, payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
+thread_local! {
+    /// A decompression context per thread, kept between records.
+    static DCTX: std::cell::RefCell<Option<DCtx<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn decode(h: &Head, payload: &[u8], dicts: &Dicts) -> std::result::Result<Vec<u8>, String> {
     if h.coding == 0 {
         return Ok(payload.to_vec());
     }
-    let mut out = Vec::with_capacity(h.content_len.min(16 << 20));
-    let mut dec = zstd::stream::read::Decoder::with_buffer(payload)
-        .map_err(|e| format!("zstd: {e}"))?
-        .single_frame();
-    (&mut dec)
-        .take(h.content_len as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("its compressed bytes are damaged (zstd: {e})"))?;
+    // The frame's own size must agree with the header before anything is
+    // allocated for it, and nothing expands past zstd's limit (a block of
+    // 128 KiB takes at least 4 bytes).
+    let size = zstd::zstd_safe::get_frame_content_size(payload);
+    if !matches!(size, Ok(Some(n)) if n == h.content_len as u64)
+        || h.content_len > payload.len().saturating_mul(1 << 15)
+    {
+        return Err("its compressed bytes are damaged (sizes disagree)".into());
+    }
+    let dict = match zstd::zstd_safe::get_dict_id_from_frame(payload) {
+        Some(id) => Some(dicts.get(id.get()).ok_or_else(|| {
+            format!("compressed with zstd dictionary {id}, which the archive lacks")
+        })?),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(h.content_len);
+    DCTX.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = DCtx::try_create();
+        }
+        let dctx = cell.as_mut().ok_or("zstd: no context")?;
+        match &dict {
+            Some(d) => dctx.decompress_using_ddict(&mut out, payload, d),
+            None => dctx.decompress(&mut out, payload),
+        }
+        .map_err(|code| {
+            format!(
+                "its compressed bytes are damaged (zstd: {})",
+                zstd_error(code)
+            )
+        })
+        .map(drop)
+    })?;
     if out.len() != h.content_len {
         return Err("its content length does not match its header".into());
     }
@@ -196,8 +352,9 @@ pub struct Found {
 
 /// Every record in a pack's bytes, without the catalogue: from the start,
 /// record after record; where a header is damaged or zeroed (a record
-/// retention destroyed), on from the next `TGR1`.
-pub fn scan(bytes: &[u8]) -> Vec<Found> {
+/// retention destroyed), on from the next `TGR1`. Dictionaries come ahead of
+/// the records compressed with them (`dicts` holds those of earlier packs).
+pub fn scan(bytes: &[u8], dicts: &Dicts) -> Vec<Found> {
     let mut out = Vec::new();
     let mut at = 0;
     while at + HEADER <= bytes.len() {
@@ -210,18 +367,20 @@ pub fn scan(bytes: &[u8]) -> Vec<Found> {
             at = next_lead(bytes, at + 1);
             continue;
         }
-        let content = decode(&h, &bytes[at + HEADER..end]);
+        let content = decode(&h, &bytes[at + HEADER..end], dicts);
         let whole = content
             .as_ref()
             .is_ok_and(|c| crate::model::sha256(c)[..8] == bytes[at + 14..at + HEADER]);
+        if h.kind == Kind::Dict
+            && whole
+            && let Ok(c) = &content
+        {
+            let _ = dicts.add(c);
+        }
         out.push(Found {
             offset: at,
             len: end - at,
-            kind: if h.kind == b'v' {
-                Kind::Version
-            } else {
-                Kind::Blob
-            },
+            kind: h.kind,
             content,
             whole,
         });
@@ -245,7 +404,7 @@ mod tests {
 
     fn framed(content: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        Framer::new()
+        Framer::new(None)
             .unwrap()
             .frame(Kind::Version, content, &sha(content), &mut out)
             .unwrap();
@@ -263,7 +422,10 @@ mod tests {
             rec.len(),
             text.len()
         );
-        assert_eq!(unframe(&rec, &"t").unwrap(), text.as_bytes());
+        assert_eq!(
+            unframe(&rec, &Dicts::default(), &"t").unwrap(),
+            text.as_bytes()
+        );
         // Bytes with no redundancy (as in a JPEG), past the trial size too.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let noise: Vec<u8> = (0..200_000)
@@ -277,8 +439,8 @@ mod tests {
         let rec = framed(&noise);
         assert_eq!(rec[5], 0);
         assert_eq!(rec.len(), noise.len() + HEADER);
-        assert_eq!(unframe(&rec, &"n").unwrap(), noise);
-        assert_eq!(unframe(&framed(b""), &"e").unwrap(), b"");
+        assert_eq!(unframe(&rec, &Dicts::default(), &"n").unwrap(), noise);
+        assert_eq!(unframe(&framed(b""), &Dicts::default(), &"e").unwrap(), b"");
     }
 
     #[test]
@@ -292,7 +454,7 @@ mod tests {
             starts.push(pack.len());
             pack.extend(framed(c));
         }
-        let found = scan(&pack);
+        let found = scan(&pack, &Dicts::default());
         assert_eq!(found.len(), 6);
         for (f, c) in found.iter().zip(&contents) {
             assert!(f.whole);
@@ -301,7 +463,7 @@ mod tests {
         // Record 2 zeroed (as retention leaves it), record 4's payload hit.
         pack[starts[2]..starts[3]].fill(0);
         pack[starts[4] + HEADER + 3] ^= 0x40;
-        let found = scan(&pack);
+        let found = scan(&pack, &Dicts::default());
         let offsets: Vec<usize> = found.iter().map(|f| f.offset).collect();
         assert_eq!(
             offsets,
@@ -322,7 +484,7 @@ mod tests {
                 // A damaged header is refused (or, for the hash prefix,
                 // left to the reader's full-hash check); a damaged payload
                 // is refused or yields content that full check refuses.
-                match unframe(&bad, &"x") {
+                match unframe(&bad, &Dicts::default(), &"x") {
                     Ok(c) if i < 14 => panic!("byte {i} ^ {flip:#x} read as {} bytes", c.len()),
                     Ok(c) if i >= HEADER => assert_ne!(sha(&c), sha(text.as_bytes())),
                     _ => {}
@@ -330,11 +492,11 @@ mod tests {
             }
         }
         for n in 0..rec.len() {
-            let _ = unframe(&rec[..n], &"cut");
+            let _ = unframe(&rec[..n], &Dicts::default(), &"cut");
         }
         // A header that claims an enormous length allocates nothing for it.
         let mut huge = rec.clone();
         huge[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(unframe(&huge, &"h").is_err());
+        assert!(unframe(&huge, &Dicts::default(), &"h").is_err());
     }
 }

@@ -135,7 +135,14 @@ impl Archive {
             // Format 2 or 3: every pack so far holds bare contents.
             None => committed.keys().next_back().map_or(1, |p| p + 1),
         };
-        let packs = Packs::open(dir, &committed, framed_from)?;
+        let dicts: Vec<Vec<u8>> = {
+            let txn = db.begin_read()?;
+            let t = txn.open_table(DICTS)?;
+            t.iter()?
+                .map(|e| e.map(|(_, v)| v.value().to_vec()))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let packs = Packs::open(dir, &committed, framed_from, &dicts)?;
         if schema == 2 {
             migrate::from_2(&db, &packs)?;
         }
@@ -304,6 +311,7 @@ fn init(db: &Database) -> Result<u8> {
         txn.open_table(BLOB_LOG)?;
         txn.open_table(SCRUB)?;
         txn.open_table(PACKS)?;
+        txn.open_table(DICTS)?;
         txn.open_table(CASES)?;
         txn.open_table(POLICIES)?;
         let mut meta = txn.open_table(META)?;
@@ -411,6 +419,9 @@ impl Archive {
             // The pack's bytes are durable before the commit that points at them.
             if let Some((pack, len)) = tx.pack.sync()? {
                 tx.pack_lengths.insert(pack, len)?;
+            }
+            if let Some((id, dict)) = tx.pack.dict_to_save() {
+                txn.open_table(DICTS)?.insert(*id, dict.as_slice())?;
             }
             scrubs = tx.scrubs;
             Ok(out)

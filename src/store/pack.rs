@@ -23,7 +23,7 @@
 //! reclaimed (the zeroed bytes stay in the file); compaction can come later.
 
 pub use super::frame::Kind;
-use super::frame::{self, Framer};
+use super::frame::{self, Dicts, Framer};
 use crate::direct;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -84,11 +84,11 @@ impl std::fmt::Display for PackRef {
 }
 
 /// A record's content: unframed, or as it is in a pack from before framing.
-fn content(framed_from: u32, r: &PackRef, bytes: Vec<u8>) -> Result<Vec<u8>> {
+fn content(framed_from: u32, dicts: &Dicts, r: &PackRef, bytes: Vec<u8>) -> Result<Vec<u8>> {
     if r.pack < framed_from {
         Ok(bytes)
     } else {
-        frame::unframe(&bytes, r)
+        frame::unframe(&bytes, dicts, r)
     }
 }
 
@@ -101,6 +101,7 @@ pub struct Packs {
     dir: PathBuf,
     /// The first pack whose records are framed.
     framed_from: u32,
+    dicts: Arc<Dicts>,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
     /// For bulk reads: direct I/O where the file system has it (the flag).
@@ -123,6 +124,10 @@ pub struct Writer {
     /// before it.
     framed_from: u32,
     framer: Framer,
+    dicts: Arc<Dicts>,
+    /// Whether this transaction appended the record of a dictionary the
+    /// catalogue does not hold yet.
+    dict_in_tx: bool,
     /// Scratch space for one framed record.
     record: Vec<u8>,
     dir: PathBuf,
@@ -157,12 +162,21 @@ impl Packs {
     ///
     /// Packs numbered from `framed_from` on hold framed records
     /// ([`frame`]); those before it (written by format 3) hold bare contents.
+    /// `dicts` are the archive's zstd dictionaries.
     pub fn open(
         archive_dir: &Path,
         committed: &BTreeMap<u32, u64>,
         framed_from: u32,
+        dicts: &[Vec<u8>],
     ) -> Result<Packs> {
-        Packs::open_with_target(archive_dir, committed, framed_from, PACK_TARGET)
+        let packs = Packs::open_with_target(archive_dir, committed, framed_from, PACK_TARGET)?;
+        for d in dicts {
+            packs.dicts.add(d)?;
+        }
+        if let Some(d) = dicts.first() {
+            packs.writer().framer = Framer::new(Some(d))?;
+        }
+        Ok(packs)
     }
 
     /// [`Packs::open`] with another size at which a new pack starts.
@@ -238,6 +252,7 @@ impl Packs {
         if synced_dir {
             sync_dir(&dir)?;
         }
+        let dicts = Arc::new(Dicts::default());
         let (pack, committed_len) = committed
             .iter()
             .next_back()
@@ -247,7 +262,9 @@ impl Packs {
             writer: Mutex::new(Writer {
                 target,
                 framed_from,
-                framer: Framer::new()?,
+                framer: Framer::new(None)?,
+                dicts: dicts.clone(),
+                dict_in_tx: false,
                 record: Vec::new(),
                 dir: dir.clone(),
                 pack,
@@ -263,6 +280,7 @@ impl Packs {
             }),
             dir,
             framed_from,
+            dicts,
             readers: RwLock::new(HashMap::new()),
             bulk_readers: RwLock::new(HashMap::new()),
         })
@@ -332,7 +350,7 @@ impl Packs {
     /// The content of one committed record.
     pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
         let bytes = self.read_raw(r)?;
-        content(self.framed_from, r, bytes)
+        content(self.framed_from, &self.dicts, r, bytes)
     }
 
     /// The bytes of one committed record, as they are in the pack.
@@ -541,6 +559,21 @@ impl Writer {
     /// Appends a record of `content` (whose SHA-256 is `sha`), compressed
     /// where that pays; durable once [`Writer::sync`] has returned.
     pub fn append(&mut self, kind: Kind, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
+        if kind == Kind::Version {
+            self.framer.sample(content, &self.dicts);
+        }
+        if !self.dict_in_tx
+            && let Some((_, dict)) = self.framer.unsaved()
+        {
+            // The dictionary goes ahead of the first record it compresses.
+            let dict = dict.clone();
+            self.append_framed(Kind::Dict, &dict, &crate::model::sha256(&dict))?;
+            self.dict_in_tx = true;
+        }
+        self.append_framed(kind, content, sha)
+    }
+
+    fn append_framed(&mut self, kind: Kind, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
         let mut record = std::mem::take(&mut self.record);
         record.clear();
         let out = self
@@ -549,6 +582,12 @@ impl Writer {
             .and_then(|()| self.append_raw(&record));
         self.record = record;
         out
+    }
+
+    /// The dictionary this transaction put in the pack, for the catalogue
+    /// to record in the same commit.
+    pub fn dict_to_save(&self) -> Option<&(u32, Vec<u8>)> {
+        self.framer.unsaved().filter(|_| self.dict_in_tx)
     }
 
     /// Appends bytes as they are.
@@ -580,7 +619,7 @@ impl Writer {
     /// `r` is not one.
     pub fn pending(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
         match self.pending_raw(r)? {
-            Some(bytes) => content(self.framed_from, r, bytes).map(Some),
+            Some(bytes) => content(self.framed_from, &self.dicts, r, bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -685,6 +724,9 @@ impl Writer {
     /// The transaction committed: its appends are part of the archive.
     pub fn committed(&mut self) {
         self.committed = self.end();
+        if std::mem::take(&mut self.dict_in_tx) {
+            self.framer.saved();
+        }
     }
 
     /// The transaction did not commit: drops its appends.
@@ -700,6 +742,8 @@ impl Writer {
         self.len = 0;
         self.written = self.committed;
         self.staged = false;
+        // A dictionary it trained is put in the next transaction's pack.
+        self.dict_in_tx = false;
         Ok(())
     }
 
@@ -715,6 +759,7 @@ impl Writer {
         self.len = 0;
         self.written = len;
         self.staged = false;
+        self.dict_in_tx = false;
     }
 }
 
@@ -773,7 +818,7 @@ impl Prefetched<'_> {
         if r.pack < self.packs.framed_from {
             return self.read_raw(r);
         }
-        frame::unframe(&self.read_raw(r)?, r).map(std::borrow::Cow::Owned)
+        frame::unframe(&self.read_raw(r)?, &self.packs.dicts, r).map(std::borrow::Cow::Owned)
     }
 
     /// One record's bytes as they are in the pack.
@@ -801,7 +846,7 @@ mod tests {
     #[test]
     fn appends_read_back_and_failed_transactions_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let packs = Packs::open(dir.path(), &BTreeMap::new(), 1).unwrap();
+        let packs = Packs::open(dir.path(), &BTreeMap::new(), 1, &[]).unwrap();
         let mut w = packs.writer();
         w.begin();
         let a = w.append_raw(b"first record").unwrap();
@@ -821,6 +866,84 @@ mod tests {
         packs.zero(&[a]).unwrap();
         assert_eq!(packs.read_raw(&a).unwrap(), vec![0u8; 12]);
         assert_eq!(packs.read_raw(&b).unwrap(), b"second");
+    }
+
+    /// Item versions are compressed with a dictionary trained on the first
+    /// of them; the dictionary goes into the pack ahead of them, again after
+    /// a rolled-back transaction, and is handed to the catalogue once.
+    #[test]
+    fn a_dictionary_is_trained_once_and_put_ahead_of_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open(dir.path(), &BTreeMap::new(), 1, &[]).unwrap();
+        let message = |i: usize| {
+            format!(
+                "{{\"id\":{i},\"type\":\"message\",\"from\":\"user{}\",\"text\":\"the {} report for desk {} is ready\"}}",
+                i % 17,
+                ["quarterly", "annual", "weekly"][i % 3],
+                i % 29
+            )
+            .repeat(3)
+            .into_bytes()
+        };
+        let append = |w: &mut Writer, i: usize| {
+            let c = message(i);
+            (
+                w.append(Kind::Version, &c, &crate::model::sha256(&c))
+                    .unwrap(),
+                c,
+            )
+        };
+        let mut refs = Vec::new();
+        let mut w = packs.writer();
+        w.begin();
+        let mut i = 0;
+        while w.framer.unsaved().is_none() {
+            refs.push(append(&mut w, i));
+            i += 1;
+        }
+        assert!(w.dict_to_save().is_some());
+        w.rollback().unwrap();
+        refs.clear();
+        w.begin();
+        assert!(w.dict_to_save().is_none(), "nothing appended yet");
+        for j in 0..50 {
+            refs.push(append(&mut w, i + j));
+        }
+        let (id, dict) = w.dict_to_save().cloned().unwrap();
+        w.sync().unwrap();
+        w.committed();
+        assert!(w.dict_to_save().is_none() && w.framer.unsaved().is_none());
+        drop(w);
+        let on_disk = fs::read(packs.path_of(1)).unwrap();
+        let found = frame::scan(&on_disk, &Dicts::default());
+        assert_eq!(found[0].kind, Kind::Dict);
+        assert_eq!(found.len(), 51);
+        assert!(found.iter().all(|f| f.whole));
+        let stored: usize = found[1..].iter().map(|f| f.len).sum();
+        let mut alone = Framer::new(None).unwrap();
+        let mut plain = Vec::new();
+        for (_, c) in &refs {
+            alone
+                .frame(Kind::Version, c, &crate::model::sha256(c), &mut plain)
+                .unwrap();
+        }
+        assert!(
+            stored * 2 < plain.len(),
+            "{stored} bytes with the dictionary, {} without",
+            plain.len()
+        );
+        assert_eq!(frame::dict_id(&dict).unwrap(), id);
+        // Reopened with the catalogue's dictionary, every record reads.
+        drop(packs);
+        let committed = BTreeMap::from([(1u32, on_disk.len() as u64)]);
+        let packs = Packs::open(dir.path(), &committed, 1, &[dict]).unwrap();
+        for (r, c) in &refs {
+            assert_eq!(&packs.read(r).unwrap(), c);
+        }
+        let ahead = packs.read_many(&refs.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+        for (r, c) in &refs {
+            assert_eq!(ahead.read(r).unwrap().as_ref(), c.as_slice());
+        }
     }
 
     #[test]
@@ -896,7 +1019,7 @@ mod tests {
         fs::write(packs_dir.join(file_name(1)), b"committed+garbage").unwrap();
         fs::write(packs_dir.join(file_name(2)), b"never committed").unwrap();
         let committed = BTreeMap::from([(1u32, 9u64)]);
-        let packs = Packs::open(dir.path(), &committed, 1).unwrap();
+        let packs = Packs::open(dir.path(), &committed, 1, &[]).unwrap();
         assert_eq!(packs.file_len(1), Some(9));
         assert_eq!(packs.file_len(2), None);
         let mut w = packs.writer();

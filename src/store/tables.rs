@@ -14,6 +14,8 @@ pub const SOURCES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sources
 pub const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 /// Pack id -> its committed length in bytes (see `pack`).
 pub const PACKS: TableDefinition<u32, u64> = TableDefinition::new("packs");
+/// zstd dictionary id -> the dictionary's bytes (see `frame`).
+pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
 /// `pack id (u32 BE) ++ offset (u64 BE)` -> length: pack records retention
 /// deleted, to be overwritten with zeros once the deleting transaction has
 /// committed; empty except between that commit and the scrub.
