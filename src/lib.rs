@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod cli;
+pub mod compaction;
 pub mod direct;
 pub mod error;
 pub mod export;

@@ -396,6 +396,9 @@ impl Snapshot {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RunOutcome {
     pub run: Option<u64>,
+    /// The compaction that followed the deletions (packs left sparse by them
+    /// rewritten).
+    pub compacted: Option<crate::compaction::Compacted>,
     pub copies: u64,
     pub deleted: Vec<(String, String, String, String)>,
     pub held: u64,
@@ -504,6 +507,13 @@ pub fn run(
         ))?;
         Ok(())
     })?;
+    if !out.deleted.is_empty() {
+        out.compacted = Some(crate::compaction::compact(
+            archive,
+            crate::compaction::DEFAULT_BELOW,
+            ctx,
+        )?);
+    }
     Ok(out)
 }
 

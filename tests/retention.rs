@@ -485,3 +485,56 @@ mod schedules {
         }
     }
 }
+
+/// Retention's freed space comes back: the pack it left sparse is rewritten
+/// into a new one, its file goes, what was deleted is in no file, what is
+/// kept still reads and verifies, and each move is on the audit trail.
+#[test]
+fn retention_gives_back_the_space_it_frees_and_compact_is_audited() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let pack1 = a.path().join("packs/00000001.pack");
+    let before = std::fs::metadata(&pack1).unwrap().len();
+    assert!(crate::common::holds(&pack1, b"Board approves the merger"));
+    // A compaction with nothing sparse rewrites nothing.
+    let idle = a.json(&["compact"]);
+    assert_eq!(idle["rewritten"], serde_json::json!([]), "{idle}");
+    a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    let done = a.json(&["retention", "run", "--now", "2099-01-01"]);
+    let rewritten = done["compacted"]["rewritten"].as_array().unwrap();
+    assert_eq!(rewritten.len(), 1, "{done}");
+    assert_eq!(rewritten[0][0], 1, "{done}");
+    assert!(!pack1.exists(), "the sparse pack is gone");
+    let packs = crate::common::files_under(&a.path().join("packs"));
+    let after: u64 = packs
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        after * 2 < before,
+        "{after} bytes of packs left of {before}"
+    );
+    for p in &packs {
+        assert!(!crate::common::holds(p, b"Board approves the merger"));
+    }
+    // What stays (the undated item) reads, searches and verifies.
+    assert_eq!(
+        a.ok(&["search", "kind:externaldata", "--count"]).trim(),
+        "1"
+    );
+    let v = a.json(&["verify"]);
+    assert_eq!(v["errors"], 0, "{v}");
+    let trail = a.json_lines(&["audit"]);
+    let moved = trail
+        .iter()
+        .find(|e| e["action"] == "compact pack")
+        .expect("a compact pack entry");
+    assert_eq!(moved["params"], serde_json::json!([["pack", "1"]]));
+    assert!(trail.iter().filter(|e| e["action"] == "compact").count() >= 2);
+    // A share outside 1..100 is refused.
+    assert_eq!(a.run(&["compact", "--below", "0"]).status.code(), Some(2));
+    assert_eq!(a.run(&["compact", "--below", "101"]).status.code(), Some(2));
+}

@@ -224,14 +224,7 @@ fn the_audit_trail_is_chained_and_a_changed_entry_is_named() {
 /// they are not released), and the rest of the run goes on.
 #[test]
 fn retention_destroys_a_damaged_version_and_says_so() {
-    let a = Archive::new();
-    a.import(
-        &[&fixture("exports/full-account")],
-        &["--mapping", fixture("users.csv").to_str().unwrap()],
-    );
-    let b = Archive::new();
-    copy_store(&a, &b);
-    flip_record(&first_pack(&b), b"Board approves the merger");
+    let b = with_damaged_merger_item();
     b.ok(&["retention", "add", "purge", "--delete-after", "1"]);
     let out = b.run(&["retention", "run", "--now", "2100-01-01"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -251,7 +244,9 @@ fn retention_destroys_a_damaged_version_and_says_so() {
         "{trail:?}"
     );
     // Nothing of the damaged bytes stays: the pack no longer holds them.
-    assert!(!holds(&first_pack(&b), b"Board approv"));
+    for p in files_under(&b.path().join("packs")) {
+        assert!(!holds(&p, b"Board approv"), "{}", p.display());
+    }
 }
 
 /// The archive and every package are their owner's alone, whatever the
@@ -315,4 +310,61 @@ fn archive_and_packages_are_owner_only_under_any_umask() {
             "{p:?}"
         );
     }
+}
+
+/// Compaction never copies a damaged record: the pack stays as it is, the
+/// command says why, and `verify` still names the item.
+#[test]
+fn compaction_leaves_a_pack_with_a_damaged_record_alone() {
+    let b = with_damaged_merger_item();
+    // The damaged item is held; everything else goes, which leaves the
+    // pack sparse, so the run's compaction tries it.
+    b.ok(&["case", "create", "merger"]);
+    for m in ["alice.adams@corp.example", "bob.brown@corp.example"] {
+        b.ok(&[
+            "case",
+            "hold",
+            "add",
+            "merger",
+            "--mailbox",
+            m,
+            "--query",
+            "merger",
+        ]);
+    }
+    b.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    let out = b.run(&["retention", "run", "--now", "2100-01-01", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &done["compacted"];
+    assert_eq!(c["rewritten"], serde_json::json!([]), "{done}");
+    assert_eq!(c["skipped"][0][0], 1, "{done}");
+    assert!(first_pack(&b).exists());
+    let (code, v) = verify(&b);
+    assert_eq!(code, 1);
+    assert!(
+        problems(&v)
+            .iter()
+            .any(|p| p.starts_with("error tg:1000001:1000002:11:")),
+        "{v}"
+    );
+}
+
+/// An archive of the full-account fixture whose item 11 ("Board approves the
+/// merger") has one flipped bit in its pack record.
+fn with_damaged_merger_item() -> Archive {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let b = Archive::new();
+    copy_store(&a, &b);
+    flip_record(&first_pack(&b), b"Board approves the merger");
+    b
 }

@@ -82,6 +82,10 @@ pub enum Command {
     Search(SearchArgs),
     /// Rebuild the search index from the archive alone
     Reindex(JsonFlag),
+    /// Give back the space retention freed: rewrite the packs whose live
+    /// records fill less than a share of them (retention does this after
+    /// every run that deleted something)
+    Compact(CompactArgs),
     /// Litigation holds on whole mailboxes
     Hold {
         #[command(subcommand)]
@@ -275,6 +279,15 @@ pub enum QuarantineAction {
         #[command(flatten)]
         out: JsonFlag,
     },
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct CompactArgs {
+    /// Rewrite packs whose live records fill less than this many per cent
+    #[arg(long, default_value_t = crate::compaction::DEFAULT_BELOW)]
+    pub below: u8,
+    #[command(flatten)]
+    pub f: JsonFlag,
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -1041,6 +1054,9 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                                 }
                             ),
                         )?;
+                        if let Some(c) = &done.compacted {
+                            print_compacted(&mut out, c)?;
+                        }
                     }
                 }
             }
@@ -1136,6 +1152,24 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 } else {
                     w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;
                 }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Compact(a) => {
+            let archive = open_archive(&dir, true, &actor())?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let done = crate::compaction::compact(&archive, a.below, &ctx)?;
+            if a.f.json {
+                emit(
+                    &mut out,
+                    &serde_json::to_value(&done).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                print_compacted(&mut out, &done)?;
             }
             Ok(Outcome::Ok)
         }
@@ -1685,6 +1719,27 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+fn print_compacted(out: &mut impl Write, c: &crate::compaction::Compacted) -> Result<()> {
+    for (pack, why) in &c.skipped {
+        eprintln!("warning: pack {pack} not compacted: {why}");
+    }
+    for (pack, records, before, after) in &c.rewritten {
+        w(
+            out,
+            format_args!("pack {pack}: {records} records moved, {before} bytes -> {after}\n"),
+        )?;
+    }
+    w(
+        out,
+        format_args!(
+            "{} packs, {} rewritten, {} bytes given back\n",
+            c.packs,
+            c.rewritten.len(),
+            c.freed
+        ),
+    )
 }
 
 fn w(out: &mut impl Write, args: std::fmt::Arguments) -> Result<()> {

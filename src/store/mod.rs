@@ -10,6 +10,8 @@ pub mod audit;
 pub mod blob;
 mod blob_rows;
 pub mod codec;
+mod compact;
+pub use compact::{Moved, PackUse};
 pub mod frame;
 pub mod key;
 mod migrate;
@@ -384,6 +386,7 @@ impl Archive {
                 packs: &self.packs,
                 pack: &mut writer,
                 pack_lengths: txn.open_table(PACKS)?,
+                dicts: txn.open_table(DICTS)?,
                 scrub: txn.open_table(SCRUB)?,
                 scrubs: false,
                 items: txn.open_table(ITEMS)?,
@@ -421,7 +424,7 @@ impl Archive {
                 tx.pack_lengths.insert(pack, len)?;
             }
             if let Some((id, dict)) = tx.pack.dict_to_save() {
-                txn.open_table(DICTS)?.insert(*id, dict.as_slice())?;
+                tx.dicts.insert(*id, dict.as_slice())?;
             }
             scrubs = tx.scrubs;
             Ok(out)
@@ -1035,6 +1038,7 @@ pub struct Tx<'t> {
     packs: &'t Packs,
     pack: &'t mut pack::Writer,
     pack_lengths: Table<'t, u32, u64>,
+    dicts: Table<'t, u32, &'static [u8]>,
     scrub: Table<'t, &'static [u8], u64>,
     /// Whether this transaction scheduled content for destruction.
     scrubs: bool,

