@@ -100,7 +100,10 @@ impl Archive {
             audit(tx, &moved)?;
             Ok(moved)
         })?;
-        // The old copies are zeroed by now (the write scrubbed them).
+        // The write zeroed the old copies, unless that failed: the pack is
+        // dropped only once it has (a failure here leaves it for the next
+        // compaction, zeroed on the next open).
+        self.scrub()?;
         self.write(|tx| {
             tx.pack_lengths.remove(pack)?;
             Ok(())
