@@ -588,7 +588,7 @@ impl Checker<'_> {
         let end = self
             .bare
             .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
+            .rposition(|&b| !json_space(b))
             .map_or(0, |p| p + 1);
         let value = &self.bare[..end];
         let literal = matches!(value, b"true" | b"false" | b"null");

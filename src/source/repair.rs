@@ -66,7 +66,8 @@ impl<R: Read> RepairReader<R> {
         let token = std::mem::take(&mut self.bare);
         let end = token
             .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
+            // JSON's white space only: a form feed stays in the value.
+            .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
             .map_or(0, |p| p + 1);
         let (value, trailing) = token.split_at(end);
         if matches!(value, b"true" | b"false" | b"null") {
