@@ -198,13 +198,7 @@ fn a_re_export_with_other_bytes_under_the_same_message_stores_nothing() {
 
 #[test]
 fn a_format_2_archive_is_migrated_on_open_and_verifies() {
-    let a = Archive::new();
-    let src = fixture("archive-format2");
-    for rel in ["archive.redb", "packs/00000001.pack"] {
-        let to = a.path().join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(src.join(rel), &to).unwrap();
-    }
+    let a = copy_of("archive-format2");
     let out = a.run(&["verify", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{v}");
@@ -275,11 +269,86 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     assert_eq!(a.ok(&["search", "merger", "--count"]), merger);
     assert!(count("contract") > contract);
     // The fixture itself is untouched (the test migrated a copy).
-    assert!(std::fs::metadata(src.join("archive.redb")).unwrap().len() > 0);
+    assert!(
+        std::fs::metadata(fixture("archive-format2").join("archive.redb"))
+            .unwrap()
+            .len()
+            > 0
+    );
 }
 
 fn verify_clean(a: &Archive) {
     let out = a.run(&["verify", "--json"]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{report}");
+}
+
+/// A copy of the fixture archive `name` (its store; the index is derived).
+fn copy_of(name: &str) -> Archive {
+    let a = Archive::new();
+    let src = fixture(name);
+    for rel in ["archive.redb", "packs/00000001.pack"] {
+        let to = a.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(rel), &to).unwrap();
+    }
+    a
+}
+
+/// Format 3 (bare pack records) migrates in place on open: its pack is read
+/// as it is, new records are framed and compressed in a new pack, and a
+/// compaction rewrites the old pack's live records in the new form.
+#[test]
+fn a_format_3_archive_is_migrated_on_open_and_compacts_into_format_4() {
+    let a = copy_of("archive-format3");
+    let v = a.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["checked"]["items"], 31);
+    let trail = a.json_lines(&["audit"]);
+    let migrate: Vec<&serde_json::Value> =
+        trail.iter().filter(|e| e["action"] == "migrate").collect();
+    assert_eq!(migrate.len(), 1, "{trail:?}");
+    assert_eq!(
+        migrate[0]["params"],
+        serde_json::json!([["from_format", "3"], ["to_format", "4"]])
+    );
+    let old = a.path().join("packs/00000001.pack");
+    let bare = std::fs::read(&old).unwrap();
+    assert!(scan_pack(&old).is_empty(), "format 3 records are bare");
+    let merger = a.ok(&["search", "merger", "--count"]);
+    // Everything but the held item (and the undated one) goes, which
+    // leaves pack 1 sparse.
+    hold_merger_purge_the_rest(&a);
+    let done = a.json(&["retention", "run", "--now", "2099-01-01"]);
+    assert!(!done["deleted"].as_array().unwrap().is_empty(), "{done}");
+    // The run's own compaction, or this one, rewrites pack 1.
+    a.ok(&["compact", "--below", "100"]);
+    assert!(!old.exists());
+    let moved: Vec<serde_json::Value> = a
+        .json_lines(&["audit"])
+        .into_iter()
+        .filter(|e| e["action"] == "compact pack")
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["params"], serde_json::json!([["pack", "1"]]));
+    let packs = files_under(&a.path().join("packs"));
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let records = scan_pack(&packs[0]);
+    assert!(
+        records.iter().all(|f| f.whole),
+        "every record framed and whole"
+    );
+    let now: u64 = packs
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        now < bare.len() as u64,
+        "{now} bytes, format 3 had {}",
+        bare.len()
+    );
+    verify_clean(&a);
+    assert_eq!(a.ok(&["search", "merger", "--count"]), merger);
+    let show = a.ok(&["show", "tg:1000001:1000002:11"]);
+    assert!(show.contains("Board approves the merger"), "{show}");
 }

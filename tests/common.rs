@@ -189,3 +189,23 @@ pub fn flip_record(pack: &Path, needle: &[u8]) {
     bytes[f.offset + header + (f.len - header) / 2] ^= 0x01;
     std::fs::write(pack, bytes).unwrap();
 }
+
+/// In an archive of the full-account fixture: a case holds the merger item
+/// (tg:1000001:1000002:11) in both its mailboxes, and a policy deletes
+/// everything after a day (for `retention run` to apply).
+pub fn hold_merger_purge_the_rest(a: &Archive) {
+    a.ok(&["case", "create", "merger"]);
+    for m in ["alice.adams@corp.example", "bob.brown@corp.example"] {
+        a.ok(&[
+            "case",
+            "hold",
+            "add",
+            "merger",
+            "--mailbox",
+            m,
+            "--query",
+            "merger",
+        ]);
+    }
+    a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+}

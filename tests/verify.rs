@@ -319,20 +319,7 @@ fn compaction_leaves_a_pack_with_a_damaged_record_alone() {
     let b = with_damaged_merger_item();
     // The damaged item is held; everything else goes, which leaves the
     // pack sparse, so the run's compaction tries it.
-    b.ok(&["case", "create", "merger"]);
-    for m in ["alice.adams@corp.example", "bob.brown@corp.example"] {
-        b.ok(&[
-            "case",
-            "hold",
-            "add",
-            "merger",
-            "--mailbox",
-            m,
-            "--query",
-            "merger",
-        ]);
-    }
-    b.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    hold_merger_purge_the_rest(&b);
     let out = b.run(&["retention", "run", "--now", "2100-01-01", "--json"]);
     assert_eq!(
         out.status.code(),
