@@ -358,3 +358,89 @@ fn a_killed_remap_audits_what_it_moved_and_a_killed_reindex_loses_nothing() {
     );
     assert!(killed >= 20, "only {killed} reindexes were killed mid-way");
 }
+
+/// Copies filed in `mailbox`, by `mailboxes`.
+fn copies_in(archive: &Path, mailbox: &str) -> u64 {
+    ok(archive, &["mailboxes", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["mailbox"] == mailbox)
+        .map(|v| v["items"].as_u64().unwrap())
+        .sum()
+}
+
+/// A retention run that leaves its pack mostly dead ends by moving the live
+/// rest into a new pack: killed anywhere in it (deleting, moving, zeroing,
+/// dropping the pack), no live record is lost and the archive verifies.
+#[test]
+fn a_killed_compaction_loses_no_live_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = imported_archive(tmp.path());
+    // A second, larger export for another mailbox, then deleted. Its first
+    // ids are the first export's (one generator): those items gain a
+    // version and keep their owner copy; the rest go, so that less than
+    // half of the pack stays live.
+    let other = tmp.path().join("other");
+    tgvault::synth::write_export(
+        &other,
+        &tgvault::synth::SynthSpec {
+            messages: 4 * MESSAGES,
+            chats: 4,
+            attachment_permille: 50,
+            max_attachment_bytes: 4096,
+            seed: 12,
+        },
+    )
+    .unwrap();
+    let other_chats = other.to_str().unwrap();
+    ok(
+        &archive,
+        &["import", other_chats, "--mailbox", "other@corp.example"],
+    );
+    ok(
+        &archive,
+        &[
+            "retention",
+            "add",
+            "purge",
+            "--delete-after",
+            "1",
+            "--mailbox",
+            "other@corp.example",
+        ],
+    );
+    let run = ["retention", "run", "--now", "2100-01-01"];
+    let probe = tmp.path().join("probe");
+    assert!(
+        Command::new("cp")
+            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    let out = ok(&probe, &run);
+    let full = t.elapsed();
+    assert!(out.contains("1 rewritten"), "the run compacts: {out}");
+    let killed = kill_repeatedly(
+        "compaction",
+        full,
+        20,
+        |_| cli(&archive, &run),
+        |round| {
+            ok(&archive, &["verify"]);
+            assert_eq!(
+                copies_in(&archive, "owner@corp.example"),
+                MESSAGES,
+                "round {round}"
+            );
+        },
+    );
+    assert!(killed >= 20, "only {killed} runs were killed mid-way");
+    ok(&archive, &run);
+    ok(&archive, &["compact"]);
+    ok(&archive, &["verify"]);
+    assert_eq!(copies_in(&archive, "other@corp.example"), 0);
+    assert_eq!(copies_in(&archive, "owner@corp.example"), MESSAGES);
+    assert!(!archive.join("packs/00000001.pack").exists());
+}
