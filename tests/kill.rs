@@ -8,7 +8,7 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -133,18 +133,7 @@ fn a_killed_retention_run_audits_every_deletion_that_committed() {
         &["retention", "add", "purge", "--delete-after", "1"],
     );
     let run = ["retention", "run", "--now", "2100-01-01"];
-    // How long a whole run takes, on a copy.
-    let probe = tmp.path().join("probe");
-    assert!(
-        Command::new("cp")
-            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let t = Instant::now();
-    ok(&probe, &run);
-    let full = t.elapsed();
+    let (full, probe, _) = timed_on_a_copy(tmp.path(), &archive, &run);
     assert_eq!(stored_copies(&probe), 0);
 
     let killed = kill_repeatedly(
@@ -296,17 +285,7 @@ fn a_killed_remap_audits_what_it_moved_and_a_killed_reindex_loses_nothing() {
     )
     .unwrap();
     let remap = ["quarantine", "remap", "--mapping", csv.to_str().unwrap()];
-    let probe = tmp.path().join("probe");
-    assert!(
-        Command::new("cp")
-            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let t = Instant::now();
-    ok(&probe, &remap);
-    let full = t.elapsed();
+    let (full, probe, _) = timed_on_a_copy(tmp.path(), &archive, &remap);
     assert_eq!(
         stored_copies(&probe),
         MESSAGES,
@@ -410,17 +389,7 @@ fn a_killed_compaction_loses_no_live_record() {
         ],
     );
     let run = ["retention", "run", "--now", "2100-01-01"];
-    let probe = tmp.path().join("probe");
-    assert!(
-        Command::new("cp")
-            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let t = Instant::now();
-    let out = ok(&probe, &run);
-    let full = t.elapsed();
+    let (full, _, out) = timed_on_a_copy(tmp.path(), &archive, &run);
     assert!(out.contains("1 rewritten"), "the run compacts: {out}");
     let killed = kill_repeatedly(
         "compaction",
@@ -443,4 +412,20 @@ fn a_killed_compaction_loses_no_live_record() {
     assert_eq!(copies_in(&archive, "other@corp.example"), 0);
     assert_eq!(copies_in(&archive, "owner@corp.example"), MESSAGES);
     assert!(!archive.join("packs/00000001.pack").exists());
+}
+
+/// How long `args` takes on a copy of `archive` (made in `tmp/probe`), the
+/// copy, and what the command printed.
+fn timed_on_a_copy(tmp: &Path, archive: &Path, args: &[&str]) -> (Duration, PathBuf, String) {
+    let probe = tmp.join("probe");
+    assert!(
+        Command::new("cp")
+            .args(["-a", archive.to_str().unwrap(), probe.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    let out = ok(&probe, args);
+    (t.elapsed(), probe, out)
 }
