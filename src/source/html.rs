@@ -17,7 +17,7 @@
 //! messages), and only a small tag scanner is used: the exporter's markup is
 //! regular.
 
-use super::telegram::{SeenIds, Zone};
+use super::telegram::{SeenIds, Zone, derived_chat_id};
 use crate::error::{Error, Result};
 use crate::model::*;
 use std::path::{Path, PathBuf};
@@ -214,9 +214,7 @@ impl HtmlChat {
                     _ => None,
                 });
             if let Some(n) = name {
-                let h = sha256(format!("telegram-html-chat:{n}").as_bytes());
-                let v = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
-                self.chat.id = -v.max(1);
+                self.chat.id = derived_chat_id(format!("telegram-html-chat:{n}").as_bytes());
                 self.chat.name = Some(n);
             }
         }

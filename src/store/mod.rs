@@ -122,27 +122,24 @@ impl Archive {
                 other => Error::from(other),
             })?;
         let schema = init(&db)?;
-        let committed = {
+        let (committed, dicts) = {
             let txn = db.begin_read()?;
-            let t = txn.open_table(PACKS)?;
             let mut m = BTreeMap::new();
-            for e in t.iter()? {
+            for e in txn.open_table(PACKS)?.iter()? {
                 let (k, v) = e?;
                 m.insert(k.value(), v.value());
             }
-            m
+            let dicts: Vec<Vec<u8>> = txn
+                .open_table(DICTS)?
+                .iter()?
+                .map(|e| e.map(|(_, v)| v.value().to_vec()))
+                .collect::<std::result::Result<_, _>>()?;
+            (m, dicts)
         };
         let framed_from = match migrate::framed_from(&db)? {
             Some(from) => from,
             // Format 2 or 3: every pack so far holds bare contents.
             None => committed.keys().next_back().map_or(1, |p| p + 1),
-        };
-        let dicts: Vec<Vec<u8>> = {
-            let txn = db.begin_read()?;
-            let t = txn.open_table(DICTS)?;
-            t.iter()?
-                .map(|e| e.map(|(_, v)| v.value().to_vec()))
-                .collect::<std::result::Result<_, _>>()?
         };
         let packs = Packs::open(dir, &committed, framed_from, &dicts)?;
         if schema == 2 {
