@@ -12,6 +12,9 @@ pub enum Error {
     Usage(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A write was asked of an archive opened (or stored) read-only.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
 
     // --- the input was bad
     #[error("{path}: {message}")]

@@ -8,6 +8,7 @@
 //! `docs/format.md` for every on-disk table and key.
 
 pub mod alloc;
+pub mod backup;
 pub mod cli;
 pub mod compaction;
 pub mod direct;

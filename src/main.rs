@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tgvault: {e}");
             match e {
-                Error::Usage(_) | Error::NotFound(_) => ExitCode::from(2),
+                Error::Usage(_) | Error::NotFound(_) | Error::ReadOnly(_) => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }

@@ -32,6 +32,20 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
 
+    /// Open the archive for reading only (a read-only mount, a WORM volume,
+    /// a backup, a forensic copy): nothing in it is changed, and commands
+    /// that would change it fail. Reading commands fall back to this by
+    /// themselves when the archive cannot be written or another process
+    /// holds it
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// Where reads are recorded when the archive's trail cannot take them
+    /// [default: $TGVAULT_READ_LOG, else $XDG_STATE_HOME/tgvault/reads.jsonl,
+    /// else ~/.local/state/tgvault/reads.jsonl]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub read_log: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,6 +96,24 @@ pub enum Command {
     Search(SearchArgs),
     /// Rebuild the search index from the archive alone
     Reindex(JsonFlag),
+    /// Bring the backup in DEST up to date with the archive (created when
+    /// DEST is new or empty; the next backup copies what changed since).
+    /// Runs beside an import
+    Backup {
+        dest: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Bring a backup back as the archive (--archive)
+    Restore {
+        backup: PathBuf,
+        /// Restore over an existing archive, which is moved aside (to
+        /// ARCHIVE.replaced-TIME), never deleted
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Give back the space retention freed: rewrite the packs whose live
     /// records fill less than a share of them (retention does this after
     /// every run that deleted something)
@@ -379,7 +411,37 @@ pub enum Outcome {
     Partial,
 }
 
+/// How this process opens archives: `--read-only`, and where reads go that
+/// the trail cannot take.
+struct Access {
+    read_only: bool,
+    read_log: Option<PathBuf>,
+}
+
+static ACCESS: std::sync::OnceLock<Access> = std::sync::OnceLock::new();
+
+fn access() -> &'static Access {
+    ACCESS.get_or_init(|| Access {
+        read_only: false,
+        read_log: None,
+    })
+}
+
+fn default_read_log() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TGVAULT_READ_LOG") {
+        return Some(PathBuf::from(p));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("tgvault").join("reads.jsonl"))
+}
+
 pub fn run(cli: Cli) -> Result<Outcome> {
+    let _ = ACCESS.set(Access {
+        read_only: cli.read_only,
+        read_log: cli.read_log.clone().or_else(default_read_log),
+    });
     // A refused hold, case or retention request is on the record too.
     let what = match &cli.command {
         Command::Hold { .. } => Some("hold"),
@@ -427,7 +489,74 @@ fn interrupted_counts(r: &crate::store::records::RunRecord) -> Vec<(String, u64)
     counts
 }
 
+fn open_read_only(dir: &std::path::Path) -> Result<Archive> {
+    let mut archive = Archive::open_read_only(dir)?;
+    archive.set_read_log(access().read_log.clone());
+    Ok(archive)
+}
+
+/// Opens the archive for a command that only reads: for writing when it can
+/// (its reads go on the trail), else read-only, saying why.
+fn open_reading(dir: &std::path::Path, actor: &str) -> Result<Archive> {
+    if access().read_only {
+        return open_read_only(dir);
+    }
+    match open_archive(dir, true, actor) {
+        Ok(a) => Ok(a),
+        Err(e) if unwritable(&e) => {
+            eprintln!("note: {e}; opened for reading only");
+            open_read_only(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether opening for writing failed because the archive cannot be
+/// written now (storage read-only or full, or another process holds it).
+fn unwritable(e: &Error) -> bool {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem, StorageFull};
+    let kind = match e {
+        Error::Busy(_) | Error::DiskFull { .. } | Error::ReadOnly(_) => return true,
+        Error::Io { source, .. } => source.kind(),
+        Error::Storage(redb::Error::Io(io)) => io.kind(),
+        _ => return false,
+    };
+    matches!(kind, PermissionDenied | ReadOnlyFilesystem | StorageFull)
+}
+
+/// On an archive opened read-only the index is searched as it is: says so
+/// when it has not caught up with the catalogue.
+fn note_behind(index: &Index, archive: &Archive) -> Result<()> {
+    let behind = index.behind(archive)?;
+    if behind > 0 {
+        eprintln!(
+            "note: the search index lacks the last {behind} change batch(es) of the archive (opened read-only, it cannot catch up): recent items may be missing from results"
+        );
+    }
+    Ok(())
+}
+
+/// Says where a read's entry went when not on the trail.
+fn say_recorded(r: &crate::store::audit::Recorded) {
+    use crate::store::audit::Recorded;
+    match r {
+        Recorded::Trail(_) => {}
+        Recorded::Pending(p) => eprintln!(
+            "note: recorded in {} (the archive's next writer puts it on the trail)",
+            p.display()
+        ),
+        Recorded::ReadLog(p) => eprintln!(
+            "note: the archive cannot be written: this is recorded in the read log {}",
+            p.display()
+        ),
+        Recorded::Nowhere(why) => eprintln!("warning: this read is recorded nowhere: {why}"),
+    }
+}
+
 fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Archive> {
+    if access().read_only {
+        return open_read_only(dir);
+    }
     let archive = if existing {
         Archive::open_existing(dir)?
     } else {
@@ -558,7 +687,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Mailboxes(f) => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let rows = archive.folders()?;
             if f.json {
                 for (m, folder, st) in rows {
@@ -586,7 +715,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             folder,
             out: f,
         } => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let mailbox = mailbox.to_lowercase();
             if !f.json {
                 w(
@@ -629,7 +758,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             history,
             out: f,
         } => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let src = archive
                 .source(&id)?
@@ -1074,7 +1203,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         } => {
             let parsed =
                 crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let index = Index::open(&archive)?;
             let ctx = RunContext {
                 actor: actor(),
@@ -1123,7 +1252,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             now: at,
             out: f,
         } => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
             let at = match at {
                 Some(t) => parse_time(&t, false)?,
@@ -1152,6 +1281,77 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 } else {
                     w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;
                 }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Backup { dest, out: f } => {
+            let archive = open_reading(&dir, &actor())?;
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let (s, recorded) = crate::backup::backup(&archive, &dest, &ctx)?;
+            say_recorded(&recorded);
+            if f.json {
+                emit(
+                    &mut out,
+                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!(
+                        "backup {}: {} pack bytes in {} pack(s), {} blob file(s) ({} bytes), {} catalogue row(s) written, {} removed, {} destroyed record(s) zeroed, {} file(s) removed; {} audit entries\n",
+                        dest.display(),
+                        s.pack_bytes,
+                        s.packs,
+                        s.blob_files,
+                        s.blob_bytes,
+                        s.rows_written,
+                        s.rows_removed,
+                        s.records_zeroed,
+                        s.files_removed,
+                        s.audit_seq
+                    ),
+                )?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Restore {
+            backup,
+            replace,
+            out: f,
+        } => {
+            let ctx = RunContext {
+                actor: actor(),
+                args,
+                clock: &now,
+            };
+            let s = crate::backup::restore(&backup, &dir, replace, &ctx)?;
+            if f.json {
+                emit(
+                    &mut out,
+                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!(
+                        "restored {} (a backup of {} taken {}) into {}: {} pack(s), {} blob file(s), {} audit entries{}\nthe search index is rebuilt by the next command that uses it\n",
+                        backup.display(),
+                        s.mark.source,
+                        iso(s.mark.taken),
+                        dir.display(),
+                        s.packs,
+                        s.blob_files,
+                        s.mark.audit_seq,
+                        s.replaced
+                            .as_ref()
+                            .map(|p| format!("; the archive that was there is now {}", p.display()))
+                            .unwrap_or_default()
+                    ),
+                )?;
             }
             Ok(Outcome::Ok)
         }
@@ -1204,7 +1404,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Verify(f) => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let mut errors = 0u64;
             let mut problems = Vec::new();
             let mut checked = archive.verify(&mut |p| {
@@ -1213,17 +1413,41 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 }
                 problems.push(p);
             })?;
+            if let Err(e) = crate::store::backup::mark_of(&archive) {
+                errors += 1;
+                problems.push(crate::store::verify::Problem {
+                    subject: "backup".into(),
+                    problem: e.to_string(),
+                    severity: "error",
+                });
+            }
             // Store and index must agree (the index first catches up, as
-            // every open does).
-            let index = Index::open(&archive)?;
-            checked.documents = index.verify(&archive, &mut |p| {
-                if p.severity == "error" {
-                    errors += 1;
+            // every open does; read-only, it is compared only when it has).
+            let mut warn = |problem: String| {
+                problems.push(crate::store::verify::Problem {
+                    subject: "index".into(),
+                    problem,
+                    severity: "warning",
+                })
+            };
+            match Index::open(&archive) {
+                Err(Error::ReadOnly(why)) => warn(why),
+                Err(e) => return Err(e),
+                Ok(index) if index.behind(&archive)? > 0 => warn(format!(
+                    "not compared: it lacks the last {} change batch(es) and cannot catch up on a read-only archive",
+                    index.behind(&archive)?
+                )),
+                Ok(index) => {
+                    checked.documents = index.verify(&archive, &mut |p| {
+                        if p.severity == "error" {
+                            errors += 1;
+                        }
+                        problems.push(p);
+                    })?;
+                    index.close()?;
                 }
-                problems.push(p);
-            })?;
-            index.close()?;
-            archive.audit(crate::store::audit::Event {
+            }
+            let recorded = archive.audit_read(crate::store::audit::Event {
                 time: now(),
                 actor: actor(),
                 action: "verify".into(),
@@ -1239,6 +1463,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                     format!("{errors} problem(s)")
                 },
             })?;
+            say_recorded(&recorded);
             if f.json {
                 emit(
                     &mut out,
@@ -1293,7 +1518,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 ),
                 None => None,
             };
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             for e in archive.audit_entries(since)? {
                 if f.json {
                     let counts: serde_json::Map<String, serde_json::Value> = e
@@ -1349,7 +1574,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Runs(f) => {
-            let archive = open_archive(&dir, true, &actor())?;
+            let archive = open_reading(&dir, &actor())?;
             let runs = archive.runs()?;
             if !f.json {
                 w(
@@ -1424,8 +1649,9 @@ fn search(
             " ".repeat(a.query.chars().take(e.offset).count())
         ))
     })?;
-    let archive = open_archive(dir, true, &actor)?;
+    let archive = open_reading(dir, &actor)?;
     let index = Index::open(&archive)?;
+    note_behind(&index, &archive)?;
     let mailboxes: Vec<String> = a.mailbox.iter().map(|m| m.to_lowercase()).collect();
     if !mailboxes.is_empty() {
         // A mistyped mailbox finds nothing: say so, so that "no hits" is
@@ -1448,14 +1674,14 @@ fn search(
     let mut params = vec![("query".to_string(), a.query.clone())];
     params.extend(mailboxes.iter().map(|m| ("mailbox".to_string(), m.clone())));
     let _ = args;
-    archive.audit(crate::store::audit::Event {
+    say_recorded(&archive.audit_read(crate::store::audit::Event {
         time: now(),
         actor,
         action: "search".into(),
         params,
         counts: vec![("hits".into(), results.total)],
         outcome: "ok".into(),
-    })?;
+    })?);
     if a.count {
         if a.json {
             emit(out, &json!({"total": results.total}))?;

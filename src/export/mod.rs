@@ -157,19 +157,33 @@ pub fn export(
     if let Some(c) = &opts.case {
         params.push(("case".to_string(), c.clone()));
     }
-    // On the trail before the package's first byte.
-    let run = archive.write(|tx| {
-        let run = tx.start_run("export", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
-        tx.audit(Event {
-            time: (ctx.clock)(),
-            actor: ctx.actor.clone(),
-            action: "export started".into(),
-            params: params.clone(),
-            counts: vec![("run".into(), run), ("copies".into(), hits.len() as u64)],
-            outcome: "started".into(),
-        })?;
-        Ok(run)
-    })?;
+    // On the trail before the package's first byte. An archive opened
+    // read-only cannot take a run record: the start goes where its reads
+    // are recorded, and without such a place nothing is disclosed.
+    let started = Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "export started".into(),
+        params: params.clone(),
+        counts: vec![("copies".into(), hits.len() as u64)],
+        outcome: "started".into(),
+    };
+    let run = if archive.is_read_only() {
+        if let crate::store::audit::Recorded::Nowhere(why) = archive.audit_read(started)? {
+            return Err(Error::ReadOnly(format!(
+                "the export cannot be recorded anywhere ({why}); name a read log"
+            )));
+        }
+        0
+    } else {
+        archive.write(|tx| {
+            let run = tx.start_run("export", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+            let mut started = started;
+            started.counts.insert(0, ("run".into(), run));
+            tx.audit(started)?;
+            Ok(run)
+        })?
+    };
     let written = status::write(out, &status::Status::InProgress { run })
         .and_then(|_| write_package(archive, opts, hits));
     let (status, outcome, counts) = match &written {
@@ -215,21 +229,26 @@ pub fn export(
         (Ok(_), Err(e)) => (RunStatus::Failed, format!("failed: {e}")),
         _ => (status, outcome),
     };
-    archive.write(|tx| {
-        let mut rec = tx.run(run)?;
-        rec.finished = Some((ctx.clock)());
-        rec.status = status;
-        tx.put_run(&rec)?;
-        tx.audit(Event {
-            time: (ctx.clock)(),
-            actor: ctx.actor.clone(),
-            action: "export".into(),
-            params: params.clone(),
-            counts: counts.clone(),
-            outcome: outcome.clone(),
+    let finished = Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "export".into(),
+        params: params.clone(),
+        counts: counts.clone(),
+        outcome: outcome.clone(),
+    };
+    if archive.is_read_only() {
+        archive.audit_read(finished)?;
+    } else {
+        archive.write(|tx| {
+            let mut rec = tx.run(run)?;
+            rec.finished = Some((ctx.clock)());
+            rec.status = status;
+            tx.put_run(&rec)?;
+            tx.audit(finished)?;
+            Ok(())
         })?;
-        Ok(())
-    })?;
+    }
     let summary = written?;
     staged?.commit()?;
     Ok(summary)

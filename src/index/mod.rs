@@ -18,6 +18,7 @@
 
 mod exec;
 mod merges;
+mod readonly;
 pub mod schema;
 pub mod search;
 pub mod tokenizer;
@@ -101,17 +102,80 @@ impl Index {
 
     /// Opens the archive's index (creating or rebuilding it as needed) and
     /// brings it up to date with the store.
+    /// On an archive opened read-only the index is used as it is: it is
+    /// not caught up (see [`Index::behind`]).
     pub fn open(archive: &Archive) -> Result<Index> {
         let mut idx = Self::open_only(archive, WriterOptions::default())?;
-        idx.catch_up(archive)?;
+        if !archive.is_read_only() {
+            idx.catch_up(archive)?;
+        }
         Ok(idx)
+    }
+
+    /// How many change-log rows the store has that the index has not
+    /// applied (0 once caught up; more only on a read-only archive).
+    pub fn behind(&self, archive: &Archive) -> Result<u64> {
+        Ok(archive.last_change()?.saturating_sub(self.watermark))
+    }
+
+    fn open_read_only(archive: &Archive, opts: WriterOptions) -> Result<Index> {
+        let dir = Self::path(archive);
+        let found = MmapDirectory::open(&dir)
+            .ok()
+            .map(readonly::ReadOnlyDir)
+            .and_then(|d| {
+                let index = tantivy::Index::open(d).ok()?;
+                let meta = index.load_metas().ok()?;
+                let payload: Payload = match meta.payload.as_deref() {
+                    Some(p) => serde_json::from_str(p).ok()?,
+                    None => Payload::default(),
+                };
+                (index.schema() == Fields::schema().0 && payload.schema == SCHEMA_VERSION)
+                    .then_some((index, payload))
+            });
+        let Some((index, payload)) = found else {
+            return Err(Error::ReadOnly(format!(
+                "{}: no usable search index (a backup has none); `tgvault reindex` builds it, which needs write access (restore the backup, or search a writable copy)",
+                dir.display()
+            )));
+        };
+        Ok(Self::assemble(index, payload, dir, opts))
+    }
+
+    fn assemble(
+        index: tantivy::Index,
+        payload: Payload,
+        dir: PathBuf,
+        opts: WriterOptions,
+    ) -> Index {
+        index
+            .tokenizers()
+            .register(tokenizer::NAME, tokenizer::MultiTokenizer);
+        index
+            .tokenizers()
+            .register(tokenizer::PAIRS, tokenizer::PairTokenizer);
+        Index {
+            index,
+            fields: Fields::schema().1,
+            reader: std::sync::OnceLock::new(),
+            writer: None,
+            watermark: payload.watermark,
+            pending: None,
+            dir,
+            opts,
+            segments: exec::SegmentCache::default(),
+            stale: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Opens without catching up (verification looks at the index as it is first).
     pub fn open_only(archive: &Archive, opts: WriterOptions) -> Result<Index> {
+        if archive.is_read_only() {
+            return Self::open_read_only(archive, opts);
+        }
         let dir = Self::path(archive);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let (schema, fields) = Fields::schema();
+        let (schema, _) = Fields::schema();
         let (index, payload) = match open_existing(&dir) {
             Some((index, payload)) if payload.schema == SCHEMA_VERSION => (index, payload),
             _ => {
@@ -124,24 +188,7 @@ impl Index {
                 (index, Payload::default())
             }
         };
-        index
-            .tokenizers()
-            .register(tokenizer::NAME, tokenizer::MultiTokenizer);
-        index
-            .tokenizers()
-            .register(tokenizer::PAIRS, tokenizer::PairTokenizer);
-        Ok(Index {
-            index,
-            fields,
-            reader: std::sync::OnceLock::new(),
-            writer: None,
-            watermark: payload.watermark,
-            pending: None,
-            dir,
-            opts,
-            segments: exec::SegmentCache::default(),
-            stale: std::sync::atomic::AtomicBool::new(false),
-        })
+        Ok(Self::assemble(index, payload, dir, opts))
     }
 
     /// The committed index as of now. A commit only marks the reader's view

@@ -9,6 +9,7 @@ use super::tables::AUDIT;
 use crate::error::{Error, Result};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// What an entry records, before it is chained.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +76,6 @@ impl super::Archive {
 
     /// Every audit entry from `since` (UTC seconds) on, oldest first.
     pub fn audit_entries(&self, since: Option<i64>) -> Result<Vec<Entry>> {
-        use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         let t = txn.open_table(AUDIT)?;
         let mut out = Vec::new();
@@ -91,7 +91,6 @@ impl super::Archive {
 
     /// Walks the chain; returns each break as `(seq, what)`.
     pub fn check_audit_chain(&self) -> Result<Vec<(u64, String)>> {
-        use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         let t = txn.open_table(AUDIT)?;
         let mut problems = Vec::new();
@@ -127,5 +126,196 @@ impl super::Archive {
             expect_seq = seq + 1;
         }
         Ok(problems)
+    }
+}
+
+/// Where a reading command's entry went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// On the trail, as this entry.
+    Trail(u64),
+    /// Into the archive's `audit-pending/` directory: the next process that
+    /// opens the archive for writing appends it (the archive was held by
+    /// another process, or opened read-only on writable storage).
+    Pending(PathBuf),
+    /// Into the read log outside the archive (read-only storage, a full disk).
+    ReadLog(PathBuf),
+    /// Nowhere, and why.
+    Nowhere(String),
+}
+
+/// The directory of entries waiting for a writer.
+pub const PENDING_DIR: &str = "audit-pending";
+/// `meta` key: the pending files whose entries are on the trail but whose
+/// files may not be removed yet (codec `Vec<String>`).
+const PENDING_DONE: &str = "audit_pending_appended";
+
+impl super::Archive {
+    /// Records a read: on the trail when the archive can be written, else in
+    /// the archive's pending directory, else in the read log. Never fails
+    /// for want of a place to write: the read goes on, and the caller says
+    /// where its record went.
+    pub fn audit_read(&self, event: Event) -> Result<Recorded> {
+        if !self.is_read_only() {
+            match self.audit(event.clone()) {
+                Ok(seq) => return Ok(Recorded::Trail(seq)),
+                Err(Error::DiskFull { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        } else if !self.is_backup()?
+            && let Ok(p) = self.write_pending(&event)
+        {
+            return Ok(Recorded::Pending(p));
+        }
+        let Some(log) = self.read_log.clone() else {
+            return Ok(Recorded::Nowhere("no read log is set".into()));
+        };
+        match self.append_read_log(&log, &event) {
+            Ok(()) => Ok(Recorded::ReadLog(log)),
+            Err(e) => Ok(Recorded::Nowhere(e.to_string())),
+        }
+    }
+
+    /// Whether this is a backup (which no writer ever opens: its reads go to
+    /// the read log).
+    fn is_backup(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(super::tables::META)?
+            .get(super::backup::MARK)?
+            .is_some())
+    }
+
+    fn write_pending(&self, event: &Event) -> Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = self.dir.join(PENDING_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(&dir, e))?;
+        let name = format!(
+            "{:020}-{}-{:016x}.entry",
+            event.time.max(0),
+            std::process::id(),
+            u64::from_be_bytes(
+                crate::model::sha256(&codec::encode(event))[..8]
+                    .try_into()
+                    .expect("8 bytes")
+            )
+        );
+        let tmp = dir.join(format!("{name}.part"));
+        let path = dir.join(&name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&codec::encode(event))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&dir, e))?;
+        Ok(path)
+    }
+
+    /// One JSON line per read: the archive, the trail entry it follows (so
+    /// that the log can be set beside the trail), and the event.
+    fn append_read_log(&self, log: &Path, event: &Event) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let txn = self.db.begin_read()?;
+        let last: Option<Entry> = match txn.open_table(AUDIT)?.last()? {
+            Some((_, v)) => Some(codec::decode(v.value())?),
+            None => None,
+        };
+        let line = serde_json::json!({
+            "archive": self.dir.display().to_string(),
+            "after_seq": last.as_ref().map_or(0, |e| e.seq),
+            "after_hash": last.map(|e| hex::encode(e.hash)),
+            "event": event,
+        });
+        if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(log)
+            .map_err(|e| Error::io(log, e))?;
+        writeln!(f, "{line}")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(log, e))
+    }
+
+    /// Appends the entries waiting in `audit-pending/`, oldest first, in one
+    /// transaction that also notes their files; then removes the files.
+    pub(super) fn append_pending_audit(&self) -> Result<()> {
+        let dir = self.dir.join(PENDING_DIR);
+        let done: Vec<String> = {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(super::tables::META)?;
+            match meta.get(PENDING_DONE)? {
+                Some(v) => codec::decode(v.value())?,
+                None => Vec::new(),
+            }
+        };
+        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(d) => d
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".entry"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        names.sort();
+        let mut fresh = Vec::new();
+        let mut events = Vec::new();
+        for n in names.iter().filter(|n| !done.contains(n)) {
+            let p = dir.join(n);
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            match codec::decode::<Event>(&bytes) {
+                Ok(ev) => {
+                    events.push(ev);
+                    fresh.push(n.clone());
+                }
+                // Kept where it is, for a person to look at.
+                Err(e) => {
+                    tracing::error!(file = %p.display(), error = %e, "unreadable pending audit entry")
+                }
+            }
+        }
+        if fresh.is_empty() && done.is_empty() {
+            return Ok(());
+        }
+        let mut appended = done.clone();
+        appended.extend(fresh.iter().cloned());
+        self.write(|tx| {
+            for ev in events {
+                tx.audit(ev)?;
+            }
+            tx.meta
+                .insert(PENDING_DONE, codec::encode(&appended).as_slice())?;
+            Ok(())
+        })?;
+        for n in &appended {
+            let p = dir.join(n);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        self.write(|tx| {
+            tx.meta.remove(PENDING_DONE)?;
+            Ok(())
+        })?;
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use super::records::{BlobMeta, BlobPlace};
 use super::tables::{BLOBS, PACKS, SOURCES};
 use super::{Archive, SourceRow, Tx, codec};
 use crate::error::{Error, Result};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use std::collections::BTreeMap;
 
 /// One pack's size and the bytes of it still in use.
@@ -106,7 +106,7 @@ impl Archive {
         self.scrub()?;
         self.write(|tx| {
             tx.pack_lengths.remove(pack)?;
-            Ok(())
+            tx.count_destruction()
         })?;
         self.packs.remove(pack)?;
         Ok(moved)

@@ -23,7 +23,7 @@ use super::records::{BlobMeta, BlobPlace};
 use super::tables::{BLOBS, META, SOURCES};
 use super::{SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 use std::ops::Bound;
 
@@ -36,8 +36,7 @@ pub(super) const UNAUDITED: &str = "unaudited_migration";
 pub(super) const FRAMED_FROM: &str = "framed_from";
 
 /// `meta/framed_from`, when the archive has it (format 4).
-pub(super) fn framed_from(db: &Database) -> Result<Option<u32>> {
-    let txn = db.begin_read()?;
+pub(super) fn framed_from(txn: &redb::ReadTransaction) -> Result<Option<u32>> {
     let meta = txn.open_table(META)?;
     let Some(v) = meta.get(FRAMED_FROM)? else {
         return Ok(None);

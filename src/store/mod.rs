@@ -7,6 +7,7 @@
 //! the closure succeeds: a batch of items lands whole or not at all.
 
 pub mod audit;
+pub mod backup;
 pub mod blob;
 mod blob_rows;
 pub mod codec;
@@ -26,7 +27,10 @@ use blob::{BlobDir, StagedBlob, VerifyingReader};
 use key::{ItemKey, item_id_bytes};
 use pack::{PackRef, Packs};
 use records::*;
-use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    Table, WriteTransaction,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
@@ -51,7 +55,7 @@ const CACHE_BYTES: usize = 16 << 20;
 const INTERRUPTED: &str = "unaudited_interruptions";
 
 pub struct Archive {
-    db: Database,
+    db: Db,
     dir: PathBuf,
     blobs: BlobDir,
     packs: Packs,
@@ -59,6 +63,39 @@ pub struct Archive {
     blob_log: Mutex<blob_rows::LogIndex>,
     /// A write transaction folds the log once it holds this many rows.
     fold_at: usize,
+    /// Where reads are recorded when the trail cannot take them (see
+    /// [`audit::Recorded`]).
+    read_log: Option<PathBuf>,
+}
+
+/// The catalogue, opened for writing or only for reading. Both in redb's
+/// `SingleWriter` mode, so that a reading process (a backup, a read-only
+/// search) may open it while one writer works.
+enum Db {
+    Rw(Database),
+    Ro(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Rw(db) => db.begin_read(),
+            Db::Ro(db) => db.begin_read(),
+        }
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction> {
+        Ok(self.rw()?.begin_write()?)
+    }
+
+    fn rw(&self) -> Result<&Database> {
+        match self {
+            Db::Rw(db) => Ok(db),
+            Db::Ro(_) => Err(Error::ReadOnly(
+                "the archive is open for reading only; this needs to write it".into(),
+            )),
+        }
+    }
 }
 
 /// What filing one item into one mailbox did.
@@ -113,14 +150,16 @@ impl Archive {
         // memory; the working set of an import is the B-tree's right edge.
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .create(&path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::Usage(format!(
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Busy(format!(
                     "{}: the archive is in use by another tgvault process",
                     path.display()
                 )),
                 other => Error::from(other),
             })?;
+        refuse_backup(&db, dir)?;
         let schema = init(&db)?;
         let (committed, dicts) = {
             let txn = db.begin_read()?;
@@ -136,7 +175,7 @@ impl Archive {
                 .collect::<std::result::Result<_, _>>()?;
             (m, dicts)
         };
-        let framed_from = match migrate::framed_from(&db)? {
+        let framed_from = match migrate::framed_from(&db.begin_read()?)? {
             Some(from) => from,
             // Format 2 or 3: every pack so far holds bare contents.
             None => committed.keys().next_back().map_or(1, |p| p + 1),
@@ -150,15 +189,17 @@ impl Archive {
         }
         let log = blob_rows::load_index(&db.begin_read()?)?;
         let archive = Archive {
-            db,
+            db: Db::Rw(db),
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
             packs,
             blob_log: Mutex::new(log),
             fold_at: blob_rows::FOLD_AT,
+            read_log: None,
         };
         archive.blobs.clear_staging()?;
         archive.scrub()?;
+        archive.append_pending_audit()?;
         // What a killed import logged goes where readers look first.
         archive.fold_blob_log()?;
         Ok(archive)
@@ -169,12 +210,81 @@ impl Archive {
     /// points (a search there would find nothing, a hold would guard nothing).
     pub fn open_existing(dir: &Path) -> Result<Archive> {
         if !Archive::exists(dir) {
-            return Err(Error::NotFound(format!(
-                "no archive in {} (`tgvault import` or `tgvault init` creates one; `--archive DIR` or TGVAULT_ARCHIVE names another)",
-                dir.display()
-            )));
+            return Err(not_an_archive(dir));
         }
         Archive::open(dir)
+    }
+
+    /// Opens the archive in `dir` for reading only: nothing in the directory
+    /// is changed (no truncation, no fold, no scrub, no migration), so it
+    /// works on read-only storage and beside a process that writes it.
+    /// Every write through it fails with [`Error::ReadOnly`].
+    pub fn open_read_only(dir: &Path) -> Result<Archive> {
+        if !Archive::exists(dir) {
+            return Err(not_an_archive(dir));
+        }
+        let path = db_path(dir);
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .open_read_only(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Busy(format!(
+                    "{}: another process holds the archive in a way that excludes readers",
+                    path.display()
+                )),
+                redb::DatabaseError::RepairAborted => Error::ReadOnly(format!(
+                    "{}: the catalogue was not closed cleanly and needs a repair, which needs write access",
+                    path.display()
+                )),
+                other => Error::from(other),
+            })?;
+        let (committed, dicts, framed_from) = {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
+            if schema.as_deref() != Some(&[SCHEMA_VERSION][..]) {
+                return Err(Error::ReadOnly(format!(
+                    "{}: archive format {:?} must be migrated to [{SCHEMA_VERSION}] first, which needs write access",
+                    path.display(),
+                    schema.unwrap_or_default()
+                )));
+            }
+            let framed_from = migrate::framed_from(&txn)?.unwrap_or(1);
+            let mut m = BTreeMap::new();
+            for e in txn.open_table(PACKS)?.iter()? {
+                let (k, v) = e?;
+                m.insert(k.value(), v.value());
+            }
+            let dicts: Vec<Vec<u8>> = txn
+                .open_table(DICTS)?
+                .iter()?
+                .map(|e| e.map(|(_, v)| v.value().to_vec()))
+                .collect::<std::result::Result<_, _>>()?;
+            (m, dicts, framed_from)
+        };
+        let packs = Packs::open_read_only(dir, &committed, framed_from, &dicts)?;
+        let log = blob_rows::load_index(&db.begin_read()?)?;
+        Ok(Archive {
+            db: Db::Ro(db),
+            dir: dir.to_path_buf(),
+            blobs: BlobDir::new(dir),
+            packs,
+            blob_log: Mutex::new(log),
+            fold_at: blob_rows::FOLD_AT,
+            read_log: None,
+        })
+    }
+
+    /// Names the file where reads are recorded when the trail cannot take
+    /// them.
+    pub fn set_read_log(&mut self, path: Option<PathBuf>) {
+        self.read_log = path;
+    }
+
+    /// Whether this handle may write the archive.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.db, Db::Ro(_))
     }
 
     /// Whether `dir` holds an archive.
@@ -291,6 +401,31 @@ impl Archive {
         tracing::info!(records = pending.len(), "deleted content destroyed");
         Ok(())
     }
+}
+
+/// A backup opens read-only only: writing it would part it from the archive
+/// it copies (the next backup would undo the change).
+fn refuse_backup(db: &Database, dir: &Path) -> Result<()> {
+    let txn = db.begin_read()?;
+    let Ok(meta) = txn.open_table(META) else {
+        return Ok(());
+    };
+    if let Some(v) = meta.get(backup::MARK)? {
+        let mark: backup::BackupMark = codec::decode(v.value())?;
+        return Err(Error::ReadOnly(format!(
+            "{}: a backup of {}; it opens read-only (`tgvault restore` brings it back as an archive)",
+            dir.display(),
+            mark.source
+        )));
+    }
+    Ok(())
+}
+
+fn not_an_archive(dir: &Path) -> Error {
+    Error::NotFound(format!(
+        "no archive in {} (`tgvault import` or `tgvault init` creates one; `--archive DIR` or TGVAULT_ARCHIVE names another)",
+        dir.display()
+    ))
 }
 
 /// Creates the tables of a new archive and checks the schema of an old one,
@@ -410,6 +545,9 @@ impl Archive {
                 folder_delta: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
+            if tx.scrubs {
+                tx.count_destruction()?;
+            }
             if tx.log_len() >= self.fold_at {
                 tx.fold_blob_log()?;
             }
@@ -1472,6 +1610,19 @@ impl Tx<'_> {
         }
         self.log_change(&idb, false)?;
         Ok(Some(out))
+    }
+
+    /// Counts this transaction in `meta/destroyed`: it changes bytes that a
+    /// reader's snapshot may point at (see [`backup`]).
+    pub(crate) fn count_destruction(&mut self) -> Result<()> {
+        let n = self
+            .meta
+            .get(backup::DESTROYED)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map_or(0, u64::from_be_bytes);
+        self.meta
+            .insert(backup::DESTROYED, (n + 1).to_be_bytes().as_slice())?;
+        Ok(())
     }
 
     /// Schedules a pack record for destruction once this transaction commits.

@@ -181,6 +181,39 @@ impl Packs {
         Ok(packs)
     }
 
+    /// Opens the packs for reading only: nothing on disk is changed. A pack
+    /// longer than its committed length (a writer's uncommitted bytes) is
+    /// read no further than that length, as always; one shorter is logged,
+    /// and `verify` names what is lost.
+    pub fn open_read_only(
+        archive_dir: &Path,
+        committed: &BTreeMap<u32, u64>,
+        framed_from: u32,
+        dicts: &[Vec<u8>],
+    ) -> Result<Packs> {
+        let dir = archive_dir.join("packs");
+        for (&id, &len) in committed {
+            let path = dir.join(file_name(id));
+            match fs::metadata(&path) {
+                Ok(m) if m.len() >= len => {}
+                Ok(m) => tracing::error!(
+                    pack = id,
+                    have = m.len(),
+                    committed = len,
+                    "pack file is shorter than committed: verify names what is lost"
+                ),
+                Err(e) => {
+                    tracing::error!(pack = id, error = %e, "pack file unreadable: verify names what is lost")
+                }
+            }
+        }
+        let packs = Packs::build(dir, committed, framed_from, PACK_TARGET, WRITE_CHUNK, false)?;
+        for d in dicts {
+            packs.dicts.add(d)?;
+        }
+        Ok(packs)
+    }
+
     /// [`Packs::open`] with another size at which a new pack starts.
     pub fn open_with_target(
         archive_dir: &Path,
@@ -254,6 +287,19 @@ impl Packs {
         if synced_dir {
             sync_dir(&dir)?;
         }
+        Packs::build(dir, committed, framed_from, target, chunk, try_direct)
+    }
+
+    /// The handle on a pack directory already brought in line with
+    /// `committed`.
+    fn build(
+        dir: PathBuf,
+        committed: &BTreeMap<u32, u64>,
+        framed_from: u32,
+        target: u64,
+        chunk: usize,
+        try_direct: bool,
+    ) -> Result<Packs> {
         let dicts = Arc::new(Dicts::default());
         let (pack, committed_len) = committed
             .iter()

@@ -16,7 +16,7 @@ use super::records::*;
 use super::tables::*;
 use super::{Archive, SourceRow};
 use crate::error::Result;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
