@@ -1,6 +1,7 @@
 //! The integration tests: one binary (each test file would otherwise link the
 //! whole crate again). They drive the real `tgvault` binary against real files.
 
+mod backup;
 mod blobs;
 mod botapi;
 mod common;

@@ -501,7 +501,8 @@ fn open_reading(dir: &std::path::Path, actor: &str) -> Result<Archive> {
     if access().read_only {
         return open_read_only(dir);
     }
-    match open_archive(dir, true, actor) {
+    // A reader does not wait for a writer: it reads beside it.
+    match open_archive_waiting(dir, true, actor, std::time::Duration::ZERO) {
         Ok(a) => Ok(a),
         Err(e) if unwritable(&e) => {
             eprintln!("note: {e}; opened for reading only");
@@ -554,13 +555,22 @@ fn say_recorded(r: &crate::store::audit::Recorded) {
 }
 
 fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Archive> {
+    open_archive_waiting(dir, existing, actor, crate::store::WRITER_WAIT)
+}
+
+fn open_archive_waiting(
+    dir: &std::path::Path,
+    existing: bool,
+    actor: &str,
+    wait: std::time::Duration,
+) -> Result<Archive> {
     if access().read_only {
         return open_read_only(dir);
     }
     let archive = if existing {
-        Archive::open_existing(dir)?
+        Archive::open_existing_waiting(dir, wait)?
     } else {
-        Archive::open(dir)?
+        Archive::open_waiting(dir, wait)?
     };
     let interrupted = archive.unaudited_interruptions()?;
     if !interrupted.is_empty() {

@@ -39,6 +39,9 @@ use std::path::{Path, PathBuf};
 
 /// `meta` key: how many committed transactions destroyed content (u64 BE).
 pub(super) const DESTROYED: &str = "destroyed";
+/// The file that tells a backup from an archive before its catalogue is
+/// opened (a writer's open alone would change the catalogue's file).
+pub const NOTICE: &str = "BACKUP";
 /// `meta` key of a backup: `codec(BackupMark)`.
 pub const MARK: &str = "backup_of";
 /// `meta` key of a backup whose last pass did not finish.
@@ -547,13 +550,15 @@ fn open_dest(dest: &Path, source: &Archive) -> Result<Database> {
     }
     let path = super::db_path(dest);
     let fresh = !path.exists();
-    if fresh && fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) {
+    let others = |d: fs::ReadDir| d.filter_map(|e| e.ok()).any(|e| e.file_name() != NOTICE);
+    if fresh && fs::read_dir(dest).is_ok_and(others) {
         return Err(Error::Usage(format!(
             "{}: not empty and not a backup; name a new or empty directory",
             dest.display()
         )));
     }
     create_dir(dest)?;
+    write_notice(dest, source)?;
     let db = Database::builder().create(&path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::Busy(format!(
             "{}: another process is using this backup",
@@ -585,6 +590,27 @@ fn open_dest(dest: &Path, source: &Archive) -> Result<Database> {
         )));
     }
     Ok(db)
+}
+
+fn write_notice(dest: &Path, source: &Archive) -> Result<()> {
+    let path = dest.join(NOTICE);
+    if path.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        "a backup of {} made by tgvault\nIt opens read-only; `tgvault --archive DIR restore {}` brings it back as an archive in DIR.\n",
+        source.dir.display(),
+        dest.display()
+    );
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(&path, e))
 }
 
 fn set_incomplete(db: &Database) -> Result<()> {

@@ -47,6 +47,9 @@ const SOURCES_PER_READ: usize = 4096;
 /// The schema version stored under `meta/schema`.
 pub const SCHEMA_VERSION: u8 = 4;
 
+/// How long a writer waits for another process to let go of the catalogue.
+pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// redb's page cache.
 const CACHE_BYTES: usize = 16 << 20;
 
@@ -134,6 +137,12 @@ impl Archive {
     /// Opens the archive in `dir`, creating it when it does not exist. Runs left
     /// `Running` by a process that died are marked `Interrupted`.
     pub fn open(dir: &Path) -> Result<Archive> {
+        Archive::open_waiting(dir, WRITER_WAIT)
+    }
+
+    /// [`Archive::open`], waiting at most `wait` for another process that
+    /// holds the catalogue (then [`Error::Busy`]).
+    pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<Archive> {
         // A new archive's folder is its owner's alone, whatever the umask:
         // nothing inside it can be reached by anyone else. An existing
         // archive keeps its modes (`verify` warns about exposed parts).
@@ -148,18 +157,8 @@ impl Archive {
         let path = db_path(dir);
         // redb's default page cache (1 GiB) would dominate the importer's
         // memory; the working set of an import is the B-tree's right edge.
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::Busy(format!(
-                    "{}: the archive is in use by another tgvault process",
-                    path.display()
-                )),
-                other => Error::from(other),
-            })?;
-        refuse_backup(&db, dir)?;
+        refuse_backup(dir)?;
+        let db = open_writer(&path, wait)?;
         let schema = init(&db)?;
         let (committed, dicts) = {
             let txn = db.begin_read()?;
@@ -209,10 +208,15 @@ impl Archive {
     /// reads or changes an archive never creates one where a mistyped path
     /// points (a search there would find nothing, a hold would guard nothing).
     pub fn open_existing(dir: &Path) -> Result<Archive> {
+        Archive::open_existing_waiting(dir, WRITER_WAIT)
+    }
+
+    /// [`Archive::open_existing`] with the wait of [`Archive::open_waiting`].
+    pub fn open_existing_waiting(dir: &Path, wait: std::time::Duration) -> Result<Archive> {
         if !Archive::exists(dir) {
             return Err(not_an_archive(dir));
         }
-        Archive::open(dir)
+        Archive::open_waiting(dir, wait)
     }
 
     /// Opens the archive in `dir` for reading only: nothing in the directory
@@ -403,22 +407,58 @@ impl Archive {
     }
 }
 
+/// The catalogue for writing. Another process may hold it for a moment (a
+/// search records its entry): that is waited for, up to a limit.
+fn open_writer(path: &Path, patience: std::time::Duration) -> Result<Database> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut wait = std::time::Duration::from_millis(5);
+    loop {
+        match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .create(path)
+        {
+            Ok(db) => return Ok(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Busy(format!(
+                    "{}: the archive is in use by another tgvault process",
+                    path.display()
+                )));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Err(Error::ReadOnly(format!(
+                    "{}: the archive's storage cannot be written ({e}); commands that change it cannot run, reading commands work (`--read-only`)",
+                    path.display()
+                )));
+            }
+            Err(other) => return Err(Error::from(other)),
+        }
+    }
+}
+
 /// A backup opens read-only only: writing it would part it from the archive
 /// it copies (the next backup would undo the change).
-fn refuse_backup(db: &Database, dir: &Path) -> Result<()> {
-    let txn = db.begin_read()?;
-    let Ok(meta) = txn.open_table(META) else {
-        return Ok(());
-    };
-    if let Some(v) = meta.get(backup::MARK)? {
-        let mark: backup::BackupMark = codec::decode(v.value())?;
-        return Err(Error::ReadOnly(format!(
-            "{}: a backup of {}; it opens read-only (`tgvault restore` brings it back as an archive)",
+fn refuse_backup(dir: &Path) -> Result<()> {
+    match fs::read_to_string(dir.join(backup::NOTICE)) {
+        Ok(notice) => Err(Error::ReadOnly(format!(
+            "{}: {}; it opens read-only (`tgvault restore` brings it back as an archive)",
             dir.display(),
-            mark.source
-        )));
+            notice.lines().next().unwrap_or("a backup")
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir.join(backup::NOTICE), e)),
     }
-    Ok(())
 }
 
 fn not_an_archive(dir: &Path) -> Error {

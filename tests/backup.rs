@@ -1,0 +1,566 @@
+//! Backups and read-only archives, through the binary: a backup taken while
+//! an import runs in another process restores to a clean archive holding
+//! every item once; the next backup copies about what changed; retention's
+//! destruction reaches the backup; a backup opens read-only and verifies,
+//! and is never written; everything is owner-only whatever the umask; an
+//! archive on a read-only mount is searched, listed, shown, exported,
+//! verified and audited, its reads recorded in the read log.
+
+use crate::common::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn tgvault(archive: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--archive")
+        .arg(archive)
+        .args(args)
+        .env_remove("TGVAULT_ARCHIVE");
+    c
+}
+
+fn run(archive: &Path, args: &[&str]) -> Output {
+    tgvault(archive, args).output().unwrap()
+}
+
+fn ok(archive: &Path, args: &[&str]) -> String {
+    let out = run(archive, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(archive: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(archive, &a)).unwrap()
+}
+
+fn synth(dir: &Path, messages: u64, max_attachment: u64, seed: u64) -> PathBuf {
+    tgvault::synth::write_export(
+        dir,
+        &tgvault::synth::SynthSpec {
+            messages,
+            chats: 3,
+            attachment_permille: 60,
+            max_attachment_bytes: max_attachment,
+            seed,
+        },
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+/// Every stored copy as `(mailbox, folder, item)`, from the catalogue.
+fn copies(archive: &Path) -> Vec<String> {
+    let a = tgvault::store::Archive::open_read_only(archive).unwrap();
+    let mut out = Vec::new();
+    for (mailbox, _, _) in a.folders().unwrap() {
+        a.for_each_filing(&mailbox, None, |key, _| {
+            out.push(format!("{}/{}/{}", key.mailbox, key.folder, key.item));
+            Ok(())
+        })
+        .unwrap();
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn verify_clean(archive: &Path, extra: &[&str]) {
+    let mut a = vec!["verify"];
+    a.extend_from_slice(extra);
+    let v = json(archive, &a);
+    assert_eq!(v["errors"], 0, "{v}");
+}
+
+#[test]
+fn a_backup_taken_during_an_import_restores_whole_and_the_next_copies_little() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = synth(&tmp.path().join("big"), 40_000, 3 << 20, 5);
+    let small = synth(&tmp.path().join("small"), 300, 2048, 9);
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    ok(&archive, &["init"]);
+
+    // An import in another process; backups beside it until it ends.
+    let mut import = tgvault(
+        &archive,
+        &[
+            "import",
+            big.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut during = 0;
+    while import.try_wait().unwrap().is_none() {
+        let out = run(&archive, &["backup", backup.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if import.try_wait().unwrap().is_none() {
+            during += 1;
+        }
+    }
+    assert!(import.wait().unwrap().success());
+    assert!(during >= 1, "no backup ran while the import did");
+
+    // The mid-import backup opens read-only, verifies, and restores.
+    verify_clean(&backup, &[]);
+    let mid = tmp.path().join("restored-mid");
+    ok(&mid, &["restore", backup.to_str().unwrap()]);
+    verify_clean(&mid, &[]);
+    assert!(copies(&mid).len() <= copies(&archive).len());
+
+    // The full backup: the first after the import ends.
+    let full = json(&archive, &["backup", backup.to_str().unwrap()]);
+    // A small import, then the next backup copies a small share.
+    ok(
+        &archive,
+        &[
+            "import",
+            small.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
+    let first = tmp.path().join("first");
+    let first_stats = json(&archive, &["backup", first.to_str().unwrap()]);
+    let next = json(&archive, &["backup", backup.to_str().unwrap()]);
+    let bytes = |v: &Value| v["pack_bytes"].as_u64().unwrap() + v["blob_bytes"].as_u64().unwrap();
+    eprintln!(
+        "backup bytes: whole {} (catch-up after the import {}), after a 300-message import {}",
+        bytes(&first_stats),
+        bytes(&full),
+        bytes(&next)
+    );
+    assert!(
+        first_stats["blob_files"].as_u64().unwrap() > 0,
+        "{first_stats}"
+    );
+    assert!(
+        bytes(&next) * 20 < bytes(&first_stats),
+        "the second backup copied {} of {}",
+        bytes(&next),
+        bytes(&first_stats)
+    );
+
+    // Restored from the latest backup: every item once, nothing else.
+    let restored = tmp.path().join("restored");
+    ok(&restored, &["restore", backup.to_str().unwrap()]);
+    verify_clean(&restored, &[]);
+    assert_eq!(copies(&restored), copies(&archive));
+    assert_eq!(
+        ok(&restored, &["search", "kind:externaldata", "--count"]),
+        ok(&archive, &["search", "kind:externaldata", "--count"])
+    );
+    // The mid-import restore converges when the import is run again.
+    ok(
+        &mid,
+        &[
+            "import",
+            big.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
+    ok(
+        &mid,
+        &[
+            "import",
+            small.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
+    assert_eq!(copies(&mid), copies(&archive));
+    // Both are on the trail: the archive's backups, the restore's restore.
+    let trail = |a: &Path| -> Vec<String> {
+        ok(a, &["audit", "--json"])
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(trail(&archive).iter().filter(|a| *a == "backup").count() >= during + 3);
+    assert!(trail(&restored).contains(&"restore".to_string()));
+}
+
+#[test]
+fn retention_destruction_reaches_the_backup_and_a_backup_is_never_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = synth(&tmp.path().join("x"), 2_000, 2048, 3);
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    ok(
+        &archive,
+        &[
+            "import",
+            export.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
+    ok(&archive, &["backup", backup.to_str().unwrap()]);
+    let text = std::fs::read_to_string(export.join("result.json")).unwrap();
+    let needle = text
+        .split("\"text\": \"")
+        .nth(5)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let in_backup = |n: &str| files_under(&backup).iter().any(|p| holds(p, n.as_bytes()));
+    assert!(in_backup(&needle), "{needle}");
+
+    ok(
+        &archive,
+        &["retention", "add", "purge", "--delete-after", "1"],
+    );
+    ok(&archive, &["retention", "run", "--now", "2100-01-01"]);
+    let s = json(&archive, &["backup", backup.to_str().unwrap()]);
+    assert!(s["rows_removed"].as_u64().unwrap() > 0, "{s}");
+    assert!(!in_backup(&needle), "destroyed text is still in the backup");
+    verify_clean(&backup, &[]);
+
+    // A backup is only read: writing commands refuse, reads work.
+    let before = std::fs::read(backup.join("archive.redb")).unwrap();
+    for args in [
+        vec!["hold", "set", "o@corp.example"],
+        vec!["import", export.to_str().unwrap()],
+        vec!["reindex"],
+    ] {
+        let out = run(&backup, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("a backup of"));
+    }
+    ok(&backup, &["audit"]);
+    assert!(
+        std::fs::read(backup.join("archive.redb")).unwrap() == before,
+        "the backup's catalogue changed"
+    );
+
+    // Refused targets: a non-empty directory, another archive's backup,
+    // the archive itself.
+    let other = tmp.path().join("other");
+    ok(&other, &["init"]);
+    let elsewhere = tmp.path().join("elsewhere");
+    ok(&other, &["backup", elsewhere.to_str().unwrap()]);
+    for dest in [export.as_path(), elsewhere.as_path(), archive.as_path()] {
+        let out = run(&archive, &["backup", dest.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", dest.display());
+    }
+    // Restoring over an archive needs --replace, which keeps the old one.
+    let out = run(&other, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    ok(&other, &["restore", backup.to_str().unwrap(), "--replace"]);
+    let kept: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("other.replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1);
+    verify_clean(&other, &[]);
+}
+
+fn modes_under(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = vec![(
+        dir.to_path_buf(),
+        std::fs::metadata(dir).unwrap().permissions().mode(),
+    )];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(modes_under(&p));
+        } else {
+            out.push((
+                p.clone(),
+                std::fs::metadata(&p).unwrap().permissions().mode(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn backups_and_restores_are_owner_only_whatever_the_umask() {
+    for umask in ["000", "077"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let export = synth(&tmp.path().join("x"), 50, 3 << 20, 1);
+        let archive = tmp.path().join("archive");
+        let (backup, restored) = (tmp.path().join("b"), tmp.path().join("r"));
+        let sh = |args: &str| {
+            let st = Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" {args} >/dev/null"))
+                .arg(bin())
+                .status()
+                .unwrap();
+            assert!(st.success(), "{args}");
+        };
+        sh(&format!(
+            "--archive {} import {} --mailbox o@corp.example",
+            archive.display(),
+            export.display()
+        ));
+        sh(&format!(
+            "--archive {} backup {}",
+            archive.display(),
+            backup.display()
+        ));
+        sh(&format!(
+            "--archive {} restore {}",
+            restored.display(),
+            backup.display()
+        ));
+        sh(&format!("--archive {} verify", restored.display()));
+        for dir in [&backup, &restored] {
+            let modes = modes_under(dir);
+            assert!(
+                modes
+                    .iter()
+                    .any(|(p, _)| p.to_string_lossy().contains("sha256"))
+            );
+            for (p, m) in modes {
+                let want = if p.is_dir() { 0o700 } else { 0o600 };
+                assert_eq!(m & 0o777, want, "umask {umask}: {}", p.display());
+            }
+        }
+    }
+}
+
+/// A read-only view of `dir`: a read-only bind mount where this process
+/// may mount (root, as CI is), else a `chmod -R a-w` copy.
+struct ReadOnly {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl ReadOnly {
+    fn of(dir: &Path, at: &Path) -> ReadOnly {
+        std::fs::create_dir_all(at).unwrap();
+        let bind = Command::new("mount")
+            .arg("--bind")
+            .arg(dir)
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if bind {
+            let ro = Command::new("mount")
+                .args(["-o", "remount,bind,ro"])
+                .arg(at)
+                .status()
+                .unwrap();
+            assert!(ro.success());
+            return ReadOnly {
+                path: at.to_path_buf(),
+                mounted: true,
+            };
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but a read-only bind mount cannot be made"
+        );
+        eprintln!("note: no bind mount here (not root): a chmod -R a-w copy stands in");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(dir)
+            .arg(at.join("c"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = Command::new("chmod")
+            .args(["-R", "a-w"])
+            .arg(at.join("c"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        ReadOnly {
+            path: at.join("c"),
+            mounted: false,
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.path).status();
+        } else {
+            let _ = Command::new("chmod")
+                .args(["-R", "u+w"])
+                .arg(&self.path)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn an_archive_on_read_only_storage_is_read_and_its_reads_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Archive::new();
+    archive.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let count = archive.ok(&["search", "report", "--count"]);
+    let before = archive.ok(&["audit", "--json"]);
+    let ro = ReadOnly::of(archive.path(), &tmp.path().join("ro"));
+    let log = tmp.path().join("reads.jsonl");
+    let r = |args: &[&str]| {
+        tgvault(&ro.path, args)
+            .env("TGVAULT_READ_LOG", &log)
+            .output()
+            .unwrap()
+    };
+    let ok_ro = |args: &[&str]| {
+        let out = r(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Found by itself, and with --read-only.
+    let hits = ok_ro(&["search", "report", "--json"]);
+    assert!(hits.lines().count() > 1, "{hits}");
+    assert_eq!(
+        ok_ro(&["--read-only", "search", "report", "--count"]),
+        count
+    );
+    let first: Value = serde_json::from_str(hits.lines().next().unwrap()).unwrap();
+    let id = first["item"].as_str().unwrap().to_string();
+    assert!(ok_ro(&["show", &id]).contains(&id));
+    assert!(!ok_ro(&["mailboxes"]).is_empty());
+    let mailbox = ok_ro(&["mailboxes", "--json"])
+        .lines()
+        .next()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["mailbox"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    assert!(!ok_ro(&["ls", &mailbox]).is_empty());
+    let v: Value = serde_json::from_str(&ok_ro(&["verify", "--json"])).unwrap();
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(ok_ro(&["audit", "--json"]), before);
+    let out = tmp.path().join("package");
+    ok_ro(&["export", "report", "--out", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(out.join("Export Status.txt"))
+            .unwrap()
+            .contains("complete")
+    );
+
+    // Writes fail clearly; nothing changed.
+    let w = r(&["hold", "set", &mailbox]);
+    assert_eq!(
+        w.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&w.stderr)
+    );
+    assert!(String::from_utf8_lossy(&w.stderr).contains("read-only"));
+
+    // Every read is in the read log, anchored to the trail's last entry.
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event"]["action"].as_str().unwrap())
+        .collect();
+    for want in ["search", "verify", "export started", "export"] {
+        assert!(actions.contains(&want), "{want} not in {actions:?}");
+    }
+    let last: Value = serde_json::from_str(before.lines().last().unwrap()).unwrap();
+    assert!(
+        lines.iter().all(|l| l["after_seq"] == last["seq"]),
+        "{lines:?}"
+    );
+    drop(ro);
+    assert_eq!(archive.ok(&["audit", "--json"]), before);
+}
+
+#[test]
+fn reads_beside_a_writer_are_put_on_the_trail_by_the_next_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = synth(&tmp.path().join("x"), 30_000, 2048, 2);
+    let archive = tmp.path().join("archive");
+    // An index to read beside the import.
+    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
+    ok(
+        &archive,
+        &[
+            "import",
+            full.to_str().unwrap(),
+            "--mapping",
+            users.to_str().unwrap(),
+        ],
+    );
+    let mut import = tgvault(
+        &archive,
+        &[
+            "import",
+            export.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut searched = 0;
+    while import.try_wait().unwrap().is_none() {
+        let out = run(&archive, &["search", "kind:externaldata", "--count"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        searched += 1;
+    }
+    assert!(import.wait().unwrap().success());
+    assert!(searched > 0);
+    // The next writer (this audit's open) appends what waited.
+    let trail = ok(&archive, &["audit", "--json"]);
+    let searches = trail
+        .lines()
+        .filter(|l| l.contains("\"action\":\"search\""))
+        .count();
+    assert_eq!(searches, searched, "{trail}");
+    assert!(
+        !archive
+            .join("audit-pending")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
+    verify_clean(&archive, &[]);
+}
