@@ -48,7 +48,8 @@ fn synth(dir: &Path, messages: u64, max_attachment: u64, seed: u64) -> PathBuf {
         &tgvault::synth::SynthSpec {
             messages,
             chats: 3,
-            attachment_permille: 60,
+            // Large files are few (blob files over 1 MiB), small ones many.
+            attachment_permille: if max_attachment > 1 << 20 { 150 } else { 60 },
             max_attachment_bytes: max_attachment,
             seed,
         },
@@ -83,11 +84,20 @@ fn verify_clean(archive: &Path, extra: &[&str]) {
 #[test]
 fn a_backup_taken_during_an_import_restores_whole_and_the_next_copies_little() {
     let tmp = tempfile::tempdir().unwrap();
-    let big = synth(&tmp.path().join("big"), 40_000, 3 << 20, 5);
+    let files = synth(&tmp.path().join("files"), 60, 3 << 20, 4);
+    let big = synth(&tmp.path().join("big"), 40_000, 16 << 10, 5);
     let small = synth(&tmp.path().join("small"), 300, 2048, 9);
     let archive = tmp.path().join("archive");
     let backup = tmp.path().join("backup");
-    ok(&archive, &["init"]);
+    ok(
+        &archive,
+        &[
+            "import",
+            files.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
 
     // An import in another process; backups beside it until it ends.
     let mut import = tgvault(
@@ -168,6 +178,15 @@ fn a_backup_taken_during_an_import_restores_whole_and_the_next_copies_little() {
         ok(&archive, &["search", "kind:externaldata", "--count"])
     );
     // The mid-import restore converges when the import is run again.
+    ok(
+        &mid,
+        &[
+            "import",
+            files.to_str().unwrap(),
+            "--mailbox",
+            "o@corp.example",
+        ],
+    );
     ok(
         &mid,
         &[

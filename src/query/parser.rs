@@ -106,7 +106,11 @@ fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
                             ..
                         })
                     ))
-                    && chars.get(i + 1).is_some_and(|n| !n.is_whitespace()) =>
+                    // ... and only before what can begin a term: a '-'
+                    // before ')' or an operator is a word of its own.
+                    && chars
+                        .get(i + 1)
+                        .is_some_and(|&n| is_word_char(n) || n == '"' || n == '(') =>
             {
                 push(
                     &mut out,
@@ -665,6 +669,11 @@ mod tests {
         check("merg*", Query::Text(Text::Prefix("merg".into())));
         check("2021-01-01", w("2021-01-01"));
         check("a-b", w("a-b"));
+        // A sign before ')' is a word, and prints so that it reads back
+        // the same (found by fuzzing: "-)" read back as a sign before ')').
+        let q = parse("(a - )").unwrap();
+        assert_eq!(q, Query::And(vec![w("a"), w("-")]));
+        assert_eq!(parse(&q.to_string()).unwrap(), q);
     }
 
     #[test]
