@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
+    tgvault::index::quiet_guarded_panics();
     let cli = Cli::parse();
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

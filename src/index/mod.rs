@@ -68,6 +68,22 @@ impl Default for WriterOptions {
     }
 }
 
+thread_local! {
+    /// Whether this thread runs inside [`Index::guard`].
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the panic message of a guarded tantivy call off stderr (the guard
+/// reports it as an error); every other panic is printed as before.
+pub fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !GUARDED.get() {
+            previous(info);
+        }
+    }));
+}
+
 pub struct Index {
     index: tantivy::Index,
     pub(crate) fields: Fields,
@@ -196,6 +212,29 @@ impl Index {
     /// that an import, which never searches, keeps no segment mapped that a
     /// merge has replaced (see ARCHITECTURE.md).
     pub fn searcher(&self) -> Result<tantivy::Searcher> {
+        self.guard(|| self.searcher_unguarded())
+    }
+
+    /// Runs `f`, turning a panic inside tantivy (which a damaged index file
+    /// can cause) into [`Error::Corrupt`] naming the index and the repair.
+    pub(crate) fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let was = GUARDED.replace(true);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        GUARDED.set(was);
+        r.unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(Error::Corrupt(format!(
+                "{}: the search index is damaged ({what}); `tgvault reindex` rebuilds it from the archive",
+                self.dir.display()
+            )))
+        })
+    }
+
+    fn searcher_unguarded(&self) -> Result<tantivy::Searcher> {
         use std::sync::atomic::Ordering;
         let reader = match self.reader.get() {
             Some(r) => r,
@@ -465,6 +504,48 @@ impl Index {
     /// missing, extra, duplicate or stale document; returns how many
     /// documents were compared.
     pub fn verify(
+        &self,
+        archive: &Archive,
+        report: &mut dyn FnMut(crate::store::verify::Problem),
+    ) -> Result<u64> {
+        // Every file's checksum first: a damaged file is named, and its
+        // contents are not read.
+        let damaged = self
+            .guard(|| {
+                self.index
+                    .validate_checksum()
+                    .map_err(|e| index_err(&self.dir, e))
+            })
+            .map_err(|e| e.to_string());
+        match damaged {
+            Ok(files) if files.is_empty() => {}
+            Ok(files) => {
+                let mut files: Vec<_> = files.into_iter().collect();
+                files.sort();
+                for f in files {
+                    report(crate::store::verify::Problem {
+                        subject: format!("index file {}", self.dir.join(&f).display()),
+                        problem: "damaged (checksum mismatch): `tgvault reindex` rebuilds the index from the archive".into(),
+                        severity: "error",
+                    });
+                }
+                return Ok(0);
+            }
+            Err(e) => {
+                report(crate::store::verify::Problem {
+                    subject: format!("index {}", self.dir.display()),
+                    problem: format!(
+                        "unreadable ({e}): `tgvault reindex` rebuilds it from the archive"
+                    ),
+                    severity: "error",
+                });
+                return Ok(0);
+            }
+        }
+        self.guard(|| self.verify_documents(archive, report))
+    }
+
+    fn verify_documents(
         &self,
         archive: &Archive,
         report: &mut dyn FnMut(crate::store::verify::Problem),

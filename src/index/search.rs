@@ -393,6 +393,15 @@ impl Index {
         query: &Query,
         opts: &SearchOptions,
     ) -> Result<Results> {
+        self.guard(|| self.search_unguarded(archive, query, opts))
+    }
+
+    fn search_unguarded(
+        &self,
+        archive: &Archive,
+        query: &Query,
+        opts: &SearchOptions,
+    ) -> Result<Results> {
         let searcher = self.searcher()?;
         let mut hits: Vec<(f32, i64, Hit)> = Vec::new();
         let mut total = 0u64;
@@ -472,6 +481,16 @@ impl Index {
     /// Calls `f` for EVERY matching copy (no limit), segment by segment;
     /// returns how many there were.
     pub fn for_each_match(
+        &self,
+        archive: &Archive,
+        query: &Query,
+        mailboxes: &[String],
+        f: impl FnMut(ItemId, Location) -> Result<()>,
+    ) -> Result<u64> {
+        self.guard(|| self.for_each_match_unguarded(archive, query, mailboxes, f))
+    }
+
+    fn for_each_match_unguarded(
         &self,
         archive: &Archive,
         query: &Query,

@@ -160,20 +160,7 @@ impl Archive {
         refuse_backup(dir)?;
         let db = open_writer(&path, wait)?;
         let schema = init(&db)?;
-        let (committed, dicts) = {
-            let txn = db.begin_read()?;
-            let mut m = BTreeMap::new();
-            for e in txn.open_table(PACKS)?.iter()? {
-                let (k, v) = e?;
-                m.insert(k.value(), v.value());
-            }
-            let dicts: Vec<Vec<u8>> = txn
-                .open_table(DICTS)?
-                .iter()?
-                .map(|e| e.map(|(_, v)| v.value().to_vec()))
-                .collect::<std::result::Result<_, _>>()?;
-            (m, dicts)
-        };
+        let (committed, dicts) = packs_and_dicts(&db.begin_read()?)?;
         let framed_from = match migrate::framed_from(&db.begin_read()?)? {
             Some(from) => from,
             // Format 2 or 3: every pack so far holds bare contents.
@@ -255,16 +242,7 @@ impl Archive {
                 )));
             }
             let framed_from = migrate::framed_from(&txn)?.unwrap_or(1);
-            let mut m = BTreeMap::new();
-            for e in txn.open_table(PACKS)?.iter()? {
-                let (k, v) = e?;
-                m.insert(k.value(), v.value());
-            }
-            let dicts: Vec<Vec<u8>> = txn
-                .open_table(DICTS)?
-                .iter()?
-                .map(|e| e.map(|(_, v)| v.value().to_vec()))
-                .collect::<std::result::Result<_, _>>()?;
+            let (m, dicts) = packs_and_dicts(&txn)?;
             (m, dicts, framed_from)
         };
         let packs = Packs::open_read_only(dir, &committed, framed_from, &dicts)?;
@@ -459,6 +437,24 @@ fn refuse_backup(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(dir.join(backup::NOTICE), e)),
     }
+}
+
+/// Pack id -> committed length, as the `packs` table holds them.
+type PackLengths = BTreeMap<u32, u64>;
+
+/// Every pack's committed length, and the zstd dictionaries.
+fn packs_and_dicts(txn: &ReadTransaction) -> Result<(PackLengths, Vec<Vec<u8>>)> {
+    let mut packs = BTreeMap::new();
+    for e in txn.open_table(PACKS)?.iter()? {
+        let (k, v) = e?;
+        packs.insert(k.value(), v.value());
+    }
+    let dicts = txn
+        .open_table(DICTS)?
+        .iter()?
+        .map(|e| e.map(|(_, v)| v.value().to_vec()))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((packs, dicts))
 }
 
 fn not_an_archive(dir: &Path) -> Error {
