@@ -115,6 +115,47 @@ fn a_full_disk_is_named_and_nothing_half_written_stays() {
     );
     let out = run(&["search", "kind:externaldata", "--count"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "20000");
+    // When the disk fills up again (something else fills it), the reading
+    // commands work, their entries in the read log elsewhere.
+    let searches = || {
+        let out = run(&["audit", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .matches("\"action\":\"search\"")
+            .count()
+    };
+    let before = searches();
+    let filler = disk.path.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let log = tmp.path().join("reads.jsonl");
+    for args in [
+        vec!["search", "kind:externaldata", "--count"],
+        vec!["verify"],
+        vec!["mailboxes"],
+        vec!["audit"],
+    ] {
+        let out = Command::new(bin())
+            .arg("--archive")
+            .arg(&archive)
+            .args(&args)
+            .env("TGVAULT_READ_LOG", &log)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} on a full disk: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The search is recorded once: on the trail if it had room, else in
+    // the read log.
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_file(&filler).unwrap();
+    let in_log = logged.matches("\"action\":\"search\"").count();
+    assert_eq!(searches() + in_log, before + 1, "{logged}");
 }
 
 #[test]
