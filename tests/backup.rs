@@ -583,3 +583,107 @@ fn reads_beside_a_writer_are_put_on_the_trail_by_the_next_writer() {
     );
     verify_clean(&archive, &[]);
 }
+
+#[test]
+fn after_a_damaged_catalogue_restore_and_recover_give_back_every_audit_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
+    ok(
+        &archive,
+        &[
+            "import",
+            full.to_str().unwrap(),
+            "--mapping",
+            users.to_str().unwrap(),
+        ],
+    );
+    ok(&archive, &["backup", backup.to_str().unwrap()]);
+    // Work after the backup: on the trail, and in the journal.
+    ok(&archive, &["hold", "set", "alice.adams@corp.example"]);
+    ok(&archive, &["search", "report"]);
+    ok(&archive, &["case", "create", "merger"]);
+    verify_clean(&archive, &[]);
+    let before: Vec<Value> = ok(&archive, &["audit", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    // The catalogue is damaged beyond use.
+    let db = archive.join("archive.redb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().take(8192) {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    assert!(!run(&archive, &["audit"]).status.success());
+
+    // Restore the backup over it (the damaged archive is kept aside), then
+    // recover what the journal holds past the backup.
+    ok(
+        &archive,
+        &["restore", backup.to_str().unwrap(), "--replace"],
+    );
+    let aside = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("archive.replaced-")
+        })
+        .unwrap()
+        .path();
+    let journal = aside.join("audit.journal");
+    let r = json(
+        &archive,
+        &["recover", "--journal", journal.to_str().unwrap()],
+    );
+    let since_backup: Vec<&Value> = before
+        .iter()
+        .filter(|e| e["seq"].as_u64().unwrap() > r["common_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        r["appended"].as_u64().unwrap(),
+        since_backup.len() as u64,
+        "{r}"
+    );
+    assert!(since_backup.len() >= 4, "{since_backup:?}");
+    let after: Vec<Value> = ok(&archive, &["audit", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for e in since_backup {
+        let hash = e["hash"].as_str().unwrap();
+        assert!(
+            after.iter().any(|a| a["action"] == "recovered entry"
+                && a["params"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p[0] == "original hash" && p[1] == hash)),
+            "entry {} not put back",
+            e["seq"]
+        );
+    }
+    // Once only: a second recover puts nothing back.
+    let again = json(
+        &archive,
+        &["recover", "--journal", journal.to_str().unwrap()],
+    );
+    assert_eq!(again["appended"], 0, "{again}");
+    verify_clean(&archive, &[]);
+    // A journal of another archive shares nothing and is refused.
+    let other = tmp.path().join("other");
+    ok(&other, &["init"]);
+    let out = run(
+        &archive,
+        &[
+            "recover",
+            "--journal",
+            other.join("audit.journal").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -104,6 +104,16 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Put back on the audit trail the entries an audit journal holds past
+    /// the trail's end (after the catalogue was restored from a backup)
+    Recover {
+        /// The journal: `audit.journal` of the archive as it was before the
+        /// restore (restore --replace keeps it in ARCHIVE.replaced-TIME)
+        #[arg(long, value_name = "FILE")]
+        journal: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Bring a backup back as the archive (--archive)
     Restore {
         backup: PathBuf,
@@ -1328,6 +1338,51 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Recover { journal, out: f } => {
+            let archive = open_archive(&dir, true, &actor())?;
+            let r = archive.recover_audit(&journal, now(), &actor())?;
+            archive.audit(crate::store::audit::Event {
+                time: now(),
+                actor: actor(),
+                action: "recover".into(),
+                params: vec![("journal".into(), journal.display().to_string())],
+                counts: vec![
+                    ("shared entries".into(), r.common_seq),
+                    ("entries put back".into(), r.appended),
+                    ("already put back".into(), r.already),
+                ],
+                outcome: r
+                    .stopped
+                    .clone()
+                    .map_or("ok".into(), |s| format!("stopped: {s}")),
+            })?;
+            if f.json {
+                emit(
+                    &mut out,
+                    &serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                w(
+                    &mut out,
+                    format_args!(
+                        "{}: {} entr(ies) put back after entry {} ({} already){}\n",
+                        journal.display(),
+                        r.appended,
+                        r.common_seq,
+                        r.already,
+                        r.stopped
+                            .as_ref()
+                            .map(|s| format!("; stopped: {s}"))
+                            .unwrap_or_default()
+                    ),
+                )?;
+            }
+            Ok(if r.stopped.is_some() {
+                Outcome::Partial
+            } else {
+                Outcome::Ok
+            })
+        }
         Command::Restore {
             backup,
             replace,
@@ -1423,6 +1478,14 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 }
                 problems.push(p);
             })?;
+            for (error, what) in archive.journal_problems()? {
+                errors += u64::from(error);
+                problems.push(crate::store::verify::Problem {
+                    subject: "audit journal".into(),
+                    problem: what,
+                    severity: if error { "error" } else { "warning" },
+                });
+            }
             if let Err(e) = crate::store::backup::mark_of(&archive) {
                 errors += 1;
                 problems.push(crate::store::verify::Problem {

@@ -64,6 +64,7 @@ impl Tx<'_> {
             hash,
         };
         self.audit.insert(seq, codec::encode(&entry).as_slice())?;
+        self.journal.push(entry);
         Ok(seq)
     }
 }
@@ -317,5 +318,206 @@ impl super::Archive {
             Ok(())
         })?;
         Ok(())
+    }
+}
+
+/// What `recover` found in a journal and put back on the trail.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovered {
+    /// The last entry the trail and the journal share (the backup's point).
+    pub common_seq: u64,
+    /// Entries appended now, each as a `recovered entry` carrying the
+    /// original's sequence number and hash.
+    pub appended: u64,
+    /// Entries that an earlier recover already put back.
+    pub already: u64,
+    /// Where the journal stopped being trustworthy, if it did.
+    pub stopped: Option<String>,
+}
+
+impl super::Archive {
+    /// Brings the journal up to the trail: cuts a torn last record, and
+    /// appends the entries the trail has past the journal's last (a process
+    /// that died between its commit and the journal's write). A journal
+    /// ahead of the trail (the catalogue came from a backup) is left alone:
+    /// `recover` reads it.
+    pub(super) fn reconcile_journal(&self) -> Result<()> {
+        let path = super::journal::path(&self.dir);
+        let j = super::journal::read(&path)?;
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(AUDIT)?;
+        let after = |seq: u64| -> Result<Vec<Entry>> {
+            t.range(seq + 1..)?
+                .map(|e| {
+                    e.map_err(Error::from)
+                        .and_then(|(_, v)| codec::decode(v.value()))
+                })
+                .collect()
+        };
+        let last_good = j.entries.last().map_or(0, |e| e.seq);
+        if j.stopped.is_some() {
+            // A torn write leaves a prefix of the records the trail has
+            // past the last good one: cut it and write them whole. Any
+            // other unreadable bytes are damage, left for `verify` to name.
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let tail = &bytes[j.good_len as usize..];
+            let whole = super::journal::encode(&after(last_good)?)?;
+            if tail.len() >= whole.len() || !whole.starts_with(tail) {
+                tracing::error!(file = %path.display(), "the audit journal is damaged: `tgvault verify` names where");
+                return Ok(());
+            }
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            f.set_len(j.good_len)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        if !super::journal::chains(&j.entries) {
+            tracing::error!(file = %path.display(), "the audit journal is damaged: `tgvault verify` names where");
+            return Ok(());
+        }
+        let Some(last) = j.entries.last() else {
+            return super::journal::append(&self.dir, &after(0)?);
+        };
+        let same_history = match t.get(last.seq)? {
+            Some(v) => codec::decode::<Entry>(v.value())?.hash == last.hash,
+            None => false,
+        };
+        if !same_history {
+            // A whole journal ahead of the trail, or of another history (the
+            // catalogue came back from a backup): kept aside for `recover`,
+            // a new one begun.
+            let aside = path.with_extension(format!("journal.{}", last.seq));
+            std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
+            tracing::warn!(
+                kept = %aside.display(),
+                "the audit journal does not match the trail (the catalogue was restored?); kept aside: `tgvault recover --journal` puts its later entries back"
+            );
+            return super::journal::append(&self.dir, &after(0)?);
+        }
+        super::journal::append(&self.dir, &after(last.seq)?)
+    }
+
+    /// Puts back on the trail the entries of the journal at `from` that
+    /// follow the last entry the two share, each as a `recovered entry`
+    /// (original sequence number, time, actor, action and hash in its
+    /// parameters), in the order they chain. `time` and `actor` are the
+    /// recovery's own. Stops at the first entry that does not chain.
+    pub fn recover_audit(&self, from: &Path, time: i64, actor: &str) -> Result<Recovered> {
+        let j = super::journal::read(from)?;
+        let trail = self.audit_entries(None)?;
+        let mut out = Recovered::default();
+        let mut common: Option<&Entry> = None;
+        for e in &j.entries {
+            match trail.get((e.seq as usize).wrapping_sub(1)) {
+                Some(t) if t.hash == e.hash => common = Some(e),
+                _ => break,
+            }
+        }
+        let Some(start) = common else {
+            return Err(Error::Usage(format!(
+                "{}: shares no entry with this archive's trail: not its journal",
+                from.display()
+            )));
+        };
+        out.common_seq = start.seq;
+        let done: std::collections::HashSet<String> = trail
+            .iter()
+            .filter(|e| e.event.action == "recovered entry")
+            .filter_map(|e| {
+                e.event
+                    .params
+                    .iter()
+                    .find(|p| p.0 == "original hash")
+                    .map(|p| p.1.clone())
+            })
+            .collect();
+        let mut prev = start;
+        let mut events = Vec::new();
+        for e in j.entries.iter().filter(|e| e.seq > start.seq) {
+            if !super::journal::follows(e, Some(prev)) {
+                out.stopped = Some(format!(
+                    "entry {} does not chain to entry {}",
+                    e.seq, prev.seq
+                ));
+                break;
+            }
+            prev = e;
+            let hash = hex::encode(e.hash);
+            if done.contains(&hash) {
+                out.already += 1;
+                continue;
+            }
+            let mut params = vec![
+                ("original seq".to_string(), e.seq.to_string()),
+                ("original hash".to_string(), hash),
+                ("original time".to_string(), crate::time::iso(e.event.time)),
+                ("original actor".to_string(), e.event.actor.clone()),
+                ("original action".to_string(), e.event.action.clone()),
+            ];
+            params.extend(e.event.params.iter().cloned());
+            events.push(Event {
+                time,
+                actor: actor.to_string(),
+                action: "recovered entry".into(),
+                params,
+                counts: e.event.counts.clone(),
+                outcome: e.event.outcome.clone(),
+            });
+        }
+        if out.stopped.is_none() {
+            out.stopped = j.stopped.map(|(at, why)| format!("byte {at}: {why}"));
+        }
+        out.appended = events.len() as u64;
+        self.write(|tx| {
+            for ev in events {
+                tx.audit(ev)?;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// How the journal and the trail disagree, for `verify`: `(error?, what)`.
+    pub fn journal_problems(&self) -> Result<Vec<(bool, String)>> {
+        let j = super::journal::read(&super::journal::path(&self.dir))?;
+        let trail = self.audit_entries(None)?;
+        let mut out = Vec::new();
+        if let Some((at, why)) = j.stopped {
+            out.push((true, format!("unreadable from byte {at}: {why}")));
+        }
+        let mut prev: Option<&Entry> = None;
+        for e in &j.entries {
+            if !super::journal::follows(e, prev) {
+                out.push((
+                    true,
+                    format!("entry {} is changed or out of its chain", e.seq),
+                ));
+            }
+            prev = Some(e);
+        }
+        for e in &j.entries {
+            match trail.get((e.seq as usize).wrapping_sub(1)) {
+                Some(t) if t == e => {}
+                Some(_) => out.push((true, format!("entry {} differs from the trail's", e.seq))),
+                None => {
+                    out.push((true, format!(
+                        "holds entries from {} on that the trail lacks: `tgvault recover --journal FILE` puts them back",
+                        e.seq
+                    )));
+                    break;
+                }
+            }
+        }
+        let have = j.entries.last().map_or(0, |e| e.seq);
+        if (trail.len() as u64) > have && !self.is_read_only() {
+            out.push((
+                false,
+                format!("lacks the trail's entries after {have} (copied at the next open)"),
+            ));
+        }
+        Ok(out)
     }
 }

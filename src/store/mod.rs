@@ -14,6 +14,7 @@ pub mod codec;
 mod compact;
 pub use compact::{Moved, PackUse};
 pub mod frame;
+pub mod journal;
 pub mod key;
 mod migrate;
 pub mod pack;
@@ -186,6 +187,7 @@ impl Archive {
         archive.blobs.clear_staging()?;
         archive.scrub()?;
         archive.append_pending_audit()?;
+        archive.reconcile_journal()?;
         // What a killed import logged goes where readers look first.
         archive.fold_blob_log()?;
         Ok(archive)
@@ -548,6 +550,7 @@ impl Archive {
         let mut writer = self.packs.writer();
         writer.begin();
         let mut scrubs = false;
+        let mut journal = Vec::new();
         let mut log = (false, HashMap::new());
         let out = (|| {
             let mut tx = Tx {
@@ -564,6 +567,7 @@ impl Archive {
                 folders: txn.open_table(FOLDERS)?,
                 runs: txn.open_table(RUNS)?,
                 audit: txn.open_table(AUDIT)?,
+                journal: Vec::new(),
                 changes: txn.open_table(CHANGES)?,
                 blob_log: txn.open_table(BLOB_LOG)?,
                 log_index: &self.blob_log,
@@ -598,6 +602,7 @@ impl Archive {
                 tx.dicts.insert(*id, dict.as_slice())?;
             }
             scrubs = tx.scrubs;
+            journal = std::mem::take(&mut tx.journal);
             Ok(out)
         })();
         let out = match out {
@@ -635,6 +640,10 @@ impl Archive {
         }
         drop(index);
         tracing::debug!(commit = ?t.elapsed(), "store commit");
+        if let Err(e) = journal::append(&self.dir, &journal) {
+            // The entries are on the trail; the next open copies them.
+            tracing::error!(error = %e, "audit journal not written");
+        }
         if scrubs && let Err(e) = self.scrub() {
             // The deletion stands; the content is destroyed on the next open,
             // and `verify` names it until then.
@@ -1220,6 +1229,8 @@ pub struct Tx<'t> {
     folders: Table<'t, &'static [u8], &'static [u8]>,
     runs: Table<'t, u64, &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
+    /// The audit entries this transaction appended, for the journal.
+    journal: Vec<audit::Entry>,
     changes: Table<'t, u64, &'static [u8]>,
     blob_log: Table<'t, u64, &'static [u8]>,
     /// The committed log's rows by hash (the archive's).
