@@ -174,16 +174,7 @@ impl Archive {
         if schema <= 3 {
             migrate::from_3(&db, framed_from)?;
         }
-        let log = blob_rows::load_index(&db.begin_read()?)?;
-        let archive = Archive {
-            db: Db::Rw(db),
-            dir: dir.to_path_buf(),
-            blobs: BlobDir::new(dir),
-            packs,
-            blob_log: Mutex::new(log),
-            fold_at: blob_rows::FOLD_AT,
-            read_log: None,
-        };
+        let archive = Archive::assemble(Db::Rw(db), dir, packs)?;
         archive.blobs.clear_staging()?;
         archive.scrub()?;
         archive.append_pending_audit()?;
@@ -248,9 +239,14 @@ impl Archive {
             (m, dicts, framed_from)
         };
         let packs = Packs::open_read_only(dir, &committed, framed_from, &dicts)?;
+        Archive::assemble(Db::Ro(db), dir, packs)
+    }
+
+    /// The handle over an opened catalogue and its packs.
+    fn assemble(db: Db, dir: &Path, packs: Packs) -> Result<Archive> {
         let log = blob_rows::load_index(&db.begin_read()?)?;
         Ok(Archive {
-            db: Db::Ro(db),
+            db,
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
             packs,

@@ -172,9 +172,7 @@ impl Packs {
         dicts: &[Vec<u8>],
     ) -> Result<Packs> {
         let packs = Packs::open_with_target(archive_dir, committed, framed_from, PACK_TARGET)?;
-        for d in dicts {
-            packs.dicts.add(d)?;
-        }
+        packs.add_dicts(dicts)?;
         if let Some(d) = dicts.first() {
             packs.writer().framer = Framer::new(Some(d))?;
         }
@@ -208,10 +206,16 @@ impl Packs {
             }
         }
         let packs = Packs::build(dir, committed, framed_from, PACK_TARGET, WRITE_CHUNK, false)?;
-        for d in dicts {
-            packs.dicts.add(d)?;
-        }
+        packs.add_dicts(dicts)?;
         Ok(packs)
+    }
+
+    /// Makes the archive's zstd dictionaries known to the readers.
+    fn add_dicts(&self, dicts: &[Vec<u8>]) -> Result<()> {
+        for d in dicts {
+            self.dicts.add(d)?;
+        }
+        Ok(())
     }
 
     /// [`Packs::open`] with another size at which a new pack starts.
