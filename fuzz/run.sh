@@ -5,8 +5,9 @@
 # a finding becomes a test instead), and the real samples beside the
 # checkout are read as extra seeds, never copied. A crash or a hang fails the
 # run and leaves its input in fuzz/artifacts/TARGET/. FUZZ_SEED fixes
-# libFuzzer's seed (0, the default: a new one each run), so that a short
-# run, as CI's, takes the same path every time.
+# libFuzzer's seed (0, the default: a new one each run); FUZZ_RUNS stops
+# each target after that many executions (SECONDS then only bounds it), so that a
+# short run, as CI's, takes the same path on any machine, however fast.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
@@ -26,10 +27,16 @@ for t in "${targets[@]}"; do
     seeds+=("$samples")
   fi
   mkdir -p artifacts/"$t"
-  echo "== fuzz $t for ${secs}s"
+  limit=(-max_total_time="$secs")
+  span="${secs}s"
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    limit+=(-runs="$FUZZ_RUNS")
+    span="$FUZZ_RUNS executions (at most ${secs}s)"
+  fi
+  echo "== fuzz $t for $span"
   status=0
   cargo fuzz run -O "$t" "$work" "${seeds[@]}" -- \
-    -max_total_time="$secs" -max_len=262144 -timeout=10 -seed="${FUZZ_SEED:-0}" \
+    "${limit[@]}" -max_len=262144 -timeout=10 -seed="${FUZZ_SEED:-0}" \
     -artifact_prefix=artifacts/"$t"/ -print_final_stats=1 >"$work.log" 2>&1 || status=$?
   grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Test unit written|thread .* panicked)' "$work.log" || true
   rm -f "$work.log"

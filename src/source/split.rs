@@ -47,6 +47,9 @@ struct Frame {
     header: ChatHeader,
     /// Messages seen before the chat's id (held until the header is complete).
     held: Vec<String>,
+    /// A `messages` array was seen: the chat starts, if not before, when
+    /// its object closes (an empty list included, as serde's parser does).
+    has_messages: bool,
     started: bool,
 }
 
@@ -66,6 +69,7 @@ impl Frame {
                 ..Default::default()
             },
             held: Vec::new(),
+            has_messages: false,
             started: false,
         }
     }
@@ -313,6 +317,7 @@ fn start_chat<S: Sink>(
         return Err(bad("messages outside a chat"));
     }
     let chat = &mut stack[n - 2];
+    chat.has_messages = true;
     if chat.header.has_id() && !chat.started {
         chat.started = true;
         sink.chat_start(&chat.header)?;
@@ -360,7 +365,7 @@ fn finish_capture<S: Sink>(
 
 /// A chat closes: messages held for a late header, or for none, go out now.
 fn close_frame<S: Sink>(frame: Frame, sink: &mut S) -> Result<()> {
-    if !frame.held.is_empty() {
+    if frame.has_messages && !frame.started {
         sink.chat_start(&frame.header)?;
         for raw in &frame.held {
             sink.message(&frame.header, raw)?;
