@@ -1,13 +1,16 @@
-//! `tgvault backup` and `tgvault restore`: a duplicate of the archive kept
-//! apart (SEC 17a-4(f)), brought up to date incrementally, and the way back
-//! from it. How the copy stays consistent beside a writer is in
+//! `tgvault backup`, `restore` and `recover`: a duplicate of the archive
+//! kept apart (SEC 17a-4(f)), brought up to date incrementally, the way back
+//! from it, and what the damaged archive still holds put back after it. How the copy stays consistent beside a writer is in
 //! `store::backup`; here each is checked and put on the audit trail.
 
 use crate::error::{Error, Result};
 use crate::import::RunContext;
+use crate::mapping::Mapping;
+use crate::report::ImportReport;
 use crate::store::Archive;
-use crate::store::audit::{Event, Recorded};
+use crate::store::audit::{Event, Recorded, Recovered};
 use crate::store::backup::{BackupStats, RestoreStats};
+use crate::store::salvage::Salvage;
 use std::path::Path;
 
 /// Brings the backup in `dest` up to date. The entry goes on the trail, or,
@@ -96,4 +99,106 @@ pub fn restore(
         outcome: "ok".into(),
     })?;
     Ok(stats)
+}
+
+/// What `tgvault recover` put back.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecoverOutcome {
+    /// The audit entries from the journal.
+    #[serde(flatten)]
+    pub journal: Recovered,
+    /// The journal read, if any.
+    pub journal_path: Option<String>,
+    /// The item versions filed again from the packs (with `from`).
+    pub items: Option<ImportReport>,
+}
+
+impl RecoverOutcome {
+    /// Whether something could not be put back.
+    pub fn partial(&self) -> bool {
+        self.journal.stopped.is_some() || self.items.as_ref().is_some_and(ImportReport::has_errors)
+    }
+}
+
+/// After a damaged catalogue was replaced by a backup's (`restore
+/// --replace` keeps the damaged archive aside): puts back on the trail the
+/// entries `journal` holds past it, and, with `from` (the archive kept
+/// aside), files again every item version its packs hold that the catalogue
+/// lacks, where `mapping` resolves it (see `import::salvage`). `from`
+/// implies its own `audit.journal` when no `journal` is named.
+pub fn recover(
+    archive: &Archive,
+    journal: Option<&Path>,
+    from: Option<&Path>,
+    mapping: &Mapping,
+    ctx: &RunContext,
+) -> Result<RecoverOutcome> {
+    let journal = journal
+        .map(Path::to_path_buf)
+        .or_else(|| from.map(|d| d.join("audit.journal")).filter(|p| p.exists()));
+    if journal.is_none() && from.is_none() {
+        return Err(Error::Usage(
+            "recover needs a journal or an archive to recover from".into(),
+        ));
+    }
+    if let Some(d) = from
+        && d.canonicalize().ok() == archive.dir().canonicalize().ok()
+    {
+        return Err(Error::Usage(format!(
+            "{}: this is the archive itself; name the one kept aside by restore",
+            d.display()
+        )));
+    }
+    let mut out = RecoverOutcome::default();
+    if let Some(j) = &journal {
+        out.journal = archive.recover_audit(j, (ctx.clock)(), &ctx.actor)?;
+        out.journal_path = Some(j.display().to_string());
+    }
+    if let Some(d) = from {
+        let salvage = Salvage::open(d, archive)?;
+        let folder = crate::model::DEFAULT_FOLDER;
+        out.items = Some(crate::import::salvage(
+            archive, &salvage, mapping, folder, ctx,
+        )?);
+    }
+    archive.audit(recover_event(&out, from, ctx))?;
+    Ok(out)
+}
+
+fn recover_event(out: &RecoverOutcome, from: Option<&Path>, ctx: &RunContext) -> Event {
+    let mut params = Vec::new();
+    if let Some(j) = &out.journal_path {
+        params.push(("journal".to_string(), j.clone()));
+    }
+    if let Some(d) = from {
+        params.push(("from".to_string(), d.display().to_string()));
+    }
+    let mut counts = vec![
+        ("shared entries".into(), out.journal.common_seq),
+        ("entries put back".into(), out.journal.appended),
+        ("already put back".into(), out.journal.already),
+    ];
+    if let Some(r) = &out.items {
+        let t = r.totals();
+        counts.push(("run".into(), r.run));
+        counts.push((
+            "versions put back".into(),
+            t.imported + t.partially_imported,
+        ));
+        counts.push(("versions quarantined".into(), t.quarantined));
+        counts.push(("versions already held".into(), t.skipped));
+        counts.push(("records unreadable".into(), t.failed));
+    }
+    Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "recover".into(),
+        params,
+        counts,
+        outcome: out
+            .journal
+            .stopped
+            .clone()
+            .map_or("ok".into(), |s| format!("stopped: {s}")),
+    }
 }

@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
-use crate::report::{Anomaly, Counters, FileReport, FileStatus, ImportReport};
+use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
 use crate::source::repair::RepairStats;
 use crate::source::telegram::{ChatContext, ChatHeader, Owner, Sink, Zone};
 use crate::source::{Input, Media, MediaError, MediaFile, botapi};
@@ -1164,6 +1164,207 @@ pub fn remap(
     };
     finish_run(archive, run, &report, ctx)?;
     Ok(report)
+}
+
+/// Files again the item versions another archive's packs hold: the
+/// archive a damaged catalogue was restored over (`tgvault recover --from`).
+/// A version the catalogue lacks is filed where `mapping` resolves its
+/// participants, else beside its item's earlier versions, else into the
+/// quarantine with where it was found; its blobs come from the same packs and
+/// blob files. Each transaction is on the trail with what it put back.
+pub fn salvage(
+    archive: &Archive,
+    from: &crate::store::salvage::Salvage,
+    mapping: &Mapping,
+    folder: &str,
+    ctx: &RunContext,
+) -> Result<ImportReport> {
+    let run = archive.begin_run("recover", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
+    let mut file = FileReport {
+        path: from.dir().join("packs").display().to_string(),
+        format: "packs".into(),
+        status: FileStatus::Imported,
+        counters: Counters::default(),
+        failures: vec![],
+        anomalies: vec![],
+    };
+    let mut notes = Notes::default();
+    let book = archive.address_book()?;
+    let mut batch: Vec<(Prepared, String)> = Vec::new();
+    let file_batch = |batch: &mut Vec<(Prepared, String)>, file: &mut FileReport| {
+        let c = file_salvaged(archive, std::mem::take(batch), run, folder, ctx)?;
+        file.counters.add(&c);
+        Ok::<(), Error>(())
+    };
+    let damaged = from.for_each_version(|found| {
+        let p = salvaged(
+            archive,
+            from,
+            found.item,
+            &found.place,
+            mapping,
+            &book,
+            &mut notes,
+        )?;
+        batch.push((p, found.place));
+        if batch.len() >= 1000 {
+            file_batch(&mut batch, &mut file)?;
+        }
+        Ok(())
+    })?;
+    file_batch(&mut batch, &mut file)?;
+    file.failures = damaged
+        .into_iter()
+        .map(|reason| Failure {
+            item: String::new(),
+            source_user: String::new(),
+            mailbox: String::new(),
+            reason,
+        })
+        .collect();
+    file.counters.failed = file.failures.len() as u64;
+    file.anomalies = notes.into_report();
+    let report = ImportReport {
+        run,
+        files: vec![file],
+    };
+    finish_run(archive, run, &report, ctx)?;
+    Ok(report)
+}
+
+/// Prepares one version found in a pack: its blobs staged (an attachment
+/// whose blob is nowhere to be found keeps its metadata and the reason) and
+/// its mailboxes resolved.
+fn salvaged(
+    archive: &Archive,
+    from: &crate::store::salvage::Salvage,
+    mut item: crate::model::Item,
+    place: &str,
+    mapping: &Mapping,
+    book: &std::collections::HashMap<String, String>,
+    notes: &mut Notes,
+) -> Result<Prepared> {
+    let mut blobs = Vec::new();
+    let shas: Vec<[u8; 32]> = item
+        .attachments
+        .iter()
+        .filter_map(|a| a.content.map(|r| r.sha256))
+        .collect();
+    let known = archive.has_blobs(&shas)?;
+    for (sha, known) in shas.iter().zip(known) {
+        if known
+            || blobs
+                .iter()
+                .any(|b: &StagedBlob| &b.blob_ref().sha256 == sha)
+        {
+            continue;
+        }
+        match from.stage_blob(archive, sha)? {
+            Some(b) => blobs.push(b),
+            None => {
+                let why = format!(
+                    "blob {} is neither in the archive nor whole in {}",
+                    hex::encode(sha),
+                    from.dir().display()
+                );
+                for a in &mut item.attachments {
+                    if a.content.is_some_and(|r| &r.sha256 == sha) {
+                        a.content = None;
+                        a.missing = Some(why.clone());
+                    }
+                }
+                item.anomalies.push(why);
+            }
+        }
+    }
+    let custodian = Custodian::default();
+    let crate::mapping::Resolved {
+        mailboxes,
+        addresses,
+    } = resolve_salvaged(&item, mapping, book);
+    let mapped = Mapped {
+        quarantine_reason: format!(
+            "recovered from {place}: where it was filed was lost with the damaged catalogue, and {}",
+            no_mailbox_reason(&item.participants, &custodian)
+        ),
+        mailboxes,
+        addresses,
+    };
+    Ok(Prepared::Item(Box::new(ready(item, mapped, blobs, notes))))
+}
+
+/// Where a salvaged version goes: each participant through `mapping`,
+/// else to the mailbox the catalogue has seen them resolve to (`book`), and
+/// the export's owner (the item's scope) likewise. The export's own custodian
+/// (its personal information, `--mailbox`) was in the lost catalogue only.
+fn resolve_salvaged(
+    item: &crate::model::Item,
+    mapping: &Mapping,
+    book: &std::collections::HashMap<String, String>,
+) -> crate::mapping::Resolved {
+    let mut r = mapping.resolve(&item.participants, &Custodian::default());
+    for p in &item.participants {
+        let key = p.key();
+        if r.addresses.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        if let Some(m) = book.get(&key) {
+            r.mailboxes.push(m.clone());
+            r.addresses.push((key, m.clone()));
+        }
+    }
+    if item.id.scope != 0
+        && let Some(m) = book.get(&format!("user{}", item.id.scope))
+    {
+        r.mailboxes.push(m.clone());
+    }
+    r.mailboxes.sort();
+    r.mailboxes.dedup();
+    r
+}
+
+/// Files one batch of salvaged versions in one transaction, with its audit
+/// entry naming each version put back and where it was found.
+fn file_salvaged(
+    archive: &Archive,
+    batch: Vec<(Prepared, String)>,
+    run: u64,
+    folder: &str,
+    ctx: &RunContext,
+) -> Result<Counters> {
+    let mut c = Counters::default();
+    if batch.is_empty() {
+        return Ok(c);
+    }
+    archive.write(|tx| {
+        let mut params = vec![("run".to_string(), run.to_string())];
+        for (p, place) in &batch {
+            let before = c.imported + c.partially_imported + c.quarantined;
+            file_one(tx, p, run, folder, &Custodian::default(), &mut c)?;
+            if c.imported + c.partially_imported + c.quarantined > before {
+                let Prepared::Item(r) = p;
+                params.push(("put back".into(), format!("{} from {place}", r.enc.id)));
+            }
+        }
+        if params.len() > 1 {
+            tx.audit(crate::store::audit::Event {
+                time: (ctx.clock)(),
+                actor: ctx.actor.clone(),
+                action: "recover batch".into(),
+                params,
+                counts: vec![
+                    ("run".into(), run),
+                    ("imported".into(), c.imported),
+                    ("partially imported".into(), c.partially_imported),
+                    ("quarantined".into(), c.quarantined),
+                    ("already held".into(), c.skipped),
+                ],
+                outcome: "ok".into(),
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(c)
 }
 
 #[cfg(test)]

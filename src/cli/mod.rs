@@ -104,13 +104,24 @@ pub enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Put back on the audit trail the entries an audit journal holds past
-    /// the trail's end (after the catalogue was restored from a backup)
+    /// After the catalogue was restored from a backup: put back on the audit
+    /// trail the entries a journal holds past the trail's end, and file again
+    /// every item version the damaged archive's packs hold that the catalogue
+    /// lacks
     Recover {
         /// The journal: `audit.journal` of the archive as it was before the
         /// restore (restore --replace keeps it in ARCHIVE.replaced-TIME)
         #[arg(long, value_name = "FILE")]
-        journal: PathBuf,
+        journal: Option<PathBuf>,
+        /// The damaged archive kept aside (ARCHIVE.replaced-TIME): its
+        /// journal, packs and blob files are read, never its catalogue
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Where versions found in the packs are filed (the user map the
+        /// imports used); without it, beside their item's earlier versions,
+        /// or else in the quarantine
+        #[arg(long, value_name = "CSV")]
+        mapping: Option<PathBuf>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -1338,46 +1349,34 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Recover { journal, out: f } => {
+        Command::Recover {
+            journal,
+            from,
+            mapping,
+            out: f,
+        } => {
+            let mapping = match &mapping {
+                Some(p) => Mapping::from_path(p)?,
+                None => Mapping::default(),
+            };
             let archive = open_archive(&dir, true, &actor())?;
-            let r = archive.recover_audit(&journal, now(), &actor())?;
-            archive.audit(crate::store::audit::Event {
-                time: now(),
+            let ctx = RunContext {
                 actor: actor(),
-                action: "recover".into(),
-                params: vec![("journal".into(), journal.display().to_string())],
-                counts: vec![
-                    ("shared entries".into(), r.common_seq),
-                    ("entries put back".into(), r.appended),
-                    ("already put back".into(), r.already),
-                ],
-                outcome: r
-                    .stopped
-                    .clone()
-                    .map_or("ok".into(), |s| format!("stopped: {s}")),
-            })?;
-            if f.json {
-                emit(
-                    &mut out,
-                    &serde_json::to_value(&r).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
-            } else {
-                w(
-                    &mut out,
-                    format_args!(
-                        "{}: {} entr(ies) put back after entry {} ({} already){}\n",
-                        journal.display(),
-                        r.appended,
-                        r.common_seq,
-                        r.already,
-                        r.stopped
-                            .as_ref()
-                            .map(|s| format!("; stopped: {s}"))
-                            .unwrap_or_default()
-                    ),
-                )?;
+                args,
+                clock: &now,
+            };
+            let r = crate::backup::recover(
+                &archive,
+                journal.as_deref(),
+                from.as_deref(),
+                &mapping,
+                &ctx,
+            )?;
+            if r.items.is_some() {
+                Index::open(&archive)?.close()?;
             }
-            Ok(if r.stopped.is_some() {
+            print_recovered(&mut out, &r, f.json)?;
+            Ok(if r.partial() {
                 Outcome::Partial
             } else {
                 Outcome::Ok
@@ -2047,4 +2046,38 @@ fn w(out: &mut impl Write, args: std::fmt::Arguments) -> Result<()> {
 
 fn emit(out: &mut impl Write, v: &serde_json::Value) -> Result<()> {
     w(out, format_args!("{v}\n"))
+}
+
+fn print_recovered(
+    out: &mut impl Write,
+    r: &crate::backup::RecoverOutcome,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return emit(
+            out,
+            &serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+    }
+    if let Some(path) = &r.journal_path {
+        let j = &r.journal;
+        w(
+            out,
+            format_args!(
+                "{}: {} entr(ies) put back after entry {} ({} already){}\n",
+                path,
+                j.appended,
+                j.common_seq,
+                j.already,
+                j.stopped
+                    .as_ref()
+                    .map(|s| format!("; stopped: {s}"))
+                    .unwrap_or_default()
+            ),
+        )?;
+    }
+    if let Some(report) = &r.items {
+        print_report(out, report, false)?;
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ pub mod key;
 mod migrate;
 pub mod pack;
 pub mod records;
+pub mod salvage;
 pub mod tables;
 pub mod verify;
 
@@ -882,6 +883,25 @@ impl Archive {
         Ok(())
     }
 
+    /// Every participant the catalogue has seen resolve, by person key
+    /// (`user123`, `phone:P`...), with the mailbox they resolved to (the
+    /// first met, in `ItemId` order).
+    pub fn address_book(&self) -> Result<HashMap<String, String>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SOURCES)?;
+        let mut book = HashMap::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            let Ok((rec, _)) = codec::decode_prefix::<SourceRecord>(v.value()) else {
+                continue;
+            };
+            for (k, m) in rec.addresses {
+                book.entry(k).or_insert(m);
+            }
+        }
+        Ok(book)
+    }
+
     // ---- holds, cases, policies, tombstones
 
     pub fn holds(&self) -> Result<Vec<(Vec<u8>, StoredHold)>> {
@@ -955,6 +975,18 @@ impl Archive {
                 tracing::warn!(path = %p.display(), error = %e, "freed blob file not removed");
             }
         }
+    }
+
+    /// Whether the archive has a row for each blob in `shas`.
+    pub fn has_blobs(&self, shas: &[[u8; 32]]) -> Result<Vec<bool>> {
+        let txn = self.db.begin_read()?;
+        blob_rows::known(&txn, shas)
+    }
+
+    /// The zstd dictionaries pack records are compressed with.
+    pub fn dictionaries(&self) -> Result<Vec<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        Ok(packs_and_dicts(&txn)?.1)
     }
 
     /// Removes the blob files among `shas` that no committed row refers to:

@@ -1,0 +1,161 @@
+//! Reading another archive's packs and blob files without its catalogue:
+//! what `tgvault recover --from` files again after a damaged catalogue was
+//! replaced by a backup's. Framed pack records describe themselves
+//! (`frame::scan`), so every whole item version and inline blob is found;
+//! records retention destroyed are zeros and are not. Packs written by
+//! format 3 (bare records, before `meta/framed_from`) cannot be read
+//! without their catalogue and are reported, not guessed at.
+
+use super::blob::{BlobDir, StagedBlob};
+use super::frame::{self, Dicts, Kind};
+use super::{Archive, codec, pack};
+use crate::error::{Error, Result};
+use crate::model::Item;
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// The packs and blob files of an archive whose catalogue is not used.
+pub struct Salvage {
+    dir: PathBuf,
+    /// Pack files in id order.
+    packs: Vec<(u32, PathBuf)>,
+    /// Inline blobs found in the packs: hash -> (pack, offset, record length).
+    blobs: HashMap<[u8; 32], (u32, u64, usize)>,
+    dicts: Dicts,
+}
+
+/// One item version found in a pack.
+pub struct Found {
+    pub item: Item,
+    /// `packs/NNNNNNNN.pack at OFFSET`.
+    pub place: String,
+}
+
+impl Salvage {
+    /// Lists `dir`'s packs and finds every whole inline blob in them (a
+    /// first pass, so that a version can find its blob wherever it lies).
+    /// The dictionaries come from the packs themselves and from `archive`
+    /// (a restored backup of the same archive holds the same ones).
+    pub fn open(dir: &Path, archive: &Archive) -> Result<Salvage> {
+        let packs_dir = dir.join("packs");
+        let mut packs = Vec::new();
+        for e in fs::read_dir(&packs_dir).map_err(|e| Error::io(&packs_dir, e))? {
+            let path = e.map_err(|e| Error::io(&packs_dir, e))?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(id) = id {
+                packs.push((id, path));
+            }
+        }
+        packs.sort();
+        let dicts = Dicts::default();
+        for bytes in archive.dictionaries()? {
+            dicts.add(&bytes)?;
+        }
+        let mut s = Salvage {
+            dir: dir.to_path_buf(),
+            packs,
+            blobs: HashMap::new(),
+            dicts,
+        };
+        s.find_blobs()?;
+        Ok(s)
+    }
+
+    fn find_blobs(&mut self) -> Result<()> {
+        for (id, path) in &self.packs {
+            let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+            for f in frame::scan(&bytes, &self.dicts) {
+                if f.kind == Kind::Blob
+                    && f.whole
+                    && let Ok(content) = &f.content
+                {
+                    let sha = crate::model::sha256(content);
+                    self.blobs.insert(sha, (*id, f.offset as u64, f.len));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every whole item version in the packs, in pack order.
+    /// A record that is damaged, or whose content is not an item, is
+    /// skipped; what was skipped is returned, each naming its pack and place.
+    pub fn for_each_version(&self, mut f: impl FnMut(Found) -> Result<()>) -> Result<Vec<String>> {
+        let mut damaged = Vec::new();
+        for (id, path) in &self.packs {
+            let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+            let name = format!("packs/{}", pack::file_name(*id));
+            let found = frame::scan(&bytes, &self.dicts);
+            if found.is_empty() && !bytes.iter().all(|&b| b == 0) {
+                damaged.push(format!(
+                    "{name}: no framed record (a pack of format 3, or damaged): its versions can only come from a backup"
+                ));
+            }
+            for rec in found {
+                let place = format!("{name} at {}", rec.offset);
+                match (rec.kind, rec.whole, rec.content) {
+                    (Kind::Version, true, Ok(content)) => match codec::decode::<Item>(&content) {
+                        Ok(item) => f(Found { item, place })?,
+                        Err(e) => damaged.push(format!("{place}: {e}")),
+                    },
+                    (_, _, Err(why)) => damaged.push(format!("{place}: {why}")),
+                    (_, false, _) => {
+                        damaged.push(format!("{place}: its content does not match its hash"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(damaged)
+    }
+
+    /// The archive directory these packs belong to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stages blob `sha` into `archive` from these packs or blob files;
+    /// `None` when neither holds it whole.
+    pub fn stage_blob(&self, archive: &Archive, sha: &[u8; 32]) -> Result<Option<StagedBlob>> {
+        if let Some(&(pack, offset, len)) = self.blobs.get(sha) {
+            let path = self.dir.join("packs").join(pack::file_name(pack));
+            let mut record = vec![0; len];
+            let mut f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .and_then(|_| f.read_exact(&mut record))
+                .map_err(|e| Error::io(&path, e))?;
+            let content = frame::unframe(&record, &self.dicts, &path.display())?;
+            return self.staged(archive, std::io::Cursor::new(content), &path, sha);
+        }
+        let path = BlobDir::new(&self.dir).path_of(sha);
+        match fs::File::open(&path) {
+            Ok(f) => self.staged(archive, f, &path, sha),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Stages `src`, unless its bytes are not those of `sha` (damaged).
+    fn staged(
+        &self,
+        archive: &Archive,
+        src: impl Read,
+        path: &Path,
+        sha: &[u8; 32],
+    ) -> Result<Option<StagedBlob>> {
+        let staged = archive.stage_blob(src, path, None)?;
+        if &staged.blob_ref().sha256 == sha {
+            return Ok(Some(staged));
+        }
+        if let StagedBlob::File(r) = &staged {
+            archive.drop_unused_blob_files(&[r.sha256])?;
+        }
+        Ok(None)
+    }
+}
