@@ -111,6 +111,8 @@ pub struct RecoverOutcome {
     pub journal_path: Option<String>,
     /// The item versions filed again from the packs (with `from`).
     pub items: Option<ImportReport>,
+    /// Copies retention had destroyed since the backup, destroyed again.
+    pub redone: crate::retention::RunOutcome,
 }
 
 impl RecoverOutcome {
@@ -125,7 +127,9 @@ impl RecoverOutcome {
 /// entries `journal` holds past it, and, with `from` (the archive kept
 /// aside), files again every item version its packs hold that the catalogue
 /// lacks, where `mapping` resolves it (see `import::salvage`). `from`
-/// implies its own `audit.journal` when no `journal` is named.
+/// implies its own `audit.journal` when no `journal` is named. Then what
+/// retention destroyed since the backup, as the journal tells, is destroyed
+/// again unless a hold now covers it (`retention::redo_deletions`).
 pub fn recover(
     archive: &Archive,
     journal: Option<&Path>,
@@ -161,6 +165,7 @@ pub fn recover(
             archive, &salvage, mapping, folder, ctx,
         )?);
     }
+    out.redone = crate::retention::redo_deletions(archive, ctx)?;
     archive.audit(recover_event(&out, from, ctx))?;
     Ok(out)
 }
@@ -189,6 +194,14 @@ fn recover_event(out: &RecoverOutcome, from: Option<&Path>, ctx: &RunContext) ->
         counts.push(("versions already held".into(), t.skipped));
         counts.push(("records unreadable".into(), t.failed));
     }
+    counts.push((
+        "copies deleted again".into(),
+        out.redone.deleted.len() as u64,
+    ));
+    counts.push((
+        "copies held, not deleted again".into(),
+        out.redone.held_at_deletion,
+    ));
     Event {
         time: (ctx.clock)(),
         actor: ctx.actor.clone(),

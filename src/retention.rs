@@ -459,33 +459,7 @@ pub fn run(
     }
     let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
     out.run = Some(run);
-    for chunk in due.chunks(BATCH) {
-        let mut freed = Vec::new();
-        archive.write(|tx| {
-            let done = delete_batch(tx, &snap, chunk, now, run, &mut out)?;
-            freed = done.freed;
-            // What this transaction deletes is on the trail in it: a run
-            // killed half-way has audited every deletion that committed.
-            if !done.keys.is_empty() {
-                let mut params = vec![p("run", run)];
-                params.extend(done.keys.iter().map(|k| p("deleted", k)));
-                params.extend(done.unreadable.iter().map(|u| p("destroyed unread", u)));
-                tx.audit(event(
-                    ctx,
-                    "retention delete",
-                    params,
-                    vec![
-                        ("run".into(), run),
-                        ("deleted".into(), done.keys.len() as u64),
-                        ("destroyed unread".into(), done.unreadable.len() as u64),
-                    ],
-                    "ok",
-                ))?;
-            }
-            Ok(())
-        })?;
-        archive.unlink_blob_files(&freed);
-    }
+    delete_due(archive, &snap, &due, now, run, ctx, &mut out)?;
     archive.write(|tx| {
         let mut rec: RunRecord = tx.run(run)?;
         rec.finished = Some((ctx.clock)());
@@ -515,6 +489,121 @@ pub fn run(
         )?);
     }
     Ok(out)
+}
+
+/// Deletes the copies in `due` in transactions of [`BATCH`], each carrying
+/// the `retention delete` entry for what it deleted; blob files freed are
+/// unlinked after each commit.
+fn delete_due(
+    archive: &Archive,
+    snap: &Snapshot,
+    due: &[(ItemKey, Option<i64>, String)],
+    now: i64,
+    run: u64,
+    ctx: &RunContext,
+    out: &mut RunOutcome,
+) -> Result<()> {
+    for chunk in due.chunks(BATCH) {
+        let mut freed = Vec::new();
+        archive.write(|tx| {
+            let done = delete_batch(tx, snap, chunk, now, run, out)?;
+            freed = done.freed;
+            // What this transaction deletes is on the trail in it: a run
+            // killed half-way has audited every deletion that committed.
+            if !done.keys.is_empty() {
+                let mut params = vec![p("run", run)];
+                params.extend(done.keys.iter().map(|k| p("deleted", k)));
+                params.extend(done.unreadable.iter().map(|u| p("destroyed unread", u)));
+                tx.audit(event(
+                    ctx,
+                    "retention delete",
+                    params,
+                    vec![
+                        ("run".into(), run),
+                        ("deleted".into(), done.keys.len() as u64),
+                        ("destroyed unread".into(), done.unreadable.len() as u64),
+                    ],
+                    "ok",
+                ))?;
+            }
+            Ok(())
+        })?;
+        archive.unlink_blob_files(&freed);
+    }
+    Ok(())
+}
+
+/// Destroys again what retention destroyed after the restored backup was
+/// taken: the copies named by the `retention delete` entries that `recover`
+/// put back on the trail (as `recovered entry`), where the catalogue holds
+/// them again. The holds in force now are checked as in any run: a copy
+/// one covers is kept and counted as held. Runs as a retention run of its
+/// own; a second call finds nothing to do.
+pub fn redo_deletions(archive: &Archive, ctx: &RunContext) -> Result<RunOutcome> {
+    let mut out = RunOutcome::default();
+    let mut due = Vec::new();
+    for e in archive.audit_entries(None)? {
+        let ev = &e.event;
+        let original = |k: &str| {
+            ev.params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        if ev.action != "recovered entry" || original("original action") != Some("retention delete")
+        {
+            continue;
+        }
+        let run = original("run").unwrap_or("?");
+        for (_, text) in ev.params.iter().filter(|(n, _)| n == "deleted") {
+            let Some(key) = parse_copy(text) else {
+                continue;
+            };
+            if let Some(filing) = archive.filing(&key)? {
+                out.copies += 1;
+                due.push((key, filing.date, format!("(run {run}, recovered)")));
+            }
+        }
+    }
+    if due.is_empty() {
+        return Ok(out);
+    }
+    let now = (ctx.clock)();
+    let index = Index::open(archive)?;
+    let snap = Snapshot::take(archive, &index)?;
+    let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), now)?;
+    out.run = Some(run);
+    delete_due(archive, &snap, &due, now, run, ctx, &mut out)?;
+    archive.write(|tx| {
+        let mut rec: RunRecord = tx.run(run)?;
+        rec.finished = Some((ctx.clock)());
+        rec.status = RunStatus::Completed;
+        tx.put_run(&rec)?;
+        tx.audit(event(
+            ctx,
+            "retention redo",
+            vec![],
+            vec![
+                ("run".into(), run),
+                ("copies back after the restore".into(), out.copies),
+                ("deleted again".into(), out.deleted.len() as u64),
+                ("held".into(), out.held_at_deletion),
+            ],
+            "ok",
+        ))
+    })?;
+    Ok(out)
+}
+
+/// A copy as a `retention delete` entry names it: `ITEM MAILBOX / FOLDER`.
+fn parse_copy(text: &str) -> Option<ItemKey> {
+    let (item, rest) = text.split_once(' ')?;
+    let (mailbox, folder) = rest.split_once(" / ")?;
+    Some(ItemKey {
+        mailbox: mailbox.to_string(),
+        folder: folder.to_string(),
+        item: item.parse().ok()?,
+    })
 }
 
 /// What one deleting transaction did.

@@ -826,3 +826,87 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_item_version() 
     let trail = ok(&archive, &["audit", "--json"]);
     assert!(trail.contains("\"recover batch\""));
 }
+
+#[test]
+fn what_retention_destroyed_since_the_backup_is_destroyed_again_by_recover_unless_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
+    ok(
+        &archive,
+        &[
+            "import",
+            full.to_str().unwrap(),
+            "--mapping",
+            users.to_str().unwrap(),
+        ],
+    );
+    ok(&archive, &["backup", backup.to_str().unwrap()]);
+    let all = copies(&archive);
+    ok(
+        &archive,
+        &["retention", "add", "purge", "--delete-after", "365"],
+    );
+    let done = json(&archive, &["retention", "run", "--now", "2030-01-01"]);
+    let deleted = done["deleted"].as_array().unwrap();
+    // All but the item without a date, which no period can end.
+    assert_eq!(deleted.len(), all.len() - 1);
+
+    // The catalogue is lost; the backup brings every destroyed copy back.
+    std::fs::write(archive.join("archive.redb"), vec![0xA5; 65536]).unwrap();
+    ok(
+        &archive,
+        &["restore", backup.to_str().unwrap(), "--replace"],
+    );
+    assert_eq!(copies(&archive), all);
+    // A hold placed now keeps Alice's copies whatever the journal says.
+    ok(&archive, &["hold", "set", "alice.adams@corp.example"]);
+    let alice = deleted
+        .iter()
+        .filter(|d| d[1] == "alice.adams@corp.example")
+        .count();
+    assert!(alice > 0 && alice < deleted.len());
+    let aside = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("archive.replaced-")
+        })
+        .unwrap();
+    let r = json(&archive, &["recover", "--from", aside.to_str().unwrap()]);
+    assert_eq!(r["redone"]["copies"], deleted.len() as u64, "{r}");
+    let again_deleted = r["redone"]["deleted"].as_array().unwrap();
+    assert_eq!(again_deleted.len(), deleted.len() - alice, "{r}");
+    assert_eq!(r["redone"]["held_at_deletion"], alice as u64, "{r}");
+    assert!(
+        again_deleted
+            .iter()
+            .all(|d| d[1] != "alice.adams@corp.example")
+    );
+    let left = copies(&archive);
+    assert_eq!(left.len(), all.len() - again_deleted.len());
+    for d in again_deleted {
+        let copy = format!(
+            "{}/{}/{}",
+            d[1].as_str().unwrap(),
+            d[2].as_str().unwrap(),
+            d[0].as_str().unwrap()
+        );
+        assert!(!left.contains(&copy), "{copy} is back");
+    }
+    assert_eq!(
+        ok(&archive, &["search", "kind:externaldata", "--count"]).trim(),
+        left.len().to_string()
+    );
+    verify_clean(&archive, &[]);
+    // Nothing more the second time.
+    let again = json(&archive, &["recover", "--from", aside.to_str().unwrap()]);
+    assert_eq!(again["redone"]["deleted"].as_array().unwrap().len(), 0);
+    let trail = ok(&archive, &["audit", "--json"]);
+    assert!(trail.contains("\"retention redo\""));
+}

@@ -2079,5 +2079,16 @@ fn print_recovered(
     if let Some(report) = &r.items {
         print_report(out, report, false)?;
     }
+    if let Some(run) = r.redone.run {
+        w(
+            out,
+            format_args!(
+                "retention run {run}: {} of {} copies destroyed since the backup destroyed again, {} held\n",
+                r.redone.deleted.len(),
+                r.redone.copies,
+                r.redone.held_at_deletion
+            ),
+        )?;
+    }
     Ok(())
 }
