@@ -94,6 +94,22 @@ fn build(archive: &Archive, export: &std::path::Path) {
         mib(dir_bytes(&archive.dir().join("packs"))),
         mib(dir_bytes(&archive.dir().join("index"))),
     );
+    let (stored, meta, frag) = archive.storage_stats().unwrap();
+    println!(
+        "  catalogue           stored {:.1} MiB, metadata {:.1} MiB, fragmented {:.1} MiB",
+        mib(stored),
+        mib(meta),
+        mib(frag)
+    );
+    for (name, [rows, stored, meta, frag]) in archive.table_stats().unwrap() {
+        println!(
+            "    {name:<10} {rows:>9} rows: stored {:.1} MiB ({:.0} bytes a row), metadata {:.1} MiB, fragmented {:.1} MiB",
+            mib(stored),
+            stored as f64 / rows.max(1) as f64,
+            mib(meta),
+            mib(frag)
+        );
+    }
     println!(
         "  import + index      peak RSS {rss_import:.1} MiB: anonymous {anon:.1} MiB, file-backed (mapped index files) {file:.1} MiB (peaks sampled every 50 ms)"
     );

@@ -111,6 +111,9 @@ pub struct RecoverOutcome {
     pub journal_path: Option<String>,
     /// The item versions filed again from the packs (with `from`).
     pub items: Option<ImportReport>,
+    /// Holds, cases and policies changed since the backup, put back in
+    /// force (each as `ACTION WHAT (entry N)`).
+    pub settings: Vec<String>,
     /// Copies retention had destroyed since the backup, destroyed again.
     pub redone: crate::retention::RunOutcome,
 }
@@ -127,7 +130,8 @@ impl RecoverOutcome {
 /// entries `journal` holds past it, and, with `from` (the archive kept
 /// aside), files again every item version its packs hold that the catalogue
 /// lacks, where `mapping` resolves it (see `import::salvage`). `from`
-/// implies its own `audit.journal` when no `journal` is named. Then what
+/// implies its own `audit.journal` when no `journal` is named. The holds,
+/// cases and policies the journal changed are put back in force. Then what
 /// retention destroyed since the backup, as the journal tells, is destroyed
 /// again unless a hold now covers it (`retention::redo_deletions`).
 pub fn recover(
@@ -155,8 +159,10 @@ pub fn recover(
     }
     let mut out = RecoverOutcome::default();
     if let Some(j) = &journal {
+        let before = archive.audit_entries(None)?.last().map_or(0, |e| e.seq);
         out.journal = archive.recover_audit(j, (ctx.clock)(), &ctx.actor)?;
         out.journal_path = Some(j.display().to_string());
+        out.settings = crate::retention::redo_settings(archive, before, ctx)?;
     }
     if let Some(d) = from {
         let salvage = Salvage::open(d, archive)?;

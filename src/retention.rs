@@ -595,6 +595,154 @@ pub fn redo_deletions(archive: &Archive, ctx: &RunContext) -> Result<RunOutcome>
     Ok(out)
 }
 
+/// Puts back in force the holds, cases and policies changed since the
+/// restored backup was taken, as the journal tells: the `recovered entry`
+/// entries past `after` (those this recover appended), in trail order, so
+/// that the state is the one the damaged archive had. Each change keeps its
+/// original time and actor; one `settings redo` entry lists them all.
+pub fn redo_settings(archive: &Archive, after: u64, ctx: &RunContext) -> Result<Vec<String>> {
+    let entries: Vec<Event> = archive
+        .audit_entries(None)?
+        .into_iter()
+        .filter(|e| e.seq > after && e.event.action == "recovered entry")
+        .map(|e| e.event)
+        .collect();
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    archive.write(|tx| {
+        let mut done = Vec::new();
+        for ev in &entries {
+            if let Some(what) = redo_setting(tx, ev)? {
+                done.push(what);
+            }
+        }
+        if !done.is_empty() {
+            let params = done.iter().map(|d| p("redone", d)).collect();
+            let counts = vec![("changes".into(), done.len() as u64)];
+            tx.audit(event(ctx, "settings redo", params, counts, "ok"))?;
+        }
+        Ok(done)
+    })
+}
+
+/// Applies one recovered entry's change to the holds, cases or policies;
+/// what it did, or `None` for an entry that changes none of them.
+fn redo_setting(tx: &mut crate::store::Tx<'_>, ev: &Event) -> Result<Option<String>> {
+    let get = |k: &str| {
+        ev.params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let all = |k: &str| -> Vec<String> {
+        ev.params
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let Some(action) = get("original action") else {
+        return Ok(None);
+    };
+    let created = get("original time")
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map_or(ev.time, |t| t.as_second());
+    let actor = get("original actor").unwrap_or_default();
+    let stored = |hold| StoredHold {
+        hold,
+        created,
+        actor: actor.clone(),
+    };
+    let case = get("case").unwrap_or_default();
+    let hold_id = get("hold").and_then(|h| h.parse::<u32>().ok());
+    match action.as_str() {
+        "hold set" => {
+            let mailbox = get("mailbox").unwrap_or_default();
+            let days = get("days").and_then(|d| d.parse().ok());
+            let hold = Hold::Litigation {
+                mailbox: mailbox.clone(),
+                days,
+            };
+            tx.put_hold(&litigation_key(&mailbox), &stored(hold))?;
+        }
+        "hold clear" => {
+            tx.remove_hold(&litigation_key(&get("mailbox").unwrap_or_default()))?;
+        }
+        "case create" if tx.case(&case)?.is_none() => {
+            let rec = CaseRecord {
+                created,
+                actor: actor.clone(),
+                closed: None,
+                next_hold: 1,
+            };
+            tx.put_case(&case, &rec)?;
+        }
+        "case hold add" => {
+            let (Some(id), Some(mut rec)) = (hold_id, tx.case(&case)?) else {
+                return Ok(Some(format!(
+                    "{action} {case}: not redone (no such case or hold id)"
+                )));
+            };
+            rec.next_hold = rec.next_hold.max(id.saturating_add(1));
+            tx.put_case(&case, &rec)?;
+            let hold = Hold::Case {
+                case: case.clone(),
+                id: id.to_string(),
+                mailboxes: all("mailbox"),
+                query: get("query"),
+                from: get("from").and_then(|v| v.parse().ok()),
+                to: get("to").and_then(|v| v.parse().ok()),
+            };
+            tx.put_hold(&case_hold_key(&case, id), &stored(hold))?;
+        }
+        "case hold remove" => {
+            if let Some(id) = hold_id {
+                tx.remove_hold(&case_hold_key(&case, id))?;
+            }
+        }
+        "case close" => {
+            if let Some(mut rec) = tx.case(&case)? {
+                rec.closed = Some(created);
+                tx.put_case(&case, &rec)?;
+            }
+            for (k, h) in tx.holds()? {
+                if matches!(&h.hold, Hold::Case { case: c, .. } if *c == case) {
+                    tx.remove_hold(&k)?;
+                }
+            }
+        }
+        "retention add" => {
+            let name = get("policy").unwrap_or_default();
+            let Some(Ok(act)) = get("action").map(|a| a.parse::<policy::Action>()) else {
+                return Ok(Some(format!(
+                    "{action} {name}: not redone (its action is unreadable)"
+                )));
+            };
+            let policy = Policy {
+                name: name.clone(),
+                action: act,
+                mailboxes: all("mailbox"),
+            };
+            let rec = StoredPolicy {
+                policy,
+                created,
+                actor: actor.clone(),
+            };
+            tx.put_policy(&name, &rec)?;
+        }
+        "retention remove" => {
+            tx.remove_policy(&get("policy").unwrap_or_default())?;
+        }
+        _ => return Ok(None),
+    }
+    let what = get("mailbox").or(get("policy")).unwrap_or(case);
+    Ok(Some(format!(
+        "{action} {what} (entry {})",
+        get("original seq").unwrap_or_default()
+    )))
+}
+
 /// A copy as a `retention delete` entry names it: `ITEM MAILBOX / FOLDER`.
 fn parse_copy(text: &str) -> Option<ItemKey> {
     let (item, rest) = text.split_once(' ')?;

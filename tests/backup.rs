@@ -599,12 +599,51 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_audit_entry() {
             users.to_str().unwrap(),
         ],
     );
+    ok(&archive, &["hold", "set", "erin.evans@corp.example"]);
+    ok(&archive, &["retention", "add", "old", "--retain", "30"]);
     ok(&archive, &["backup", backup.to_str().unwrap()]);
-    // Work after the backup: on the trail, and in the journal.
+    // Work after the backup: on the trail, and in the journal; the holds,
+    // cases and policies it changes are back in force after the recover.
     ok(&archive, &["hold", "set", "alice.adams@corp.example"]);
+    ok(&archive, &["hold", "clear", "erin.evans@corp.example"]);
     ok(&archive, &["search", "report"]);
     ok(&archive, &["case", "create", "merger"]);
+    ok(
+        &archive,
+        &[
+            "case",
+            "hold",
+            "add",
+            "merger",
+            "--mailbox",
+            "bob.brown@corp.example",
+            "--query",
+            "deal",
+        ],
+    );
+    ok(&archive, &["case", "create", "closed-one"]);
+    ok(&archive, &["case", "close", "closed-one"]);
+    ok(&archive, &["retention", "remove", "old"]);
+    ok(
+        &archive,
+        &[
+            "retention",
+            "add",
+            "purge",
+            "--retain",
+            "365",
+            "--then-delete",
+        ],
+    );
     verify_clean(&archive, &[]);
+    let state = |archive: &Path| {
+        [
+            ok(archive, &["hold", "list", "--json"]),
+            ok(archive, &["case", "list", "--json"]),
+            ok(archive, &["retention", "list", "--json"]),
+        ]
+    };
+    let settings = state(&archive);
     let before: Vec<Value> = ok(&archive, &["audit", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -667,12 +706,17 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_audit_entry() {
             e["seq"]
         );
     }
-    // Once only: a second recover puts nothing back.
+    assert_eq!(state(&archive), settings, "{r}");
+    assert_eq!(r["settings"].as_array().unwrap().len(), 8, "{r}");
+    // Once only: a second recover puts nothing back, and changes nothing.
+    ok(&archive, &["hold", "clear", "alice.adams@corp.example"]);
+    let settings = state(&archive);
     let again = json(
         &archive,
         &["recover", "--journal", journal.to_str().unwrap()],
     );
     assert_eq!(again["appended"], 0, "{again}");
+    assert_eq!(state(&archive), settings);
     verify_clean(&archive, &[]);
     // A journal of another archive shares nothing and is refused.
     let other = tmp.path().join("other");

@@ -2076,6 +2076,9 @@ fn print_recovered(
             ),
         )?;
     }
+    for s in &r.settings {
+        w(out, format_args!("in force again: {s}\n"))?;
+    }
     if let Some(report) = &r.items {
         print_report(out, report, false)?;
     }

@@ -77,6 +77,30 @@ impl std::fmt::Display for Action {
     }
 }
 
+impl std::str::FromStr for Action {
+    type Err = String;
+
+    /// Reads back what `Display` writes (as the audit trail holds it).
+    fn from_str(s: &str) -> Result<Action, String> {
+        let bad = || format!("'{s}' is not a retention action");
+        let days = |t: &str| -> Result<u32, String> {
+            let n = t
+                .strip_suffix(" days")
+                .or_else(|| t.strip_suffix(" day"))
+                .ok_or_else(bad)?;
+            n.parse().map_err(|_| bad())
+        };
+        if let Some(rest) = s.strip_prefix("delete after ") {
+            return Ok(Action::Delete { days: days(rest)? });
+        }
+        let rest = s.strip_prefix("retain ").ok_or_else(bad)?;
+        match rest.strip_suffix(", then delete") {
+            Some(d) => Ok(Action::RetainThenDelete { days: days(d)? }),
+            None => Ok(Action::Retain { days: days(rest)? }),
+        }
+    }
+}
+
 impl Action {
     fn days(&self) -> u32 {
         match self {

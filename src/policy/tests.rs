@@ -697,3 +697,30 @@ proptest! {
         prop_assert!(!d.to_string().is_empty());
     }
 }
+
+proptest! {
+    /// An action reads back from its text, as the audit trail records it.
+    #[test]
+    fn actions_read_back_from_their_text(days in any::<u32>(), kind in 0..3u8) {
+        let a = match kind {
+            0 => Action::Retain { days },
+            1 => Action::Delete { days },
+            _ => Action::RetainThenDelete { days },
+        };
+        prop_assert_eq!(a.to_string().parse::<Action>(), Ok(a));
+    }
+}
+
+#[test]
+fn text_that_is_no_action_is_refused() {
+    for s in [
+        "",
+        "retain",
+        "retain x days",
+        "delete after -1 days",
+        "keep 3 days",
+        "retain 3 weeks",
+    ] {
+        assert!(s.parse::<Action>().is_err(), "{s}");
+    }
+}
