@@ -3,6 +3,8 @@
 //! `store::compact` for how that stays crash-safe and keeps destroyed bytes
 //! destroyed). Every moved pack is on the audit trail, in the transaction
 //! that moved it. Retention runs it after every run that deleted something.
+//! The command also rewrites the catalogue when its rows fill too little of
+//! its file.
 
 use crate::error::{Error, Result};
 use crate::import::RunContext;
@@ -13,6 +15,11 @@ use serde::Serialize;
 /// A pack is rewritten when its live records fill less than this share of
 /// it, in per cent, unless told otherwise.
 pub const DEFAULT_BELOW: u8 = 50;
+
+/// The catalogue is rewritten when its rows fill less than this share of its
+/// file, in per cent: an import's scattered inserts leave about half of it
+/// unused, a rewrite about 3%.
+pub const CATALOGUE_BELOW: u8 = 75;
 
 /// What one compaction did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -26,6 +33,8 @@ pub struct Compacted {
     /// Packs left as they are because a record in them is damaged, and why
     /// (`tgvault verify` names the item).
     pub skipped: Vec<(u32, String)>,
+    /// The catalogue's file length before and after, when it was rewritten.
+    pub catalogue: Option<(u64, u64)>,
 }
 
 /// Rewrites every pack whose live bytes are under `below` per cent of its
@@ -76,6 +85,40 @@ pub fn compact(archive: &Archive, below: u8, ctx: &RunContext) -> Result<Compact
         outcome: "ok".into(),
     })?;
     Ok(out)
+}
+
+/// Rewrites the catalogue into a fresh file (see
+/// `Archive::compact_catalogue`) when its rows fill less than `below` per
+/// cent of it: an import's scattered inserts leave pages half full, and
+/// retention's deletions leave them emptier. Audited with both lengths.
+/// Returns the archive opened again, and the lengths when it was rewritten.
+pub fn compact_catalogue(
+    archive: Archive,
+    below: u8,
+    ctx: &RunContext,
+) -> Result<(Archive, Option<(u64, u64)>)> {
+    if !(1..=100).contains(&below) {
+        return Err(Error::Usage(format!(
+            "--catalogue-below {below}: a share in per cent, 1 to 100"
+        )));
+    }
+    let (len, live) = archive.catalogue_usage()?;
+    if u128::from(live) * 100 >= u128::from(len) * u128::from(below) {
+        return Ok((archive, None));
+    }
+    let (archive, before, after) = archive.compact_catalogue()?;
+    archive.audit(Event {
+        time: (ctx.clock)(),
+        actor: ctx.actor.clone(),
+        action: "compact catalogue".into(),
+        params: vec![("below".into(), format!("{below}%"))],
+        counts: vec![
+            ("bytes before".into(), before),
+            ("bytes after".into(), after),
+        ],
+        outcome: "ok".into(),
+    })?;
+    Ok((archive, Some((before, after))))
 }
 
 fn event(ctx: &RunContext, action: &str, m: &crate::store::Moved) -> Event {

@@ -434,3 +434,41 @@ fn timed_on_a_copy(tmp: &Path, archive: &Path, args: &[&str]) -> (Duration, Path
     let out = ok(&probe, args);
     (t.elapsed(), probe, out)
 }
+
+#[test]
+fn a_killed_catalogue_rewrite_leaves_the_old_catalogue_or_the_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = imported_archive(tmp.path());
+    let db = archive.join("archive.redb");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let compact = ["compact", "--catalogue-below", "100"];
+    let (full, probe, out) = timed_on_a_copy(tmp.path(), &archive, &compact);
+    assert!(out.contains("catalogue rewritten"), "{out}");
+    assert!(
+        std::fs::metadata(probe.join("archive.redb")).unwrap().len() < before,
+        "{out}"
+    );
+    let killed = kill_repeatedly(
+        "catalogue rewrite",
+        full,
+        20,
+        |_| cli(&archive, &compact),
+        |round| {
+            ok(&archive, &["verify"]);
+            assert_eq!(stored_copies(&archive), MESSAGES, "round {round}");
+            assert!(
+                !archive.join("archive.redb.compacting").exists(),
+                "round {round}: the next open removes a leftover"
+            );
+        },
+    );
+    assert!(killed >= 20, "only {killed} runs were killed mid-way");
+    ok(&archive, &compact);
+    ok(&archive, &["verify"]);
+    assert_eq!(
+        ok(&archive, &["search", "deal", "--count"]),
+        ok(&probe, &["search", "deal", "--count"])
+    );
+    let trail = audit(&archive);
+    assert!(trail.iter().any(|e| e["action"] == "compact catalogue"));
+}

@@ -137,7 +137,8 @@ pub enum Command {
     },
     /// Give back the space retention freed: rewrite the packs whose live
     /// records fill less than a share of them (retention does this after
-    /// every run that deleted something)
+    /// every run that deleted something), and the catalogue when its rows
+    /// fill less than that share of its file
     Compact(CompactArgs),
     /// Litigation holds on whole mailboxes
     Hold {
@@ -339,6 +340,10 @@ pub struct CompactArgs {
     /// Rewrite packs whose live records fill less than this many per cent
     #[arg(long, default_value_t = crate::compaction::DEFAULT_BELOW)]
     pub below: u8,
+    /// Rewrite the catalogue when its rows fill less than this many per cent
+    /// of its file
+    #[arg(long, default_value_t = crate::compaction::CATALOGUE_BELOW)]
+    pub catalogue_below: u8,
     #[command(flatten)]
     pub f: JsonFlag,
 }
@@ -1426,7 +1431,10 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 args,
                 clock: &now,
             };
-            let done = crate::compaction::compact(&archive, a.below, &ctx)?;
+            let mut done = crate::compaction::compact(&archive, a.below, &ctx)?;
+            let (_archive, catalogue) =
+                crate::compaction::compact_catalogue(archive, a.catalogue_below, &ctx)?;
+            done.catalogue = catalogue;
             if a.f.json {
                 emit(
                     &mut out,
@@ -2027,6 +2035,12 @@ fn print_compacted(out: &mut impl Write, c: &crate::compaction::Compacted) -> Re
         w(
             out,
             format_args!("pack {pack}: {records} records moved, {before} bytes -> {after}\n"),
+        )?;
+    }
+    if let Some((before, after)) = c.catalogue {
+        w(
+            out,
+            format_args!("catalogue rewritten: {before} bytes -> {after}\n"),
         )?;
     }
     w(

@@ -792,3 +792,48 @@ pub fn restore(backup: &Path, target: &Path, aside: Option<&Path>) -> Result<Res
     }
     Ok(stats)
 }
+
+/// The catalogue being rewritten by [`Archive::compact_catalogue`]; a
+/// leftover of a process that died is removed by the next writer's open.
+pub(super) const COMPACTING: &str = "archive.redb.compacting";
+
+impl Archive {
+    /// Rewrites the catalogue into a fresh file, every table in key order, so
+    /// that its pages are full and the space an import's scattered inserts
+    /// and the trimmed change log left behind goes back to the file system.
+    /// The new file replaces the old by a rename while this handle still
+    /// holds the writer's lock (nothing commits to the old file after the
+    /// snapshot it copies), then the archive is opened again on it. Returns
+    /// that handle and the file's length before and after.
+    pub fn compact_catalogue(self) -> Result<(Archive, u64, u64)> {
+        if self.is_read_only() {
+            return Err(Error::Usage(format!(
+                "{}: a read-only archive is not compacted",
+                self.dir.display()
+            )));
+        }
+        let path = super::db_path(&self.dir);
+        let tmp = self.dir.join(COMPACTING);
+        let before = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&tmp, e)),
+            _ => {}
+        }
+        {
+            let db = Database::builder().create(&tmp).map_err(Error::from)?;
+            super::init(&db)?;
+            let snap = self.db.begin_read()?;
+            sync_catalogue(&snap, &db, &mut BackupStats::default())?;
+        }
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.dir)?;
+        let dir = self.dir.clone();
+        drop(self);
+        let archive = Archive::open_existing(&dir)?;
+        let after = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        Ok((archive, before, after))
+    }
+}

@@ -177,6 +177,13 @@ impl Archive {
         }
         let archive = Archive::assemble(Db::Rw(db), dir, packs)?;
         archive.blobs.clear_staging()?;
+        let leftover = dir.join(backup::COMPACTING);
+        match fs::remove_file(&leftover) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&leftover, e));
+            }
+            _ => {}
+        }
         archive.scrub()?;
         archive.append_pending_audit()?;
         archive.reconcile_journal()?;
@@ -1077,6 +1084,15 @@ impl Archive {
             st.metadata_bytes(),
             st.fragmented_bytes(),
         ))
+    }
+
+    /// The catalogue file's length, and the bytes its rows and redb's
+    /// metadata take in it (the rest is free or in partly filled pages).
+    pub fn catalogue_usage(&self) -> Result<(u64, u64)> {
+        let path = db_path(&self.dir);
+        let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        let (stored, meta, _) = self.storage_stats()?;
+        Ok((len, stored + meta))
     }
 
     /// Per table that grows with the archive: rows, and redb's stored,
