@@ -12,7 +12,9 @@
 //! --dir D (reuse D/export), --runs R (queries per kind, default 200),
 //! --queries-only (with --dir: reuse the archive of an earlier run, measure
 //! queries only), --import-only (stop after step 1, e.g. to profile it),
-//! --query KQL (repeatable: measure these queries instead of the mix).
+//! --query KQL (repeatable: measure these queries instead of the mix),
+//! --without direct,hints,nice (turn those aids of the write path off, see
+//! `tuning`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,6 +45,11 @@ fn main() {
     tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
     let args: Vec<String> = std::env::args().collect();
+    if let Some(off) = arg(&args, "--without") {
+        let names: Vec<&str> = off.split(',').filter(|n| !n.is_empty()).collect();
+        tgvault::tuning::disable(&names).unwrap();
+        eprintln!("without {names:?}");
+    }
     if args.iter().any(|a| a == "--list") {
         return;
     }

@@ -72,6 +72,9 @@ impl Aligned {
 /// missing), or returns `Ok(None)` when the system or the file system does
 /// not offer direct I/O.
 pub fn open(path: &Path, write: bool) -> io::Result<Option<File>> {
+    if !crate::tuning::direct_io() {
+        return Ok(None);
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -841,6 +841,9 @@ const CONVERTER_NICE: i32 = 6;
 /// Lowers the calling thread's priority by [`CONVERTER_NICE`] (Linux sets
 /// the priority of one thread this way). A refusal only costs speed.
 fn yield_to_later_stages() {
+    if !crate::tuning::converter_priority() {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         let tid = rustix::thread::gettid();

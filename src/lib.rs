@@ -30,5 +30,6 @@ pub mod store;
 #[doc(hidden)]
 pub mod synth;
 pub mod time;
+pub mod tuning;
 
 pub use error::{Error, Result};

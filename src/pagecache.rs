@@ -17,6 +17,9 @@ use std::fs::File;
 
 /// Tells the kernel `file` is read front to back (larger read-ahead).
 pub fn sequential(file: &File) {
+    if !crate::tuning::cache_hints() {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
@@ -27,6 +30,9 @@ pub fn sequential(file: &File) {
 
 /// Hands the cached pages of `len` bytes at `offset` of `file` back.
 pub fn release(file: &File, offset: u64, len: u64) {
+    if !crate::tuning::cache_hints() {
+        return;
+    }
     #[cfg(target_os = "linux")]
     if let Some(len) = std::num::NonZeroU64::new(len) {
         let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
@@ -39,6 +45,9 @@ pub fn release(file: &File, offset: u64, len: u64) {
 /// is in the page cache (one small read of a cached page when it is; true
 /// wherever the system cannot tell).
 pub fn cached(file: &File) -> bool {
+    if !crate::tuning::cache_hints() {
+        return true;
+    }
     #[cfg(target_os = "linux")]
     {
         let mut byte = [0u8; 1];
@@ -60,6 +69,9 @@ pub fn cached(file: &File) -> bool {
 /// Asks the kernel to start reading the first `len` bytes of `file` into the
 /// page cache, without waiting for them.
 pub fn fetch(file: &File, len: u64) {
+    if !crate::tuning::cache_hints() {
+        return;
+    }
     #[cfg(target_os = "linux")]
     if let Some(len) = std::num::NonZeroU64::new(len) {
         let _ = rustix::fs::fadvise(file, 0, Some(len), rustix::fs::Advice::WillNeed);
