@@ -14,7 +14,8 @@
 //! queries only), --import-only (stop after step 1, e.g. to profile it),
 //! --query KQL (repeatable: measure these queries instead of the mix),
 //! --without direct,hints,nice (turn those aids of the write path off, see
-//! `tuning`).
+//! `tuning`), --attachment-permille P (messages with a file, per mille;
+//! default 50, 0 for a text-only export).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,7 +73,10 @@ fn main() {
     if export.join("result.json").is_file() {
         eprintln!("reusing the export in {}", export.display());
     } else {
-        let spec = spec(messages);
+        let mut spec = spec(messages);
+        if let Some(p) = arg(&args, "--attachment-permille") {
+            spec.attachment_permille = p.parse().unwrap();
+        }
         write_export(&export, &spec).unwrap();
     }
 
