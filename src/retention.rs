@@ -460,27 +460,19 @@ pub fn run(
     let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), (ctx.clock)())?;
     out.run = Some(run);
     delete_due(archive, &snap, &due, now, run, ctx, &mut out)?;
-    archive.write(|tx| {
-        let mut rec: RunRecord = tx.run(run)?;
-        rec.finished = Some((ctx.clock)());
-        rec.status = RunStatus::Completed;
-        tx.put_run(&rec)?;
-        tx.audit(event(
-            ctx,
-            "retention run",
-            vec![p("now", now)],
-            vec![
-                ("run".into(), run),
-                ("copies".into(), out.copies),
-                ("deleted".into(), out.deleted.len() as u64),
-                ("held".into(), out.held),
-                ("held at deletion".into(), out.held_at_deletion),
-                ("destroyed unread".into(), out.unreadable.len() as u64),
-            ],
-            "ok",
-        ))?;
-        Ok(())
-    })?;
+    let counts = vec![
+        ("run".into(), run),
+        ("copies".into(), out.copies),
+        ("deleted".into(), out.deleted.len() as u64),
+        ("held".into(), out.held),
+        ("held at deletion".into(), out.held_at_deletion),
+        ("destroyed unread".into(), out.unreadable.len() as u64),
+    ];
+    close_run(
+        archive,
+        run,
+        event(ctx, "retention run", vec![p("now", now)], counts, "ok"),
+    )?;
     if !out.deleted.is_empty() {
         out.compacted = Some(crate::compaction::compact(
             archive,
@@ -574,25 +566,29 @@ pub fn redo_deletions(archive: &Archive, ctx: &RunContext) -> Result<RunOutcome>
     let run = archive.begin_run("retention", &ctx.actor, ctx.args.clone(), now)?;
     out.run = Some(run);
     delete_due(archive, &snap, &due, now, run, ctx, &mut out)?;
+    let counts = vec![
+        ("run".into(), run),
+        ("copies back after the restore".into(), out.copies),
+        ("deleted again".into(), out.deleted.len() as u64),
+        ("held".into(), out.held_at_deletion),
+    ];
+    close_run(
+        archive,
+        run,
+        event(ctx, "retention redo", vec![], counts, "ok"),
+    )?;
+    Ok(out)
+}
+
+/// Closes a retention run with its closing entry, in one transaction.
+fn close_run(archive: &Archive, run: u64, entry: Event) -> Result<()> {
     archive.write(|tx| {
         let mut rec: RunRecord = tx.run(run)?;
-        rec.finished = Some((ctx.clock)());
+        rec.finished = Some(entry.time);
         rec.status = RunStatus::Completed;
         tx.put_run(&rec)?;
-        tx.audit(event(
-            ctx,
-            "retention redo",
-            vec![],
-            vec![
-                ("run".into(), run),
-                ("copies back after the restore".into(), out.copies),
-                ("deleted again".into(), out.deleted.len() as u64),
-                ("held".into(), out.held_at_deletion),
-            ],
-            "ok",
-        ))
-    })?;
-    Ok(out)
+        tx.audit(entry).map(drop)
+    })
 }
 
 /// Puts back in force the holds, cases and policies changed since the

@@ -1098,34 +1098,27 @@ impl Archive {
     /// Per table that grows with the archive: rows, and redb's stored,
     /// metadata and fragmented bytes (for the benches' size reports).
     pub fn table_stats(&self) -> Result<Vec<(&'static str, [u64; 4])>> {
-        use redb::ReadableTableMetadata;
+        use redb::{ReadableTableMetadata, TableStats};
+        let row = |name, len, st: TableStats| {
+            (
+                name,
+                [
+                    len,
+                    st.stored_bytes(),
+                    st.metadata_bytes(),
+                    st.fragmented_bytes(),
+                ],
+            )
+        };
         let txn = self.db.begin_read()?;
         let mut out = Vec::new();
         for (name, def) in [("items", ITEMS), ("sources", SOURCES), ("blobs", BLOBS)] {
             let t = txn.open_table(def)?;
-            let st = t.stats()?;
-            out.push((
-                name,
-                [
-                    t.len()?,
-                    st.stored_bytes(),
-                    st.metadata_bytes(),
-                    st.fragmented_bytes(),
-                ],
-            ));
+            out.push(row(name, t.len()?, t.stats()?));
         }
         for (name, def) in [("changes", CHANGES), ("blob_log", BLOB_LOG)] {
             let t = txn.open_table(def)?;
-            let st = t.stats()?;
-            out.push((
-                name,
-                [
-                    t.len()?,
-                    st.stored_bytes(),
-                    st.metadata_bytes(),
-                    st.fragmented_bytes(),
-                ],
-            ));
+            out.push(row(name, t.len()?, t.stats()?));
         }
         Ok(out)
     }
