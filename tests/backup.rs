@@ -74,6 +74,21 @@ fn copies(archive: &Path) -> Vec<String> {
     out
 }
 
+/// The archive `restore --replace` moved aside, in `dir`.
+fn replaced(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("archive.replaced-")
+        })
+        .unwrap()
+}
+
 fn verify_clean(archive: &Path, extra: &[&str]) {
     let mut a = vec!["verify"];
     a.extend_from_slice(extra);
@@ -664,16 +679,7 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_audit_entry() {
         &archive,
         &["restore", backup.to_str().unwrap(), "--replace"],
     );
-    let aside = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("archive.replaced-")
-        })
-        .unwrap()
-        .path();
+    let aside = replaced(tmp.path());
     let journal = aside.join("audit.journal");
     let r = json(
         &archive,
@@ -806,17 +812,7 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_item_version() 
         &archive,
         &["restore", backup.to_str().unwrap(), "--replace"],
     );
-    let aside = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("archive.replaced-")
-        })
-        .unwrap();
+    let aside = replaced(tmp.path());
     let r = json(
         &archive,
         &[
@@ -911,17 +907,7 @@ fn what_retention_destroyed_since_the_backup_is_destroyed_again_by_recover_unles
         .filter(|d| d[1] == "alice.adams@corp.example")
         .count();
     assert!(alice > 0 && alice < deleted.len());
-    let aside = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("archive.replaced-")
-        })
-        .unwrap();
+    let aside = replaced(tmp.path());
     let r = json(&archive, &["recover", "--from", aside.to_str().unwrap()]);
     assert_eq!(r["redone"]["copies"], deleted.len() as u64, "{r}");
     let again_deleted = r["redone"]["deleted"].as_array().unwrap();
