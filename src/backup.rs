@@ -158,12 +158,21 @@ pub fn recover(
         )));
     }
     let mut out = RecoverOutcome::default();
+    let mut before = u64::MAX;
     if let Some(j) = &journal {
-        let before = archive.audit_entries(None)?.last().map_or(0, |e| e.seq);
+        before = archive.last_audit_seq()?;
         out.journal = archive.recover_audit(j, (ctx.clock)(), &ctx.actor)?;
         out.journal_path = Some(j.display().to_string());
-        out.settings = crate::retention::redo_settings(archive, before, ctx)?;
     }
+    // Every `recovered entry` on the trail, read once: the settings are
+    // redone from those this call appended, the deletions from all of them.
+    let (appended, earlier): (Vec<_>, Vec<_>) = archive
+        .audit_entries(None)?
+        .into_iter()
+        .filter(|e| e.event.action == "recovered entry")
+        .partition(|e| e.seq > before);
+    let appended: Vec<Event> = appended.into_iter().map(|e| e.event).collect();
+    out.settings = crate::retention::redo_settings(archive, &appended, ctx)?;
     if let Some(d) = from {
         let salvage = Salvage::open(d, archive)?;
         let folder = crate::model::DEFAULT_FOLDER;
@@ -171,7 +180,12 @@ pub fn recover(
             archive, &salvage, mapping, folder, ctx,
         )?);
     }
-    out.redone = crate::retention::redo_deletions(archive, ctx)?;
+    let all: Vec<Event> = earlier
+        .into_iter()
+        .map(|e| e.event)
+        .chain(appended)
+        .collect();
+    out.redone = crate::retention::redo_deletions(archive, &all, ctx)?;
     archive.audit(recover_event(&out, from, ctx))?;
     Ok(out)
 }

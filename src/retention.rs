@@ -530,20 +530,23 @@ fn delete_due(
 /// put back on the trail (as `recovered entry`), where the catalogue holds
 /// them again. The holds in force now are checked as in any run: a copy
 /// one covers is kept and counted as held. Runs as a retention run of its
-/// own; a second call finds nothing to do.
-pub fn redo_deletions(archive: &Archive, ctx: &RunContext) -> Result<RunOutcome> {
+/// own; a second call finds nothing to do. `recovered`: the trail's
+/// `recovered entry` events.
+pub fn redo_deletions(
+    archive: &Archive,
+    recovered: &[Event],
+    ctx: &RunContext,
+) -> Result<RunOutcome> {
     let mut out = RunOutcome::default();
     let mut due = Vec::new();
-    for e in archive.audit_entries(None)? {
-        let ev = &e.event;
+    for ev in recovered {
         let original = |k: &str| {
             ev.params
                 .iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.as_str())
         };
-        if ev.action != "recovered entry" || original("original action") != Some("retention delete")
-        {
+        if original("original action") != Some("retention delete") {
             continue;
         }
         let run = original("run").unwrap_or("?");
@@ -592,23 +595,21 @@ fn close_run(archive: &Archive, run: u64, entry: Event) -> Result<()> {
 }
 
 /// Puts back in force the holds, cases and policies changed since the
-/// restored backup was taken, as the journal tells: the `recovered entry`
-/// entries past `after` (those this recover appended), in trail order, so
+/// restored backup was taken, as the journal tells: `recovered`, the
+/// `recovered entry` events this recover appended, in trail order, so
 /// that the state is the one the damaged archive had. Each change keeps its
 /// original time and actor; one `settings redo` entry lists them all.
-pub fn redo_settings(archive: &Archive, after: u64, ctx: &RunContext) -> Result<Vec<String>> {
-    let entries: Vec<Event> = archive
-        .audit_entries(None)?
-        .into_iter()
-        .filter(|e| e.seq > after && e.event.action == "recovered entry")
-        .map(|e| e.event)
-        .collect();
-    if entries.is_empty() {
+pub fn redo_settings(
+    archive: &Archive,
+    recovered: &[Event],
+    ctx: &RunContext,
+) -> Result<Vec<String>> {
+    if recovered.is_empty() {
         return Ok(Vec::new());
     }
     archive.write(|tx| {
         let mut done = Vec::new();
-        for ev in &entries {
+        for ev in recovered {
             if let Some(what) = redo_setting(tx, ev)? {
                 done.push(what);
             }

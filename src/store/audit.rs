@@ -75,6 +75,12 @@ impl super::Archive {
         self.write(|tx| tx.audit(event))
     }
 
+    /// The sequence number of the trail's last entry (0 when it is empty).
+    pub fn last_audit_seq(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(AUDIT)?.last()?.map_or(0, |(k, _)| k.value()))
+    }
+
     /// Every audit entry from `since` (UTC seconds) on, oldest first.
     pub fn audit_entries(&self, since: Option<i64>) -> Result<Vec<Entry>> {
         let txn = self.db.begin_read()?;

@@ -499,12 +499,7 @@ fn remove_stale_files(
     let dir = dest.join("packs");
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
         let path = e.map_err(|e| Error::io(&dir, e))?.path();
-        let id = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".pack"))
-            .and_then(|n| n.parse::<u32>().ok());
-        if let Some(id) = id
+        if let Some(id) = pack::id_of(&path)
             && packs.get(id)?.is_none()
         {
             fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;

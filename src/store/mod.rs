@@ -986,6 +986,9 @@ impl Archive {
 
     /// Whether the archive has a row for each blob in `shas`.
     pub fn has_blobs(&self, shas: &[[u8; 32]]) -> Result<Vec<bool>> {
+        if shas.is_empty() {
+            return Ok(Vec::new());
+        }
         let txn = self.db.begin_read()?;
         blob_rows::known(&txn, shas)
     }

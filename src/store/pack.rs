@@ -96,6 +96,15 @@ pub fn file_name(pack: u32) -> String {
     format!("{pack:08}.pack")
 }
 
+/// The pack id a file is named after, when it is a pack file.
+pub fn id_of(path: &Path) -> Option<u32> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".pack")?
+        .parse()
+        .ok()
+}
+
 /// The pack files of one archive.
 pub struct Packs {
     dir: PathBuf,
@@ -250,12 +259,7 @@ impl Packs {
         let mut synced_dir = false;
         for e in entries {
             let path = e.map_err(|e| Error::io(&dir, e))?.path();
-            let Some(id) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".pack"))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(id) = id_of(&path) else {
                 continue;
             };
             match committed.get(&id) {

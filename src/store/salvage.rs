@@ -43,12 +43,7 @@ impl Salvage {
         let mut packs = Vec::new();
         for e in fs::read_dir(&packs_dir).map_err(|e| Error::io(&packs_dir, e))? {
             let path = e.map_err(|e| Error::io(&packs_dir, e))?.path();
-            let id = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".pack"))
-                .and_then(|n| n.parse::<u32>().ok());
-            if let Some(id) = id {
+            if let Some(id) = pack::id_of(&path) {
                 packs.push((id, path));
             }
         }
