@@ -74,6 +74,22 @@ fn copies(archive: &Path) -> Vec<String> {
     out
 }
 
+/// `DIR/archive`, the full-account fixture imported with its user map.
+fn full_account(dir: &Path) -> PathBuf {
+    let archive = dir.join("archive");
+    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
+    ok(
+        &archive,
+        &[
+            "import",
+            full.to_str().unwrap(),
+            "--mapping",
+            users.to_str().unwrap(),
+        ],
+    );
+    archive
+}
+
 /// The archive `restore --replace` moved aside, in `dir`.
 fn replaced(dir: &Path) -> PathBuf {
     std::fs::read_dir(dir)
@@ -602,18 +618,7 @@ fn reads_beside_a_writer_are_put_on_the_trail_by_the_next_writer() {
 #[test]
 fn after_a_damaged_catalogue_restore_and_recover_give_back_every_audit_entry() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = tmp.path().join("archive");
-    let backup = tmp.path().join("backup");
-    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
-    ok(
-        &archive,
-        &[
-            "import",
-            full.to_str().unwrap(),
-            "--mapping",
-            users.to_str().unwrap(),
-        ],
-    );
+    let (archive, backup) = (full_account(tmp.path()), tmp.path().join("backup"));
     ok(&archive, &["hold", "set", "erin.evans@corp.example"]);
     ok(&archive, &["retention", "add", "old", "--retain", "30"]);
     ok(&archive, &["backup", backup.to_str().unwrap()]);
@@ -870,18 +875,7 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_item_version() 
 #[test]
 fn what_retention_destroyed_since_the_backup_is_destroyed_again_by_recover_unless_held() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = tmp.path().join("archive");
-    let backup = tmp.path().join("backup");
-    let (full, users) = (fixture("exports/full-account"), fixture("users.csv"));
-    ok(
-        &archive,
-        &[
-            "import",
-            full.to_str().unwrap(),
-            "--mapping",
-            users.to_str().unwrap(),
-        ],
-    );
+    let (archive, backup) = (full_account(tmp.path()), tmp.path().join("backup"));
     ok(&archive, &["backup", backup.to_str().unwrap()]);
     let all = copies(&archive);
     ok(
