@@ -15,6 +15,15 @@ pub enum Error {
     /// A write was asked of an archive opened (or stored) read-only.
     #[error("read-only: {0}")]
     ReadOnly(String),
+    /// The caller could not be identified: no credential, or one nobody holds.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller is known but holds no role that permits this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The request contradicts what the archive holds (it exists already).
+    #[error("conflict: {0}")]
+    Conflict(String),
 
     // --- the input was bad
     #[error("{path}: {message}")]
@@ -55,7 +64,42 @@ pub enum Error {
     Internal(String),
 }
 
+/// What a caller must do about an error, whatever its interface: an HTTP
+/// status or an exit code is chosen from this, never from the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The request itself is wrong: fix it.
+    Invalid,
+    NotFound,
+    /// Authenticate.
+    Unauthenticated,
+    /// Ask for the role, or do not.
+    Forbidden,
+    /// The archive's state stands in the way (exists already, busy, read-only): try later or otherwise.
+    Conflict,
+    /// An input file is bad (its name, and line where there is one, are in the error).
+    BadInput,
+    /// Something inside broke.
+    Internal,
+}
+
 impl Error {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Usage(_) => Kind::Invalid,
+            Error::NotFound(_) => Kind::NotFound,
+            Error::Unauthenticated(_) => Kind::Unauthenticated,
+            Error::Forbidden(_) => Kind::Forbidden,
+            Error::Conflict(_) | Error::Busy(_) | Error::ReadOnly(_) => Kind::Conflict,
+            Error::Input { .. } | Error::InputLine { .. } => Kind::BadInput,
+            Error::Io { .. }
+            | Error::Storage(_)
+            | Error::DiskFull { .. }
+            | Error::Corrupt(_)
+            | Error::Internal(_) => Kind::Internal,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -25,6 +25,8 @@ pub mod policy;
 pub mod query;
 pub mod report;
 pub mod retention;
+pub mod server;
+pub mod service;
 pub mod source;
 pub mod store;
 #[doc(hidden)]

@@ -1,10 +1,12 @@
 //! The `tgvault` binary: parse arguments, run, map the outcome to an exit code
-//! (0 success, 1 some input failed or an error, 2 the request was wrong).
+//! (0 success, 1 some input failed or an error, 2 the request was wrong, 3
+//! not permitted).
 
 use clap::Parser;
 use std::process::ExitCode;
 use tgvault::Error;
 use tgvault::cli::{Cli, Outcome, run};
+use tgvault::error::Kind;
 
 // The importer and the indexer allocate on one thread and free on another;
 // glibc's allocator serialises that on its arena locks (measured: a tenth of
@@ -30,8 +32,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("tgvault: {e}");
-            match e {
-                Error::Usage(_) | Error::NotFound(_) | Error::ReadOnly(_) => ExitCode::from(2),
+            match (e.kind(), &e) {
+                (Kind::Invalid | Kind::NotFound, _) | (_, Error::ReadOnly(_)) => ExitCode::from(2),
+                (Kind::Unauthenticated | Kind::Forbidden, _) => ExitCode::from(3),
                 _ => ExitCode::from(1),
             }
         }

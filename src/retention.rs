@@ -24,19 +24,7 @@ use std::collections::{HashMap, HashSet};
 /// Copies deleted per write transaction.
 const BATCH: usize = 1_000;
 
-pub fn litigation_key(mailbox: &str) -> Vec<u8> {
-    let mut k = b"lit\0".to_vec();
-    k.extend_from_slice(mailbox.as_bytes());
-    k
-}
-
-pub fn case_hold_key(case: &str, id: u32) -> Vec<u8> {
-    let mut k = b"case\0".to_vec();
-    k.extend_from_slice(case.as_bytes());
-    k.push(0);
-    k.extend_from_slice(format!("{id:08}").as_bytes());
-    k
-}
+pub use crate::store::key::{case_hold_key, litigation_key};
 
 fn event(
     ctx: &RunContext,
@@ -112,7 +100,7 @@ pub fn case_create(archive: &Archive, name: &str, ctx: &RunContext) -> Result<()
     }
     archive.write(|tx| {
         if tx.case(name)?.is_some() {
-            return Err(Error::Usage(format!("case '{name}' exists already")));
+            return Err(Error::Conflict(format!("case '{name}' exists already")));
         }
         tx.put_case(
             name,

@@ -4,14 +4,19 @@
 use crate::error::{Error, Result};
 use crate::import::{self, ImportOptions, RunContext};
 use crate::index::Index;
-use crate::index::search::{Location, SearchOptions, Sort};
+use crate::index::search::Sort;
 use crate::mapping::{self, Mapping};
 use crate::model::{Body, Item, ItemId, TimeBasis};
 use crate::report::ImportReport;
 use crate::retention;
+use crate::service::{CaseHoldRequest, Principal, SearchRequest, SearchResults, Service};
+use crate::service::{mailbox_arg, parse_day, parse_time};
 use crate::source::telegram::Zone;
 use crate::store::Archive;
 use clap::{Args, Parser, Subcommand};
+
+mod access;
+mod serve;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -52,6 +57,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve the archive: the HTTP API on --listen and on a unix socket in
+    /// the archive directory, until SIGTERM or SIGINT
+    Serve(serve::ServeArgs),
+    /// Users of the archive and their roles
+    User {
+        #[command(subcommand)]
+        action: access::UserAction,
+    },
+    /// API tokens for HTTP clients
+    Token {
+        #[command(subcommand)]
+        action: access::TokenAction,
+    },
     /// Import Telegram Desktop exports (a directory with result.json, a .zip, or the file)
     Import(ImportArgs),
     /// Create an empty archive (every command but import needs one to exist),
@@ -233,6 +251,11 @@ pub enum CaseAction {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Add or remove members of a case (users who act in it)
+    Member {
+        #[command(subcommand)]
+        action: access::MemberAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,6 +330,9 @@ pub struct SearchArgs {
     /// Print only the number of matching copies
     #[arg(long)]
     pub count: bool,
+    /// Only the copies this case's holds cover
+    #[arg(long, value_name = "NAME")]
+    pub case: Option<String>,
     /// Print JSON lines (one per hit, then the total)
     #[arg(long)]
     pub json: bool,
@@ -408,8 +434,13 @@ pub fn default_archive_dir() -> PathBuf {
     }
 }
 
-/// The OS user running the command: `$USER`, `$LOGNAME`, else the numeric uid.
+/// The OS user running the command, as the trail names the local
+/// administrator: `os:` and `$USER`, `$LOGNAME`, else the numeric uid.
 fn actor() -> String {
+    format!("os:{}", os_user())
+}
+
+fn os_user() -> String {
     if let Some(u) = ["USER", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -551,18 +582,6 @@ fn unwritable(e: &Error) -> bool {
     matches!(kind, PermissionDenied | ReadOnlyFilesystem | StorageFull)
 }
 
-/// On an archive opened read-only the index is searched as it is: says so
-/// when it has not caught up with the catalogue.
-fn note_behind(index: &Index, archive: &Archive) -> Result<()> {
-    let behind = index.behind(archive)?;
-    if behind > 0 {
-        eprintln!(
-            "note: the search index lacks the last {behind} change batch(es) of the archive (opened read-only, it cannot catch up): recent items may be missing from results"
-        );
-    }
-    Ok(())
-}
-
 /// Says where a read's entry went when not on the trail.
 fn say_recorded(r: &crate::store::audit::Recorded) {
     use crate::store::audit::Recorded;
@@ -641,6 +660,16 @@ fn run_command(cli: Cli) -> Result<Outcome> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = std::io::stdout().lock();
     match cli.command {
+        Command::Serve(a) => serve::run(&dir, &actor(), a),
+        Command::User { action } => {
+            let service = Service::new(open_archive(&dir, true, &actor())?, now);
+            access::user(&mut out, &service, &Principal::local(&actor()), action)
+        }
+        Command::Token { action } => {
+            let service = Service::new(open_archive(&dir, true, &actor())?, now);
+            access::token(&mut out, &service, &Principal::local(&actor()), action)
+        }
+
         Command::Import(a) => {
             let mapping = match &a.mapping {
                 Some(p) => Mapping::from_path(p)?,
@@ -723,24 +752,21 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Mailboxes(f) => {
-            let archive = open_reading(&dir, &actor())?;
-            let rows = archive.folders()?;
+            let service = Service::new(open_reading(&dir, &actor())?, now);
+            let rows = service.mailboxes(&Principal::local(&actor()))?;
             if f.json {
-                for (m, folder, st) in rows {
-                    emit(
-                        &mut out,
-                        &json!({"mailbox": m, "folder": folder, "items": st.items}),
-                    )?;
+                for r in rows {
+                    emit(&mut out, &serde_json::to_value(&r).map_err(json_err)?)?;
                 }
             } else {
                 w(
                     &mut out,
                     format_args!("{:<40} {:<24} {:>10}\n", "MAILBOX", "FOLDER", "ITEMS"),
                 )?;
-                for (m, folder, st) in rows {
+                for r in rows {
                     w(
                         &mut out,
-                        format_args!("{m:<40} {folder:<24} {:>10}\n", st.items),
+                        format_args!("{:<40} {:<24} {:>10}\n", r.mailbox, r.folder, r.items),
                     )?;
                 }
             }
@@ -794,47 +820,29 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             history,
             out: f,
         } => {
-            let archive = open_reading(&dir, &actor())?;
             let id: ItemId = item.parse().map_err(Error::Usage)?;
-            let src = archive
-                .source(&id)?
-                .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-            let mut versions = Vec::new();
-            for (i, v) in src.versions.iter().enumerate() {
-                versions.push((v.clone(), archive.version(&id, i)?));
+            let service = Service::new(open_reading(&dir, &actor())?, now);
+            let view = service.item(&Principal::local(&actor()), &id, None)?;
+            for n in &view.notes {
+                eprintln!("{n}");
             }
-            let quarantined = archive.quarantine()?.into_iter().find(|(q, _)| *q == id);
-            // A deletion recorded against this item (live capture), if any.
-            let deletion_id = ItemId {
-                part: crate::model::Part::Deletion,
-                ..id
-            };
-            let deleted =
-                if id.part == crate::model::Part::Item && archive.source(&deletion_id)?.is_some() {
-                    Some(deletion_id)
-                } else {
-                    None
-                };
+            let src_locations = &view.locations;
+            let versions: Vec<_> = view
+                .versions
+                .iter()
+                .map(|v| (v.version.clone(), v.item.clone()))
+                .collect();
+            let quarantined = view.quarantine.clone().map(|r| (id, r));
+            let deleted = view.deleted_by;
             if f.json {
-                emit(
-                    &mut out,
-                    &json!({
-                        "item": id.to_string(),
-                        "locations": src.locations.iter().map(|(m, fo)| json!({"mailbox": m, "folder": fo})).collect::<Vec<_>>(),
-                        "quarantine": quarantined.as_ref().map(|(_, r)| json!({"run": r.run, "reason": r.reason})),
-                    "deleted_by": deleted.map(|d| d.to_string()),
-                        "versions": versions.iter().map(|(v, it)| json!({
-                            "sha256": hex::encode(v.content), "run": v.run, "edited": v.edited.map(iso), "item": it,
-                        })).collect::<Vec<_>>(),
-                    }),
-                )?;
+                emit(&mut out, &view.to_json())?;
             } else {
                 let (_, cur) = versions
                     .last()
                     .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
                 print_item(&mut out, cur)?;
                 w(&mut out, format_args!("filed in:\n"))?;
-                for (m, fo) in &src.locations {
+                for (m, fo) in src_locations {
                     w(&mut out, format_args!("  {m} / {fo}\n"))?;
                 }
                 if let Some((_, r)) = quarantined {
@@ -877,8 +885,8 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                     }
                     if let Some(d) = deleted {
                         w(&mut out, format_args!("\n--- deletion event {d}\n"))?;
-                        if let Some(event) = archive.current(&d)? {
-                            print_item(&mut out, &event)?;
+                        if let Some(event) = &view.deletion {
+                            print_item(&mut out, event)?;
                         }
                     }
                 }
@@ -945,18 +953,14 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Search(a) => search(&mut out, &dir, a, actor(), args),
+        Command::Search(a) => search(&mut out, &dir, a, actor()),
         Command::Hold { action } => {
-            let archive = open_archive(&dir, true, &actor())?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
+            let service = Service::new(open_archive(&dir, true, &actor())?, now);
+            let who = Principal::local(&actor());
             match action {
                 HoldAction::Set { mailbox, days } => {
                     let m = mailbox_arg(&mailbox)?;
-                    retention::hold_set(&archive, &m, days, &ctx)?;
+                    service.hold_set(&who, &m, days)?;
                     w(
                         &mut out,
                         format_args!(
@@ -968,11 +972,11 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 }
                 HoldAction::Clear { mailbox } => {
                     let m = mailbox_arg(&mailbox)?;
-                    retention::hold_clear(&archive, &m, &ctx)?;
+                    service.hold_clear(&who, &m)?;
                     w(&mut out, format_args!("litigation hold on {m} released\n"))?;
                 }
                 HoldAction::List(f) => {
-                    for (_, h) in archive.holds()? {
+                    for h in service.holds(&who)? {
                         if f.json {
                             emit(
                                 &mut out,
@@ -995,15 +999,11 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Case { action } => {
-            let archive = open_archive(&dir, true, &actor())?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
+            let service = Service::new(open_archive(&dir, true, &actor())?, now);
+            let who = Principal::local(&actor());
             match action {
                 CaseAction::Create { name } => {
-                    retention::case_create(&archive, &name, &ctx)?;
+                    service.case_create(&who, &name)?;
                     w(&mut out, format_args!("case '{name}' created\n"))?;
                 }
                 CaseAction::Hold {
@@ -1022,29 +1022,33 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                         .collect::<Result<Vec<_>>>()?;
                     let from = from.as_deref().map(|d| parse_time(d, false)).transpose()?;
                     let to = to.as_deref().map(|d| parse_time(d, true)).transpose()?;
-                    let id = retention::case_hold_add(
-                        &archive, &case, mailboxes, query, from, to, &ctx,
-                    )?;
+                    let req = CaseHoldRequest {
+                        mailboxes,
+                        query,
+                        from,
+                        to,
+                    };
+                    let id = service.case_hold_add(&who, &case, req)?;
                     w(&mut out, format_args!("case '{case}': hold {id} placed\n"))?;
                 }
                 CaseAction::Hold {
                     action: CaseHoldAction::Remove { case, hold },
                 } => {
-                    retention::case_hold_remove(&archive, &case, hold, &ctx)?;
+                    service.case_hold_remove(&who, &case, hold)?;
                     w(
                         &mut out,
                         format_args!("case '{case}': hold {hold} released\n"),
                     )?;
                 }
                 CaseAction::Close { name } => {
-                    let n = retention::case_close(&archive, &name, &ctx)?;
+                    let n = service.case_close(&who, &name)?;
                     w(
                         &mut out,
                         format_args!("case '{name}' closed; {n} hold(s) released\n"),
                     )?;
                 }
                 CaseAction::List(f) => {
-                    for (name, c) in archive.cases()? {
+                    for (name, c) in service.cases(&who)? {
                         let status = if c.closed.is_some() { "closed" } else { "open" };
                         if f.json {
                             emit(
@@ -1063,20 +1067,16 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                         }
                     }
                 }
+                CaseAction::Member { action } => {
+                    return access::member(&mut out, &service, &who, action);
+                }
                 CaseAction::Show { name, out: f } => {
-                    let (_, c) = archive
-                        .cases()?
-                        .into_iter()
-                        .find(|(n, _)| *n == name)
-                        .ok_or_else(|| Error::NotFound(format!("case '{name}'")))?;
-                    let holds: Vec<_> = archive.holds()?.into_iter()
-                        .filter(|(_, h)| matches!(&h.hold, crate::policy::Hold::Case { case, .. } if *case == name))
-                        .collect();
+                    let (c, holds) = service.case(&who, &name)?;
                     if f.json {
                         emit(
                             &mut out,
                             &json!({"case": name, "closed": c.closed.map(iso), "created": iso(c.created), "actor": c.actor,
-                            "holds": holds.iter().map(|(_, h)| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
+                            "holds": holds.iter().map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
                         )?;
                     } else {
                         w(
@@ -1088,7 +1088,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                                 c.actor
                             ),
                         )?;
-                        for (_, h) in &holds {
+                        for h in &holds {
                             w(&mut out, format_args!("  {}\n", h.hold))?;
                         }
                     }
@@ -1581,40 +1581,17 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             })
         }
         Command::Audit { since, out: f } => {
-            let since = match since {
-                Some(d) => Some(
-                    d.parse::<jiff::civil::Date>()
-                        .ok()
-                        .map(|d| {
-                            crate::time::day_start(
-                                i64::from(d.year()),
-                                d.month() as u8,
-                                d.day() as u8,
-                            )
-                        })
-                        .ok_or_else(|| {
-                            Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
-                        })?,
-                ),
-                None => None,
-            };
-            let archive = open_reading(&dir, &actor())?;
-            for e in archive.audit_entries(since)? {
+            let since = since
+                .map(|d| {
+                    parse_day(&d).map_err(|_| {
+                        Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
+                    })
+                })
+                .transpose()?;
+            let service = Service::new(open_reading(&dir, &actor())?, now);
+            for e in service.audit(&Principal::local(&actor()), since)? {
                 if f.json {
-                    let counts: serde_json::Map<String, serde_json::Value> = e
-                        .event
-                        .counts
-                        .iter()
-                        .map(|(k, n)| (k.clone(), json!(n)))
-                        .collect();
-                    emit(
-                        &mut out,
-                        &json!({
-                            "seq": e.seq, "time": iso(e.event.time), "actor": e.event.actor,
-                            "action": e.event.action, "params": e.event.params, "counts": counts,
-                            "outcome": e.event.outcome, "prev": hex::encode(e.prev), "hash": hex::encode(e.hash),
-                        }),
-                    )?;
+                    emit(&mut out, &crate::service::entry_json(&e))?;
                 } else {
                     let counts: Vec<String> = e
                         .event
@@ -1720,60 +1697,43 @@ fn search(
     dir: &std::path::Path,
     a: SearchArgs,
     actor: String,
-    args: Vec<String>,
 ) -> Result<Outcome> {
-    let query = crate::query::parse(&a.query).map_err(|e| {
-        Error::Usage(format!(
-            "query: {e}\n  {}\n  {}^",
-            a.query,
-            " ".repeat(a.query.chars().take(e.offset).count())
-        ))
-    })?;
-    let archive = open_reading(dir, &actor)?;
-    let index = Index::open(&archive)?;
-    note_behind(&index, &archive)?;
-    let mailboxes: Vec<String> = a.mailbox.iter().map(|m| m.to_lowercase()).collect();
-    if !mailboxes.is_empty() {
-        // A mistyped mailbox finds nothing: say so, so that "no hits" is
-        // not read as "nothing there".
-        let known: std::collections::BTreeSet<String> =
-            archive.folders()?.into_iter().map(|(m, _, _)| m).collect();
-        for m in mailboxes.iter().filter(|m| !known.contains(*m)) {
-            eprintln!("note: the archive has no items filed in mailbox {m}");
-        }
-    }
-    let opts = SearchOptions {
-        mailboxes: mailboxes.clone(),
-        limit: if a.count { 0 } else { a.limit },
+    let req = SearchRequest {
+        query: a.query.clone(),
+        mailboxes: a.mailbox.iter().map(|m| m.to_lowercase()).collect(),
+        limit: a.limit,
         sort: match a.sort {
             SortArg::Date => Sort::Date,
             SortArg::Relevance => Sort::Relevance,
         },
+        case: a.case.clone(),
+        count: a.count,
     };
-    let results = index.search(&archive, &query, &opts)?;
-    let mut params = vec![("query".to_string(), a.query.clone())];
-    params.extend(mailboxes.iter().map(|m| ("mailbox".to_string(), m.clone())));
-    let _ = args;
-    say_recorded(&archive.audit_read(crate::store::audit::Event {
-        time: now(),
-        actor,
-        action: "search".into(),
-        params,
-        counts: vec![("hits".into(), results.total)],
-        outcome: "ok".into(),
-    })?);
+    // A query that does not parse is refused before the archive is opened.
+    if let Err(e) = crate::query::parse(&req.query) {
+        return Err(Error::Usage(format!(
+            "query: {e}\n  {}\n  {}^",
+            req.query,
+            " ".repeat(req.query.chars().take(e.offset).count())
+        )));
+    }
+    let service = Service::new(open_reading(dir, &actor)?, now);
+    let results = service.search(&Principal::local(&actor), &req)?;
+    for n in &results.notes {
+        eprintln!("{n}");
+    }
+    render_search(out, &results, &a)?;
+    service.close()?;
+    Ok(Outcome::Ok)
+}
+
+fn render_search(out: &mut impl Write, results: &SearchResults, a: &SearchArgs) -> Result<()> {
     if a.count {
         if a.json {
-            emit(out, &json!({"total": results.total}))?;
-        } else {
-            w(out, format_args!("{}\n", results.total))?;
+            return emit(out, &json!({"total": results.total}));
         }
-        return Ok(Outcome::Ok);
+        return w(out, format_args!("{}\n", results.total));
     }
-    let searcher = index.searcher()?;
-    let hq = index.highlight_query(&query)?;
-    let generator = tantivy::snippet::SnippetGenerator::create(&searcher, &*hq, index.text_field())
-        .map_err(|e| Error::Internal(format!("snippets: {e}")))?;
     if !a.json {
         w(
             out,
@@ -1784,137 +1744,64 @@ fn search(
         )?;
     }
     for hit in &results.hits {
-        let item = match current_item(&archive, &hit.id) {
-            Ok(item) => item,
-            Err(e) => {
-                // A damaged item is still a hit: say so rather than fail.
-                if a.json {
-                    emit(
-                        out,
-                        &json!({"item": hit.id.to_string(), "error": e.to_string()}),
-                    )?;
-                } else {
-                    w(
-                        out,
-                        format_args!("{:<30} (cannot be read: {e})\n", hit.id.to_string()),
-                    )?;
-                }
-                continue;
-            }
-        };
-        let text = crate::index::schema::item_texts(&item).join("\n");
-        let snip = generator.snippet(&text);
-        let (mailbox, folder) = match &hit.location {
-            Location::Filed { mailbox, folder } => (mailbox.clone(), folder.clone()),
-            Location::Quarantine => (String::new(), "(quarantine)".to_string()),
-        };
-        let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
-        let fragment = snip.fragment();
-        let plain = if fragment.is_empty() {
-            item.summary()
-        } else {
-            fragment.split_whitespace().collect::<Vec<_>>().join(" ")
-        };
         if a.json {
-            let ranges: Vec<[usize; 2]> = snip
-                .highlighted()
-                .iter()
-                .map(|r| [r.start, r.end])
-                .collect();
-            emit(
-                out,
-                &json!({
-                    "item": hit.id.to_string(), "mailbox": mailbox, "folder": folder,
-                    "date": item.date.map(iso), "from": sender, "chat": item.chat.name,
-                    "score": hit.score, "snippet": fragment, "highlights": ranges,
-                }),
-            )?;
+            emit(out, &hit.to_json())?;
         } else {
-            // Highlights as [brackets]: readable in any terminal and in a pipe.
-            let mut marked = String::new();
-            let mut at = 0;
-            for r in snip.highlighted() {
-                if r.start < at || r.end > fragment.len() {
-                    continue;
-                }
-                marked.push_str(&fragment[at..r.start]);
-                marked.push('[');
-                marked.push_str(&fragment[r.start..r.end]);
-                marked.push(']');
-                at = r.end;
-            }
-            marked.push_str(&fragment[at..]);
-            let shown = if fragment.is_empty() {
-                plain
-            } else {
-                marked.split_whitespace().collect::<Vec<_>>().join(" ")
-            };
-            let place = if mailbox.is_empty() {
-                folder.clone()
-            } else {
-                format!("{mailbox}/{folder}")
-            };
-            w(
-                out,
-                format_args!(
-                    "{:<30} {:<26} {:<20} {:<20} {:<18} {}\n",
-                    hit.id.to_string(),
-                    truncate(&place, 26),
-                    item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
-                    truncate(&sender, 20),
-                    truncate(item.chat.name.as_deref().unwrap_or(""), 18),
-                    truncate(&shown, 120),
-                ),
-            )?;
+            w(out, format_args!("{}\n", hit_line(hit)))?;
         }
     }
     if a.json {
         emit(
             out,
             &json!({"total": results.total, "shown": results.hits.len()}),
-        )?;
+        )
     } else {
         w(
             out,
             format_args!("{} hit(s), {} shown\n", results.total, results.hits.len()),
-        )?;
+        )
     }
-    Ok(Outcome::Ok)
 }
 
-fn mailbox_arg(m: &str) -> Result<String> {
-    mapping::normalize_mailbox(m)
-        .ok_or_else(|| Error::Usage(format!("'{m}' is not a mailbox address")))
-}
-
-/// `YYYY-MM-DD` (the start of that day, or with `end` the start of the next)
-/// or an RFC 3339 time, UTC.
-fn parse_time(s: &str, end: bool) -> Result<i64> {
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Ok(t.as_second());
+/// A hit as one line of `search`'s table, highlights as [brackets]:
+/// readable in any terminal and in a pipe.
+fn hit_line(hit: &crate::service::SearchHit) -> String {
+    if let Some(e) = &hit.error {
+        return format!("{:<30} (cannot be read: {e})", hit.item.to_string());
     }
-    // jiff's timestamps end on 9999-12-30; a UTC time after that is still
-    // a time of the calendar.
-    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))
-        && let Ok(dt) = utc.parse::<jiff::civil::DateTime>()
-    {
-        let day = crate::time::day_start(i64::from(dt.year()), dt.month() as u8, dt.day() as u8);
-        let secs =
-            i64::from(dt.hour()) * 3600 + i64::from(dt.minute()) * 60 + i64::from(dt.second());
-        return Ok(day + secs);
+    let fragment = &hit.snippet.fragment;
+    let mut marked = String::new();
+    let mut at = 0;
+    for &[start, end] in &hit.snippet.highlights {
+        if start < at || end > fragment.len() {
+            continue;
+        }
+        marked.push_str(&fragment[at..start]);
+        marked.push('[');
+        marked.push_str(&fragment[start..end]);
+        marked.push(']');
+        at = end;
     }
-    let d: jiff::civil::Date = s.parse().map_err(|_| {
-        Error::Usage(format!(
-            "'{s}' is not a date (YYYY-MM-DD) or an RFC 3339 time"
-        ))
-    })?;
-    let start = crate::time::day_start(i64::from(d.year()), d.month() as u8, d.day() as u8);
-    if !end {
-        return Ok(start);
-    }
-    start
-        .checked_add(crate::time::DAY)
-        .ok_or_else(|| Error::Usage(format!("'{s}': the day after it cannot be counted")))
+    marked.push_str(&fragment[at..]);
+    let shown = if fragment.is_empty() {
+        hit.summary.clone()
+    } else {
+        marked.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let place = if hit.mailbox.is_empty() {
+        hit.folder.clone()
+    } else {
+        format!("{}/{}", hit.mailbox, hit.folder)
+    };
+    format!(
+        "{:<30} {:<26} {:<20} {:<20} {:<18} {}",
+        hit.item.to_string(),
+        truncate(&place, 26),
+        hit.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+        truncate(&hit.from, 20),
+        truncate(hit.chat.as_deref().unwrap_or(""), 18),
+        truncate(&shown, 120),
+    )
 }
 
 fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {
@@ -2108,4 +1995,8 @@ fn print_recovered(
         )?;
     }
     Ok(())
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Internal(format!("JSON: {e}"))
 }

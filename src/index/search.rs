@@ -611,6 +611,16 @@ impl Index {
         self.fields.text
     }
 
+    /// The maker of snippets for `query`'s hits.
+    pub fn snippets(&self, query: &Query) -> Result<Snippets> {
+        let searcher = self.searcher()?;
+        let hq = self.highlight_query(query)?;
+        let generator =
+            tantivy::snippet::SnippetGenerator::create(&searcher, &*hq, self.fields.text)
+                .map_err(|e| self.err(e))?;
+        Ok(Snippets(generator))
+    }
+
     fn read_doc(
         &self,
         searcher: &tantivy::Searcher,
@@ -850,5 +860,31 @@ mod tests {
         assert!(text_matches("alice@corp.com", &Text::Prefix("ali".into())));
         assert!(text_matches("alice@corp.com", &Text::Prefix("cor".into())));
         assert!(!text_matches("alice@corp.com", &Text::Word("bob".into())));
+    }
+}
+
+/// A passage of an item's text around the terms a query matched: byte
+/// ranges of `fragment` to highlight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Snippet {
+    pub fragment: String,
+    pub highlights: Vec<[usize; 2]>,
+}
+
+/// Makes the snippets of one query's hits.
+pub struct Snippets(tantivy::snippet::SnippetGenerator);
+
+impl Snippets {
+    pub fn of(&self, item: &crate::model::Item) -> Snippet {
+        let text = super::schema::item_texts(item).join("\n");
+        let snip = self.0.snippet(&text);
+        Snippet {
+            fragment: snip.fragment().to_string(),
+            highlights: snip
+                .highlighted()
+                .iter()
+                .map(|r| [r.start, r.end])
+                .collect(),
+        }
     }
 }

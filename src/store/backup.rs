@@ -288,7 +288,9 @@ fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats
         ($($t:expr),*) => {$( sync_table(snap, db, $t, stats, |_, _, _| Ok(()))?; )*};
     }
     plain!(ITEMS, QUARANTINE, FOLDERS, HOLDS, TOMBSTONES);
-    plain!(PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES);
+    plain!(
+        PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES, ACCESS
+    );
     sync_meta(snap, db, stats)?;
     if old_blobs.is_empty() {
         return Ok(gone);

@@ -49,6 +49,61 @@ pub fn item_id_bytes(id: &ItemId) -> Vec<u8> {
     out
 }
 
+/// `holds` key of a mailbox's litigation hold: `lit 00 MAILBOX`.
+pub fn litigation_key(mailbox: &str) -> Vec<u8> {
+    let mut k = b"lit\0".to_vec();
+    k.extend_from_slice(mailbox.as_bytes());
+    k
+}
+
+/// `holds` key of a case's hold: `case 00 NAME 00 ID` (eight decimal digits).
+pub fn case_hold_key(case: &str, id: u32) -> Vec<u8> {
+    let mut k = b"case\0".to_vec();
+    k.extend_from_slice(case.as_bytes());
+    k.push(0);
+    k.extend_from_slice(format!("{id:08}").as_bytes());
+    k
+}
+
+/// What a row of the `access` table is about: the first byte of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    User = b'u' as isize,
+    Token = b't' as isize,
+    Member = b'm' as isize,
+}
+
+/// `kind ++ str(name)`: a user (`u`) or a token by its id (`t`).
+pub fn access_key(kind: AccessKind, name: &str) -> Vec<u8> {
+    let mut out = vec![kind as u8];
+    put_str(&mut out, name);
+    out
+}
+
+/// `m ++ str(case) ++ str(user)`: a user's membership of a case.
+pub fn member_key(case: &str, user: &str) -> Vec<u8> {
+    let mut out = access_key(AccessKind::Member, case);
+    put_str(&mut out, user);
+    out
+}
+
+/// The names an `access` key holds after its kind byte (one, or two for a
+/// membership).
+pub fn decode_access_key(bytes: &[u8]) -> Result<(AccessKind, Vec<String>)> {
+    let kind = match bytes.first() {
+        Some(b'u') => AccessKind::User,
+        Some(b't') => AccessKind::Token,
+        Some(b'm') => AccessKind::Member,
+        _ => return Err(Reader::bad("access key kind")),
+    };
+    let mut r = Reader(&bytes[1..]);
+    let mut names = Vec::new();
+    while !r.0.is_empty() {
+        names.push(r.string()?);
+    }
+    Ok((kind, names))
+}
+
 /// The prefix shared by every key of one mailbox folder (or, with `folder`
 /// `None`, of one mailbox).
 pub fn folder_prefix(mailbox: &str, folder: Option<&str>) -> Vec<u8> {

@@ -6,6 +6,7 @@
 //! which runs a closure inside one redb write transaction and commits it only if
 //! the closure succeeds: a batch of items lands whole or not at all.
 
+pub mod access;
 pub mod audit;
 pub mod backup;
 pub mod blob;
@@ -490,6 +491,7 @@ fn init(db: &Database) -> Result<u8> {
         txn.open_table(DICTS)?;
         txn.open_table(CASES)?;
         txn.open_table(POLICIES)?;
+        txn.open_table(ACCESS)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
         found = match schema.as_deref() {
@@ -582,6 +584,7 @@ impl Archive {
                 cases: txn.open_table(CASES)?,
                 policies: txn.open_table(POLICIES)?,
                 tombstones: txn.open_table(TOMBSTONES)?,
+                access: txn.open_table(ACCESS)?,
                 meta: txn.open_table(META)?,
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
@@ -1320,6 +1323,7 @@ pub struct Tx<'t> {
     cases: Table<'t, &'static str, &'static [u8]>,
     policies: Table<'t, &'static str, &'static [u8]>,
     tombstones: Table<'t, &'static [u8], &'static [u8]>,
+    access: Table<'t, &'static [u8], &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     /// Whether `tombstones` has any row (checked once per transaction).
     any_tombstone: Option<bool>,

@@ -189,6 +189,34 @@ pub struct Tombstone {
     pub run: u64,
 }
 
+/// A user of the archive: a principal with roles (`service::access::Role`
+/// names), and the OS account that acts as it through the server's socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub roles: Vec<String>,
+    pub os_user: Option<String>,
+    pub created: i64,
+    pub actor: String,
+}
+
+/// An API token: the user it acts as and a slow salted hash of its secret
+/// (a PHC string); the secret itself is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub user: String,
+    pub hash: String,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub actor: String,
+}
+
+/// A user's membership of a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub added: i64,
+    pub actor: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,3 +51,7 @@ pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policie
 pub const TOMBSTONES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tombstones");
 /// Archive-wide settings: `schema` -> the schema version byte.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `store::key::access_key` / `member_key` -> `UserRecord`, `TokenRecord` or
+/// `MemberRecord`: who may act on the archive (absent in archives made
+/// before access control: read as empty).
+pub const ACCESS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("access");

@@ -1,0 +1,41 @@
+//! `tgvault serve`: opens the archive, holds it, and hands it to the server.
+
+use super::{Outcome, now, open_archive};
+use crate::error::{Error, Result};
+use crate::server::{SOCKET, ServeOptions};
+use crate::service::Service;
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The TCP address to serve HTTP on
+    #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR")]
+    pub listen: String,
+}
+
+pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
+    let listen: SocketAddr = a.listen.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--listen: '{}' is not an IP address and port",
+            a.listen
+        ))
+    })?;
+    let archive = open_archive(dir, true, actor)?;
+    let socket = archive.dir().join(SOCKET);
+    let service = Service::new(archive, now);
+    let opts = ServeOptions {
+        listen,
+        socket: Some(socket.clone()),
+    };
+    crate::server::serve(service, opts, |addr| {
+        // The first line says where it listens (a test or a script reads it).
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr} and {}", socket.display());
+        let _ = out.flush();
+    })?;
+    eprintln!("tgvault: server stopped");
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,510 @@
+//! The routes under `/api/v1/` (and `/healthz`), each a parse, one service
+//! call, a render. `openapi.json` beside this file documents every route in
+//! [`ROUTES`]; a test keeps the three in step.
+
+use super::{ApiError, State, blocking};
+use crate::error::Error;
+use crate::index::search::Sort;
+use crate::model::ItemId;
+use crate::service::{CaseHoldRequest, Principal, SearchRequest, Service};
+use crate::time::iso;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, Query, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::serve::IncomingStream;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Every route the server answers: method and path (OpenAPI's syntax).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/search"),
+    ("get", "/api/v1/items/{id}"),
+    ("get", "/api/v1/mailboxes"),
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/holds"),
+    ("post", "/api/v1/holds"),
+    ("delete", "/api/v1/holds/{mailbox}"),
+    ("get", "/api/v1/cases"),
+    ("post", "/api/v1/cases"),
+    ("get", "/api/v1/cases/{name}"),
+    ("post", "/api/v1/cases/{name}/close"),
+    ("post", "/api/v1/cases/{name}/holds"),
+    ("delete", "/api/v1/cases/{name}/holds/{hold}"),
+    ("post", "/api/v1/cases/{name}/members"),
+    ("delete", "/api/v1/cases/{name}/members/{user}"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("delete", "/api/v1/users/{name}"),
+    ("post", "/api/v1/users/{name}/roles"),
+    ("delete", "/api/v1/users/{name}/roles/{role}"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/{id}"),
+];
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[derive(Clone, Copy)]
+pub enum Transport {
+    Tcp,
+    Unix,
+}
+
+/// Who is at the other end of a connection.
+#[derive(Clone, Debug)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// The peer's uid, from the socket's credentials.
+    Unix(Option<u32>),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => write!(f, "from {a}"),
+            Peer::Unix(Some(uid)) => write!(f, "from uid {uid} on the socket"),
+            Peer::Unix(None) => write!(f, "on the socket"),
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer::Tcp(*s.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        Peer::Unix(s.io().peer_cred().ok().map(|c| c.uid()))
+    }
+}
+
+pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
+    let api = Router::new()
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/items/{id}", get(item))
+        .route("/api/v1/mailboxes", get(mailboxes))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/holds", get(holds).post(hold_set))
+        .route("/api/v1/holds/{mailbox}", delete(hold_clear))
+        .route("/api/v1/cases", get(cases).post(case_create))
+        .route("/api/v1/cases/{name}", get(case_show))
+        .route("/api/v1/cases/{name}/close", post(case_close))
+        .route("/api/v1/cases/{name}/holds", post(case_hold_add))
+        .route(
+            "/api/v1/cases/{name}/holds/{hold}",
+            delete(case_hold_remove),
+        )
+        .route("/api/v1/cases/{name}/members", post(member_add))
+        .route("/api/v1/cases/{name}/members/{user}", delete(member_remove))
+        .route("/api/v1/users", get(users).post(user_add))
+        .route("/api/v1/users/{name}", delete(user_remove))
+        .route("/api/v1/users/{name}/roles", post(role_add))
+        .route("/api/v1/users/{name}/roles/{role}", delete(role_remove))
+        .route("/api/v1/tokens", post(token_create))
+        .route("/api/v1/tokens/{id}", delete(token_revoke))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), matches!(transport, Transport::Unix)),
+            authenticate,
+        ));
+    api.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([("content-type", "application/json")], OPENAPI) }),
+        )
+        .with_state(state)
+}
+
+/// Finds the principal (bearer token over TCP, the peer's account over the
+/// socket) and hands it to the route, or answers 401.
+async fn authenticate(
+    axum::extract::State((state, unix)): axum::extract::State<(Arc<State>, bool)>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let token = bearer(&req);
+    let owner = state.owner_uid;
+    let st = state.clone();
+    let found = tokio::task::spawn_blocking(move || match (unix, peer) {
+        (true, Peer::Unix(uid)) => socket_principal(&st.service, uid, owner),
+        (_, peer) => match token {
+            Some(t) => st.service.authenticate(&t),
+            None => Err(st
+                .service
+                .refuse_anonymous(&format!("no bearer token ({peer})"))),
+        },
+    })
+    .await;
+    match found {
+        Ok(Ok(who)) => {
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
+        Ok(Err(e)) => ApiError(e).into_response(),
+        Err(e) => ApiError(Error::Internal(format!("request task: {e}"))).into_response(),
+    }
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let v = req.headers().get(axum::http::header::AUTHORIZATION)?;
+    let v = v.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// The archive directory's owner and root are the local administrator;
+/// another account is the user whose `--os-user` it is, or nobody.
+fn socket_principal(service: &Service, uid: Option<u32>, owner: u32) -> crate::Result<Principal> {
+    let Some(uid) = uid else {
+        return Err(service.refuse_anonymous("socket peer without credentials"));
+    };
+    let name = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    if uid == 0 || uid == owner {
+        return Ok(Principal::local(&format!("os:{name}")));
+    }
+    match service.principal_of_os_user(&name)? {
+        Some(p) => Ok(p),
+        None => Err(service.refuse_anonymous(&format!("OS user {name} is no tgvault user"))),
+    }
+}
+
+/// The account name of `uid`, from `/etc/passwd`.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+type Api = Result<Json<Value>, ApiError>;
+type St = axum::extract::State<Arc<State>>;
+type Who = Extension<Principal>;
+
+fn ok() -> Api {
+    Ok(Json(json!({"ok": true})))
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: String,
+    limit: Option<usize>,
+    sort: Option<String>,
+    case: Option<String>,
+    count: Option<bool>,
+    mailbox: Option<String>,
+}
+
+async fn search(st: St, Extension(who): Who, Query(q): Query<SearchParams>) -> Api {
+    let sort = match q.sort.as_deref() {
+        None | Some("date") => Sort::Date,
+        Some("relevance") => Sort::Relevance,
+        Some(other) => {
+            return Err(ApiError(Error::Usage(format!(
+                "sort: '{other}' is neither date nor relevance"
+            ))));
+        }
+    };
+    let req = SearchRequest {
+        query: q.q,
+        mailboxes: q
+            .mailbox
+            .iter()
+            .flat_map(|m| m.split(','))
+            .map(|m| m.trim().to_lowercase())
+            .filter(|m| !m.is_empty())
+            .collect(),
+        limit: q.limit.unwrap_or(50),
+        sort,
+        case: q.case,
+        count: q.count.unwrap_or(false),
+    };
+    let r = blocking(&st.0, who, move |s, w| s.search(w, &req)).await?;
+    let hits: Vec<Value> = r.hits.iter().map(|h| h.to_json()).collect();
+    Ok(Json(
+        json!({"hits": hits, "total": r.total, "shown": r.hits.len(), "notes": r.notes}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CaseParam {
+    case: Option<String>,
+}
+
+async fn item(
+    st: St,
+    Extension(who): Who,
+    Path(id): Path<String>,
+    Query(c): Query<CaseParam>,
+) -> Api {
+    let id: ItemId = id.parse().map_err(|e| ApiError(Error::Usage(e)))?;
+    let v = blocking(&st.0, who, move |s, w| s.item(w, &id, c.case.as_deref())).await?;
+    Ok(Json(v.to_json()))
+}
+
+async fn mailboxes(st: St, Extension(who): Who) -> Api {
+    let rows = blocking(&st.0, who, |s, w| s.mailboxes(w)).await?;
+    Ok(Json(json!({"mailboxes": rows})))
+}
+
+#[derive(Deserialize)]
+struct SinceParam {
+    since: Option<String>,
+}
+
+async fn audit(st: St, Extension(who): Who, Query(q): Query<SinceParam>) -> Api {
+    let since = q
+        .since
+        .as_deref()
+        .map(crate::service::parse_day)
+        .transpose()
+        .map_err(ApiError)?;
+    let entries = blocking(&st.0, who, move |s, w| s.audit(w, since)).await?;
+    let entries: Vec<Value> = entries.iter().map(crate::service::entry_json).collect();
+    Ok(Json(json!({"entries": entries})))
+}
+
+async fn holds(st: St, Extension(who): Who) -> Api {
+    let holds = blocking(&st.0, who, |s, w| s.holds(w)).await?;
+    let holds: Vec<Value> = holds
+        .iter()
+        .map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}))
+        .collect();
+    Ok(Json(json!({"holds": holds})))
+}
+
+#[derive(Deserialize)]
+struct HoldBody {
+    mailbox: String,
+    days: Option<u32>,
+}
+
+async fn hold_set(st: St, Extension(who): Who, Json(b): Json<HoldBody>) -> Api {
+    let m = crate::service::mailbox_arg(&b.mailbox).map_err(ApiError)?;
+    blocking(&st.0, who, move |s, w| s.hold_set(w, &m, b.days)).await?;
+    ok()
+}
+
+async fn hold_clear(st: St, Extension(who): Who, Path(mailbox): Path<String>) -> Api {
+    let m = crate::service::mailbox_arg(&mailbox).map_err(ApiError)?;
+    blocking(&st.0, who, move |s, w| s.hold_clear(w, &m)).await?;
+    ok()
+}
+
+async fn cases(st: St, Extension(who): Who) -> Api {
+    let cases = blocking(&st.0, who, |s, w| s.cases(w)).await?;
+    let cases: Vec<Value> = cases
+        .iter()
+        .map(|(name, c)| crate::service::case_json(name, c))
+        .collect();
+    Ok(Json(json!({"cases": cases})))
+}
+
+#[derive(Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+async fn case_create(st: St, Extension(who): Who, Json(b): Json<NameBody>) -> Api {
+    blocking(&st.0, who, move |s, w| s.case_create(w, &b.name)).await?;
+    ok()
+}
+
+async fn case_show(st: St, Extension(who): Who, Path(name): Path<String>) -> Api {
+    let n = name.clone();
+    let (c, holds) = blocking(&st.0, who, move |s, w| s.case(w, &n)).await?;
+    let mut v = crate::service::case_json(&name, &c);
+    v["holds"] = holds
+        .iter()
+        .map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}))
+        .collect();
+    Ok(Json(v))
+}
+
+async fn case_close(st: St, Extension(who): Who, Path(name): Path<String>) -> Api {
+    let n = blocking(&st.0, who, move |s, w| s.case_close(w, &name)).await?;
+    Ok(Json(json!({"released": n})))
+}
+
+#[derive(Deserialize)]
+struct CaseHoldBody {
+    #[serde(default)]
+    mailboxes: Vec<String>,
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn case_hold_add(
+    st: St,
+    Extension(who): Who,
+    Path(name): Path<String>,
+    Json(b): Json<CaseHoldBody>,
+) -> Api {
+    let parse = |d: &Option<String>, end| {
+        d.as_deref()
+            .map(|d| crate::service::parse_time(d, end))
+            .transpose()
+            .map_err(ApiError)
+    };
+    let req = CaseHoldRequest {
+        mailboxes: b
+            .mailboxes
+            .iter()
+            .map(|m| crate::service::mailbox_arg(m))
+            .collect::<crate::Result<_>>()
+            .map_err(ApiError)?,
+        query: b.query.clone(),
+        from: parse(&b.from, false)?,
+        to: parse(&b.to, true)?,
+    };
+    let id = blocking(&st.0, who, move |s, w| s.case_hold_add(w, &name, req)).await?;
+    Ok(Json(json!({"hold": id})))
+}
+
+async fn case_hold_remove(
+    st: St,
+    Extension(who): Who,
+    Path((name, hold)): Path<(String, u32)>,
+) -> Api {
+    blocking(&st.0, who, move |s, w| s.case_hold_remove(w, &name, hold)).await?;
+    ok()
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    user: String,
+}
+
+async fn member_add(
+    st: St,
+    Extension(who): Who,
+    Path(name): Path<String>,
+    Json(b): Json<UserBody>,
+) -> Api {
+    blocking(&st.0, who, move |s, w| {
+        s.case_member(w, &name, &b.user, true)
+    })
+    .await?;
+    ok()
+}
+
+async fn member_remove(
+    st: St,
+    Extension(who): Who,
+    Path((name, user)): Path<(String, String)>,
+) -> Api {
+    blocking(&st.0, who, move |s, w| {
+        s.case_member(w, &name, &user, false)
+    })
+    .await?;
+    ok()
+}
+
+async fn users(st: St, Extension(who): Who) -> Api {
+    let users = blocking(&st.0, who, |s, w| s.users(w)).await?;
+    Ok(Json(json!({"users": users})))
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    os_user: Option<String>,
+}
+
+async fn user_add(st: St, Extension(who): Who, Json(b): Json<NewUserBody>) -> Api {
+    blocking(&st.0, who, move |s, w| {
+        s.user_add(w, &b.name, &b.roles, b.os_user.as_deref())
+    })
+    .await?;
+    ok()
+}
+
+async fn user_remove(st: St, Extension(who): Who, Path(name): Path<String>) -> Api {
+    blocking(&st.0, who, move |s, w| s.user_remove(w, &name)).await?;
+    ok()
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+async fn role_add(
+    st: St,
+    Extension(who): Who,
+    Path(name): Path<String>,
+    Json(b): Json<RoleBody>,
+) -> Api {
+    blocking(&st.0, who, move |s, w| s.user_role(w, &name, &b.role, true)).await?;
+    ok()
+}
+
+async fn role_remove(
+    st: St,
+    Extension(who): Who,
+    Path((name, role)): Path<(String, String)>,
+) -> Api {
+    blocking(&st.0, who, move |s, w| s.user_role(w, &name, &role, false)).await?;
+    ok()
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    user: String,
+    expires_days: Option<u32>,
+}
+
+async fn token_create(st: St, Extension(who): Who, Json(b): Json<TokenBody>) -> Api {
+    let t = blocking(&st.0, who, move |s, w| {
+        s.token_create(w, &b.user, b.expires_days)
+    })
+    .await?;
+    Ok(Json(json!({
+        "id": t.id, "user": t.user, "token": t.token, "expires": t.expires.map(iso),
+    })))
+}
+
+async fn token_revoke(st: St, Extension(who): Who, Path(id): Path<String>) -> Api {
+    blocking(&st.0, who, move |s, w| s.token_revoke(w, &id)).await?;
+    ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document names exactly the routes the server answers.
+    #[test]
+    fn the_openapi_document_names_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = Vec::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for method in ops.as_object().expect("operations").keys() {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<_> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+}

@@ -1,0 +1,246 @@
+//! The service layer: every user-facing operation as one function that takes
+//! the principal acting, checks its permission ([`access`]), acts, and
+//! appends its audit entry. The CLI and the HTTP server (`crate::server`)
+//! call these and only render; a refusal is on the audit trail with who,
+//! what and when.
+//!
+//! A [`Service`] owns one opened archive and, once something searches, its
+//! index: searches share the index (a read lock each), and the index is
+//! brought up to date under the write lock when the store moved on.
+
+pub mod access;
+mod audit;
+mod browse;
+mod cases;
+mod search;
+mod users;
+mod values;
+
+pub use audit::entry_json;
+pub use browse::{ItemView, MailboxRow, VersionView};
+pub use cases::CaseHoldRequest;
+pub use cases::case_json;
+pub use search::{SearchHit, SearchRequest, SearchResults};
+pub use users::{NewToken, UserView, parse_roles};
+pub use values::{mailbox_arg, parse_day, parse_time};
+
+use crate::error::{Error, Result};
+use crate::import::RunContext;
+use crate::index::Index;
+use crate::store::Archive;
+use crate::store::audit::{Event, Recorded};
+use access::{Op, Role};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Mutex, RwLock};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// Someone with the archive's files in hand (the CLI without a server,
+    /// or the archive directory's owner through the server's socket): the
+    /// local administrator.
+    Local,
+    /// A user of the `access` table (an API token, or an OS account named
+    /// with `--os-user`).
+    User,
+}
+
+/// Who is acting: its name, its roles and the cases it is a member of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub kind: PrincipalKind,
+    pub roles: BTreeSet<Role>,
+    pub cases: BTreeSet<String>,
+}
+
+impl Principal {
+    /// The local administrator (`actor` names it on the trail).
+    pub fn local(actor: &str) -> Principal {
+        Principal {
+            name: actor.to_string(),
+            kind: PrincipalKind::Local,
+            roles: [Role::ComplianceAdmin].into(),
+            cases: BTreeSet::new(),
+        }
+    }
+
+    /// How the audit trail names it: `user:NAME` for a user, the local
+    /// actor's own name (`os:USER`, or what `--actor` says) otherwise.
+    pub fn actor(&self) -> String {
+        match self.kind {
+            PrincipalKind::Local => self.name.clone(),
+            PrincipalKind::User => format!("user:{}", self.name),
+        }
+    }
+}
+
+pub struct Service {
+    archive: Archive,
+    index: RwLock<Option<Index>>,
+    clock: fn() -> i64,
+    /// SHA-256 of the tokens whose secret verified (Argon2 is slow by
+    /// design; a token's record is still read on every request).
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+pub(crate) fn p(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+/// A name from a request as an audit entry may quote it: at most 80
+/// characters, control characters escaped.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_default).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+impl Service {
+    /// A service over an opened archive; `clock` tells the time (the
+    /// library itself never asks it).
+    pub fn new(archive: Archive, clock: fn() -> i64) -> Service {
+        Service {
+            archive,
+            index: RwLock::new(None),
+            clock,
+            verified: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn ctx(&self, who: &Principal, args: Vec<String>) -> RunContext<'_> {
+        RunContext {
+            actor: who.actor(),
+            args,
+            clock: &self.clock,
+        }
+    }
+
+    fn event(
+        &self,
+        who: &Principal,
+        action: &str,
+        params: Vec<(String, String)>,
+        outcome: &str,
+    ) -> Event {
+        Event {
+            time: self.now(),
+            actor: who.actor(),
+            action: action.to_string(),
+            params,
+            counts: vec![],
+            outcome: outcome.to_string(),
+        }
+    }
+
+    /// Appends an entry that must be recorded even on an archive that
+    /// cannot take it (a refusal, a read): see `Archive::audit_read`.
+    fn audit_event(
+        &self,
+        action: &str,
+        params: Vec<(String, String)>,
+        outcome: &str,
+        actor: &str,
+    ) -> Result<Recorded> {
+        self.archive.audit_read(Event {
+            time: self.now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            params,
+            counts: vec![],
+            outcome: outcome.to_string(),
+        })
+    }
+
+    /// Permits `op` to `who`, or records the refusal and refuses.
+    pub fn check(&self, who: &Principal, op: Op) -> Result<()> {
+        if access::permits(&who.roles, &who.cases, op) {
+            return Ok(());
+        }
+        let roles: Vec<&str> = who.roles.iter().map(|r| r.name()).collect();
+        let why = if roles.is_empty() {
+            format!("{} holds no role", who.actor())
+        } else {
+            format!(
+                "{} ({}) may not {}",
+                who.actor(),
+                roles.join(", "),
+                op.name()
+            )
+        };
+        self.audit_event(
+            "denied",
+            vec![p("operation", &op.name())],
+            &format!("forbidden: {why}"),
+            &who.actor(),
+        )?;
+        Err(Error::Forbidden(why))
+    }
+
+    /// Records a request nobody could be found behind, and the error that
+    /// answers it.
+    pub fn refuse_anonymous(&self, why: &str) -> Error {
+        match self.audit_event("authentication failed", vec![], why, "anonymous") {
+            Ok(_) => Error::Unauthenticated("no valid credentials".into()),
+            Err(e) => e,
+        }
+    }
+
+    fn forget_tokens(&self) {
+        self.verified.lock().expect("token cache").clear();
+    }
+
+    fn remember_token(&self, token: &str) {
+        let h = crate::model::sha256(token.as_bytes());
+        self.verified.lock().expect("token cache").insert(h);
+    }
+
+    fn token_verified(&self, token: &str) -> bool {
+        let h = crate::model::sha256(token.as_bytes());
+        self.verified.lock().expect("token cache").contains(&h)
+    }
+
+    /// Runs `f` on the index, opened (and caught up with the store) first
+    /// if it is not, or brought up to date if the store moved on. On a
+    /// read-only archive the index is used as it is.
+    fn with_index<T>(&self, f: impl FnOnce(&Index) -> Result<T>) -> Result<T> {
+        {
+            let guard = self.index.read().expect("index lock");
+            if let Some(ix) = guard.as_ref()
+                && (self.archive.is_read_only() || ix.behind(&self.archive)? == 0)
+            {
+                return f(ix);
+            }
+        }
+        {
+            let mut guard = self.index.write().expect("index lock");
+            match guard.as_mut() {
+                None => *guard = Some(Index::open(&self.archive)?),
+                Some(ix) if !self.archive.is_read_only() => {
+                    ix.catch_up(&self.archive)?;
+                }
+                Some(_) => {}
+            }
+        }
+        let guard = self.index.read().expect("index lock");
+        f(guard.as_ref().expect("opened above"))
+    }
+
+    /// Ends the service: waits for the index's background merges.
+    pub fn close(self) -> Result<()> {
+        let index = self.index.into_inner().expect("index lock");
+        match index {
+            Some(ix) => ix.close(),
+            None => Ok(()),
+        }
+    }
+}
