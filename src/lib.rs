@@ -20,6 +20,7 @@ pub mod import;
 pub mod index;
 pub mod mapping;
 pub mod model;
+pub mod os;
 pub mod pagecache;
 pub mod policy;
 pub mod query;

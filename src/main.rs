@@ -6,7 +6,6 @@ use clap::Parser;
 use std::process::ExitCode;
 use tgvault::Error;
 use tgvault::cli::{Cli, Outcome, run};
-use tgvault::error::Kind;
 
 // The importer and the indexer allocate on one thread and free on another;
 // glibc's allocator serialises that on its arena locks (measured: a tenth of
@@ -26,17 +25,14 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         // A reader that stopped listening (`tgvault ls ... | head`) is not an error.
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("tgvault: {e}");
-            match (e.kind(), &e) {
-                (Kind::Invalid | Kind::NotFound, _) | (_, Error::ReadOnly(_)) => ExitCode::from(2),
-                (Kind::Unauthenticated | Kind::Forbidden, _) => ExitCode::from(3),
-                _ => ExitCode::from(1),
-            }
+            ExitCode::from(tgvault::cli::exit_code(&e))
         }
     }
 }

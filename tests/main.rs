@@ -16,4 +16,5 @@ mod model;
 mod retention;
 mod samples;
 mod search;
+mod server;
 mod verify;

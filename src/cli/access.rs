@@ -60,7 +60,7 @@ pub enum MemberAction {
 }
 
 pub fn user(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     service: &Service,
     who: &Principal,
     action: UserAction,
@@ -127,7 +127,7 @@ pub fn user(
 }
 
 pub fn token(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     service: &Service,
     who: &Principal,
     action: TokenAction,
@@ -165,7 +165,7 @@ pub fn token(
 }
 
 pub fn member(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     service: &Service,
     who: &Principal,
     action: MemberAction,

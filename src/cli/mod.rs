@@ -2,13 +2,12 @@
 //! environment or asks the clock. Every listing also prints as JSON (`--json`).
 
 use crate::error::{Error, Result};
-use crate::import::{self, ImportOptions, RunContext};
+use crate::import::{ImportOptions, RunContext};
 use crate::index::Index;
 use crate::index::search::Sort;
 use crate::mapping::{self, Mapping};
 use crate::model::{Body, Item, ItemId, TimeBasis};
 use crate::report::ImportReport;
-use crate::retention;
 use crate::service::{CaseHoldRequest, Principal, SearchRequest, SearchResults, Service};
 use crate::service::{mailbox_arg, parse_day, parse_time};
 use crate::source::telegram::Zone;
@@ -16,6 +15,7 @@ use crate::store::Archive;
 use clap::{Args, Parser, Subcommand};
 
 mod access;
+pub mod remote;
 mod serve;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -434,27 +434,11 @@ pub fn default_archive_dir() -> PathBuf {
     }
 }
 
-/// The OS user running the command, as the trail names the local
-/// administrator: `os:` and `$USER`, `$LOGNAME`, else the numeric uid.
+/// The OS account running the command (by its uid, not by `$USER`, which
+/// anyone can set), as the trail names the local administrator:
+/// `os:NAME`, as the server names a peer on its socket.
 fn actor() -> String {
-    format!("os:{}", os_user())
-}
-
-fn os_user() -> String {
-    if let Some(u) = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    {
-        return u;
-    }
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().next().map(|uid| format!("uid {uid}")))
-        })
-        .unwrap_or_else(|| "unknown".into())
+    format!("os:{}", crate::os::current_account())
 }
 
 fn now() -> i64 {
@@ -466,6 +450,19 @@ pub enum Outcome {
     Ok,
     /// The command ran, but some of its input failed (reported already).
     Partial,
+    /// Ran in a server, which reported it: exit with this code.
+    Exit(u8),
+}
+
+/// The exit code an error calls for: 2 the request was wrong, 3 not
+/// permitted, 1 anything else.
+pub fn exit_code(e: &Error) -> u8 {
+    use crate::error::Kind;
+    match (e.kind(), e) {
+        (Kind::Invalid | Kind::NotFound, _) | (_, Error::ReadOnly(_) | Error::Conflict(_)) => 2,
+        (Kind::Unauthenticated | Kind::Forbidden, _) => 3,
+        _ => 1,
+    }
 }
 
 /// How this process opens archives: `--read-only`, and where reads go that
@@ -500,14 +497,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         read_log: cli.read_log.clone().or_else(default_read_log),
     });
     // A refused hold, case or retention request is on the record too.
-    let what = match &cli.command {
-        Command::Hold { .. } => Some("hold"),
-        Command::Case { .. } => Some("case"),
-        Command::Retention { .. } => Some("retention"),
-        _ => None,
-    };
+    let what = remote::refusable(&cli.command);
     let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
     let who = cli.actor.clone().unwrap_or_else(actor);
+    // While a server holds the archive, its commands run there.
+    if cli.command.on_service() && !cli.read_only {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Some(code) = remote::forward(&dir.join(crate::server::SOCKET), args)? {
+            return Ok(Outcome::Exit(code));
+        }
+    }
     let result = run_command(cli);
     if let (Some(what), Err(e @ (Error::Usage(_) | Error::NotFound(_)))) = (what, &result)
         && let Ok(archive) = open_archive(&dir, true, &who)
@@ -654,22 +653,405 @@ fn open_archive_waiting(
     Ok(archive)
 }
 
-fn run_command(cli: Cli) -> Result<Outcome> {
-    let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
-    let actor = || cli.actor.clone().unwrap_or_else(actor);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut out = std::io::stdout().lock();
-    match cli.command {
-        Command::Serve(a) => serve::run(&dir, &actor(), a),
-        Command::User { action } => {
-            let service = Service::new(open_archive(&dir, true, &actor())?, now);
-            access::user(&mut out, &service, &Principal::local(&actor()), action)
-        }
-        Command::Token { action } => {
-            let service = Service::new(open_archive(&dir, true, &actor())?, now);
-            access::token(&mut out, &service, &Principal::local(&actor()), action)
-        }
+/// Writes a line to `err` as `eprintln!` would to the process's stderr.
+macro_rules! note {
+    ($err:expr, $($arg:tt)*) => {
+        let _ = writeln!($err, $($arg)*);
+    };
+}
 
+impl Command {
+    /// Whether the command runs on a [`Service`], and so also through a
+    /// server holding the archive.
+    pub fn on_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Mailboxes(_)
+                | Command::Ls { .. }
+                | Command::Show { .. }
+                | Command::Search(_)
+                | Command::Hold { .. }
+                | Command::Case { .. }
+                | Command::Audit { .. }
+                | Command::User { .. }
+                | Command::Token { .. }
+                | Command::Import(_)
+                | Command::Quarantine { .. }
+                | Command::Retention { .. }
+                | Command::Export { .. }
+                | Command::Explain { .. }
+                | Command::Runs(_)
+        )
+    }
+
+    /// The files it reads or writes, as named (relative to the caller's
+    /// working directory).
+    pub fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            Command::Import(a) => a.paths.iter_mut().chain(a.mapping.as_mut()).collect(),
+            Command::Quarantine {
+                action: Some(QuarantineAction::Remap { mapping, .. }),
+                ..
+            } => vec![mapping],
+            Command::Export { out, .. } => vec![out],
+            _ => vec![],
+        }
+    }
+
+    /// Whether it changes the archive (a reader opens it read-only when it
+    /// cannot be written).
+    fn writes(&self) -> bool {
+        match self {
+            Command::Hold { action } => !matches!(action, HoldAction::List(_)),
+            Command::Case { action } => {
+                !matches!(action, CaseAction::List(_) | CaseAction::Show { .. })
+            }
+            Command::User { action } => !matches!(action, access::UserAction::List(_)),
+            Command::Token { .. } | Command::Import(_) | Command::Quarantine { .. } => true,
+            Command::Retention { action } => !matches!(action, RetentionAction::List(_)),
+            _ => false,
+        }
+    }
+}
+
+/// Runs a command of [`Command::on_service`] as `who`, rendering to `out`
+/// and `err`: in this process, or in a server for a CLI on its socket.
+pub fn run_on(
+    service: &Service,
+    who: &Principal,
+    command: Command,
+    args: Vec<String>,
+    progress: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome> {
+    match command {
+        Command::User { action } => access::user(out, service, who, action),
+        Command::Token { action } => access::token(out, service, who, action),
+
+        Command::Mailboxes(f) => {
+            let rows = service.mailboxes(who)?;
+            if f.json {
+                for r in rows {
+                    emit(out, &serde_json::to_value(&r).map_err(json_err)?)?;
+                }
+            } else {
+                w(
+                    out,
+                    format_args!("{:<40} {:<24} {:>10}\n", "MAILBOX", "FOLDER", "ITEMS"),
+                )?;
+                for r in rows {
+                    w(
+                        out,
+                        format_args!("{:<40} {:<24} {:>10}\n", r.mailbox, r.folder, r.items),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Ls {
+            mailbox,
+            folder,
+            out: f,
+        } => {
+            let mailbox = mailbox.to_lowercase();
+            if !f.json {
+                w(
+                    out,
+                    format_args!(
+                        "{:<34} {:<20} {:<8} {:<24} {}\n",
+                        "ITEM", "DATE", "KIND", "FROM", "SUMMARY"
+                    ),
+                )?;
+            }
+            let mut n = 0u64;
+            service.filings(who, &mailbox, folder.as_deref(), |key, filing, item| {
+                n += 1;
+                let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
+                if f.json {
+                    emit(out, &json!({
+                        "item": key.item.to_string(), "mailbox": key.mailbox, "folder": key.folder,
+                        "date": item.date.map(iso), "kind": filing.kind.as_str(),
+                        "from": sender, "chat": item.chat.name, "summary": item.summary(),
+                    }))
+                } else {
+                    w(out, format_args!(
+                        "{:<34} {:<20} {:<8} {:<24} {}\n",
+                        key.item.to_string(),
+                        item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                        filing.kind.as_str(),
+                        truncate(&sender, 24),
+                        item.summary()
+                    ))
+                }
+            })?;
+            if n == 0 && !f.json {
+                note!(err, "tgvault: no items filed for {mailbox}");
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Show {
+            item,
+            history,
+            out: f,
+        } => {
+            let id: ItemId = item.parse().map_err(Error::Usage)?;
+            let view = service.item(who, &id, None)?;
+            for n in &view.notes {
+                note!(err, "{n}");
+            }
+            let src_locations = &view.locations;
+            let versions: Vec<_> = view
+                .versions
+                .iter()
+                .map(|v| (v.version.clone(), v.item.clone()))
+                .collect();
+            let quarantined = view.quarantine.clone().map(|r| (id, r));
+            let deleted = view.deleted_by;
+            if f.json {
+                emit(out, &view.to_json())?;
+            } else {
+                let (_, cur) = versions
+                    .last()
+                    .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
+                print_item(out, cur)?;
+                w(out, format_args!("filed in:\n"))?;
+                for (m, fo) in src_locations {
+                    w(out, format_args!("  {m} / {fo}\n"))?;
+                }
+                if let Some((_, r)) = quarantined {
+                    w(
+                        out,
+                        format_args!("  (quarantine, run {}): {}\n", r.run, r.reason),
+                    )?;
+                }
+                if let Some(d) = deleted {
+                    w(out, format_args!("deleted at the source: see {d}\n"))?;
+                }
+                w(out, format_args!("versions:\n"))?;
+                for (i, (v, it)) in versions.iter().enumerate() {
+                    w(
+                        out,
+                        format_args!(
+                            "  {} sha256 {} run {}{}: {}\n",
+                            i + 1,
+                            hex::encode(v.content),
+                            v.run,
+                            v.edited
+                                .map(|e| format!(" edited {}", iso(e)))
+                                .unwrap_or_default(),
+                            it.summary()
+                        ),
+                    )?;
+                }
+                if history {
+                    for (i, (v, it)) in versions.iter().enumerate() {
+                        w(
+                            out,
+                            format_args!(
+                                "\n--- version {} (sha256 {}, run {})\n",
+                                i + 1,
+                                hex::encode(v.content),
+                                v.run
+                            ),
+                        )?;
+                        print_item(out, it)?;
+                    }
+                    if let Some(d) = deleted {
+                        w(out, format_args!("\n--- deletion event {d}\n"))?;
+                        if let Some(event) = &view.deletion {
+                            print_item(out, event)?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Search(a) => search(out, err, service, who, a),
+        Command::Hold { action } => {
+            match action {
+                HoldAction::Set { mailbox, days } => {
+                    let m = mailbox_arg(&mailbox)?;
+                    service.hold_set(who, &m, days)?;
+                    w(
+                        out,
+                        format_args!(
+                            "litigation hold on {m}: {}\n",
+                            days.map(|d| format!("{d} days from each item's date"))
+                                .unwrap_or_else(|| "forever".into())
+                        ),
+                    )?;
+                }
+                HoldAction::Clear { mailbox } => {
+                    let m = mailbox_arg(&mailbox)?;
+                    service.hold_clear(who, &m)?;
+                    w(out, format_args!("litigation hold on {m} released\n"))?;
+                }
+                HoldAction::List(f) => {
+                    for h in service.holds(who)? {
+                        if f.json {
+                            emit(
+                                out,
+                                &json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}),
+                            )?;
+                        } else {
+                            w(
+                                out,
+                                format_args!(
+                                    "{}  (placed {} by {})\n",
+                                    h.hold,
+                                    iso(h.created),
+                                    h.actor
+                                ),
+                            )?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Case { action } => {
+            match action {
+                CaseAction::Create { name } => {
+                    service.case_create(who, &name)?;
+                    w(out, format_args!("case '{name}' created\n"))?;
+                }
+                CaseAction::Hold {
+                    action:
+                        CaseHoldAction::Add {
+                            case,
+                            mailbox,
+                            query,
+                            from,
+                            to,
+                        },
+                } => {
+                    let mailboxes = mailbox
+                        .iter()
+                        .map(|m| mailbox_arg(m))
+                        .collect::<Result<Vec<_>>>()?;
+                    let from = from.as_deref().map(|d| parse_time(d, false)).transpose()?;
+                    let to = to.as_deref().map(|d| parse_time(d, true)).transpose()?;
+                    let req = CaseHoldRequest {
+                        mailboxes,
+                        query,
+                        from,
+                        to,
+                    };
+                    let id = service.case_hold_add(who, &case, req)?;
+                    w(out, format_args!("case '{case}': hold {id} placed\n"))?;
+                }
+                CaseAction::Hold {
+                    action: CaseHoldAction::Remove { case, hold },
+                } => {
+                    service.case_hold_remove(who, &case, hold)?;
+                    w(out, format_args!("case '{case}': hold {hold} released\n"))?;
+                }
+                CaseAction::Close { name } => {
+                    let n = service.case_close(who, &name)?;
+                    w(
+                        out,
+                        format_args!("case '{name}' closed; {n} hold(s) released\n"),
+                    )?;
+                }
+                CaseAction::List(f) => {
+                    for (name, c) in service.cases(who)? {
+                        let status = if c.closed.is_some() { "closed" } else { "open" };
+                        if f.json {
+                            emit(
+                                out,
+                                &json!({"case": name, "status": status, "created": iso(c.created), "actor": c.actor, "closed": c.closed.map(iso)}),
+                            )?;
+                        } else {
+                            w(
+                                out,
+                                format_args!(
+                                    "{name:<24} {status:<7} created {} by {}\n",
+                                    iso(c.created),
+                                    c.actor
+                                ),
+                            )?;
+                        }
+                    }
+                }
+                CaseAction::Member { action } => {
+                    return access::member(out, service, who, action);
+                }
+                CaseAction::Show { name, out: f } => {
+                    let (c, holds) = service.case(who, &name)?;
+                    if f.json {
+                        emit(
+                            out,
+                            &json!({"case": name, "closed": c.closed.map(iso), "created": iso(c.created), "actor": c.actor,
+                            "holds": holds.iter().map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
+                        )?;
+                    } else {
+                        w(
+                            out,
+                            format_args!(
+                                "case {name}: {}, created {} by {}\n",
+                                if c.closed.is_some() { "closed" } else { "open" },
+                                iso(c.created),
+                                c.actor
+                            ),
+                        )?;
+                        for h in &holds {
+                            w(out, format_args!("  {}\n", h.hold))?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Audit { since, out: f } => {
+            let since = since
+                .map(|d| {
+                    parse_day(&d).map_err(|_| {
+                        Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
+                    })
+                })
+                .transpose()?;
+            for e in service.audit(who, since)? {
+                if f.json {
+                    emit(out, &crate::service::entry_json(&e))?;
+                } else {
+                    let counts: Vec<String> = e
+                        .event
+                        .counts
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(k, n)| format!("{k}={n}"))
+                        .collect();
+                    // What was acted on (a mailbox, a policy, a query), then
+                    // what came of it.
+                    let params: Vec<String> = e
+                        .event
+                        .params
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = truncate(v, 60);
+                            if v.is_empty() || v.contains(char::is_whitespace) {
+                                format!("{k}={v:?}")
+                            } else {
+                                format!("{k}={v}")
+                            }
+                        })
+                        .collect();
+                    let line = format!(
+                        "{:>5} {} {:<20} {:<18} {:<8} {} {}",
+                        e.seq,
+                        iso(e.event.time),
+                        truncate(&e.event.actor, 20),
+                        e.event.action,
+                        e.event.outcome,
+                        params.join(" "),
+                        counts.join(" ")
+                    );
+                    w(out, format_args!("{}\n", line.trim_end()))?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Import(a) => {
             let mapping = match &a.mapping {
                 Some(p) => Mapping::from_path(p)?,
@@ -687,7 +1069,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 opts.zone = Zone::parse(tz)?;
                 opts.zone_given = true;
             }
-            opts.progress = std::io::stderr().is_terminal();
+            opts.progress = progress;
             if let Some(o) = &a.owner {
                 let id = mapping::parse_user_id(o).ok_or_else(|| {
                     Error::Usage(format!("--owner: '{o}' is not a Telegram user id"))
@@ -695,23 +1077,11 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 opts.owner_id = Some(id);
             }
             opts.batch_items = a.batch_items.max(1);
-            let archive = open_archive(&dir, false, &actor())?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
-            // The index follows the store as batches commit, on its own thread.
-            let mut index = Index::open(&archive)?;
-            let report = index.follow(&archive, |tell| {
-                opts.committed = Some(tell);
-                import::import(&archive, &a.paths, &opts, &ctx)
-            })?;
-            index.close()?;
-            print_report(&mut out, &report, a.json)?;
+            let report = service.import(who, &a.paths, opts, args)?;
+            print_report(out, &report, a.json)?;
             for f in &report.files {
                 if let crate::report::FileStatus::Failed(e) = &f.status {
-                    eprintln!("tgvault: {}: {e}", f.path);
+                    note!(err, "tgvault: {}: {e}", f.path);
                 }
             }
             Ok(if report.has_errors() {
@@ -720,6 +1090,369 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 Outcome::Ok
             })
         }
+        Command::Quarantine {
+            action: Some(QuarantineAction::Remap { mapping, out: f }),
+            ..
+        } => {
+            let mapping = Mapping::from_path(&mapping)?;
+            let report = service.remap(who, &mapping, args)?;
+            print_report(out, &report, f.json)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Quarantine {
+            action: None,
+            out: f,
+        } => {
+            let held = service.quarantine(who)?;
+            if !f.json {
+                w(
+                    out,
+                    format_args!("{:<34} {:<20} {:>5}  {}\n", "ITEM", "DATE", "RUN", "REASON"),
+                )?;
+            }
+            for (id, rec, item) in &held {
+                if f.json {
+                    emit(
+                        out,
+                        &json!({
+                            "item": id.to_string(), "date": item.date.map(iso), "run": rec.run,
+                            "reason": rec.reason, "custodian": rec.custodian.address,
+                            "chat": item.chat.name, "summary": item.summary(),
+                        }),
+                    )?;
+                } else {
+                    w(
+                        out,
+                        format_args!(
+                            "{:<34} {:<20} {:>5}  {}\n",
+                            id.to_string(),
+                            item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                            rec.run,
+                            rec.reason
+                        ),
+                    )?;
+                }
+            }
+            if !f.json {
+                w(out, format_args!("{} item(s) in quarantine\n", held.len()))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Retention { action } => {
+            match action {
+                RetentionAction::Add {
+                    name,
+                    retain,
+                    delete_after,
+                    then_delete,
+                    mailbox,
+                } => {
+                    use crate::policy::Action;
+                    let action = match (retain, delete_after, then_delete) {
+                        (Some(d), None, false) => Action::Retain { days: d },
+                        (Some(d), None, true) => Action::RetainThenDelete { days: d },
+                        (None, Some(d), false) => Action::Delete { days: d },
+                        _ => return Err(Error::Usage("give --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete".into())),
+                    };
+                    let mailboxes = mailbox
+                        .iter()
+                        .map(|m| mailbox_arg(m))
+                        .collect::<Result<Vec<_>>>()?;
+                    let policy = crate::policy::Policy {
+                        name: name.clone(),
+                        action,
+                        mailboxes,
+                    };
+                    service.policy_add(who, policy)?;
+                    w(out, format_args!("policy '{name}' added\n"))?;
+                }
+                RetentionAction::Remove { name } => {
+                    service.policy_remove(who, &name)?;
+                    w(out, format_args!("policy '{name}' removed\n"))?;
+                }
+                RetentionAction::List(f) => {
+                    for sp in service.policies(who)? {
+                        let scope = if sp.policy.mailboxes.is_empty() {
+                            "organisation-wide".to_string()
+                        } else {
+                            sp.policy.mailboxes.join(", ")
+                        };
+                        if f.json {
+                            emit(
+                                out,
+                                &json!({"policy": sp.policy, "created": iso(sp.created), "actor": sp.actor}),
+                            )?;
+                        } else {
+                            w(
+                                out,
+                                format_args!(
+                                    "{:<24} {:<30} {scope}\n",
+                                    sp.policy.name,
+                                    sp.policy.action.to_string()
+                                ),
+                            )?;
+                        }
+                    }
+                }
+                RetentionAction::Run {
+                    dry_run,
+                    now: at,
+                    out: f,
+                } => {
+                    let at = match at {
+                        Some(t) => parse_time(&t, false)?,
+                        None => now(),
+                    };
+                    let done = service.retention_run(who, at, dry_run, args)?;
+                    if f.json {
+                        emit(
+                            out,
+                            &serde_json::to_value(&done)
+                                .map_err(|e| Error::Internal(e.to_string()))?,
+                        )?;
+                    } else {
+                        for u in &done.unreadable {
+                            note!(
+                                err,
+                                "warning: destroyed without being read (damaged): {u}; the uses of its attachments could not be released (see `tgvault verify`)"
+                            );
+                        }
+                        for (item, m, fo, pol) in &done.deleted {
+                            w(
+                                out,
+                                format_args!(
+                                    "{} {item} {m} / {fo} (policy {pol})\n",
+                                    if dry_run { "would delete" } else { "deleted" }
+                                ),
+                            )?;
+                        }
+                        w(
+                            out,
+                            format_args!(
+                                "{} copies: {} {}, {} held, {} kept{}\n",
+                                done.copies,
+                                done.deleted.len(),
+                                if dry_run {
+                                    "would be deleted"
+                                } else {
+                                    "deleted"
+                                },
+                                done.held,
+                                done.kept,
+                                if done.held_at_deletion > 0 {
+                                    format!(
+                                        ", {} held when re-checked at deletion",
+                                        done.held_at_deletion
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                        )?;
+                        if let Some(c) = &done.compacted {
+                            print_compacted(out, c)?;
+                        }
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Export {
+            query,
+            out: dir_out,
+            mailbox,
+            format,
+            case,
+            dedup,
+            transcripts,
+            out_json,
+        } => {
+            let parsed =
+                crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
+            let opts = crate::export::ExportOptions {
+                query_text: query,
+                query: parsed,
+                out: dir_out,
+                mailboxes: mailbox
+                    .iter()
+                    .map(|m| mailbox_arg(m))
+                    .collect::<Result<Vec<_>>>()?,
+                format: match format {
+                    FormatArg::Eml => crate::export::Format::Eml,
+                    FormatArg::Mbox => crate::export::Format::Mbox,
+                },
+                case,
+                dedup,
+                transcripts,
+            };
+            let s = service.export(who, &opts, args)?;
+            if out_json.json {
+                emit(
+                    out,
+                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
+                )?;
+            } else {
+                w(
+                    out,
+                    format_args!(
+                        "exported {} items ({} bytes) to {}; {} duplicate(s) listed, {} error(s)\n",
+                        s.items, s.bytes, s.out, s.duplicates, s.errors
+                    ),
+                )?;
+            }
+            Ok(if s.errors == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            })
+        }
+        Command::Explain {
+            item,
+            now: at,
+            out: f,
+        } => {
+            let id: ItemId = item.parse().map_err(Error::Usage)?;
+            let at = match at {
+                Some(t) => parse_time(&t, false)?,
+                None => now(),
+            };
+            let decisions = service.explain(who, &id, at)?;
+            if decisions.is_empty() {
+                w(
+                    out,
+                    format_args!(
+                        "{id} is filed in no mailbox (quarantine): retention never deletes it\n"
+                    ),
+                )?;
+            }
+            for (m, fo, d) in decisions {
+                if f.json {
+                    emit(
+                        out,
+                        &json!({"item": id.to_string(), "mailbox": m, "folder": fo,
+                        "delete": d.verdict == crate::policy::Verdict::Delete,
+                        "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
+                        "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
+                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.at().map(iso)})).collect::<Vec<_>>()}),
+                    )?;
+                } else {
+                    w(out, format_args!("{m} / {fo}: {d}\n"))?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Runs(f) => {
+            let runs = service.runs(who)?;
+            if !f.json {
+                w(
+                    out,
+                    format_args!(
+                        "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
+                        "RUN",
+                        "KIND",
+                        "STARTED",
+                        "STATUS",
+                        "SOURCE",
+                        "IMPORTED",
+                        "SKIPPED",
+                        "PARTIAL",
+                        "FAILED",
+                        "QUAR",
+                        "ACTOR"
+                    ),
+                )?;
+            }
+            for r in runs {
+                let rep = ImportReport {
+                    run: r.id,
+                    files: r.files.clone(),
+                };
+                let t = rep.totals();
+                if f.json {
+                    emit(
+                        out,
+                        &json!({
+                            "run": r.id, "kind": r.kind, "started": iso(r.started), "finished": r.finished.map(iso),
+                            "status": r.status.as_str(), "actor": r.actor, "args": r.args,
+                            "totals": t, "files": r.files,
+                        }),
+                    )?;
+                } else {
+                    w(
+                        out,
+                        format_args!(
+                            "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
+                            r.id,
+                            r.kind,
+                            iso(r.started),
+                            r.status.as_str(),
+                            t.available_from_source,
+                            t.imported,
+                            t.skipped,
+                            t.partially_imported,
+                            t.failed,
+                            t.quarantined,
+                            r.actor
+                        ),
+                    )?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        _ => Err(Error::Internal("not a command of the service".into())),
+    }
+}
+
+fn run_command(cli: Cli) -> Result<Outcome> {
+    let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
+    let actor = || cli.actor.clone().unwrap_or_else(actor);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = std::io::stdout().lock();
+    if let Command::Search(a) = &cli.command {
+        // A query that does not parse is refused before the archive opens.
+        crate::service::parse_query(&a.query)?;
+    }
+    if cli.command.on_service() {
+        let who = Principal::local(&actor());
+        let archive = if cli.command.writes() {
+            let existing = !matches!(cli.command, Command::Import(_));
+            open_archive(&dir, existing, &actor())?
+        } else {
+            open_reading(&dir, &actor())?
+        };
+        let service = Service::new(archive, now);
+        let mut err = std::io::stderr().lock();
+        let progress = std::io::stderr().is_terminal();
+        let done = run_on(
+            &service,
+            &who,
+            cli.command,
+            args,
+            progress,
+            &mut out,
+            &mut err,
+        );
+        service.close()?;
+        return done;
+    }
+    match cli.command {
+        // Run on the service above.
+        Command::Mailboxes(_)
+        | Command::Ls { .. }
+        | Command::Show { .. }
+        | Command::Search(_)
+        | Command::Hold { .. }
+        | Command::Case { .. }
+        | Command::Audit { .. }
+        | Command::User { .. }
+        | Command::Token { .. }
+        | Command::Import(_)
+        | Command::Quarantine { .. }
+        | Command::Retention { .. }
+        | Command::Export { .. }
+        | Command::Explain { .. }
+        | Command::Runs(_) => Err(Error::Internal("a service command".into())),
+        Command::Serve(a) => serve::run(&dir, &actor(), a),
         Command::Init(f) => {
             let created = !Archive::exists(&dir);
             let archive = open_archive(&dir, false, &actor())?;
@@ -748,575 +1481,6 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                     &mut out,
                     format_args!("{} already holds an archive\n", dir.display()),
                 )?;
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Mailboxes(f) => {
-            let service = Service::new(open_reading(&dir, &actor())?, now);
-            let rows = service.mailboxes(&Principal::local(&actor()))?;
-            if f.json {
-                for r in rows {
-                    emit(&mut out, &serde_json::to_value(&r).map_err(json_err)?)?;
-                }
-            } else {
-                w(
-                    &mut out,
-                    format_args!("{:<40} {:<24} {:>10}\n", "MAILBOX", "FOLDER", "ITEMS"),
-                )?;
-                for r in rows {
-                    w(
-                        &mut out,
-                        format_args!("{:<40} {:<24} {:>10}\n", r.mailbox, r.folder, r.items),
-                    )?;
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Ls {
-            mailbox,
-            folder,
-            out: f,
-        } => {
-            let archive = open_reading(&dir, &actor())?;
-            let mailbox = mailbox.to_lowercase();
-            if !f.json {
-                w(
-                    &mut out,
-                    format_args!(
-                        "{:<34} {:<20} {:<8} {:<24} {}\n",
-                        "ITEM", "DATE", "KIND", "FROM", "SUMMARY"
-                    ),
-                )?;
-            }
-            let mut n = 0u64;
-            archive.for_each_filing(&mailbox, folder.as_deref(), |key, filing| {
-                n += 1;
-                let item = current_item(&archive, &key.item)?;
-                let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
-                if f.json {
-                    emit(&mut out, &json!({
-                        "item": key.item.to_string(), "mailbox": key.mailbox, "folder": key.folder,
-                        "date": item.date.map(iso), "kind": filing.kind.as_str(),
-                        "from": sender, "chat": item.chat.name, "summary": item.summary(),
-                    }))
-                } else {
-                    w(&mut out, format_args!(
-                        "{:<34} {:<20} {:<8} {:<24} {}\n",
-                        key.item.to_string(),
-                        item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
-                        filing.kind.as_str(),
-                        truncate(&sender, 24),
-                        item.summary()
-                    ))
-                }
-            })?;
-            if n == 0 && !f.json {
-                eprintln!("tgvault: no items filed for {mailbox}");
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Show {
-            item,
-            history,
-            out: f,
-        } => {
-            let id: ItemId = item.parse().map_err(Error::Usage)?;
-            let service = Service::new(open_reading(&dir, &actor())?, now);
-            let view = service.item(&Principal::local(&actor()), &id, None)?;
-            for n in &view.notes {
-                eprintln!("{n}");
-            }
-            let src_locations = &view.locations;
-            let versions: Vec<_> = view
-                .versions
-                .iter()
-                .map(|v| (v.version.clone(), v.item.clone()))
-                .collect();
-            let quarantined = view.quarantine.clone().map(|r| (id, r));
-            let deleted = view.deleted_by;
-            if f.json {
-                emit(&mut out, &view.to_json())?;
-            } else {
-                let (_, cur) = versions
-                    .last()
-                    .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
-                print_item(&mut out, cur)?;
-                w(&mut out, format_args!("filed in:\n"))?;
-                for (m, fo) in src_locations {
-                    w(&mut out, format_args!("  {m} / {fo}\n"))?;
-                }
-                if let Some((_, r)) = quarantined {
-                    w(
-                        &mut out,
-                        format_args!("  (quarantine, run {}): {}\n", r.run, r.reason),
-                    )?;
-                }
-                if let Some(d) = deleted {
-                    w(&mut out, format_args!("deleted at the source: see {d}\n"))?;
-                }
-                w(&mut out, format_args!("versions:\n"))?;
-                for (i, (v, it)) in versions.iter().enumerate() {
-                    w(
-                        &mut out,
-                        format_args!(
-                            "  {} sha256 {} run {}{}: {}\n",
-                            i + 1,
-                            hex::encode(v.content),
-                            v.run,
-                            v.edited
-                                .map(|e| format!(" edited {}", iso(e)))
-                                .unwrap_or_default(),
-                            it.summary()
-                        ),
-                    )?;
-                }
-                if history {
-                    for (i, (v, it)) in versions.iter().enumerate() {
-                        w(
-                            &mut out,
-                            format_args!(
-                                "\n--- version {} (sha256 {}, run {})\n",
-                                i + 1,
-                                hex::encode(v.content),
-                                v.run
-                            ),
-                        )?;
-                        print_item(&mut out, it)?;
-                    }
-                    if let Some(d) = deleted {
-                        w(&mut out, format_args!("\n--- deletion event {d}\n"))?;
-                        if let Some(event) = &view.deletion {
-                            print_item(&mut out, event)?;
-                        }
-                    }
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Quarantine {
-            action: Some(QuarantineAction::Remap { mapping, out: f }),
-            ..
-        } => {
-            let mapping = Mapping::from_path(&mapping)?;
-            let archive = open_archive(&dir, true, &actor())?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
-            let report = import::remap(&archive, &mapping, crate::model::DEFAULT_FOLDER, &ctx)?;
-            Index::open(&archive)?.close()?;
-            print_report(&mut out, &report, f.json)?;
-            Ok(Outcome::Ok)
-        }
-        Command::Quarantine {
-            action: None,
-            out: f,
-        } => {
-            let archive = open_archive(&dir, true, &actor())?;
-            let held = archive.quarantine()?;
-            if !f.json {
-                w(
-                    &mut out,
-                    format_args!("{:<34} {:<20} {:>5}  {}\n", "ITEM", "DATE", "RUN", "REASON"),
-                )?;
-            }
-            for (id, rec) in &held {
-                let item = current_item(&archive, id)?;
-                if f.json {
-                    emit(
-                        &mut out,
-                        &json!({
-                            "item": id.to_string(), "date": item.date.map(iso), "run": rec.run,
-                            "reason": rec.reason, "custodian": rec.custodian.address,
-                            "chat": item.chat.name, "summary": item.summary(),
-                        }),
-                    )?;
-                } else {
-                    w(
-                        &mut out,
-                        format_args!(
-                            "{:<34} {:<20} {:>5}  {}\n",
-                            id.to_string(),
-                            item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
-                            rec.run,
-                            rec.reason
-                        ),
-                    )?;
-                }
-            }
-            if !f.json {
-                w(
-                    &mut out,
-                    format_args!("{} item(s) in quarantine\n", held.len()),
-                )?;
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Search(a) => search(&mut out, &dir, a, actor()),
-        Command::Hold { action } => {
-            let service = Service::new(open_archive(&dir, true, &actor())?, now);
-            let who = Principal::local(&actor());
-            match action {
-                HoldAction::Set { mailbox, days } => {
-                    let m = mailbox_arg(&mailbox)?;
-                    service.hold_set(&who, &m, days)?;
-                    w(
-                        &mut out,
-                        format_args!(
-                            "litigation hold on {m}: {}\n",
-                            days.map(|d| format!("{d} days from each item's date"))
-                                .unwrap_or_else(|| "forever".into())
-                        ),
-                    )?;
-                }
-                HoldAction::Clear { mailbox } => {
-                    let m = mailbox_arg(&mailbox)?;
-                    service.hold_clear(&who, &m)?;
-                    w(&mut out, format_args!("litigation hold on {m} released\n"))?;
-                }
-                HoldAction::List(f) => {
-                    for h in service.holds(&who)? {
-                        if f.json {
-                            emit(
-                                &mut out,
-                                &json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}),
-                            )?;
-                        } else {
-                            w(
-                                &mut out,
-                                format_args!(
-                                    "{}  (placed {} by {})\n",
-                                    h.hold,
-                                    iso(h.created),
-                                    h.actor
-                                ),
-                            )?;
-                        }
-                    }
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Case { action } => {
-            let service = Service::new(open_archive(&dir, true, &actor())?, now);
-            let who = Principal::local(&actor());
-            match action {
-                CaseAction::Create { name } => {
-                    service.case_create(&who, &name)?;
-                    w(&mut out, format_args!("case '{name}' created\n"))?;
-                }
-                CaseAction::Hold {
-                    action:
-                        CaseHoldAction::Add {
-                            case,
-                            mailbox,
-                            query,
-                            from,
-                            to,
-                        },
-                } => {
-                    let mailboxes = mailbox
-                        .iter()
-                        .map(|m| mailbox_arg(m))
-                        .collect::<Result<Vec<_>>>()?;
-                    let from = from.as_deref().map(|d| parse_time(d, false)).transpose()?;
-                    let to = to.as_deref().map(|d| parse_time(d, true)).transpose()?;
-                    let req = CaseHoldRequest {
-                        mailboxes,
-                        query,
-                        from,
-                        to,
-                    };
-                    let id = service.case_hold_add(&who, &case, req)?;
-                    w(&mut out, format_args!("case '{case}': hold {id} placed\n"))?;
-                }
-                CaseAction::Hold {
-                    action: CaseHoldAction::Remove { case, hold },
-                } => {
-                    service.case_hold_remove(&who, &case, hold)?;
-                    w(
-                        &mut out,
-                        format_args!("case '{case}': hold {hold} released\n"),
-                    )?;
-                }
-                CaseAction::Close { name } => {
-                    let n = service.case_close(&who, &name)?;
-                    w(
-                        &mut out,
-                        format_args!("case '{name}' closed; {n} hold(s) released\n"),
-                    )?;
-                }
-                CaseAction::List(f) => {
-                    for (name, c) in service.cases(&who)? {
-                        let status = if c.closed.is_some() { "closed" } else { "open" };
-                        if f.json {
-                            emit(
-                                &mut out,
-                                &json!({"case": name, "status": status, "created": iso(c.created), "actor": c.actor, "closed": c.closed.map(iso)}),
-                            )?;
-                        } else {
-                            w(
-                                &mut out,
-                                format_args!(
-                                    "{name:<24} {status:<7} created {} by {}\n",
-                                    iso(c.created),
-                                    c.actor
-                                ),
-                            )?;
-                        }
-                    }
-                }
-                CaseAction::Member { action } => {
-                    return access::member(&mut out, &service, &who, action);
-                }
-                CaseAction::Show { name, out: f } => {
-                    let (c, holds) = service.case(&who, &name)?;
-                    if f.json {
-                        emit(
-                            &mut out,
-                            &json!({"case": name, "closed": c.closed.map(iso), "created": iso(c.created), "actor": c.actor,
-                            "holds": holds.iter().map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
-                        )?;
-                    } else {
-                        w(
-                            &mut out,
-                            format_args!(
-                                "case {name}: {}, created {} by {}\n",
-                                if c.closed.is_some() { "closed" } else { "open" },
-                                iso(c.created),
-                                c.actor
-                            ),
-                        )?;
-                        for h in &holds {
-                            w(&mut out, format_args!("  {}\n", h.hold))?;
-                        }
-                    }
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Retention { action } => {
-            let archive = open_archive(&dir, true, &actor())?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
-            match action {
-                RetentionAction::Add {
-                    name,
-                    retain,
-                    delete_after,
-                    then_delete,
-                    mailbox,
-                } => {
-                    use crate::policy::Action;
-                    let action = match (retain, delete_after, then_delete) {
-                        (Some(d), None, false) => Action::Retain { days: d },
-                        (Some(d), None, true) => Action::RetainThenDelete { days: d },
-                        (None, Some(d), false) => Action::Delete { days: d },
-                        _ => return Err(Error::Usage("give --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete".into())),
-                    };
-                    let mailboxes = mailbox
-                        .iter()
-                        .map(|m| mailbox_arg(m))
-                        .collect::<Result<Vec<_>>>()?;
-                    retention::policy_add(
-                        &archive,
-                        crate::policy::Policy {
-                            name: name.clone(),
-                            action,
-                            mailboxes,
-                        },
-                        &ctx,
-                    )?;
-                    w(&mut out, format_args!("policy '{name}' added\n"))?;
-                }
-                RetentionAction::Remove { name } => {
-                    retention::policy_remove(&archive, &name, &ctx)?;
-                    w(&mut out, format_args!("policy '{name}' removed\n"))?;
-                }
-                RetentionAction::List(f) => {
-                    for sp in archive.policies()? {
-                        let scope = if sp.policy.mailboxes.is_empty() {
-                            "organisation-wide".to_string()
-                        } else {
-                            sp.policy.mailboxes.join(", ")
-                        };
-                        if f.json {
-                            emit(
-                                &mut out,
-                                &json!({"policy": sp.policy, "created": iso(sp.created), "actor": sp.actor}),
-                            )?;
-                        } else {
-                            w(
-                                &mut out,
-                                format_args!(
-                                    "{:<24} {:<30} {scope}\n",
-                                    sp.policy.name,
-                                    sp.policy.action.to_string()
-                                ),
-                            )?;
-                        }
-                    }
-                }
-                RetentionAction::Run {
-                    dry_run,
-                    now: at,
-                    out: f,
-                } => {
-                    let at = match at {
-                        Some(t) => parse_time(&t, false)?,
-                        None => now(),
-                    };
-                    let index = Index::open(&archive)?;
-                    let done = retention::run(&archive, &index, at, dry_run, &ctx)?;
-                    drop(index);
-                    // Deleted items leave the index now, not at the next open.
-                    Index::open(&archive)?.close()?;
-                    if f.json {
-                        emit(
-                            &mut out,
-                            &serde_json::to_value(&done)
-                                .map_err(|e| Error::Internal(e.to_string()))?,
-                        )?;
-                    } else {
-                        for u in &done.unreadable {
-                            eprintln!(
-                                "warning: destroyed without being read (damaged): {u}; the uses of its attachments could not be released (see `tgvault verify`)"
-                            );
-                        }
-                        for (item, m, fo, pol) in &done.deleted {
-                            w(
-                                &mut out,
-                                format_args!(
-                                    "{} {item} {m} / {fo} (policy {pol})\n",
-                                    if dry_run { "would delete" } else { "deleted" }
-                                ),
-                            )?;
-                        }
-                        w(
-                            &mut out,
-                            format_args!(
-                                "{} copies: {} {}, {} held, {} kept{}\n",
-                                done.copies,
-                                done.deleted.len(),
-                                if dry_run {
-                                    "would be deleted"
-                                } else {
-                                    "deleted"
-                                },
-                                done.held,
-                                done.kept,
-                                if done.held_at_deletion > 0 {
-                                    format!(
-                                        ", {} held when re-checked at deletion",
-                                        done.held_at_deletion
-                                    )
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                        )?;
-                        if let Some(c) = &done.compacted {
-                            print_compacted(&mut out, c)?;
-                        }
-                    }
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Export {
-            query,
-            out: dir_out,
-            mailbox,
-            format,
-            case,
-            dedup,
-            transcripts,
-            out_json,
-        } => {
-            let parsed =
-                crate::query::parse(&query).map_err(|e| Error::Usage(format!("query: {e}")))?;
-            let archive = open_reading(&dir, &actor())?;
-            let index = Index::open(&archive)?;
-            let ctx = RunContext {
-                actor: actor(),
-                args,
-                clock: &now,
-            };
-            let opts = crate::export::ExportOptions {
-                query_text: query,
-                query: parsed,
-                out: dir_out,
-                mailboxes: mailbox
-                    .iter()
-                    .map(|m| mailbox_arg(m))
-                    .collect::<Result<Vec<_>>>()?,
-                format: match format {
-                    FormatArg::Eml => crate::export::Format::Eml,
-                    FormatArg::Mbox => crate::export::Format::Mbox,
-                },
-                case,
-                dedup,
-                transcripts,
-            };
-            let s = crate::export::export(&archive, &index, &opts, &ctx)?;
-            if out_json.json {
-                emit(
-                    &mut out,
-                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
-            } else {
-                w(
-                    &mut out,
-                    format_args!(
-                        "exported {} items ({} bytes) to {}; {} duplicate(s) listed, {} error(s)\n",
-                        s.items, s.bytes, s.out, s.duplicates, s.errors
-                    ),
-                )?;
-            }
-            Ok(if s.errors == 0 {
-                Outcome::Ok
-            } else {
-                Outcome::Partial
-            })
-        }
-        Command::Explain {
-            item,
-            now: at,
-            out: f,
-        } => {
-            let archive = open_reading(&dir, &actor())?;
-            let id: ItemId = item.parse().map_err(Error::Usage)?;
-            let at = match at {
-                Some(t) => parse_time(&t, false)?,
-                None => now(),
-            };
-            let index = Index::open(&archive)?;
-            let decisions = retention::explain(&archive, &index, &id, at)?;
-            if decisions.is_empty() {
-                w(
-                    &mut out,
-                    format_args!(
-                        "{id} is filed in no mailbox (quarantine): retention never deletes it\n"
-                    ),
-                )?;
-            }
-            for (m, fo, d) in decisions {
-                if f.json {
-                    emit(
-                        &mut out,
-                        &json!({"item": id.to_string(), "mailbox": m, "folder": fo,
-                        "delete": d.verdict == crate::policy::Verdict::Delete,
-                        "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
-                        "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
-                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.at().map(iso)})).collect::<Vec<_>>()}),
-                    )?;
-                } else {
-                    w(&mut out, format_args!("{m} / {fo}: {d}\n"))?;
-                }
             }
             Ok(Outcome::Ok)
         }
@@ -1580,123 +1744,15 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 Outcome::Partial
             })
         }
-        Command::Audit { since, out: f } => {
-            let since = since
-                .map(|d| {
-                    parse_day(&d).map_err(|_| {
-                        Error::Usage(format!("--since: '{d}' is not a date (YYYY-MM-DD)"))
-                    })
-                })
-                .transpose()?;
-            let service = Service::new(open_reading(&dir, &actor())?, now);
-            for e in service.audit(&Principal::local(&actor()), since)? {
-                if f.json {
-                    emit(&mut out, &crate::service::entry_json(&e))?;
-                } else {
-                    let counts: Vec<String> = e
-                        .event
-                        .counts
-                        .iter()
-                        .filter(|(_, n)| *n > 0)
-                        .map(|(k, n)| format!("{k}={n}"))
-                        .collect();
-                    // What was acted on (a mailbox, a policy, a query), then
-                    // what came of it.
-                    let params: Vec<String> = e
-                        .event
-                        .params
-                        .iter()
-                        .map(|(k, v)| {
-                            let v = truncate(v, 60);
-                            if v.is_empty() || v.contains(char::is_whitespace) {
-                                format!("{k}={v:?}")
-                            } else {
-                                format!("{k}={v}")
-                            }
-                        })
-                        .collect();
-                    let line = format!(
-                        "{:>5} {} {:<20} {:<18} {:<8} {} {}",
-                        e.seq,
-                        iso(e.event.time),
-                        truncate(&e.event.actor, 20),
-                        e.event.action,
-                        e.event.outcome,
-                        params.join(" "),
-                        counts.join(" ")
-                    );
-                    w(&mut out, format_args!("{}\n", line.trim_end()))?;
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Runs(f) => {
-            let archive = open_reading(&dir, &actor())?;
-            let runs = archive.runs()?;
-            if !f.json {
-                w(
-                    &mut out,
-                    format_args!(
-                        "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
-                        "RUN",
-                        "KIND",
-                        "STARTED",
-                        "STATUS",
-                        "SOURCE",
-                        "IMPORTED",
-                        "SKIPPED",
-                        "PARTIAL",
-                        "FAILED",
-                        "QUAR",
-                        "ACTOR"
-                    ),
-                )?;
-            }
-            for r in runs {
-                let rep = ImportReport {
-                    run: r.id,
-                    files: r.files.clone(),
-                };
-                let t = rep.totals();
-                if f.json {
-                    emit(
-                        &mut out,
-                        &json!({
-                            "run": r.id, "kind": r.kind, "started": iso(r.started), "finished": r.finished.map(iso),
-                            "status": r.status.as_str(), "actor": r.actor, "args": r.args,
-                            "totals": t, "files": r.files,
-                        }),
-                    )?;
-                } else {
-                    w(
-                        &mut out,
-                        format_args!(
-                            "{:>4} {:<7} {:<20} {:<22} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}  {}\n",
-                            r.id,
-                            r.kind,
-                            iso(r.started),
-                            r.status.as_str(),
-                            t.available_from_source,
-                            t.imported,
-                            t.skipped,
-                            t.partially_imported,
-                            t.failed,
-                            t.quarantined,
-                            r.actor
-                        ),
-                    )?;
-                }
-            }
-            Ok(Outcome::Ok)
-        }
     }
 }
 
 fn search(
-    out: &mut impl Write,
-    dir: &std::path::Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    service: &Service,
+    who: &Principal,
     a: SearchArgs,
-    actor: String,
 ) -> Result<Outcome> {
     let req = SearchRequest {
         query: a.query.clone(),
@@ -1709,25 +1765,15 @@ fn search(
         case: a.case.clone(),
         count: a.count,
     };
-    // A query that does not parse is refused before the archive is opened.
-    if let Err(e) = crate::query::parse(&req.query) {
-        return Err(Error::Usage(format!(
-            "query: {e}\n  {}\n  {}^",
-            req.query,
-            " ".repeat(req.query.chars().take(e.offset).count())
-        )));
-    }
-    let service = Service::new(open_reading(dir, &actor)?, now);
-    let results = service.search(&Principal::local(&actor), &req)?;
+    let results = service.search(who, &req)?;
     for n in &results.notes {
-        eprintln!("{n}");
+        note!(err, "{n}");
     }
     render_search(out, &results, &a)?;
-    service.close()?;
     Ok(Outcome::Ok)
 }
 
-fn render_search(out: &mut impl Write, results: &SearchResults, a: &SearchArgs) -> Result<()> {
+fn render_search(out: &mut dyn Write, results: &SearchResults, a: &SearchArgs) -> Result<()> {
     if a.count {
         if a.json {
             return emit(out, &json!({"total": results.total}));
@@ -1804,13 +1850,11 @@ fn hit_line(hit: &crate::service::SearchHit) -> String {
     )
 }
 
-fn current_item(archive: &Archive, id: &ItemId) -> Result<Item> {
-    archive
-        .current(id)?
-        .ok_or_else(|| Error::Corrupt(format!("{id} is listed but has no source record")))
-}
-
-fn print_report(out: &mut impl Write, report: &ImportReport, as_json: bool) -> Result<()> {
+fn print_report(
+    out: &mut (impl Write + ?Sized),
+    report: &ImportReport,
+    as_json: bool,
+) -> Result<()> {
     if as_json {
         emit(out, &report.to_json())
     } else {
@@ -1818,7 +1862,7 @@ fn print_report(out: &mut impl Write, report: &ImportReport, as_json: bool) -> R
     }
 }
 
-fn print_item(out: &mut impl Write, it: &Item) -> Result<()> {
+fn print_item(out: &mut (impl Write + ?Sized), it: &Item) -> Result<()> {
     w(out, format_args!("item:     {}\n", it.id))?;
     w(out, format_args!("kind:     {}\n", it.kind().as_str()))?;
     w(
@@ -1914,7 +1958,10 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn print_compacted(out: &mut impl Write, c: &crate::compaction::Compacted) -> Result<()> {
+fn print_compacted(
+    out: &mut (impl Write + ?Sized),
+    c: &crate::compaction::Compacted,
+) -> Result<()> {
     for (pack, why) in &c.skipped {
         eprintln!("warning: pack {pack} not compacted: {why}");
     }
@@ -1941,16 +1988,16 @@ fn print_compacted(out: &mut impl Write, c: &crate::compaction::Compacted) -> Re
     )
 }
 
-fn w(out: &mut impl Write, args: std::fmt::Arguments) -> Result<()> {
+fn w(out: &mut (impl Write + ?Sized), args: std::fmt::Arguments) -> Result<()> {
     out.write_fmt(args).map_err(|e| Error::io("<stdout>", e))
 }
 
-fn emit(out: &mut impl Write, v: &serde_json::Value) -> Result<()> {
+fn emit(out: &mut (impl Write + ?Sized), v: &serde_json::Value) -> Result<()> {
     w(out, format_args!("{v}\n"))
 }
 
 fn print_recovered(
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
     r: &crate::backup::RecoverOutcome,
     json: bool,
 ) -> Result<()> {

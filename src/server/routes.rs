@@ -46,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/users/{name}/roles/{role}"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("post", "/api/v1/cli"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -87,7 +88,12 @@ impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
 }
 
 pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
-    let api = Router::new()
+    let mut api = Router::new();
+    if matches!(transport, Transport::Unix) {
+        // The CLI's own route: only its OS user's principal may reach it.
+        api = api.route("/api/v1/cli", post(cli));
+    }
+    let api = api
         .route("/api/v1/search", get(search))
         .route("/api/v1/items/{id}", get(item))
         .route("/api/v1/mailboxes", get(mailboxes))
@@ -168,7 +174,7 @@ fn socket_principal(service: &Service, uid: Option<u32>, owner: u32) -> crate::R
     let Some(uid) = uid else {
         return Err(service.refuse_anonymous("socket peer without credentials"));
     };
-    let name = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    let name = crate::os::account(uid);
     if uid == 0 || uid == owner {
         return Ok(Principal::local(&format!("os:{name}")));
     }
@@ -176,17 +182,6 @@ fn socket_principal(service: &Service, uid: Option<u32>, owner: u32) -> crate::R
         Some(p) => Ok(p),
         None => Err(service.refuse_anonymous(&format!("OS user {name} is no tgvault user"))),
     }
-}
-
-/// The account name of `uid`, from `/etc/passwd`.
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
 }
 
 type Api = Result<Json<Value>, ApiError>;
@@ -482,6 +477,18 @@ async fn token_create(st: St, Extension(who): Who, Json(b): Json<TokenBody>) -> 
 async fn token_revoke(st: St, Extension(who): Who, Path(id): Path<String>) -> Api {
     blocking(&st.0, who, move |s, w| s.token_revoke(w, &id)).await?;
     ok()
+}
+
+async fn cli(
+    st: St,
+    Extension(who): Who,
+    Json(req): Json<crate::cli::remote::Request>,
+) -> Result<Json<crate::cli::remote::Response>, ApiError> {
+    let resp = blocking(&st.0, who, move |s, w| {
+        Ok(crate::cli::remote::serve(s, w, &req))
+    })
+    .await?;
+    Ok(Json(resp))
 }
 
 #[cfg(test)]

@@ -69,6 +69,25 @@ impl Service {
             .collect())
     }
 
+    /// Every copy filed in `mailbox` (in `folder`), in key order, with its
+    /// current version.
+    pub fn filings(
+        &self,
+        who: &Principal,
+        mailbox: &str,
+        folder: Option<&str>,
+        mut f: impl FnMut(&ItemKey, &crate::store::records::Filing, &Item) -> Result<()>,
+    ) -> Result<()> {
+        self.check(who, Op::Browse)?;
+        self.archive
+            .for_each_filing(mailbox, folder, |key, filing| {
+                let item = self.archive.current(&key.item)?.ok_or_else(|| {
+                    Error::Corrupt(format!("{} is listed but has no source record", key.item))
+                })?;
+                f(&key, &filing, &item)
+            })
+    }
+
     /// One item whole. Within `case`, only an item one of whose copies the
     /// case's holds cover.
     pub fn item(&self, who: &Principal, id: &ItemId, case: Option<&str>) -> Result<ItemView> {

@@ -12,6 +12,9 @@ pub mod access;
 mod audit;
 mod browse;
 mod cases;
+mod export;
+mod imports;
+mod retention;
 mod search;
 mod users;
 mod values;
@@ -20,7 +23,7 @@ pub use audit::entry_json;
 pub use browse::{ItemView, MailboxRow, VersionView};
 pub use cases::CaseHoldRequest;
 pub use cases::case_json;
-pub use search::{SearchHit, SearchRequest, SearchResults};
+pub use search::{SearchHit, SearchRequest, SearchResults, parse_query};
 pub use users::{NewToken, UserView, parse_roles};
 pub use values::{mailbox_arg, parse_day, parse_time};
 
@@ -193,6 +196,22 @@ impl Service {
             Ok(_) => Error::Unauthenticated("no valid credentials".into()),
             Err(e) => e,
         }
+    }
+
+    /// Records a hold, case or retention request refused as wrong
+    /// (`Usage`, `NotFound`): `{what} refused`, with the request's words.
+    pub fn record_refusal(&self, who: &Principal, what: &str, args: &str, e: &Error) -> Result<()> {
+        if !matches!(e, Error::Usage(_) | Error::NotFound(_)) {
+            return Ok(());
+        }
+        let event = self.event(
+            who,
+            &format!("{what} refused"),
+            vec![p("args", args)],
+            &e.to_string(),
+        );
+        self.archive.audit(event)?;
+        Ok(())
     }
 
     fn forget_tokens(&self) {

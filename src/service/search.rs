@@ -64,7 +64,7 @@ impl SearchHit {
 }
 
 /// The KQL of a request, or the error with a caret under its position.
-fn parse(q: &str) -> Result<crate::query::Query> {
+pub fn parse_query(q: &str) -> Result<crate::query::Query> {
     crate::query::parse(q).map_err(|e| {
         Error::Usage(format!(
             "query: {e}\n  {q}\n  {}^",
@@ -79,7 +79,7 @@ impl Service {
             Some(c) => self.check(who, Op::CaseSearch(c))?,
             None => self.check(who, Op::Search)?,
         }
-        let query = parse(&req.query)?;
+        let query = parse_query(&req.query)?;
         let mut notes = self.unknown_mailboxes(&req.mailboxes)?;
         let (total, hits) = self.with_index(|index| {
             let behind = index.behind(&self.archive)?;

@@ -1,0 +1,531 @@
+//! `tgvault serve` through real HTTP clients: the role matrix (every
+//! operation against every role, each refusal on the audit trail), the
+//! same results as the CLI, the unix socket, and a graceful stop.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+/// A running `tgvault serve` on a free port; stopped with SIGTERM on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(a: &Archive) -> Server {
+        let mut child = Command::new(bin())
+            .arg("--archive")
+            .arg(a.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tgvault serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Server { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+/// Sends a request with a bearer token: status and JSON body.
+fn call(s: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let c = client();
+    let url = s.url(path);
+    let req = match method {
+        "GET" => c.get(url),
+        "POST" => c.post(url),
+        "DELETE" => c.delete(url),
+        _ => panic!("{method}"),
+    };
+    let req = req.bearer_auth(token);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+const ROLES: [&str; 8] = [
+    "compliance-admin",
+    "records-manager",
+    "import-export",
+    "ediscovery-manager",
+    "ediscovery-admin",
+    "reviewer",
+    "audit-reader",
+    "",
+];
+
+/// One user per role (and one with none), each with a token; the
+/// eDiscovery manager and the reviewer are members of case `Merger`.
+fn users_with_tokens(a: &Archive) -> BTreeMap<&'static str, String> {
+    a.ok(&["user", "add", "nobody", "--role", "reviewer"]);
+    a.ok(&["user", "role", "remove", "nobody", "reviewer"]);
+    let mut tokens = BTreeMap::new();
+    for role in ROLES {
+        let user = if role.is_empty() { "nobody" } else { role };
+        if !role.is_empty() {
+            a.ok(&["user", "add", user, "--role", role]);
+        }
+        let t = a.json(&["token", "create", user]);
+        tokens.insert(role, t["token"].as_str().unwrap().to_string());
+    }
+    a.ok(&["case", "member", "add", "Merger", "ediscovery-manager"]);
+    a.ok(&["case", "member", "add", "Merger", "reviewer"]);
+    tokens
+}
+
+fn merger_archive() -> Archive {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    a.ok(&["case", "create", "Merger"]);
+    a.ok(&[
+        "case",
+        "hold",
+        "add",
+        "Merger",
+        "--mailbox",
+        "alice.adams@corp.example",
+        "--query",
+        "merger",
+    ]);
+    a
+}
+
+#[test]
+fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
+    let a = merger_archive();
+    let tokens = users_with_tokens(&a);
+    let s = Server::start(&a);
+    let item = "tg:1000001:1000002:11";
+    // (method, path, body, the roles allowed); `{r}` is the role acting, so
+    // that what one role creates does not stand in another's way.
+    let cm = ["compliance-admin", "ediscovery-manager", "ediscovery-admin"];
+    let requests: Vec<(&str, String, Option<Value>, Vec<&str>)> = vec![
+        ("GET", "/api/v1/search?q=merger".into(), None, cm.to_vec()),
+        (
+            "GET",
+            "/api/v1/search?q=merger&case=Merger".into(),
+            None,
+            vec![
+                "compliance-admin",
+                "ediscovery-manager",
+                "ediscovery-admin",
+                "reviewer",
+            ],
+        ),
+        ("GET", format!("/api/v1/items/{item}"), None, cm.to_vec()),
+        (
+            "GET",
+            format!("/api/v1/items/{item}?case=Merger"),
+            None,
+            vec![
+                "compliance-admin",
+                "ediscovery-manager",
+                "ediscovery-admin",
+                "reviewer",
+            ],
+        ),
+        ("GET", "/api/v1/mailboxes".into(), None, cm.to_vec()),
+        (
+            "GET",
+            "/api/v1/audit".into(),
+            None,
+            vec!["compliance-admin", "audit-reader"],
+        ),
+        (
+            "GET",
+            "/api/v1/holds".into(),
+            None,
+            vec!["compliance-admin", "records-manager", "ediscovery-admin"],
+        ),
+        (
+            "POST",
+            "/api/v1/holds".into(),
+            Some(json!({"mailbox": "{r}@corp.example"})),
+            vec!["compliance-admin"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/holds/{r}@corp.example".into(),
+            None,
+            vec!["compliance-admin"],
+        ),
+        (
+            "GET",
+            "/api/v1/cases".into(),
+            None,
+            vec![
+                "compliance-admin",
+                "ediscovery-manager",
+                "ediscovery-admin",
+                "reviewer",
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/cases".into(),
+            Some(json!({"name": "case-{r}"})),
+            cm.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/cases/Merger".into(),
+            None,
+            vec![
+                "compliance-admin",
+                "ediscovery-manager",
+                "ediscovery-admin",
+                "reviewer",
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/cases/Merger/holds".into(),
+            Some(json!({"mailboxes": ["bob.brown@corp.example"], "query": "{r}"})),
+            cm.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/cases/Merger/members".into(),
+            Some(json!({"user": "audit-reader"})),
+            cm.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/cases/Merger/members/audit-reader".into(),
+            None,
+            cm.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/users".into(),
+            None,
+            vec!["compliance-admin"],
+        ),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            Some(json!({"name": "made-by-{r}", "roles": ["reviewer"]})),
+            vec!["compliance-admin"],
+        ),
+        (
+            "POST",
+            "/api/v1/tokens".into(),
+            Some(json!({"user": "reviewer"})),
+            vec!["compliance-admin"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/tokens/0000000000000000".into(),
+            None,
+            vec!["compliance-admin"],
+        ),
+    ];
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    for role in ROLES {
+        let token = &tokens[role];
+        let user = if role.is_empty() { "nobody" } else { role };
+        for (method, path, body, allowed) in &requests {
+            let fill = |t: &str| t.replace("{r}", user);
+            let body = body
+                .as_ref()
+                .map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
+            let (status, v) = call(&s, token, method, &fill(path), body);
+            let should = allowed.contains(&role);
+            assert_ne!(status, 401, "{role} {method} {path}: {v}");
+            if should {
+                assert_ne!(status, 403, "{role} may {method} {path}: {v}");
+                assert!(status < 500, "{role} {method} {path}: {status} {v}");
+            } else {
+                assert_eq!(status, 403, "{role} may not {method} {path}: {v}");
+                assert_eq!(v["error"], "forbidden", "{v}");
+                *refused.entry(format!("user:{user}")).or_default() += 1;
+            }
+        }
+    }
+    // The allowed requests did what they say.
+    let (_, v) = call(
+        &s,
+        &tokens["compliance-admin"],
+        "GET",
+        "/api/v1/cases",
+        None,
+    );
+    let names: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["case"].as_str().unwrap())
+        .collect();
+    for r in cm {
+        assert!(names.contains(&format!("case-{r}").as_str()), "{names:?}");
+    }
+    // A reviewer sees only its case, and in it only what the holds cover.
+    let (_, v) = call(&s, &tokens["reviewer"], "GET", "/api/v1/cases", None);
+    assert_eq!(v["cases"].as_array().unwrap().len(), 1, "{v}");
+    let (_, v) = call(
+        &s,
+        &tokens["reviewer"],
+        "GET",
+        "/api/v1/search?q=deal&case=Merger",
+        None,
+    );
+    for hit in v["hits"].as_array().unwrap() {
+        assert_eq!(hit["mailbox"], "alice.adams@corp.example", "{hit}");
+    }
+    let (status, _) = call(
+        &s,
+        &tokens["reviewer"],
+        "GET",
+        "/api/v1/items/tg:1000001:1000002:7?case=Merger",
+        None,
+    );
+    assert_eq!(status, 404, "an item outside the case's holds is not there");
+
+    // Every refusal is on the trail, with who and what.
+    let (_, v) = call(&s, &tokens["audit-reader"], "GET", "/api/v1/audit", None);
+    let mut denied: BTreeMap<String, usize> = BTreeMap::new();
+    for e in v["entries"].as_array().unwrap() {
+        if e["action"] == "denied" {
+            assert!(
+                e["outcome"].as_str().unwrap().starts_with("forbidden: "),
+                "{e}"
+            );
+            assert!(!e["params"][0][1].as_str().unwrap().is_empty(), "{e}");
+            *denied
+                .entry(e["actor"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(denied, refused);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn unknown_missing_expired_and_revoked_tokens_get_401_and_are_recorded() {
+    let a = merger_archive();
+    a.ok(&["user", "add", "counsel", "--role", "ediscovery-manager"]);
+    let good = a.json(&["token", "create", "counsel"]);
+    let gone = a.json(&["token", "create", "counsel"]);
+    let expired = a.json(&["token", "create", "counsel", "--expires-days", "0"]);
+    a.ok(&["token", "revoke", gone["id"].as_str().unwrap()]);
+    let s = Server::start(&a);
+    let search = "/api/v1/search?q=merger";
+    let good = good["token"].as_str().unwrap();
+    assert_eq!(call(&s, good, "GET", search, None).0, 200);
+    let id = good.split('_').nth(1).unwrap();
+    let wrong_secret = format!("tgv_{id}_{}", "0".repeat(64));
+    for t in [
+        "",
+        "nonsense",
+        wrong_secret.as_str(),
+        gone["token"].as_str().unwrap(),
+        expired["token"].as_str().unwrap(),
+    ] {
+        let (status, v) = call(&s, t, "GET", search, None);
+        assert_eq!(status, 401, "{t}: {v}");
+        assert_eq!(v["error"], "unauthenticated");
+    }
+    let resp = client().get(s.url(search)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    // Health needs no credentials.
+    let resp = client().get(s.url("/healthz")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    drop(s);
+    let failed = a
+        .json_lines(&["audit"])
+        .into_iter()
+        .filter(|e| e["action"] == "authentication failed")
+        .count();
+    assert_eq!(failed, 6);
+}
+
+#[test]
+fn http_search_and_show_answer_what_the_cli_prints() {
+    let a = merger_archive();
+    a.ok(&["user", "add", "counsel", "--role", "ediscovery-manager"]);
+    let token = a.json(&["token", "create", "counsel"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queries = ["merger", "deal OR board", "from:alice", "-merger"];
+    let cli: Vec<Vec<Value>> = queries
+        .iter()
+        .map(|q| a.json_lines(&["search", q, "--limit", "100"]))
+        .collect();
+    let show = a.json(&["show", "tg:1000001:1000002:11"]);
+    let s = Server::start(&a);
+    for (q, lines) in queries.iter().zip(&cli) {
+        let path = format!("/api/v1/search?q={}&limit=100", urlencode(q));
+        let (status, v) = call(&s, &token, "GET", &path, None);
+        assert_eq!(status, 200, "{v}");
+        let (total, hits) = lines.split_last().unwrap();
+        assert_eq!(v["hits"].as_array().unwrap(), hits, "{q}");
+        assert_eq!(v["total"], total["total"], "{q}");
+    }
+    let (_, v) = call(
+        &s,
+        &token,
+        "GET",
+        "/api/v1/items/tg:1000001:1000002:11",
+        None,
+    );
+    assert_eq!(v, show);
+    let (status, v) = call(&s, &token, "GET", "/api/v1/search?q=%22unclosed", None);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"], "invalid");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 request over the archive's unix socket: status and body.
+fn over_socket(a: &Archive, path: &str) -> (u16, String) {
+    let mut sock = std::os::unix::net::UnixStream::connect(a.path().join("tgvault.sock")).unwrap();
+    write!(
+        sock,
+        "GET {path} HTTP/1.1\r\nHost: tgvault\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    sock.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn the_socket_is_owner_only_and_its_owner_is_the_administrator_and_sigterm_stops_cleanly() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let a = merger_archive();
+    let s = Server::start(&a);
+    let sock = a.path().join("tgvault.sock");
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // This process owns the archive directory: the local administrator.
+    let (status, body) = over_socket(&a, "/api/v1/holds");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Merger"), "{body}");
+    assert!(s.stop().success());
+    assert!(!sock.exists(), "the socket is removed at the stop");
+    // Nothing half-done: the archive verifies.
+    a.ok(&["verify"]);
+}
+
+#[test]
+fn the_cli_gives_the_same_output_and_exit_codes_with_a_server_holding_the_archive() {
+    let a = merger_archive();
+    a.ok(&["hold", "set", "erin.evans@corp.example"]);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["audit"],
+        vec!["search", "merger OR deal"],
+        vec!["search", "merger", "--json", "--sort", "relevance"],
+        vec!["search", "board", "--count"],
+        vec!["show", "tg:1000001:1000002:11"],
+        vec!["show", "tg:1000001:1000002:11", "--history", "--json"],
+        vec!["ls", "alice.adams@corp.example"],
+        vec!["ls", "nobody@corp.example"],
+        vec!["mailboxes", "--json"],
+        vec!["hold", "list"],
+        vec!["case", "list"],
+        vec!["case", "show", "Merger", "--json"],
+        vec!["show", "tg:9:9:9"],
+        vec!["search", "\"unclosed"],
+        vec!["case", "show", "Nothing"],
+    ];
+    let run = |args: &[&str]| {
+        let o = a.run(args);
+        (
+            o.status.code(),
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let direct: Vec<_> = commands.iter().map(|c| run(c)).collect();
+    let s = Server::start(&a);
+    for (c, (code, stdout, stderr)) in commands.iter().zip(&direct) {
+        let (code2, stdout2, stderr2) = run(c);
+        assert_eq!(code, &code2, "{c:?}: {stderr} / {stderr2}");
+        let (before, now) = (
+            String::from_utf8_lossy(stdout),
+            String::from_utf8_lossy(&stdout2),
+        );
+        if c[0] == "audit" {
+            // The trail has grown by the reads above since; it begins alike.
+            assert!(now.starts_with(&*before), "{before}\n---\n{now}");
+            assert!(now.len() > before.len());
+        } else {
+            assert_eq!(before, now, "{c:?}");
+        }
+        if c[0] != "audit" {
+            assert_eq!(stderr, &stderr2, "{c:?}");
+        }
+        assert!(!stderr2.contains("in use"), "{c:?}: {stderr2}");
+    }
+    // Changes go through the server too, on the record as this OS account.
+    a.ok(&["case", "create", "Second"]);
+    a.ok(&["hold", "clear", "erin.evans@corp.example"]);
+    a.ok(&["user", "add", "counsel", "--role", "reviewer"]);
+    assert!(s.stop().success());
+    let entries = a.json_lines(&["audit"]);
+    let last = &entries[entries.len() - 3..];
+    let actions: Vec<&str> = last.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["case create", "hold clear", "user add"]);
+    for e in last {
+        assert!(e["actor"].as_str().unwrap().starts_with("os:"), "{e}");
+    }
+}
