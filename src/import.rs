@@ -47,6 +47,9 @@ pub struct ImportOptions {
     pub progress: bool,
     /// Told after every committed batch (a search index following the import).
     pub committed: Option<SyncSender<()>>,
+    /// Once set, the import stops after the batch it is filing: what it
+    /// committed stays, and importing the files again completes them.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ImportOptions {
@@ -62,6 +65,7 @@ impl ImportOptions {
             batch_bytes: 32 << 20,
             progress: false,
             committed: None,
+            stop: None,
         }
     }
 }
@@ -953,6 +957,12 @@ fn write_loop(
         }
         progress.inc(filed);
         busy += t.elapsed();
+        let stopping = opts.stop.as_ref();
+        if !done && stopping.is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire)) {
+            return Err(Error::Busy(
+                "stopped: the server is shutting down; what was filed stays, and importing the file again completes it".into(),
+            ));
+        }
     }
     tracing::info!(busy = ?busy, "writer done");
     Ok(())

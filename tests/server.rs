@@ -529,3 +529,319 @@ fn the_cli_gives_the_same_output_and_exit_codes_with_a_server_holding_the_archiv
         assert!(e["actor"].as_str().unwrap().starts_with("os:"), "{e}");
     }
 }
+
+/// An archive with a user per role named and a token each.
+fn with_users(a: &Archive, users: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut tokens = BTreeMap::new();
+    for (name, role) in users {
+        a.ok(&["user", "add", name, "--role", role]);
+        let t = a.json(&["token", "create", name]);
+        tokens.insert(name.to_string(), t["token"].as_str().unwrap().to_string());
+    }
+    tokens
+}
+
+fn upload(s: &Server, token: &str, kind: &str, query: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let resp = client()
+        .post(s.url(&format!("/api/v1/imports{query}")))
+        .bearer_auth(token)
+        .header("content-type", kind)
+        .body(bytes)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap())
+}
+
+fn imported(report: &Value) -> u64 {
+    n(totals(report), "imported")
+}
+
+#[test]
+fn imports_by_path_and_by_upload_and_exports_downloaded_as_one_zip() {
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let t = with_users(
+        &a,
+        &[("imp", "import-export"), ("counsel", "ediscovery-manager")],
+    );
+    let s = Server::start(&a);
+    let incoming = a.path().join("incoming");
+    copy_tree(
+        &fixture("exports/full-account"),
+        &incoming.join("full-account"),
+    );
+    std::fs::copy(fixture("users.csv"), incoming.join("users.csv")).unwrap();
+    let body = json!({"path": "full-account", "mapping": "users.csv"});
+    let (status, v) = call(&s, &t["imp"], "POST", "/api/v1/imports", Some(body.clone()));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(imported(&v), 38, "{v}");
+    // Outside the incoming directory, or by another role: refused.
+    for path in ["../../etc", "/etc/passwd", "full-account/../../.."] {
+        let (status, v) = call(
+            &s,
+            &t["imp"],
+            "POST",
+            "/api/v1/imports",
+            Some(json!({"path": path})),
+        );
+        assert_eq!(status, 400, "{path}: {v}");
+    }
+    let (status, _) = call(&s, &t["counsel"], "POST", "/api/v1/imports", Some(body));
+    assert_eq!(status, 403);
+    // An upload: a result.json as it is, a zipped export.
+    let single = std::fs::read(fixture("exports/single-chat/result.json")).unwrap();
+    let (status, v) = upload(
+        &s,
+        &t["imp"],
+        "application/octet-stream",
+        "?mailbox=erin.evans@corp.example&owner=1000007",
+        single,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(imported(&v) > 0, "{v}");
+    let zipped = zip_of(&fixture("exports/multilingual"));
+    let (status, v) = upload(
+        &s,
+        &t["imp"],
+        "application/zip",
+        "?mailbox=erin.evans@corp.example",
+        zipped,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(imported(&v) > 0, "{v}");
+    let (status, _) = upload(&s, &t["counsel"], "application/zip", "", b"PK".to_vec());
+    assert_eq!(status, 403);
+    let (status, v) = upload(&s, &t["imp"], "application/zip", "", b"not a zip".to_vec());
+    assert!(status == 422 || status == 200, "{status} {v}");
+    assert!(
+        std::fs::read_dir(a.path().join("uploads"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "uploads are removed after their import"
+    );
+
+    // An export within a case its maker is a member of, as one zip.
+    let (status, _) = call(
+        &s,
+        &t["counsel"],
+        "POST",
+        "/api/v1/cases",
+        Some(json!({"name": "M"})),
+    );
+    assert_eq!(status, 200);
+    let hold = json!({"mailboxes": ["alice.adams@corp.example"]});
+    assert_eq!(
+        call(
+            &s,
+            &t["counsel"],
+            "POST",
+            "/api/v1/cases/M/holds",
+            Some(hold)
+        )
+        .0,
+        200
+    );
+    let (status, v) = call(
+        &s,
+        &t["counsel"],
+        "POST",
+        "/api/v1/exports",
+        Some(json!({"query": "merger"})),
+    );
+    assert_eq!(status, 403, "outside a case: {v}");
+    let (status, v) = call(
+        &s,
+        &t["counsel"],
+        "POST",
+        "/api/v1/exports",
+        Some(json!({"query": "merger", "case": "M"})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let url = v["download"].as_str().unwrap().to_string();
+    let resp = client()
+        .get(s.url(&url))
+        .bearer_auth(&t["counsel"])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.bytes().unwrap().to_vec();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    for want in ["Results.csv", "Manifest.xml", "Export Status.txt"] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+    let mut results = String::new();
+    zip.by_name("Results.csv")
+        .unwrap()
+        .read_to_string(&mut results)
+        .unwrap();
+    assert!(results.contains("tg:1000001:1000002:11"), "{results}");
+    assert_eq!(
+        client()
+            .get(s.url(&url))
+            .bearer_auth(&t["imp"])
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    assert!(s.stop().success());
+    a.ok(&["verify"]);
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+fn zip_of(dir: &std::path::Path) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for p in files_under(dir) {
+        let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&std::fs::read(&p).unwrap()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn synth(dir: &std::path::Path, messages: u64) {
+    tgvault::synth::write_export(
+        dir,
+        &tgvault::synth::SynthSpec {
+            messages,
+            chats: 8,
+            attachment_permille: 0,
+            max_attachment_bytes: 1,
+            seed: 11,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn eight_clients_search_while_an_import_runs_through_the_api() {
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let t = with_users(
+        &a,
+        &[("imp", "import-export"), ("counsel", "ediscovery-manager")],
+    );
+    synth(&a.path().join("incoming/big"), 30_000);
+    let s = std::sync::Arc::new(Server::start(&a));
+    let importer = {
+        let (s, token) = (s.clone(), t["imp"].clone());
+        std::thread::spawn(move || {
+            call(
+                &s,
+                &token,
+                "POST",
+                "/api/v1/imports",
+                Some(json!({"path": "big", "mailbox": "owner@corp.example"})),
+            )
+        })
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, token, done) = (s.clone(), t["counsel"].clone(), done.clone());
+            std::thread::spawn(move || {
+                let q = ["deal", "contract OR invoice", "\"wire transfer\"", "budget"][i % 4];
+                let mut last = 0;
+                let mut searches = 0;
+                while !done.load(std::sync::atomic::Ordering::Acquire) || searches == 0 {
+                    let (status, v) = call(
+                        &s,
+                        &token,
+                        "GET",
+                        &format!("/api/v1/search?q={}&limit=5", urlencode(q)),
+                        None,
+                    );
+                    assert_eq!(status, 200, "{v}");
+                    let total = v["total"].as_u64().unwrap();
+                    assert!(total >= last, "{q}: {total} after {last}");
+                    last = total;
+                    searches += 1;
+                }
+                searches
+            })
+        })
+        .collect();
+    let (status, report) = importer.join().unwrap();
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(imported(&report), 30_000);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    for c in clients {
+        assert!(c.join().unwrap() > 0);
+    }
+    // After the import, the API finds what the CLI finds (through the server).
+    let (_, v) = call(
+        &s,
+        &t["counsel"],
+        "GET",
+        "/api/v1/search?q=deal&count=true",
+        None,
+    );
+    let cli = a.json_lines(&["search", "deal", "--count"]);
+    assert_eq!(v["total"], cli[0]["total"]);
+    assert!(v["total"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn sigterm_during_an_import_through_the_server_loses_nothing_and_the_import_completes_when_run_again()
+ {
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let t = with_users(&a, &[("imp", "import-export")]);
+    let messages = 120_000;
+    synth(&a.path().join("incoming/big"), messages);
+    let s = Server::start(&a);
+    let port = s.port;
+    let token = t["imp"].clone();
+    let importer = std::thread::spawn(move || {
+        let url = format!("http://127.0.0.1:{port}/api/v1/imports");
+        client()
+            .post(url)
+            .bearer_auth(token)
+            .json(&json!({"path": "big", "mailbox": "owner@corp.example", "owner": "1000000"}))
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    // Wait until a batch has committed, then stop the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let runs = a.json_lines(&["runs"]);
+        if runs.iter().any(|r| n(&r["totals"], "imported") > 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no batch committed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(s.stop().success(), "the server stops cleanly");
+    let _ = importer.join().unwrap();
+    let runs = a.json_lines(&["runs"]);
+    let first = n(&runs[0]["totals"], "imported");
+    assert!(first > 0 && first < messages, "stopped part-way: {first}");
+    // Run again (no server now): every item exactly once.
+    let report = a.import(
+        &[&a.path().join("incoming/big")],
+        &["--mailbox", "owner@corp.example", "--owner", "1000000"],
+    );
+    assert_eq!(first + imported(&report), messages, "{report}");
+    assert_eq!(n(totals(&report), "skipped"), first);
+    let v = a.json(&["verify"]);
+    assert_eq!(v["problems"].as_array().map(|p| p.len()), Some(0), "{v}");
+}

@@ -2,15 +2,16 @@
 //! environment or asks the clock. Every listing also prints as JSON (`--json`).
 
 use crate::error::{Error, Result};
-use crate::import::{ImportOptions, RunContext};
+use crate::import::RunContext;
 use crate::index::Index;
 use crate::index::search::Sort;
-use crate::mapping::{self, Mapping};
+use crate::mapping::Mapping;
 use crate::model::{Body, Item, ItemId, TimeBasis};
 use crate::report::ImportReport;
-use crate::service::{CaseHoldRequest, Principal, SearchRequest, SearchResults, Service};
+use crate::service::{
+    CaseHoldRequest, ImportRequest, Principal, SearchRequest, SearchResults, Service,
+};
 use crate::service::{mailbox_arg, parse_day, parse_time};
-use crate::source::telegram::Zone;
 use crate::store::Archive;
 use clap::{Args, Parser, Subcommand};
 
@@ -1053,29 +1054,14 @@ pub fn run_on(
             Ok(Outcome::Ok)
         }
         Command::Import(a) => {
-            let mapping = match &a.mapping {
-                Some(p) => Mapping::from_path(p)?,
-                None => Mapping::default(),
+            let req = ImportRequest {
+                mapping: a.mapping.clone(),
+                mailbox: a.mailbox.clone(),
+                owner: a.owner.clone(),
+                tz: a.tz.clone(),
             };
-            let custodian_address = match &a.mailbox {
-                Some(m) => Some(mapping::normalize_mailbox(m).ok_or_else(|| {
-                    Error::Usage(format!("--mailbox: '{m}' is not a mailbox address"))
-                })?),
-                None => None,
-            };
-            let mut opts = ImportOptions::new(mapping);
-            opts.custodian_address = custodian_address;
-            if let Some(tz) = &a.tz {
-                opts.zone = Zone::parse(tz)?;
-                opts.zone_given = true;
-            }
+            let mut opts = req.options()?;
             opts.progress = progress;
-            if let Some(o) = &a.owner {
-                let id = mapping::parse_user_id(o).ok_or_else(|| {
-                    Error::Usage(format!("--owner: '{o}' is not a Telegram user id"))
-                })?;
-                opts.owner_id = Some(id);
-            }
             opts.batch_items = a.batch_items.max(1);
             let report = service.import(who, &a.paths, opts, args)?;
             print_report(out, &report, a.json)?;

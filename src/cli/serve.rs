@@ -14,6 +14,13 @@ pub struct ServeArgs {
     /// The TCP address to serve HTTP on
     #[arg(long, default_value = "127.0.0.1:8470", value_name = "ADDR")]
     pub listen: String,
+    /// The directory server-side imports are named in [default: incoming/
+    /// in the archive directory]
+    #[arg(long, value_name = "DIR")]
+    pub incoming: Option<std::path::PathBuf>,
+    /// The largest upload accepted
+    #[arg(long, default_value_t = 65536, value_name = "MIB")]
+    pub max_upload_mib: u64,
 }
 
 pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
@@ -29,6 +36,8 @@ pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
     let opts = ServeOptions {
         listen,
         socket: Some(socket.clone()),
+        incoming: a.incoming,
+        max_upload: a.max_upload_mib.saturating_mul(1 << 20),
     };
     crate::server::serve(service, opts, |addr| {
         // The first line says where it listens (a test or a script reads it).

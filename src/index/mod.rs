@@ -100,6 +100,8 @@ pub struct Index {
     segments: exec::SegmentCache,
     /// A commit happened since the reader's view was taken.
     stale: std::sync::atomic::AtomicBool,
+    /// The reader renews its view by itself when another handle commits.
+    auto_reload: bool,
 }
 
 /// What bringing the index up to date did.
@@ -181,7 +183,22 @@ impl Index {
             opts,
             segments: exec::SegmentCache::default(),
             stale: std::sync::atomic::AtomicBool::new(false),
+            auto_reload: false,
         }
+    }
+
+    /// A handle that only searches, beside the handle that writes (in the
+    /// same process): its view follows the other's commits by itself, so
+    /// searching never waits for a writer.
+    pub fn open_for_search(archive: &Archive) -> Result<Index> {
+        let mut idx = Self::open_only(archive, WriterOptions::default())?;
+        idx.auto_reload = !archive.is_read_only();
+        Ok(idx)
+    }
+
+    /// The next search takes a new view (another handle committed).
+    pub fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Opens without catching up (verification looks at the index as it is first).
@@ -244,7 +261,11 @@ impl Index {
                 let r = self
                     .index
                     .reader_builder()
-                    .reload_policy(ReloadPolicy::Manual)
+                    .reload_policy(if self.auto_reload {
+                        ReloadPolicy::OnCommitWithDelay
+                    } else {
+                        ReloadPolicy::Manual
+                    })
                     .try_into()
                     .map_err(|e| index_err(&self.dir, e))?;
                 // Another thread may have opened one meanwhile: either is current.

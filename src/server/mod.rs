@@ -4,7 +4,10 @@
 //! TCP, the peer's OS account over the socket), then one service call on a
 //! blocking thread, then JSON. Errors become statuses by their kind.
 
+mod files;
 pub mod routes;
+
+pub use files::Dirs;
 
 use crate::error::{Error, Kind, Result};
 use crate::service::{Principal, Service};
@@ -22,6 +25,11 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The unix socket to serve on too (`None`: none).
     pub socket: Option<PathBuf>,
+    /// Server-side imports are named under this (default: `incoming/` in
+    /// the archive directory).
+    pub incoming: Option<PathBuf>,
+    /// The largest upload accepted, in bytes.
+    pub max_upload: u64,
 }
 
 pub(crate) struct State {
@@ -29,6 +37,9 @@ pub(crate) struct State {
     /// The uid owning the archive directory: the local administrator
     /// through the socket, with root.
     pub owner_uid: u32,
+    pub dirs: Dirs,
+    /// Export packages made through the API: id -> the actor that made it.
+    pub exports: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// An error as an HTTP answer: the status its kind calls for, and
@@ -84,7 +95,30 @@ pub fn serve(service: Service, opts: ServeOptions, ready: impl FnOnce(SocketAddr
     let owner_uid = std::fs::metadata(&dir)
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .map_err(|e| Error::io(&dir, e))?;
-    let state = Arc::new(State { service, owner_uid });
+    let dirs = Dirs {
+        incoming: opts
+            .incoming
+            .clone()
+            .unwrap_or_else(|| dir.join("incoming")),
+        uploads: dir.join("uploads"),
+        exports: dir.join("exports"),
+        max_upload: opts.max_upload,
+    };
+    for d in [&dirs.incoming, &dirs.uploads, &dirs.exports] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    // Uploads left by a server that died are no one's.
+    if let Ok(left) = std::fs::read_dir(&dirs.uploads) {
+        for e in left.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let state = Arc::new(State {
+        service,
+        owner_uid,
+        dirs,
+        exports: Default::default(),
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tgvault-http")
@@ -125,8 +159,11 @@ async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAdd
         axum::serve(l, app.into_make_service_with_connect_info::<routes::Peer>())
             .with_graceful_shutdown(stopped(stop_rx.clone()))
     });
+    let st = state.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
+        // Long requests (an import) stop at their next safe point.
+        st.service.stop();
         let _ = stop_tx.send(true);
     });
     let unix_task = unix_server.map(|s| tokio::spawn(async move { s.await }));

@@ -47,6 +47,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/cli"),
+    ("post", "/api/v1/imports"),
+    ("post", "/api/v1/exports"),
+    ("get", "/api/v1/exports/{id}"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -116,6 +119,9 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
         .route("/api/v1/users/{name}/roles/{role}", delete(role_remove))
         .route("/api/v1/tokens", post(token_create))
         .route("/api/v1/tokens/{id}", delete(token_revoke))
+        .route("/api/v1/imports", post(super::files::import))
+        .route("/api/v1/exports", post(super::files::export))
+        .route("/api/v1/exports/{id}", get(super::files::download))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), matches!(transport, Transport::Unix)),
             authenticate,

@@ -4,12 +4,51 @@ use super::access::Op;
 use super::{Principal, Service};
 use crate::error::{Error, Result};
 use crate::import::ImportOptions;
-use crate::index::Index;
 use crate::mapping::Mapping;
 use crate::model::{Item, ItemId};
 use crate::report::ImportReport;
 use crate::store::records::{QuarantineRecord, RunRecord};
 use std::path::PathBuf;
+
+/// What an import request may say besides its files.
+#[derive(Clone, Debug, Default)]
+pub struct ImportRequest {
+    /// The user map (CSV).
+    pub mapping: Option<PathBuf>,
+    /// The custodian's mailbox address.
+    pub mailbox: Option<String>,
+    /// The export owner's Telegram user id (`123` or `user123`).
+    pub owner: Option<String>,
+    /// The time zone local export times are in.
+    pub tz: Option<String>,
+}
+
+impl ImportRequest {
+    /// The import's options, each value checked.
+    pub fn options(&self) -> Result<ImportOptions> {
+        let mapping = match &self.mapping {
+            Some(p) => Mapping::from_path(p)?,
+            None => Mapping::default(),
+        };
+        let mut opts = ImportOptions::new(mapping);
+        if let Some(m) = &self.mailbox {
+            opts.custodian_address =
+                Some(crate::mapping::normalize_mailbox(m).ok_or_else(|| {
+                    Error::Usage(format!("mailbox: '{m}' is not a mailbox address"))
+                })?);
+        }
+        if let Some(tz) = &self.tz {
+            opts.zone = crate::source::telegram::Zone::parse(tz)?;
+            opts.zone_given = true;
+        }
+        if let Some(o) = &self.owner {
+            let id = crate::mapping::parse_user_id(o)
+                .ok_or_else(|| Error::Usage(format!("owner: '{o}' is not a Telegram user id")))?;
+            opts.owner_id = Some(id);
+        }
+        Ok(opts)
+    }
+}
 
 impl Service {
     /// Imports every path (a failing file is reported, the others go on);
@@ -24,6 +63,7 @@ impl Service {
     ) -> Result<ImportReport> {
         self.check(who, Op::Import)?;
         let ctx = self.ctx(who, args);
+        opts.stop = Some(self.stopping.clone());
         self.with_index_mut(|index| {
             index.follow(&self.archive, |tell| {
                 opts.committed = Some(tell);
@@ -63,15 +103,5 @@ impl Service {
     pub fn runs(&self, who: &Principal) -> Result<Vec<RunRecord>> {
         self.check(who, Op::Runs)?;
         self.archive.runs()
-    }
-
-    /// Runs `f` on the index alone (opened first if it is not): writers of
-    /// the index wait for searches in flight, and searches for them.
-    pub(super) fn with_index_mut<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
-        let mut guard = self.index.write().expect("index lock");
-        if guard.is_none() {
-            *guard = Some(Index::open(&self.archive)?);
-        }
-        f(guard.as_mut().expect("opened above"))
     }
 }

@@ -23,6 +23,7 @@ pub use audit::entry_json;
 pub use browse::{ItemView, MailboxRow, VersionView};
 pub use cases::CaseHoldRequest;
 pub use cases::case_json;
+pub use imports::ImportRequest;
 pub use search::{SearchHit, SearchRequest, SearchResults, parse_query};
 pub use users::{NewToken, UserView, parse_roles};
 pub use values::{mailbox_arg, parse_day, parse_time};
@@ -34,7 +35,8 @@ use crate::store::Archive;
 use crate::store::audit::{Event, Recorded};
 use access::{Op, Role};
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -79,11 +81,17 @@ impl Principal {
 
 pub struct Service {
     archive: Archive,
-    index: RwLock<Option<Index>>,
+    /// The handle that writes the index (imports, retention, catching up).
+    writer: Mutex<Option<Index>>,
+    /// The handle searches use, opened after the writer's: never locked.
+    reader: OnceLock<Index>,
     clock: fn() -> i64,
     /// SHA-256 of the tokens whose secret verified (Argon2 is slow by
     /// design; a token's record is still read on every request).
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Set when the server is stopping: an import stops after the batch it
+    /// is filing (as a killed one would, to be completed by running it again).
+    stopping: Arc<AtomicBool>,
 }
 
 pub(crate) fn p(k: &str, v: &str) -> (String, String) {
@@ -106,9 +114,11 @@ impl Service {
     pub fn new(archive: Archive, clock: fn() -> i64) -> Service {
         Service {
             archive,
-            index: RwLock::new(None),
+            writer: Mutex::new(None),
+            reader: OnceLock::new(),
             clock,
             verified: Mutex::new(HashSet::new()),
+            stopping: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -228,35 +238,60 @@ impl Service {
         self.verified.lock().expect("token cache").contains(&h)
     }
 
-    /// Runs `f` on the index, opened (and caught up with the store) first
-    /// if it is not, or brought up to date if the store moved on. On a
-    /// read-only archive the index is used as it is.
+    /// Runs `f` on the index for searching. The index is first brought up
+    /// to date with the store, unless a writer of it is at work (an import
+    /// following its batches): then `f` sees what it has committed so far.
+    /// On a read-only archive the index is used as it is.
     fn with_index<T>(&self, f: impl FnOnce(&Index) -> Result<T>) -> Result<T> {
+        if !self.archive.is_read_only()
+            && let Ok(mut guard) = self.writer.try_lock()
         {
-            let guard = self.index.read().expect("index lock");
-            if let Some(ix) = guard.as_ref()
-                && (self.archive.is_read_only() || ix.behind(&self.archive)? == 0)
-            {
-                return f(ix);
-            }
-        }
-        {
-            let mut guard = self.index.write().expect("index lock");
             match guard.as_mut() {
                 None => *guard = Some(Index::open(&self.archive)?),
-                Some(ix) if !self.archive.is_read_only() => {
+                Some(ix) if ix.behind(&self.archive)? > 0 => {
                     ix.catch_up(&self.archive)?;
+                    if let Some(r) = self.reader.get() {
+                        r.mark_stale();
+                    }
                 }
                 Some(_) => {}
             }
         }
-        let guard = self.index.read().expect("index lock");
-        f(guard.as_ref().expect("opened above"))
+        let reader = match self.reader.get() {
+            Some(r) => r,
+            None => {
+                let opened = Index::open_for_search(&self.archive)?;
+                // Another thread may have opened one meanwhile: either serves.
+                self.reader.get_or_init(|| opened)
+            }
+        };
+        f(reader)
+    }
+
+    /// Runs `f` on the index's writing handle (opened and caught up first
+    /// if it is not); searches go on meanwhile, on the other handle.
+    fn with_index_mut<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let mut guard = self.writer.lock().expect("index writer lock");
+        if guard.is_none() {
+            *guard = Some(Index::open(&self.archive)?);
+        }
+        let out = f(guard.as_mut().expect("opened above"));
+        if let Some(r) = self.reader.get() {
+            r.mark_stale();
+        }
+        out
+    }
+
+    /// Asks the long operations under way to stop at their next safe point
+    /// (an import: after the batch it is filing).
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Ends the service: waits for the index's background merges.
     pub fn close(self) -> Result<()> {
-        let index = self.index.into_inner().expect("index lock");
+        let index = self.writer.into_inner().expect("index writer lock");
         match index {
             Some(ix) => ix.close(),
             None => Ok(()),
