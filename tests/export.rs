@@ -66,17 +66,30 @@ for l in dat:
 print(json.dumps(report))
 "##;
 
-fn python_check(out: &Path, format: &str) -> serde_json::Value {
-    let o = Command::new("python3")
+/// The package read back by Python's email and mailbox packages; `None`
+/// (said loudly) where no python3 is installed, but under CI.
+fn python_check(out: &Path, format: &str) -> Option<serde_json::Value> {
+    let o = match Command::new("python3")
         .args(["-c", CHECK, out.to_str().unwrap(), format])
         .output()
-        .expect("python3 runs (.ci/run installs it)");
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but python3 is missing (scripts/test installs it)")
+        }
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: python3 is not installed; the package was not read back by Python's email package"
+            );
+            return None;
+        }
+    };
     assert!(
         o.status.success(),
         "python: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    serde_json::from_slice(&o.stdout).unwrap()
+    Some(serde_json::from_slice(&o.stdout).unwrap())
 }
 
 /// `xmllint --noout`: well-formed XML, by libxml2's own checker.
@@ -88,7 +101,7 @@ fn xmllint(path: &Path) {
             String::from_utf8_lossy(&o.stderr)
         ),
         Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but xmllint is missing (.ci/run installs libxml2-utils)")
+            panic!("CI is set but xmllint is missing (scripts/test installs libxml2-utils)")
         }
         Err(_) => {
             eprintln!("SKIPPED: xmllint is not installed; Manifest.xml was not checked by it")
@@ -130,21 +143,22 @@ fn eml_and_mbox_packages_read_back_in_python_and_repeat_byte_for_byte() {
     ]);
     assert_eq!(s["items"], 51);
     assert_eq!(s["errors"], 0);
-    let r = python_check(&one, "eml");
-    assert_eq!(r["problems"], serde_json::json!([]), "{r}");
-    assert_eq!(r["messages"], 51);
-    assert_eq!(r["manifest_messages"], 51);
-    assert_eq!(r["dat_rows"], 51);
-    // Each filed copy of the PDF, the photo and the voice note is a child.
-    assert_eq!(r["manifest_relationships"], 6);
+    if let Some(r) = python_check(&one, "eml") {
+        assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+        assert_eq!(r["messages"], 51);
+        assert_eq!(r["manifest_messages"], 51);
+        assert_eq!(r["dat_rows"], 51);
+        // Each filed copy of the PDF, the photo and the voice note is a child.
+        assert_eq!(r["manifest_relationships"], 6);
+        // The attachment is the file of the export, byte for byte.
+        let pdf = std::fs::read(fixture(
+            "exports/full-account/chats/chat_01/files/Q3 report (final).pdf",
+        ))
+        .unwrap();
+        let want = hex::encode(tgvault::model::sha256(&pdf));
+        assert_eq!(r["attachments"]["Q3 report (final).pdf"], want.as_str());
+    }
     xmllint(&one.join("Manifest.xml"));
-    // The attachment is the file of the export, byte for byte.
-    let pdf = std::fs::read(fixture(
-        "exports/full-account/chats/chat_01/files/Q3 report (final).pdf",
-    ))
-    .unwrap();
-    let want = hex::encode(tgvault::model::sha256(&pdf));
-    assert_eq!(r["attachments"]["Q3 report (final).pdf"], want.as_str());
 
     // The same archive and query give the same bytes.
     let two = tmp.path().join("two");
@@ -174,9 +188,10 @@ fn eml_and_mbox_packages_read_back_in_python_and_repeat_byte_for_byte() {
         "--format",
         "mbox",
     ]);
-    let r = python_check(&mb, "mbox");
-    assert_eq!(r["problems"], serde_json::json!([]), "{r}");
-    assert_eq!(r["messages"], s["items"]);
+    if let Some(r) = python_check(&mb, "mbox") {
+        assert_eq!(r["problems"], serde_json::json!([]), "{r}");
+        assert_eq!(r["messages"], s["items"]);
+    }
     assert_eq!(s["items"], 2 + 9);
 
     // Everything written stays inside the package.
@@ -445,7 +460,9 @@ fn hostile_attachment_and_chat_names_never_leave_the_package() {
     }
     // Inside the messages the names stay as the sender wrote them (a MIME
     // parameter is not a path).
-    let r = python_check(&out, "eml");
+    let Some(r) = python_check(&out, "eml") else {
+        return;
+    };
     assert_eq!(r["problems"], serde_json::json!([]), "{r}");
     let names: Vec<&str> = r["attachments"]
         .as_object()
