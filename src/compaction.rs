@@ -43,7 +43,7 @@ pub struct Compacted {
 pub fn compact(archive: &Archive, below: u8, ctx: &RunContext) -> Result<Compacted> {
     if !(1..=100).contains(&below) {
         return Err(Error::Usage(format!(
-            "--below {below}: a share in per cent, 1 to 100"
+            "pack share {below}: a share in per cent, 1 to 100"
         )));
     }
     let usage = archive.pack_usage()?;
@@ -99,7 +99,7 @@ pub fn compact_catalogue(
 ) -> Result<(Archive, Option<(u64, u64)>)> {
     if !(1..=100).contains(&below) {
         return Err(Error::Usage(format!(
-            "--catalogue-below {below}: a share in per cent, 1 to 100"
+            "catalogue share {below}: a share in per cent, 1 to 100"
         )));
     }
     let (len, live) = archive.catalogue_usage()?;

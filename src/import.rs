@@ -445,7 +445,7 @@ impl Sink for ProduceSink<'_> {
         {
             self.anomalies.count(
                 format!(
-                    "--owner {given} differs from the export's owner {found}: the export's is used"
+                    "the owner given ({given}) differs from the export's owner {found}: the export's is used"
                 ),
                 1,
             );
@@ -1094,7 +1094,7 @@ fn no_mailbox_reason(participants: &[Person], custodian: &Custodian) -> String {
     let who: Vec<String> = participants.iter().map(Person::label).collect();
     let mut r = format!("no participant maps to a mailbox: {}", who.join(", "));
     if custodian.address.is_none() {
-        r.push_str("; no custodian address (--mailbox) was given");
+        r.push_str("; no custodian address was given");
     }
     r
 }

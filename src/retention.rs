@@ -134,11 +134,11 @@ pub fn case_hold_add(
 ) -> Result<u32> {
     if mailboxes.is_empty() {
         return Err(Error::Usage(
-            "a case hold names at least one --mailbox".into(),
+            "a case hold names at least one mailbox".into(),
         ));
     }
     if let Some(q) = &query {
-        crate::query::parse(q).map_err(|e| Error::Usage(format!("--query: {e}")))?;
+        crate::query::parse(q).map_err(|e| Error::Usage(format!("hold query: {e}")))?;
     }
     archive.write(|tx| {
         let mut rec = tx

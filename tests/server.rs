@@ -41,6 +41,10 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate()
@@ -844,4 +848,70 @@ fn sigterm_during_an_import_through_the_server_loses_nothing_and_the_import_comp
     assert_eq!(n(totals(&report), "skipped"), first);
     let v = a.json(&["verify"]);
     assert_eq!(v["problems"].as_array().map(|p| p.len()), Some(0), "{v}");
+}
+
+fn stored_copies(archive: &std::path::Path) -> u64 {
+    let a = tgvault::store::Archive::open_existing(archive).unwrap();
+    let sizes = a.table_sizes().unwrap();
+    sizes.into_iter().find(|(t, _)| *t == "items").unwrap().1
+}
+
+fn deletions_on_the_trail(a: &Archive) -> u64 {
+    a.json_lines(&["audit"])
+        .iter()
+        .filter(|e| e["action"] == "retention delete")
+        .map(|e| {
+            e["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p[0] == "deleted")
+                .count() as u64
+        })
+        .sum()
+}
+
+#[test]
+fn a_server_killed_during_a_retention_run_leaves_every_deletion_on_the_trail() {
+    let a = Archive::new();
+    let messages = 20_000;
+    synth(&a.path().join("incoming/big"), messages);
+    a.import(
+        &[&a.path().join("incoming/big")],
+        &["--mailbox", "owner@corp.example"],
+    );
+    a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    let run = ["retention", "run", "--now", "2100-01-01"];
+    let mut killed_mid_run = 0;
+    for round in 0..8u64 {
+        let s = Server::start(&a);
+        // The CLI runs it in the server (through the socket).
+        let mut cli = Command::new(bin())
+            .arg("--archive")
+            .arg(a.path())
+            .args(run)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + 120 * round));
+        let pid = rustix::process::Pid::from_raw(s.child_id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        let finished = cli.wait().unwrap().success();
+        drop(s);
+        if !finished {
+            killed_mid_run += 1;
+        }
+        // A stale socket is left: the CLI opens the archive itself.
+        let gone = messages - stored_copies(a.path());
+        assert_eq!(deletions_on_the_trail(&a), gone, "round {round}");
+        a.ok(&["verify"]);
+        if gone == messages {
+            break;
+        }
+    }
+    assert!(killed_mid_run > 0, "no run was killed part-way");
+    a.ok(&run);
+    assert_eq!(stored_copies(a.path()), 0);
+    assert_eq!(deletions_on_the_trail(&a), messages);
 }

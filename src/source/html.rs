@@ -445,7 +445,7 @@ impl HtmlChat {
         };
         if self.zone.is_none() {
             anomalies.push(
-                "date read with the offset in the HTML title, which Telegram writes with a known DST error (give --tz to read it in a zone)".into(),
+                "date read with the offset in the HTML title, which Telegram writes with a known DST error (name the zone it was taken in to read it there)".into(),
             );
         }
         match zone.local_to_epoch(&local) {

@@ -507,14 +507,18 @@ impl Zone {
             let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
             let secs = match (h.parse::<i32>(), m.parse::<i32>()) {
                 (Ok(h), Ok(m)) if h <= 25 && m < 60 => sign * (h * 3600 + m * 60),
-                _ => return Err(Error::Usage(format!("--tz: '{name}' is not a UTC offset"))),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "time zone '{name}' is not a UTC offset"
+                    )));
+                }
             };
             let off = jiff::tz::Offset::from_seconds(secs)
-                .map_err(|e| Error::Usage(format!("--tz: '{name}': {e}")))?;
+                .map_err(|e| Error::Usage(format!("time zone '{name}': {e}")))?;
             jiff::tz::TimeZone::fixed(off)
         } else {
             jiff::tz::TimeZone::get(name)
-                .map_err(|e| Error::Usage(format!("--tz: unknown time zone '{name}': {e}")))?
+                .map_err(|e| Error::Usage(format!("unknown time zone '{name}': {e}")))?
         };
         Ok(Zone {
             name: name.to_string(),

@@ -399,7 +399,7 @@ impl super::Archive {
             std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
             tracing::warn!(
                 kept = %aside.display(),
-                "the audit journal does not match the trail (the catalogue was restored?); kept aside: `tgvault recover --journal` puts its later entries back"
+                "the audit journal does not match the trail (the catalogue was restored?); kept aside: recovering from that journal puts its later entries back"
             );
             return super::journal::append(&self.dir, &after(0)?);
         }
@@ -510,7 +510,7 @@ impl super::Archive {
                 Some(_) => out.push((true, format!("entry {} differs from the trail's", e.seq))),
                 None => {
                     out.push((true, format!(
-                        "holds entries from {} on that the trail lacks: `tgvault recover --journal FILE` puts them back",
+                        "holds entries from {} on that the trail lacks: recovering from that journal puts them back",
                         e.seq
                     )));
                     break;

@@ -423,7 +423,7 @@ fn open_writer(path: &Path, patience: std::time::Duration) -> Result<Database> {
                 ) =>
             {
                 return Err(Error::ReadOnly(format!(
-                    "{}: the archive's storage cannot be written ({e}); commands that change it cannot run, reading commands work (`--read-only`)",
+                    "{}: the archive's storage cannot be written ({e}); commands that change it cannot run; reading commands work on it read-only",
                     path.display()
                 )));
             }
@@ -466,7 +466,7 @@ fn packs_and_dicts(txn: &ReadTransaction) -> Result<(PackLengths, Vec<Vec<u8>>)>
 
 fn not_an_archive(dir: &Path) -> Error {
     Error::NotFound(format!(
-        "no archive in {} (`tgvault import` or `tgvault init` creates one; `--archive DIR` or TGVAULT_ARCHIVE names another)",
+        "no archive in {} (an import or an init creates one)",
         dir.display()
     ))
 }
