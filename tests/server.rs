@@ -107,6 +107,7 @@ const ROLES: [&str; 8] = [
 fn users_with_tokens(a: &Archive) -> BTreeMap<&'static str, String> {
     a.ok(&["user", "add", "nobody", "--role", "reviewer"]);
     a.ok(&["user", "role", "remove", "nobody", "reviewer"]);
+    a.ok(&["user", "add", "spare", "--role", "reviewer"]);
     let mut tokens = BTreeMap::new();
     for role in ROLES {
         let user = if role.is_empty() { "nobody" } else { role };
@@ -271,6 +272,108 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
             vec!["compliance-admin"],
         ),
     ];
+    let rm = ["compliance-admin", "records-manager"];
+    let ie = ["compliance-admin", "import-export"];
+    let admin = ["compliance-admin"];
+    let more: Vec<(&str, String, Option<Value>, Vec<&str>)> = vec![
+        (
+            "GET",
+            "/api/v1/mailboxes/alice.adams@corp.example/items".into(),
+            None,
+            cm.to_vec(),
+        ),
+        ("GET", "/api/v1/quarantine".into(), None, ie.to_vec()),
+        (
+            "POST",
+            "/api/v1/quarantine/remap".into(),
+            Some(json!({"mapping": "users.csv"})),
+            ie.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/imports".into(),
+            Some(json!({"path": "full-account", "mapping": "users.csv"})),
+            ie.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/runs".into(),
+            None,
+            vec!["compliance-admin", "records-manager", "import-export"],
+        ),
+        ("GET", "/api/v1/policies".into(), None, rm.to_vec()),
+        (
+            "POST",
+            "/api/v1/policies".into(),
+            Some(json!({"name": "p-{r}", "retain_days": 3650})),
+            rm.to_vec(),
+        ),
+        ("DELETE", "/api/v1/policies/p-{r}".into(), None, rm.to_vec()),
+        (
+            "POST",
+            "/api/v1/retention/run".into(),
+            Some(json!({"dry_run": true})),
+            rm.to_vec(),
+        ),
+        (
+            "GET",
+            format!("/api/v1/items/{item}/explain"),
+            None,
+            rm.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/exports".into(),
+            Some(json!({"query": "merger", "case": "Merger"})),
+            cm.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/exports".into(),
+            Some(json!({"query": "merger"})),
+            admin.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/cases/Merger/holds/999".into(),
+            None,
+            cm.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/cases/case-{r}/close".into(),
+            None,
+            cm.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/users/spare/roles".into(),
+            Some(json!({"role": "audit-reader"})),
+            admin.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/users/spare/roles/audit-reader".into(),
+            None,
+            admin.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/users/made-by-{r}".into(),
+            None,
+            admin.to_vec(),
+        ),
+        ("POST", "/api/v1/verify".into(), None, admin.to_vec()),
+        ("POST", "/api/v1/reindex".into(), None, admin.to_vec()),
+    ];
+    let mut requests = requests;
+    requests.extend(more);
+    let incoming = a.path().join("incoming");
+    copy_tree(
+        &fixture("exports/full-account"),
+        &incoming.join("full-account"),
+    );
+    std::fs::copy(fixture("users.csv"), incoming.join("users.csv")).unwrap();
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     for role in ROLES {
         let token = &tokens[role];

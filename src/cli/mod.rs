@@ -11,7 +11,7 @@ use crate::report::ImportReport;
 use crate::service::{
     CaseHoldRequest, ImportRequest, Principal, SearchRequest, SearchResults, Service,
 };
-use crate::service::{mailbox_arg, parse_day, parse_time};
+use crate::service::{mailbox_arg, parse_day, parse_time, views};
 use crate::store::Archive;
 use clap::{Args, Parser, Subcommand};
 
@@ -682,6 +682,8 @@ impl Command {
                 | Command::Export { .. }
                 | Command::Explain { .. }
                 | Command::Runs(_)
+                | Command::Verify(_)
+                | Command::Reindex(_)
         )
     }
 
@@ -708,7 +710,10 @@ impl Command {
                 !matches!(action, CaseAction::List(_) | CaseAction::Show { .. })
             }
             Command::User { action } => !matches!(action, access::UserAction::List(_)),
-            Command::Token { .. } | Command::Import(_) | Command::Quarantine { .. } => true,
+            Command::Token { .. }
+            | Command::Import(_)
+            | Command::Quarantine { .. }
+            | Command::Reindex(_) => true,
             Command::Retention { action } => !matches!(action, RetentionAction::List(_)),
             _ => false,
         }
@@ -770,20 +775,19 @@ pub fn run_on(
                 n += 1;
                 let sender = item.sender.as_ref().map(|p| p.label()).unwrap_or_default();
                 if f.json {
-                    emit(out, &json!({
-                        "item": key.item.to_string(), "mailbox": key.mailbox, "folder": key.folder,
-                        "date": item.date.map(iso), "kind": filing.kind.as_str(),
-                        "from": sender, "chat": item.chat.name, "summary": item.summary(),
-                    }))
+                    emit(out, &views::filing_json(key, filing, item))
                 } else {
-                    w(out, format_args!(
-                        "{:<34} {:<20} {:<8} {:<24} {}\n",
-                        key.item.to_string(),
-                        item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
-                        filing.kind.as_str(),
-                        truncate(&sender, 24),
-                        item.summary()
-                    ))
+                    w(
+                        out,
+                        format_args!(
+                            "{:<34} {:<20} {:<8} {:<24} {}\n",
+                            key.item.to_string(),
+                            item.date.map(iso).unwrap_or_else(|| "(unknown)".into()),
+                            filing.kind.as_str(),
+                            truncate(&sender, 24),
+                            item.summary()
+                        ),
+                    )
                 }
             })?;
             if n == 0 && !f.json {
@@ -891,10 +895,7 @@ pub fn run_on(
                 HoldAction::List(f) => {
                     for h in service.holds(who)? {
                         if f.json {
-                            emit(
-                                out,
-                                &json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}),
-                            )?;
+                            emit(out, &views::hold_json(&h))?;
                         } else {
                             w(
                                 out,
@@ -984,7 +985,7 @@ pub fn run_on(
                         emit(
                             out,
                             &json!({"case": name, "closed": c.closed.map(iso), "created": iso(c.created), "actor": c.actor,
-                            "holds": holds.iter().map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor})).collect::<Vec<_>>()}),
+                            "holds": holds.iter().map(views::hold_json).collect::<Vec<_>>()}),
                         )?;
                     } else {
                         w(
@@ -1098,14 +1099,7 @@ pub fn run_on(
             }
             for (id, rec, item) in &held {
                 if f.json {
-                    emit(
-                        out,
-                        &json!({
-                            "item": id.to_string(), "date": item.date.map(iso), "run": rec.run,
-                            "reason": rec.reason, "custodian": rec.custodian.address,
-                            "chat": item.chat.name, "summary": item.summary(),
-                        }),
-                    )?;
+                    emit(out, &views::quarantined_json(id, rec, item))?;
                 } else {
                     w(
                         out,
@@ -1133,13 +1127,13 @@ pub fn run_on(
                     then_delete,
                     mailbox,
                 } => {
-                    use crate::policy::Action;
-                    let action = match (retain, delete_after, then_delete) {
-                        (Some(d), None, false) => Action::Retain { days: d },
-                        (Some(d), None, true) => Action::RetainThenDelete { days: d },
-                        (None, Some(d), false) => Action::Delete { days: d },
-                        _ => return Err(Error::Usage("give --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete".into())),
-                    };
+                    let action = crate::service::policy_action(retain, delete_after, then_delete)
+                        .map_err(|_| {
+                            Error::Usage(
+                                "give --retain DAYS, --delete-after DAYS, or --retain DAYS --then-delete"
+                                    .into(),
+                            )
+                        })?;
                     let mailboxes = mailbox
                         .iter()
                         .map(|m| mailbox_arg(m))
@@ -1164,10 +1158,7 @@ pub fn run_on(
                             sp.policy.mailboxes.join(", ")
                         };
                         if f.json {
-                            emit(
-                                out,
-                                &json!({"policy": sp.policy, "created": iso(sp.created), "actor": sp.actor}),
-                            )?;
+                            emit(out, &views::policy_json(&sp))?;
                         } else {
                             w(
                                 out,
@@ -1313,14 +1304,7 @@ pub fn run_on(
             }
             for (m, fo, d) in decisions {
                 if f.json {
-                    emit(
-                        out,
-                        &json!({"item": id.to_string(), "mailbox": m, "folder": fo,
-                        "delete": d.verdict == crate::policy::Verdict::Delete,
-                        "until": match d.verdict { crate::policy::Verdict::Keep { until } => until.map(iso), _ => None },
-                        "principle": d.principle.describe(), "holds": d.holds, "by": d.by,
-                        "policies": d.policies.iter().map(|a| json!({"policy": a.name, "action": a.action.to_string(), "explicit": a.explicit, "ends": a.ends.at().map(iso)})).collect::<Vec<_>>()}),
-                    )?;
+                    emit(out, &views::decision_json(&id, &m, &fo, &d))?;
                 } else {
                     w(out, format_args!("{m} / {fo}: {d}\n"))?;
                 }
@@ -1355,14 +1339,7 @@ pub fn run_on(
                 };
                 let t = rep.totals();
                 if f.json {
-                    emit(
-                        out,
-                        &json!({
-                            "run": r.id, "kind": r.kind, "started": iso(r.started), "finished": r.finished.map(iso),
-                            "status": r.status.as_str(), "actor": r.actor, "args": r.args,
-                            "totals": t, "files": r.files,
-                        }),
-                    )?;
+                    emit(out, &views::run_json(&r))?;
                 } else {
                     w(
                         out,
@@ -1384,6 +1361,68 @@ pub fn run_on(
                 }
             }
             Ok(Outcome::Ok)
+        }
+        Command::Reindex(f) => {
+            let t = std::time::Instant::now();
+            let done = service.reindex(who)?;
+            if f.json {
+                emit(
+                    out,
+                    &json!({"documents": done.documents, "watermark": done.watermark, "seconds": t.elapsed().as_secs_f64()}),
+                )?;
+            } else {
+                w(
+                    out,
+                    format_args!(
+                        "indexed {} items in {:.1} s\n",
+                        done.documents,
+                        t.elapsed().as_secs_f64()
+                    ),
+                )?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Verify(f) => {
+            let v = service.verify(who)?;
+            for n in &v.notes {
+                note!(err, "{n}");
+            }
+            let checked = &v.checked;
+            if f.json {
+                emit(
+                    out,
+                    &json!({"checked": checked, "errors": v.errors, "problems": v.problems}),
+                )?;
+            } else {
+                for p in &v.problems {
+                    w(
+                        out,
+                        format_args!("{}: {}: {}\n", p.severity, p.subject, p.problem),
+                    )?;
+                }
+                w(
+                    out,
+                    format_args!(
+                        "checked {} items, {} versions, {} filings, {} blobs ({} bytes), {} index documents: {}\n",
+                        checked.items,
+                        checked.versions,
+                        checked.filings,
+                        checked.blobs,
+                        checked.blob_bytes,
+                        checked.documents,
+                        if v.errors == 0 {
+                            "no problems".to_string()
+                        } else {
+                            format!("{} problem(s)", v.errors)
+                        }
+                    ),
+                )?;
+            }
+            Ok(if v.errors == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            })
         }
         _ => Err(Error::Internal("not a command of the service".into())),
     }
@@ -1437,7 +1476,9 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         | Command::Retention { .. }
         | Command::Export { .. }
         | Command::Explain { .. }
-        | Command::Runs(_) => Err(Error::Internal("a service command".into())),
+        | Command::Runs(_)
+        | Command::Verify(_)
+        | Command::Reindex(_) => Err(Error::Internal("a service command".into())),
         Command::Serve(a) => serve::run(&dir, &actor(), a),
         Command::Init(f) => {
             let created = !Archive::exists(&dir);
@@ -1594,141 +1635,6 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 print_compacted(&mut out, &done)?;
             }
             Ok(Outcome::Ok)
-        }
-        Command::Reindex(f) => {
-            let archive = open_archive(&dir, true, &actor())?;
-            let t = std::time::Instant::now();
-            let (index, done) = Index::recreate(&archive, Default::default())?;
-            index.close()?;
-            archive.audit(crate::store::audit::Event {
-                time: now(),
-                actor: actor(),
-                action: "reindex".into(),
-                params: vec![],
-                counts: vec![("documents".into(), done.documents)],
-                outcome: "ok".into(),
-            })?;
-            if f.json {
-                emit(
-                    &mut out,
-                    &json!({"documents": done.documents, "watermark": done.watermark, "seconds": t.elapsed().as_secs_f64()}),
-                )?;
-            } else {
-                w(
-                    &mut out,
-                    format_args!(
-                        "indexed {} items in {:.1} s\n",
-                        done.documents,
-                        t.elapsed().as_secs_f64()
-                    ),
-                )?;
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Verify(f) => {
-            let archive = open_reading(&dir, &actor())?;
-            let mut errors = 0u64;
-            let mut problems = Vec::new();
-            let mut checked = archive.verify(&mut |p| {
-                if p.severity == "error" {
-                    errors += 1;
-                }
-                problems.push(p);
-            })?;
-            for (error, what) in archive.journal_problems()? {
-                errors += u64::from(error);
-                problems.push(crate::store::verify::Problem {
-                    subject: "audit journal".into(),
-                    problem: what,
-                    severity: if error { "error" } else { "warning" },
-                });
-            }
-            if let Err(e) = crate::store::backup::mark_of(&archive) {
-                errors += 1;
-                problems.push(crate::store::verify::Problem {
-                    subject: "backup".into(),
-                    problem: e.to_string(),
-                    severity: "error",
-                });
-            }
-            // Store and index must agree (the index first catches up, as
-            // every open does; read-only, it is compared only when it has).
-            let mut warn = |problem: String| {
-                problems.push(crate::store::verify::Problem {
-                    subject: "index".into(),
-                    problem,
-                    severity: "warning",
-                })
-            };
-            match Index::open(&archive) {
-                Err(Error::ReadOnly(why)) => warn(why),
-                Err(e) => return Err(e),
-                Ok(index) if index.behind(&archive)? > 0 => warn(format!(
-                    "not compared: it lacks the last {} change batch(es) and cannot catch up on a read-only archive",
-                    index.behind(&archive)?
-                )),
-                Ok(index) => {
-                    checked.documents = index.verify(&archive, &mut |p| {
-                        if p.severity == "error" {
-                            errors += 1;
-                        }
-                        problems.push(p);
-                    })?;
-                    index.close()?;
-                }
-            }
-            let recorded = archive.audit_read(crate::store::audit::Event {
-                time: now(),
-                actor: actor(),
-                action: "verify".into(),
-                params: vec![],
-                counts: vec![
-                    ("items".into(), checked.items),
-                    ("blobs".into(), checked.blobs),
-                    ("problems".into(), errors),
-                ],
-                outcome: if errors == 0 {
-                    "ok".into()
-                } else {
-                    format!("{errors} problem(s)")
-                },
-            })?;
-            say_recorded(&recorded);
-            if f.json {
-                emit(
-                    &mut out,
-                    &json!({"checked": checked, "errors": errors, "problems": problems}),
-                )?;
-            } else {
-                for p in &problems {
-                    w(
-                        &mut out,
-                        format_args!("{}: {}: {}\n", p.severity, p.subject, p.problem),
-                    )?;
-                }
-                w(
-                    &mut out,
-                    format_args!(
-                        "checked {} items, {} versions, {} filings, {} blobs ({} bytes), {} index documents: {}\n",
-                        checked.items,
-                        checked.versions,
-                        checked.filings,
-                        checked.blobs,
-                        checked.blob_bytes,
-                        checked.documents,
-                        if errors == 0 {
-                            "no problems".to_string()
-                        } else {
-                            format!("{errors} problem(s)")
-                        }
-                    ),
-                )?;
-            }
-            Ok(if errors == 0 {
-                Outcome::Ok
-            } else {
-                Outcome::Partial
-            })
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct ImportParams {
 
 /// `rel` under `root`, refused if it leaves it (`..`, absolute, a link
 /// pointing out).
-fn under(root: &std::path::Path, rel: &str) -> Result<PathBuf> {
+pub(super) fn under(root: &std::path::Path, rel: &str) -> Result<PathBuf> {
     let p = std::path::Path::new(rel);
     if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(Error::Usage(format!(

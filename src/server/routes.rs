@@ -6,7 +6,7 @@ use super::{ApiError, State, blocking};
 use crate::error::Error;
 use crate::index::search::Sort;
 use crate::model::ItemId;
-use crate::service::{CaseHoldRequest, Principal, SearchRequest, Service};
+use crate::service::{CaseHoldRequest, Principal, SearchRequest, Service, views};
 use crate::time::iso;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, Query, Request};
@@ -47,6 +47,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/cli"),
+    ("get", "/api/v1/mailboxes/{mailbox}/items"),
+    ("get", "/api/v1/quarantine"),
+    ("post", "/api/v1/quarantine/remap"),
+    ("get", "/api/v1/runs"),
+    ("get", "/api/v1/policies"),
+    ("post", "/api/v1/policies"),
+    ("delete", "/api/v1/policies/{name}"),
+    ("post", "/api/v1/retention/run"),
+    ("get", "/api/v1/items/{id}/explain"),
+    ("post", "/api/v1/verify"),
+    ("post", "/api/v1/reindex"),
     ("post", "/api/v1/imports"),
     ("post", "/api/v1/exports"),
     ("get", "/api/v1/exports/{id}"),
@@ -119,6 +130,16 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
         .route("/api/v1/users/{name}/roles/{role}", delete(role_remove))
         .route("/api/v1/tokens", post(token_create))
         .route("/api/v1/tokens/{id}", delete(token_revoke))
+        .route("/api/v1/mailboxes/{mailbox}/items", get(filings))
+        .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/quarantine/remap", post(remap))
+        .route("/api/v1/runs", get(runs))
+        .route("/api/v1/policies", get(policies).post(policy_add))
+        .route("/api/v1/policies/{name}", delete(policy_remove))
+        .route("/api/v1/retention/run", post(retention_run))
+        .route("/api/v1/items/{id}/explain", get(explain))
+        .route("/api/v1/verify", post(verify))
+        .route("/api/v1/reindex", post(reindex))
         .route("/api/v1/imports", post(super::files::import))
         .route("/api/v1/exports", post(super::files::export))
         .route("/api/v1/exports/{id}", get(super::files::download))
@@ -279,10 +300,7 @@ async fn audit(st: St, Extension(who): Who, Query(q): Query<SinceParam>) -> Api 
 
 async fn holds(st: St, Extension(who): Who) -> Api {
     let holds = blocking(&st.0, who, |s, w| s.holds(w)).await?;
-    let holds: Vec<Value> = holds
-        .iter()
-        .map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}))
-        .collect();
+    let holds: Vec<Value> = holds.iter().map(crate::service::views::hold_json).collect();
     Ok(Json(json!({"holds": holds})))
 }
 
@@ -327,10 +345,7 @@ async fn case_show(st: St, Extension(who): Who, Path(name): Path<String>) -> Api
     let n = name.clone();
     let (c, holds) = blocking(&st.0, who, move |s, w| s.case(w, &n)).await?;
     let mut v = crate::service::case_json(&name, &c);
-    v["holds"] = holds
-        .iter()
-        .map(|h| json!({"hold": h.hold, "created": iso(h.created), "actor": h.actor}))
-        .collect();
+    v["holds"] = holds.iter().map(crate::service::views::hold_json).collect();
     Ok(Json(v))
 }
 
@@ -495,6 +510,171 @@ async fn cli(
     })
     .await?;
     Ok(Json(resp))
+}
+
+#[derive(Deserialize)]
+struct FolderParam {
+    folder: Option<String>,
+}
+
+async fn filings(
+    st: St,
+    Extension(who): Who,
+    Path(mailbox): Path<String>,
+    Query(q): Query<FolderParam>,
+) -> Api {
+    let mailbox = mailbox.to_lowercase();
+    let rows = blocking(&st.0, who, move |s, w| {
+        let mut rows = Vec::new();
+        s.filings(w, &mailbox, q.folder.as_deref(), |k, f, i| {
+            rows.push(views::filing_json(k, f, i));
+            Ok(())
+        })?;
+        Ok(rows)
+    })
+    .await?;
+    Ok(Json(json!({"items": rows})))
+}
+
+async fn quarantine(st: St, Extension(who): Who) -> Api {
+    let held = blocking(&st.0, who, |s, w| s.quarantine(w)).await?;
+    let items: Vec<Value> = held
+        .iter()
+        .map(|(id, rec, item)| views::quarantined_json(id, rec, item))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+struct RemapBody {
+    /// A user map under the server's incoming directory.
+    mapping: String,
+}
+
+async fn remap(st: St, Extension(who): Who, Json(b): Json<RemapBody>) -> Api {
+    let state = st.0.clone();
+    let report = blocking(&st.0, who, move |s, w| {
+        let path = super::files::under(&state.dirs.incoming, &b.mapping)?;
+        let mapping = crate::mapping::Mapping::from_path(&path)?;
+        s.remap(w, &mapping, vec![format!("api remap {}", b.mapping)])
+    })
+    .await?;
+    Ok(Json(report.to_json()))
+}
+
+async fn runs(st: St, Extension(who): Who) -> Api {
+    let runs = blocking(&st.0, who, |s, w| s.runs(w)).await?;
+    let runs: Vec<Value> = runs.iter().map(views::run_json).collect();
+    Ok(Json(json!({"runs": runs})))
+}
+
+async fn policies(st: St, Extension(who): Who) -> Api {
+    let ps = blocking(&st.0, who, |s, w| s.policies(w)).await?;
+    let ps: Vec<Value> = ps.iter().map(views::policy_json).collect();
+    Ok(Json(json!({"policies": ps})))
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    name: String,
+    retain_days: Option<u32>,
+    delete_after_days: Option<u32>,
+    #[serde(default)]
+    then_delete: bool,
+    #[serde(default)]
+    mailboxes: Vec<String>,
+}
+
+async fn policy_add(st: St, Extension(who): Who, Json(b): Json<PolicyBody>) -> Api {
+    let action = crate::service::policy_action(b.retain_days, b.delete_after_days, b.then_delete)
+        .map_err(ApiError)?;
+    let mailboxes = b
+        .mailboxes
+        .iter()
+        .map(|m| crate::service::mailbox_arg(m))
+        .collect::<crate::Result<Vec<_>>>()
+        .map_err(ApiError)?;
+    let policy = crate::policy::Policy {
+        name: b.name,
+        action,
+        mailboxes,
+    };
+    blocking(&st.0, who, move |s, w| s.policy_add(w, policy)).await?;
+    ok()
+}
+
+async fn policy_remove(st: St, Extension(who): Who, Path(name): Path<String>) -> Api {
+    blocking(&st.0, who, move |s, w| s.policy_remove(w, &name)).await?;
+    ok()
+}
+
+#[derive(Deserialize)]
+struct RetentionRunBody {
+    /// When to decide as of (default: now).
+    now: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn retention_run(st: St, Extension(who): Who, Json(b): Json<RetentionRunBody>) -> Api {
+    let at = b
+        .now
+        .as_deref()
+        .map(|t| crate::service::parse_time(t, false))
+        .transpose()
+        .map_err(ApiError)?;
+    let done = blocking(&st.0, who, move |s, w| {
+        let at = at.unwrap_or_else(|| s.now_for_request());
+        s.retention_run(w, at, b.dry_run, vec!["api retention run".into()])
+    })
+    .await?;
+    let v = serde_json::to_value(&done)
+        .map_err(|e| ApiError(Error::Internal(format!("retention run: {e}"))))?;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct NowParam {
+    now: Option<String>,
+}
+
+async fn explain(
+    st: St,
+    Extension(who): Who,
+    Path(id): Path<String>,
+    Query(q): Query<NowParam>,
+) -> Api {
+    let id: ItemId = id.parse().map_err(|e| ApiError(Error::Usage(e)))?;
+    let at = q
+        .now
+        .as_deref()
+        .map(|t| crate::service::parse_time(t, false))
+        .transpose()
+        .map_err(ApiError)?;
+    let decisions = blocking(&st.0, who, move |s, w| {
+        let at = at.unwrap_or_else(|| s.now_for_request());
+        s.explain(w, &id, at)
+    })
+    .await?;
+    let copies: Vec<Value> = decisions
+        .iter()
+        .map(|(m, f, d)| views::decision_json(&id, m, f, d))
+        .collect();
+    Ok(Json(json!({"copies": copies})))
+}
+
+async fn verify(st: St, Extension(who): Who) -> Api {
+    let v = blocking(&st.0, who, |s, w| s.verify(w)).await?;
+    Ok(Json(
+        json!({"checked": v.checked, "errors": v.errors, "problems": v.problems}),
+    ))
+}
+
+async fn reindex(st: St, Extension(who): Who) -> Api {
+    let done = blocking(&st.0, who, |s, w| s.reindex(w)).await?;
+    Ok(Json(
+        json!({"documents": done.documents, "watermark": done.watermark}),
+    ))
 }
 
 #[cfg(test)]

@@ -14,16 +14,20 @@ mod browse;
 mod cases;
 mod export;
 mod imports;
+mod maintain;
 mod retention;
 mod search;
 mod users;
 mod values;
+pub mod views;
 
 pub use audit::entry_json;
 pub use browse::{ItemView, MailboxRow, VersionView};
 pub use cases::CaseHoldRequest;
 pub use cases::case_json;
 pub use imports::ImportRequest;
+pub use maintain::VerifyReport;
+pub use retention::policy_action;
 pub use search::{SearchHit, SearchRequest, SearchResults, parse_query};
 pub use users::{NewToken, UserView, parse_roles};
 pub use values::{mailbox_arg, parse_day, parse_time};
@@ -128,6 +132,11 @@ impl Service {
 
     fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The service's clock, for a request that names no time of its own.
+    pub fn now_for_request(&self) -> i64 {
+        self.now()
     }
 
     fn ctx(&self, who: &Principal, args: Vec<String>) -> RunContext<'_> {

@@ -9,6 +9,25 @@ use crate::policy::{Decision, Policy};
 use crate::retention::RunOutcome;
 use crate::store::records::StoredPolicy;
 
+/// A policy's action from what a request says: `retain` days, or
+/// `delete_after` days, or `retain` days then delete.
+pub fn policy_action(
+    retain: Option<u32>,
+    delete_after: Option<u32>,
+    then_delete: bool,
+) -> Result<crate::policy::Action> {
+    use crate::policy::Action;
+    match (retain, delete_after, then_delete) {
+        (Some(d), None, false) => Ok(Action::Retain { days: d }),
+        (Some(d), None, true) => Ok(Action::RetainThenDelete { days: d }),
+        (None, Some(d), false) => Ok(Action::Delete { days: d }),
+        _ => Err(crate::error::Error::Usage(
+            "a policy retains for some days, deletes after some days, or retains then deletes"
+                .into(),
+        )),
+    }
+}
+
 impl Service {
     pub fn policy_add(&self, who: &Principal, policy: Policy) -> Result<()> {
         self.check(who, Op::Retention)?;
