@@ -687,6 +687,21 @@ impl Command {
         )
     }
 
+    /// Checks what can be checked without the archive: the query, the
+    /// import's map and options.
+    fn precheck(&self) -> Result<()> {
+        match self {
+            Command::Search(a) => crate::service::parse_query(&a.query).map(|_| ()),
+            Command::Export { query, .. } => crate::service::parse_query(query).map(|_| ()),
+            Command::Import(a) => import_request(a).options().map(|_| ()),
+            Command::Quarantine {
+                action: Some(QuarantineAction::Remap { mapping, .. }),
+                ..
+            } => Mapping::from_path(mapping).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The files it reads or writes, as named (relative to the caller's
     /// working directory).
     pub fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
@@ -717,6 +732,15 @@ impl Command {
             Command::Retention { action } => !matches!(action, RetentionAction::List(_)),
             _ => false,
         }
+    }
+}
+
+fn import_request(a: &ImportArgs) -> ImportRequest {
+    ImportRequest {
+        mapping: a.mapping.clone(),
+        mailbox: a.mailbox.clone(),
+        owner: a.owner.clone(),
+        tz: a.tz.clone(),
     }
 }
 
@@ -1055,13 +1079,7 @@ pub fn run_on(
             Ok(Outcome::Ok)
         }
         Command::Import(a) => {
-            let req = ImportRequest {
-                mapping: a.mapping.clone(),
-                mailbox: a.mailbox.clone(),
-                owner: a.owner.clone(),
-                tz: a.tz.clone(),
-            };
-            let mut opts = req.options()?;
+            let mut opts = import_request(&a).options()?;
             opts.progress = progress;
             opts.batch_items = a.batch_items.max(1);
             let report = service.import(who, &a.paths, opts, args)?;
@@ -1433,10 +1451,9 @@ fn run_command(cli: Cli) -> Result<Outcome> {
     let actor = || cli.actor.clone().unwrap_or_else(actor);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = std::io::stdout().lock();
-    if let Command::Search(a) = &cli.command {
-        // A query that does not parse is refused before the archive opens.
-        crate::service::parse_query(&a.query)?;
-    }
+    // A request that cannot be right is refused before the archive opens
+    // (an import with a bad map creates no archive).
+    cli.command.precheck()?;
     if cli.command.on_service() {
         let who = Principal::local(&actor());
         let archive = if cli.command.writes() {
