@@ -136,6 +136,7 @@ fn main() {
             socket: None,
             incoming: None,
             max_upload: 1 << 20,
+            tls: None,
         };
         tgvault::server::serve(service, opts, |addr| tx.send(addr).unwrap()).unwrap();
     });

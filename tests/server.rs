@@ -1018,3 +1018,124 @@ fn a_server_killed_during_a_retention_run_leaves_every_deletion_on_the_trail() {
     assert_eq!(stored_copies(a.path()), 0);
     assert_eq!(deletions_on_the_trail(&a), messages);
 }
+
+#[test]
+fn https_with_a_certificate_and_its_key_and_a_clear_error_without() {
+    for tool in ["openssl", "curl"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but {tool} is missing (scripts/test installs it)"
+            );
+            eprintln!("SKIPPED: {tool} is not installed; HTTPS was not tested");
+            return;
+        }
+    }
+    let a = merger_archive();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // A key that is not one: refused, naming the file, nothing served.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    let out = a.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.pem"),
+        "{out:?}"
+    );
+    assert!(!a.path().join("tgvault.sock").exists());
+
+    let mut child = Command::new(bin())
+        .arg("--archive")
+        .arg(a.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("listening on https://127.0.0.1:"),
+        "{line}"
+    );
+    let base = line.split_whitespace().nth(2).unwrap().to_string();
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                cert.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .expect("curl (scripts/test installs it)")
+    };
+    let ok = curl(&[&format!("{base}/healthz")]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), r#"{"status":"ok"}"#);
+    let denied = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{base}/api/v1/search?q=merger"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&denied.stdout), "401");
+    // Plain HTTP on the HTTPS port gets no answer.
+    let plain = curl(&[&base.replace("https://", "http://")]);
+    assert!(!plain.status.success());
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -21,6 +21,12 @@ pub struct ServeArgs {
     /// The largest upload accepted
     #[arg(long, default_value_t = 65536, value_name = "MIB")]
     pub max_upload_mib: u64,
+    /// Serve HTTPS with this certificate chain (PEM), with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
@@ -38,11 +44,17 @@ pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
         socket: Some(socket.clone()),
         incoming: a.incoming,
         max_upload: a.max_upload_mib.saturating_mul(1 << 20),
+        tls: a.tls_cert.zip(a.tls_key),
     };
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(service, opts, |addr| {
         // The first line says where it listens (a test or a script reads it).
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr} and {}", socket.display());
+        let _ = writeln!(
+            out,
+            "listening on {scheme}://{addr} and {}",
+            socket.display()
+        );
         let _ = out.flush();
     })?;
     eprintln!("tgvault: server stopped");

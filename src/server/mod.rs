@@ -6,6 +6,7 @@
 
 mod files;
 pub mod routes;
+mod tls;
 
 pub use files::Dirs;
 
@@ -30,6 +31,8 @@ pub struct ServeOptions {
     pub incoming: Option<PathBuf>,
     /// The largest upload accepted, in bytes.
     pub max_upload: u64,
+    /// HTTPS on `listen`: the certificate chain and private key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub(crate) struct State {
@@ -133,6 +136,10 @@ pub fn serve(service: Service, opts: ServeOptions, ready: impl FnOnce(SocketAddr
 }
 
 async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    let tls = match &opts.tls {
+        Some((cert, key)) => Some(tls::config(cert, key)?),
+        None => None,
+    };
     let tcp = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::io(opts.listen.to_string(), e))?;
@@ -149,15 +156,24 @@ async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAdd
         let _ = rx.wait_for(|s| *s).await;
     };
     let tcp_app: Router = routes::router(state.clone(), routes::Transport::Tcp);
-    let tcp_server = axum::serve(
-        tcp,
-        tcp_app.into_make_service_with_connect_info::<routes::Peer>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let unix_server = unix.map(|l| {
+    let tcp_app = tcp_app.into_make_service_with_connect_info::<routes::Peer>();
+    let tcp_task = match tls {
+        Some(cfg) => {
+            let listener = tls::TlsListener::new(tcp, cfg)?;
+            let server =
+                axum::serve(listener, tcp_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+            tokio::spawn(async move { server.await })
+        }
+        None => {
+            let server = axum::serve(tcp, tcp_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+            tokio::spawn(async move { server.await })
+        }
+    };
+    let unix_task = unix.map(|l| {
         let app: Router = routes::router(state.clone(), routes::Transport::Unix);
-        axum::serve(l, app.into_make_service_with_connect_info::<routes::Peer>())
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
+        let server = axum::serve(l, app.into_make_service_with_connect_info::<routes::Peer>())
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        tokio::spawn(async move { server.await })
     });
     let st = state.clone();
     tokio::spawn(async move {
@@ -166,8 +182,9 @@ async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAdd
         st.service.stop();
         let _ = stop_tx.send(true);
     });
-    let unix_task = unix_server.map(|s| tokio::spawn(async move { s.await }));
-    let tcp_result = tcp_server.await;
+    let tcp_result = tcp_task
+        .await
+        .map_err(|e| Error::Internal(format!("server task: {e}")))?;
     if let Some(t) = unix_task {
         let _ = t.await;
     }

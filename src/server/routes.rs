@@ -65,6 +65,15 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// The largest JSON request body (an upload is bounded by `serve
+/// --max-upload-mib` instead).
+const JSON_BODY_MAX: usize = 1 << 20;
+
+/// How long a reading request may take before it is answered 503: a
+/// pathological query must not hold a client forever. Changes (imports,
+/// retention runs, exports) run to their end, so their answer is true.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone, Copy)]
 pub enum Transport {
     Tcp,
@@ -91,6 +100,12 @@ impl std::fmt::Display for Peer {
 
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
     fn connect_info(s: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer::Tcp(*s.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, super::tls::TlsListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, super::tls::TlsListener>) -> Self {
         Peer::Tcp(*s.remote_addr())
     }
 }
@@ -147,7 +162,9 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
             (state.clone(), matches!(transport, Transport::Unix)),
             authenticate,
         ));
-    api.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+    api.route_layer(axum::middleware::from_fn(read_timeout))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_MAX))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([("content-type", "application/json")], OPENAPI) }),
@@ -183,6 +200,19 @@ async fn authenticate(
         }
         Ok(Err(e)) => ApiError(e).into_response(),
         Err(e) => ApiError(Error::Internal(format!("request task: {e}"))).into_response(),
+    }
+}
+
+async fn read_timeout(req: Request, next: Next) -> Response {
+    if req.method() != axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(READ_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let body = json!({"error": "timeout", "message": format!("the request took longer than {} s", READ_TIMEOUT.as_secs())});
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
     }
 }
 
