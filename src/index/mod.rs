@@ -187,13 +187,23 @@ impl Index {
         }
     }
 
-    /// A handle that only searches, beside the handle that writes (in the
-    /// same process): its view follows the other's commits by itself, so
-    /// searching never waits for a writer.
+    /// A handle that only searches, beside this one that writes: it shares
+    /// this handle's tantivy index, so the writer's clean-up never deletes
+    /// a file its searches still use, and its view follows this handle's
+    /// commits by itself. Searching through it never waits for the writer.
+    pub fn for_search(&self) -> Index {
+        let payload = Payload {
+            schema: SCHEMA_VERSION,
+            watermark: self.watermark,
+        };
+        let mut idx = Self::assemble(self.index.clone(), payload, self.dir.clone(), self.opts);
+        idx.auto_reload = true;
+        idx
+    }
+
+    /// A searching handle of an archive nothing writes (read-only).
     pub fn open_for_search(archive: &Archive) -> Result<Index> {
-        let mut idx = Self::open_only(archive, WriterOptions::default())?;
-        idx.auto_reload = !archive.is_read_only();
-        Ok(idx)
+        Self::open_only(archive, WriterOptions::default())
     }
 
     /// The next search takes a new view (another handle committed).

@@ -102,12 +102,9 @@ impl Service {
                 old.close()?;
             }
             let (fresh, done) = Index::recreate(&self.archive, Default::default())?;
-            *writer = Some(fresh);
+            self.install(&mut writer, fresh);
             done
         };
-        if let Some(r) = self.reader.get() {
-            r.mark_stale();
-        }
         let mut event = self.event(who, "reindex", vec![], "ok");
         event.counts = vec![("documents".into(), done.documents)];
         self.archive.audit(event)?;

@@ -40,7 +40,7 @@ use crate::store::audit::{Event, Recorded};
 use access::{Op, Role};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -87,8 +87,9 @@ pub struct Service {
     archive: Archive,
     /// The handle that writes the index (imports, retention, catching up).
     writer: Mutex<Option<Index>>,
-    /// The handle searches use, opened after the writer's: never locked.
-    reader: OnceLock<Index>,
+    /// The handle searches use (the writer's index shared, or on a
+    /// read-only archive its own); the lock is held only to clone it.
+    reader: RwLock<Option<Arc<Index>>>,
     clock: fn() -> i64,
     /// SHA-256 of the tokens whose secret verified (Argon2 is slow by
     /// design; a token's record is still read on every request).
@@ -119,7 +120,7 @@ impl Service {
         Service {
             archive,
             writer: Mutex::new(None),
-            reader: OnceLock::new(),
+            reader: RwLock::new(None),
             clock,
             verified: Mutex::new(HashSet::new()),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -256,38 +257,59 @@ impl Service {
             && let Ok(mut guard) = self.writer.try_lock()
         {
             match guard.as_mut() {
-                None => *guard = Some(Index::open(&self.archive)?),
+                None => self.install(&mut guard, Index::open(&self.archive)?),
                 Some(ix) if ix.behind(&self.archive)? > 0 => {
                     ix.catch_up(&self.archive)?;
-                    if let Some(r) = self.reader.get() {
-                        r.mark_stale();
-                    }
+                    self.reader_stale();
                 }
                 Some(_) => {}
             }
         }
-        let reader = match self.reader.get() {
+        let current = self.reader.read().expect("index reader lock").clone();
+        let reader = match current {
             Some(r) => r,
+            None if self.archive.is_read_only() => {
+                let opened = Arc::new(Index::open_for_search(&self.archive)?);
+                let mut slot = self.reader.write().expect("index reader lock");
+                slot.get_or_insert(opened).clone()
+            }
             None => {
-                let opened = Index::open_for_search(&self.archive)?;
-                // Another thread may have opened one meanwhile: either serves.
-                self.reader.get_or_init(|| opened)
+                // Another thread is opening the writer: it installs the reader.
+                let mut guard = self.writer.lock().expect("index writer lock");
+                if guard.is_none() {
+                    self.install(&mut guard, Index::open(&self.archive)?);
+                }
+                drop(guard);
+                let slot = self.reader.read().expect("index reader lock");
+                slot.clone()
+                    .ok_or_else(|| Error::Internal("the index's reader was not installed".into()))?
             }
         };
-        f(reader)
+        f(&reader)
+    }
+
+    /// Makes `index` the writing handle, and its shared view the reader.
+    fn install(&self, slot: &mut Option<Index>, index: Index) {
+        *self.reader.write().expect("index reader lock") = Some(Arc::new(index.for_search()));
+        *slot = Some(index);
+    }
+
+    fn reader_stale(&self) {
+        if let Some(r) = self.reader.read().expect("index reader lock").as_ref() {
+            r.mark_stale();
+        }
     }
 
     /// Runs `f` on the index's writing handle (opened and caught up first
-    /// if it is not); searches go on meanwhile, on the other handle.
+    /// if it is not); searches go on meanwhile, on the reading handle.
     fn with_index_mut<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let mut guard = self.writer.lock().expect("index writer lock");
         if guard.is_none() {
-            *guard = Some(Index::open(&self.archive)?);
+            let index = Index::open(&self.archive)?;
+            self.install(&mut guard, index);
         }
         let out = f(guard.as_mut().expect("opened above"));
-        if let Some(r) = self.reader.get() {
-            r.mark_stale();
-        }
+        self.reader_stale();
         out
     }
 
