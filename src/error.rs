@@ -43,7 +43,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("archive storage: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(crate::store::StorageError),
     /// A write failed for want of space: nothing of it was committed.
     #[error(
         "{}: the disk is full ({}): nothing of this change was committed; free space and run the command again (cause: {cause})",
@@ -114,20 +114,3 @@ impl Error {
         }
     }
 }
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Storage(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);

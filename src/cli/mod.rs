@@ -590,7 +590,10 @@ fn unwritable(e: &Error) -> bool {
     let kind = match e {
         Error::Busy(_) | Error::DiskFull { .. } | Error::ReadOnly(_) => return true,
         Error::Io { source, .. } => source.kind(),
-        Error::Storage(redb::Error::Io(io)) => io.kind(),
+        Error::Storage(s) => match s.io_kind() {
+            Some(kind) => kind,
+            None => return false,
+        },
         _ => return false,
     };
     matches!(kind, PermissionDenied | ReadOnlyFilesystem | StorageFull)

@@ -238,6 +238,9 @@ impl Index {
     /// old; the view is opened or renewed here, when something searches, so
     /// that an import, which never searches, keeps no segment mapped that a
     /// merge has replaced (see ARCHITECTURE.md).
+    /// For tests that check the index against tantivy itself; interfaces
+    /// get plain values (`search`, `snippets`, `count`).
+    #[doc(hidden)]
     pub fn searcher(&self) -> Result<tantivy::Searcher> {
         self.guard(|| self.searcher_unguarded())
     }

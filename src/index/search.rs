@@ -603,12 +603,9 @@ impl Index {
     }
 
     /// The query whose terms a snippet highlights.
+    #[doc(hidden)]
     pub fn highlight_query(&self, query: &Query) -> Result<Box<dyn TQuery>> {
         Ok(self.compile(query, LocMode::Ignore)?.into_query())
-    }
-
-    pub fn text_field(&self) -> Field {
-        self.fields.text
     }
 
     /// The maker of snippets for `query`'s hits.

@@ -287,8 +287,10 @@ impl Archive {
     fn disk_full(&self, e: Error) -> Error {
         let full = match &e {
             Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
-            Error::Storage(redb::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
-            Error::Storage(redb::Error::PreviousIo) => true,
+            Error::Storage(StorageError(redb::Error::Io(io))) => {
+                io.kind() == std::io::ErrorKind::StorageFull
+            }
+            Error::Storage(StorageError(redb::Error::PreviousIo)) => true,
             _ => false,
         };
         if !full {
@@ -1841,3 +1843,53 @@ impl Tx<'_> {
         row.current(id, &mut |r| self.read_pack(r)).map(Some)
     }
 }
+
+/// A failure of the catalogue's storage engine, as the rest of the crate
+/// sees it: its text, and the I/O error behind it if there is one.
+#[derive(Debug)]
+pub struct StorageError(redb::Error);
+
+impl StorageError {
+    /// The kind of the I/O error behind it, if it is one.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match &self.0 {
+            redb::Error::Io(io) => Some(io.kind()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Self {
+        Error::Storage(StorageError(e))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Storage(StorageError(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
