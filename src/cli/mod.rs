@@ -674,26 +674,17 @@ fn open_archive_waiting(
 impl Command {
     /// Whether the command runs on a [`Service`], and so also through a
     /// server holding the archive.
+    /// All but the server itself and the commands that work on the
+    /// archive's files (`maintain::run_direct`).
     pub fn on_service(&self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Command::Mailboxes(_)
-                | Command::Ls { .. }
-                | Command::Show { .. }
-                | Command::Search(_)
-                | Command::Hold { .. }
-                | Command::Case { .. }
-                | Command::Audit { .. }
-                | Command::User { .. }
-                | Command::Token { .. }
-                | Command::Import(_)
-                | Command::Quarantine { .. }
-                | Command::Retention { .. }
-                | Command::Export { .. }
-                | Command::Explain { .. }
-                | Command::Runs(_)
-                | Command::Verify(_)
-                | Command::Reindex(_)
+            Command::Serve(_)
+                | Command::Init(_)
+                | Command::Backup { .. }
+                | Command::Recover { .. }
+                | Command::Restore { .. }
+                | Command::Compact(_)
         )
     }
 
@@ -817,30 +808,14 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         return done;
     }
     match cli.command {
-        // Run on the service above.
-        Command::Mailboxes(_)
-        | Command::Ls { .. }
-        | Command::Show { .. }
-        | Command::Search(_)
-        | Command::Hold { .. }
-        | Command::Case { .. }
-        | Command::Audit { .. }
-        | Command::User { .. }
-        | Command::Token { .. }
-        | Command::Import(_)
-        | Command::Quarantine { .. }
-        | Command::Retention { .. }
-        | Command::Export { .. }
-        | Command::Explain { .. }
-        | Command::Runs(_)
-        | Command::Verify(_)
-        | Command::Reindex(_) => Err(Error::Internal("a service command".into())),
         Command::Serve(a) => serve::run(&dir, &actor(), a),
         c @ (Command::Init(_)
         | Command::Backup { .. }
         | Command::Recover { .. }
         | Command::Restore { .. }
         | Command::Compact(_)) => maintain::run_direct(c, &dir, &actor(), args, &mut out),
+        // Ran on the service above.
+        _ => Err(Error::Internal("a command of the service".into())),
     }
 }
 
