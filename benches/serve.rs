@@ -137,6 +137,7 @@ fn main() {
             incoming: None,
             max_upload: 1 << 20,
             tls: None,
+            socket_group: None,
         };
         tgvault::server::serve(service, opts, |addr| tx.send(addr).unwrap()).unwrap();
     });

@@ -22,3 +22,13 @@ pub fn account(uid: u32) -> String {
 pub fn current_account() -> String {
     account(rustix::process::getuid().as_raw())
 }
+
+/// The id of a group, if `/etc/group` has it.
+pub fn group_id(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}

@@ -16,10 +16,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(a: &Archive) -> Server {
+        Self::start_with(a, &[])
+    }
+
+    pub fn start_with(a: &Archive, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
             .arg("--archive")
             .arg(a.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1138,4 +1143,86 @@ fn https_with_a_certificate_and_its_key_and_a_clear_error_without() {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn another_os_account_acts_through_the_socket_as_the_user_its_os_user_names() {
+    const PEER: &str = "tgvault-peer";
+    let known = std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with(&format!("{PEER}:")));
+    let root = rustix::process::getuid().is_root();
+    if !known || !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but the test needs root and the account {PEER} (scripts/test adds it)"
+        );
+        eprintln!(
+            "SKIPPED: no account {PEER}, or not root; the socket was not tested for another account"
+        );
+        return;
+    }
+    let a = merger_archive();
+    a.ok(&[
+        "user",
+        "add",
+        "counsel",
+        "--role",
+        "ediscovery-manager",
+        "--os-user",
+        PEER,
+    ]);
+    let count = a.ok(&["search", "merger", "--count"]);
+    let s = Server::start_with(&a, &["--socket-group", PEER]);
+    let as_peer = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", PEER, "--"])
+            .arg(bin())
+            .arg("--archive")
+            .arg(a.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_peer(&["search", "merger", "--count"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), count);
+    // Its roles are counsel's: no audit trail for an eDiscovery manager.
+    let out = as_peer(&["audit"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
+    // Without the mapping the account is nobody.
+    a.ok(&["user", "remove", "counsel"]);
+    let out = as_peer(&["search", "merger", "--count"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.stop().success());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(a.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "owner-only again once the server stops");
+    let trail = a.json_lines(&["audit"]);
+    let actors: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert!(actors.contains(&("user:counsel", "search")), "{actors:?}");
+    assert!(actors.contains(&("user:counsel", "denied")), "{actors:?}");
+    assert!(
+        actors.contains(&("anonymous", "authentication failed")),
+        "{actors:?}"
+    );
 }

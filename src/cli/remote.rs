@@ -46,6 +46,24 @@ pub fn forward(socket: &Path, args: Vec<String>) -> Result<Option<u8>> {
         .map_err(failed)?;
     let status = resp.status();
     let text = resp.text().map_err(failed)?;
+    // Refused before the command ran: say so as the command would.
+    let message = || {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.clone())
+    };
+    match status.as_u16() {
+        401 => {
+            return Err(Error::Unauthenticated(format!(
+                "{} (the server on {})",
+                message(),
+                socket.display()
+            )));
+        }
+        403 => return Err(Error::Forbidden(message())),
+        _ => {}
+    }
     let answer: Response = serde_json::from_str(&text).map_err(|_| {
         Error::Internal(format!(
             "{}: the server answered {status}: {text}",

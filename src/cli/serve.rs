@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Let this group's members reach the socket (each acts as the user
+    /// whose --os-user names it): socket 0660, archive directory 0710 for
+    /// the group while the server runs
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
 }
 
 pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
@@ -45,6 +50,7 @@ pub fn run(dir: &Path, actor: &str, a: ServeArgs) -> Result<Outcome> {
         incoming: a.incoming,
         max_upload: a.max_upload_mib.saturating_mul(1 << 20),
         tls: a.tls_cert.zip(a.tls_key),
+        socket_group: a.socket_group,
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(service, opts, |addr| {

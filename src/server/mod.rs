@@ -33,6 +33,10 @@ pub struct ServeOptions {
     pub max_upload: u64,
     /// HTTPS on `listen`: the certificate chain and private key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// A group whose members may reach the socket (each acting as the user
+    /// whose `--os-user` names it): the socket becomes 0660 and the archive
+    /// directory 0710 for that group while the server runs.
+    pub socket_group: Option<String>,
 }
 
 pub(crate) struct State {
@@ -147,7 +151,7 @@ async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAdd
         .local_addr()
         .map_err(|e| Error::io(opts.listen.to_string(), e))?;
     let unix = match &opts.socket {
-        Some(path) => Some(bind_socket(path)?),
+        Some(path) => Some(bind_socket(path, opts.socket_group.as_deref())?),
         None => None,
     };
     ready(addr);
@@ -190,12 +194,20 @@ async fn run(state: Arc<State>, opts: ServeOptions, ready: impl FnOnce(SocketAdd
     }
     if let Some(path) = &opts.socket {
         let _ = std::fs::remove_file(path);
+        if opts.socket_group.is_some()
+            && let Some(dir) = path.parent()
+        {
+            // Owner-only again, as the archive is when no server runs.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
     }
     tcp_result.map_err(|e| Error::io(addr.to_string(), e))
 }
 
-/// Binds the socket, owner-only (a stale one from a dead server is replaced).
-fn bind_socket(path: &std::path::Path) -> Result<tokio::net::UnixListener> {
+/// Binds the socket, owner-only, or for `group` too (a stale one from a
+/// dead server is replaced).
+fn bind_socket(path: &std::path::Path, group: Option<&str>) -> Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(Error::Busy(format!(
@@ -204,9 +216,24 @@ fn bind_socket(path: &std::path::Path) -> Result<tokio::net::UnixListener> {
         )));
     }
     let _ = std::fs::remove_file(path);
+    let gid = match group {
+        Some(g) => {
+            Some(crate::os::group_id(g).ok_or_else(|| Error::Usage(format!("no group '{g}'")))?)
+        }
+        None => None,
+    };
     let l = tokio::net::UnixListener::bind(path).map_err(|e| Error::io(path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    let mode = if gid.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(path, e))?;
+    if let (Some(gid), Some(dir)) = (gid, path.parent()) {
+        // The group may pass through the archive's directory to the socket,
+        // and see nothing else: every other file and folder is owner-only.
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| Error::io(path, e))?;
+        std::os::unix::fs::chown(dir, None, Some(gid)).map_err(|e| Error::io(dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o710))
+            .map_err(|e| Error::io(dir, e))?;
+    }
     Ok(l)
 }
 

@@ -393,7 +393,7 @@ impl Archive {
 /// other users can read, write or enter, with its permission bits. What lies
 /// in a folder they cannot enter is out of their reach and not listed.
 fn exposed(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -401,7 +401,11 @@ fn exposed(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
             continue;
         };
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
+        // Meant: a server's socket its group may reach, and the way to it
+        // (a folder the group may pass through but not list).
+        let socket = meta.file_type().is_socket() && mode & 0o007 == 0;
+        let passage = meta.is_dir() && mode & 0o077 == 0o010;
+        if mode & 0o077 != 0 && !meta.file_type().is_symlink() && !socket && !passage {
             out.push((p.clone(), mode));
         }
         if meta.is_dir() && mode & 0o011 != 0 {
