@@ -456,6 +456,17 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
         }
     }
     assert_eq!(denied, refused);
+    // A role granted or withdrawn takes effect at the next request.
+    let admin = &tokens["compliance-admin"];
+    let grant = json!({"role": "audit-reader"});
+    assert_eq!(
+        call(&s, admin, "POST", "/api/v1/users/nobody/roles", Some(grant)).0,
+        200
+    );
+    assert_eq!(call(&s, &tokens[""], "GET", "/api/v1/audit", None).0, 200);
+    let withdraw = "/api/v1/users/nobody/roles/audit-reader";
+    assert_eq!(call(&s, admin, "DELETE", withdraw, None).0, 200);
+    assert_eq!(call(&s, &tokens[""], "GET", "/api/v1/audit", None).0, 403);
     assert!(s.stop().success());
 }
 

@@ -63,6 +63,7 @@ impl Service {
                 tx.audit(self.event(who, "case member add", params, "ok"))?;
                 Ok(())
             })?;
+            self.forget_tokens();
         }
         Ok(())
     }

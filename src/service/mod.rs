@@ -38,7 +38,7 @@ use crate::index::Index;
 use crate::store::Archive;
 use crate::store::audit::{Event, Recorded};
 use access::{Op, Role};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -83,6 +83,9 @@ impl Principal {
     }
 }
 
+/// A verified token's principal and expiry.
+type Verified = (Principal, Option<i64>);
+
 pub struct Service {
     archive: Archive,
     /// The handle that writes the index (imports, retention, catching up).
@@ -91,9 +94,11 @@ pub struct Service {
     /// read-only archive its own); the lock is held only to clone it.
     reader: RwLock<Option<Arc<Index>>>,
     clock: fn() -> i64,
-    /// SHA-256 of the tokens whose secret verified (Argon2 is slow by
-    /// design; a token's record is still read on every request).
-    verified: Mutex<HashSet<[u8; 32]>>,
+    /// The principal of each token whose secret verified, by the token's
+    /// SHA-256, with the token's expiry (Argon2 is slow by design). This
+    /// service is the archive's one writer: every change to users, roles,
+    /// memberships or tokens goes through it and empties this.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
     /// Set when the server is stopping: an import stops after the batch it
     /// is filing (as a killed one would, to be completed by running it again).
     stopping: Arc<AtomicBool>,
@@ -122,7 +127,7 @@ impl Service {
             writer: Mutex::new(None),
             reader: RwLock::new(None),
             clock,
-            verified: Mutex::new(HashSet::new()),
+            verified: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -238,14 +243,18 @@ impl Service {
         self.verified.lock().expect("token cache").clear();
     }
 
-    fn remember_token(&self, token: &str) {
+    fn remember_token(&self, token: &str, who: &Principal, expires: Option<i64>) {
         let h = crate::model::sha256(token.as_bytes());
-        self.verified.lock().expect("token cache").insert(h);
+        let mut cache = self.verified.lock().expect("token cache");
+        cache.insert(h, (who.clone(), expires));
     }
 
-    fn token_verified(&self, token: &str) -> bool {
+    /// The principal of a token verified before, while it has not expired.
+    fn token_verified(&self, token: &str) -> Option<Principal> {
         let h = crate::model::sha256(token.as_bytes());
-        self.verified.lock().expect("token cache").contains(&h)
+        let cache = self.verified.lock().expect("token cache");
+        let (who, expires) = cache.get(&h)?;
+        expires.is_none_or(|e| e > self.now()).then(|| who.clone())
     }
 
     /// Runs `f` on the index for searching. The index is first brought up

@@ -165,7 +165,9 @@ impl Service {
             let params = vec![p("user", name), p("role", role.name())];
             tx.audit(self.event(who, action, params, "ok"))?;
             Ok(())
-        })
+        })?;
+        self.forget_tokens();
+        Ok(())
     }
 
     /// Removes a user, its tokens and its case memberships.
@@ -284,6 +286,9 @@ impl Service {
     /// The principal a bearer token acts as. Every failure is the same
     /// `Unauthenticated` to the caller and one audit entry saying which.
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
+        if let Some(who) = self.token_verified(token) {
+            return Ok(who);
+        }
         let fail = |why: &str| Err(self.refuse_anonymous(why));
         let Some((id, secret)) = token
             .strip_prefix(TOKEN_PREFIX)
@@ -297,19 +302,19 @@ impl Service {
         if rec.expires.is_some_and(|e| e <= self.now()) {
             return fail(&format!("token {id} expired"));
         }
-        if !self.token_verified(token) {
-            let ok = PasswordHash::new(&rec.hash).is_ok_and(|h| {
-                argon2::Argon2::default()
-                    .verify_password(secret.as_bytes(), &h)
-                    .is_ok()
-            });
-            if !ok {
-                return fail(&format!("wrong secret for token {id}"));
-            }
-            self.remember_token(token);
+        let ok = PasswordHash::new(&rec.hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(secret.as_bytes(), &h)
+                .is_ok()
+        });
+        if !ok {
+            return fail(&format!("wrong secret for token {id}"));
         }
         match self.principal_of_user(&rec.user)? {
-            Some(p) => Ok(p),
+            Some(p) => {
+                self.remember_token(token, &p, rec.expires);
+                Ok(p)
+            }
             None => fail(&format!("token {id}: its user is gone")),
         }
     }
