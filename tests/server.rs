@@ -583,6 +583,10 @@ fn the_socket_is_owner_only_and_its_owner_is_the_administrator_and_sigterm_stops
     let (status, body) = over_socket(&a, "/api/v1/holds");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Merger"), "{body}");
+    // Commands that rewrite the archive's files wait for the server to stop.
+    let out = a.run(&["compact"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop the server"));
     assert!(s.stop().success());
     assert!(!sock.exists(), "the socket is removed at the stop");
     // Nothing half-done: the archive verifies.

@@ -91,14 +91,8 @@ pub(super) fn run_direct(
             let created = !Archive::exists(dir);
             let archive = open_archive(dir, false, &actor())?;
             if created {
-                archive.audit(crate::store::audit::Event {
-                    time: now(),
-                    actor: actor(),
-                    action: "init".into(),
-                    params: vec![("archive".into(), dir.display().to_string())],
-                    counts: vec![],
-                    outcome: "ok".into(),
-                })?;
+                let service = Service::new(archive, now);
+                service.record_init(&Principal::local(&actor()), dir)?;
             }
             if f.json {
                 emit(

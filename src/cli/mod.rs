@@ -527,37 +527,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         && let Ok(archive) = open_archive(&dir, true, &who)
     {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        archive.audit(crate::store::audit::Event {
-            time: now(),
-            actor: who,
-            action: format!("{what} refused"),
-            params: vec![("args".into(), args.join(" "))],
-            counts: vec![],
-            outcome: e.to_string(),
-        })?;
+        let service = Service::new(archive, now);
+        service.record_refusal(&Principal::local(&who), what, &args.join(" "), e)?;
     }
     result
-}
-
-/// Opens the archive in `dir` (which must exist, with `existing`), and puts a
-/// format migration the opening made on the audit trail.
-/// What an interrupted run had committed, from its record: the counters
-/// of the transactions that committed before the process ended.
-fn interrupted_counts(r: &crate::store::records::RunRecord) -> Vec<(String, u64)> {
-    let mut total = crate::report::Counters::default();
-    for f in &r.files {
-        total.add(&f.counters);
-    }
-    let mut counts = vec![("run".to_string(), r.id)];
-    if !r.files.is_empty() {
-        counts.extend([
-            ("imported".to_string(), total.imported),
-            ("partially imported".to_string(), total.partially_imported),
-            ("quarantined".to_string(), total.quarantined),
-            ("skipped".to_string(), total.skipped),
-        ]);
-    }
-    counts
 }
 
 fn open_read_only(dir: &std::path::Path) -> Result<Archive> {
@@ -620,6 +593,8 @@ fn open_archive(dir: &std::path::Path, existing: bool, actor: &str) -> Result<Ar
     open_archive_waiting(dir, existing, actor, crate::store::WRITER_WAIT)
 }
 
+/// Opens the archive in `dir` (which must exist, with `existing`), and
+/// appends what the opening owes the trail (interrupted runs, a migration).
 fn open_archive_waiting(
     dir: &std::path::Path,
     existing: bool,
@@ -634,40 +609,7 @@ fn open_archive_waiting(
     } else {
         Archive::open_waiting(dir, wait)?
     };
-    let interrupted = archive.unaudited_interruptions()?;
-    if !interrupted.is_empty() {
-        let events = interrupted
-            .iter()
-            .map(|r| crate::store::audit::Event {
-                time: now(),
-                actor: actor.to_string(),
-                action: format!("{} interrupted", r.kind),
-                params: vec![
-                    ("run".into(), r.id.to_string()),
-                    ("started".into(), iso(r.started)),
-                    ("by".into(), r.actor.clone()),
-                ],
-                counts: interrupted_counts(r),
-                outcome: "interrupted: the process ended before the run did".into(),
-            })
-            .collect();
-        archive.write(|tx| tx.audit_interruptions(events))?;
-    }
-    if let Some((from, to)) = archive.unaudited_migration()? {
-        archive.write(|tx| {
-            tx.audit_migration(crate::store::audit::Event {
-                time: now(),
-                actor: actor.to_string(),
-                action: "migrate".into(),
-                params: vec![
-                    ("from_format".into(), from.to_string()),
-                    ("to_format".into(), to.to_string()),
-                ],
-                counts: vec![],
-                outcome: "ok".into(),
-            })
-        })?;
-    }
+    crate::service::settle(&archive, actor, now())?;
     Ok(archive)
 }
 
@@ -813,7 +755,20 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         | Command::Backup { .. }
         | Command::Recover { .. }
         | Command::Restore { .. }
-        | Command::Compact(_)) => maintain::run_direct(c, &dir, &actor(), args, &mut out),
+        | Command::Compact(_)) => {
+            // These change the archive's files themselves: not beside a
+            // server that holds them (a backup only reads, beside it).
+            let socket = dir.join(crate::server::SOCKET);
+            if !matches!(c, Command::Backup { .. })
+                && std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            {
+                return Err(Error::Conflict(format!(
+                    "`tgvault serve` holds the archive in {} (its socket answers): stop the server to run this",
+                    dir.display()
+                )));
+            }
+            maintain::run_direct(c, &dir, &actor(), args, &mut out)
+        }
         // Ran on the service above.
         _ => Err(Error::Internal("a command of the service".into())),
     }

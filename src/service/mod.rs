@@ -15,6 +15,7 @@ mod cases;
 mod export;
 mod imports;
 mod maintain;
+mod open;
 mod retention;
 mod search;
 mod users;
@@ -27,6 +28,7 @@ pub use cases::CaseHoldRequest;
 pub use cases::case_json;
 pub use imports::ImportRequest;
 pub use maintain::VerifyReport;
+pub use open::settle;
 pub use retention::policy_action;
 pub use search::{SearchHit, SearchRequest, SearchResults, parse_query};
 pub use users::{NewToken, UserView, parse_roles};
@@ -221,6 +223,13 @@ impl Service {
             Ok(_) => Error::Unauthenticated("no valid credentials".into()),
             Err(e) => e,
         }
+    }
+
+    /// Records the creation of the archive (`init`), by `who`.
+    pub fn record_init(&self, who: &Principal, dir: &std::path::Path) -> Result<()> {
+        let params = vec![p("archive", &dir.display().to_string())];
+        self.archive.audit(self.event(who, "init", params, "ok"))?;
+        Ok(())
     }
 
     /// Records a hold, case or retention request refused as wrong
