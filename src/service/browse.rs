@@ -57,6 +57,7 @@ impl ItemView {
 impl Service {
     pub fn mailboxes(&self, who: &Principal) -> Result<Vec<MailboxRow>> {
         self.check(who, Op::Browse)?;
+        self.record_read(who, "mailboxes", vec![])?;
         Ok(self
             .archive
             .folders()?

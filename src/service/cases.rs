@@ -31,6 +31,7 @@ impl Service {
     /// holds of its cases (of every case for an administrator).
     pub fn holds(&self, who: &Principal) -> Result<Vec<StoredHold>> {
         self.check(who, Op::HoldList)?;
+        self.record_read(who, "hold list", vec![])?;
         Ok(self
             .archive
             .holds()?
@@ -79,6 +80,7 @@ impl Service {
         if !case_roles.iter().any(|r| who.roles.contains(r)) {
             self.check(who, Op::CaseRead("(any)"))?;
         }
+        self.record_read(who, "case list", vec![])?;
         Ok(self
             .archive
             .cases()?
@@ -90,6 +92,7 @@ impl Service {
     /// One case with its holds.
     pub fn case(&self, who: &Principal, name: &str) -> Result<(CaseRecord, Vec<StoredHold>)> {
         self.check(who, Op::CaseRead(name))?;
+        self.record_read(who, "case show", vec![p("case", name)])?;
         let (_, rec) = self
             .archive
             .cases()?

@@ -75,6 +75,7 @@ impl Service {
     /// Every quarantined item with its current version.
     pub fn quarantine(&self, who: &Principal) -> Result<Vec<(ItemId, QuarantineRecord, Item)>> {
         self.check(who, Op::Quarantine)?;
+        self.record_read(who, "quarantine list", vec![])?;
         let mut out = Vec::new();
         for (id, rec) in self.archive.quarantine()? {
             let item = self.archive.current(&id)?.ok_or_else(|| {
@@ -102,6 +103,7 @@ impl Service {
 
     pub fn runs(&self, who: &Principal) -> Result<Vec<RunRecord>> {
         self.check(who, Op::Runs)?;
+        self.record_read(who, "runs", vec![])?;
         self.archive.runs()
     }
 }

@@ -191,6 +191,25 @@ impl Service {
         })
     }
 
+    /// Records a read that lists what the archive holds (`action`, with
+    /// what it asked). Where the archive cannot take the entry it goes to
+    /// the pending entries or the read log; only if it can go nowhere is
+    /// that logged, and the read goes on.
+    fn record_read(
+        &self,
+        who: &Principal,
+        action: &str,
+        params: Vec<(String, String)>,
+    ) -> Result<()> {
+        let recorded = self
+            .archive
+            .audit_read(self.event(who, action, params, "ok"))?;
+        if let Recorded::Nowhere(why) = recorded {
+            tracing::warn!("{action} by {}: recorded nowhere: {why}", who.actor());
+        }
+        Ok(())
+    }
+
     /// Permits `op` to `who`, or records the refusal and refuses.
     pub fn check(&self, who: &Principal, op: Op) -> Result<()> {
         if access::permits(&who.roles, &who.cases, op) {

@@ -41,6 +41,7 @@ impl Service {
 
     pub fn policies(&self, who: &Principal) -> Result<Vec<StoredPolicy>> {
         self.check(who, Op::Retention)?;
+        self.record_read(who, "retention list", vec![])?;
         self.archive.policies()
     }
 
@@ -70,6 +71,8 @@ impl Service {
         at: i64,
     ) -> Result<Vec<(String, String, Decision)>> {
         self.check(who, Op::Explain)?;
+        let params = vec![super::p("item", &id.to_string())];
+        self.record_read(who, "explain", params)?;
         self.with_index(|index| crate::retention::explain(&self.archive, index, id, at))
     }
 }

@@ -114,6 +114,7 @@ impl Service {
 
     pub fn users(&self, who: &Principal) -> Result<Vec<UserView>> {
         self.check(who, Op::ManageUsers)?;
+        self.record_read(who, "user list", vec![])?;
         let members = self.archive.members()?;
         Ok(self
             .archive
