@@ -72,6 +72,25 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// One search through HTTP, its answer read whole.
+fn http_search(
+    client: &reqwest::blocking::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    q: &str,
+) {
+    let resp = client
+        .get(format!(
+            "http://{addr}/api/v1/search?q={}&limit=10",
+            url_encode(q)
+        ))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+    resp.bytes().unwrap();
+}
+
 fn report(what: &str, kind: &str, mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&ms, 0.5), percentile(&ms, 0.99));
@@ -143,18 +162,7 @@ fn main() {
     });
     let addr = rx.recv().unwrap();
     let client = reqwest::blocking::Client::new();
-    let search = |client: &reqwest::blocking::Client, q: &str| {
-        let resp = client
-            .get(format!(
-                "http://{addr}/api/v1/search?q={}&limit=10",
-                url_encode(q)
-            ))
-            .bearer_auth(&token)
-            .send()
-            .unwrap();
-        assert!(resp.status().is_success());
-        resp.bytes().unwrap();
-    };
+    let search = |client: &reqwest::blocking::Client, q: &str| http_search(client, addr, &token, q);
     search(&client, "deal");
     for (i, (kind, qs)) in QUERIES.iter().enumerate() {
         let mut ms = Vec::new();
@@ -184,16 +192,7 @@ fn main() {
                     let mut i = c;
                     while !stop.load(Ordering::Relaxed) {
                         let (_, qs) = QUERIES[i % QUERIES.len()];
-                        let q = qs[i % qs.len()];
-                        let resp = client
-                            .get(format!(
-                                "http://{addr}/api/v1/search?q={}&limit=10",
-                                url_encode(q)
-                            ))
-                            .bearer_auth(&token)
-                            .send()
-                            .unwrap();
-                        resp.bytes().unwrap();
+                        http_search(&client, addr, &token, qs[i % qs.len()]);
                         count.fetch_add(1, Ordering::Relaxed);
                         i += 1;
                     }

@@ -14,7 +14,7 @@ pub(super) fn run(
             let rows = service.mailboxes(who)?;
             if f.json {
                 for r in rows {
-                    emit(out, &serde_json::to_value(&r).map_err(json_err)?)?;
+                    emit_value(out, &r)?;
                 }
             } else {
                 w(

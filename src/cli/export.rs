@@ -40,10 +40,7 @@ pub(super) fn run(
             };
             let s = service.export(who, &opts, args)?;
             if out_json.json {
-                emit(
-                    out,
-                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
+                emit_value(out, &s)?;
             } else {
                 w(
                     out,

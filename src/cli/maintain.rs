@@ -122,10 +122,7 @@ pub(super) fn run_direct(
             let (s, recorded) = crate::backup::backup(&archive, &dest, &ctx)?;
             say_recorded(&recorded);
             if f.json {
-                emit(
-                    out,
-                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
+                emit_value(out, &s)?;
             } else {
                 w(
                     out,
@@ -191,10 +188,7 @@ pub(super) fn run_direct(
             };
             let s = crate::backup::restore(&backup, dir, replace, &ctx)?;
             if f.json {
-                emit(
-                    out,
-                    &serde_json::to_value(&s).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
+                emit_value(out, &s)?;
             } else {
                 w(
                     out,
@@ -228,10 +222,7 @@ pub(super) fn run_direct(
                 crate::compaction::compact_catalogue(archive, a.catalogue_below, &ctx)?;
             done.catalogue = catalogue;
             if a.f.json {
-                emit(
-                    out,
-                    &serde_json::to_value(&done).map_err(|e| Error::Internal(e.to_string()))?,
-                )?;
+                emit_value(out, &done)?;
             } else {
                 print_compacted(out, &done)?;
             }

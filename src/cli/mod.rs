@@ -842,10 +842,7 @@ fn print_recovered(
     json: bool,
 ) -> Result<()> {
     if json {
-        return emit(
-            out,
-            &serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
-        );
+        return emit_value(out, r);
     }
     if let Some(path) = &r.journal_path {
         let j = &r.journal;
@@ -884,6 +881,8 @@ fn print_recovered(
     Ok(())
 }
 
-fn json_err(e: serde_json::Error) -> Error {
-    Error::Internal(format!("JSON: {e}"))
+/// Prints a value as one JSON line.
+fn emit_value(out: &mut (impl Write + ?Sized), v: &impl serde::Serialize) -> Result<()> {
+    let v = serde_json::to_value(v).map_err(|e| Error::Internal(format!("JSON: {e}")))?;
+    emit(out, &v)
 }

@@ -75,11 +75,7 @@ pub(super) fn run(
                     };
                     let done = service.retention_run(who, at, dry_run, args)?;
                     if f.json {
-                        emit(
-                            out,
-                            &serde_json::to_value(&done)
-                                .map_err(|e| Error::Internal(e.to_string()))?,
-                        )?;
+                        emit_value(out, &done)?;
                     } else {
                         for u in &done.unreadable {
                             note!(
