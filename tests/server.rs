@@ -583,8 +583,14 @@ fn the_socket_is_owner_only_and_its_owner_is_the_administrator_and_sigterm_stops
     let (status, body) = over_socket(&a, "/api/v1/holds");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Merger"), "{body}");
-    // Commands that rewrite the archive's files wait for the server to stop.
-    let out = a.run(&["compact"]);
+    // `compact` compacts the packs in the server; the catalogue's rewrite,
+    // and a restore, wait for the server to stop.
+    let out = a.run(&["compact", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(done["catalogue"].is_null(), "{done}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("catalogue was not rewritten"));
+    let out = a.run(&["restore", "/nonexistent-backup", "--replace"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stop the server"));
     assert!(s.stop().success());

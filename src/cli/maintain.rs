@@ -231,3 +231,26 @@ pub(super) fn run_direct(
         _ => Err(Error::Internal("not a command of this group".into())),
     }
 }
+
+/// `compact` in a server that holds the archive: the packs are compacted;
+/// the catalogue's rewrite, which needs the archive to itself, is not.
+pub(super) fn compact_in_server(
+    service: &Service,
+    who: &Principal,
+    a: CompactArgs,
+    args: Vec<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome> {
+    let done = service.compact_packs(who, a.below, args)?;
+    if a.f.json {
+        emit_value(out, &done)?;
+    } else {
+        print_compacted(out, &done)?;
+    }
+    note!(
+        err,
+        "note: the catalogue was not rewritten: that needs the archive to itself (stop the server, then run compact)"
+    );
+    Ok(Outcome::Ok)
+}

@@ -516,7 +516,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let dir = cli.archive.clone().unwrap_or_else(default_archive_dir);
     let who = cli.actor.clone().unwrap_or_else(actor);
     // While a server holds the archive, its commands run there.
-    if cli.command.on_service() && !cli.read_only {
+    let forwardable = cli.command.on_service() || matches!(cli.command, Command::Compact(_));
+    if forwardable && !cli.read_only {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Some(code) = remote::forward(&dir.join(crate::server::SOCKET), args)? {
             return Ok(Outcome::Exit(code));

@@ -107,6 +107,16 @@ fn run_parsed(
             return e.exit_code() as u8;
         }
     };
+    if let Command::Compact(a) = cli.command {
+        return finish(
+            service,
+            who,
+            None,
+            args,
+            super::maintain::compact_in_server(service, who, a, args.to_vec(), out, err),
+            err,
+        );
+    }
     if !cli.command.on_service() {
         let _ = writeln!(
             err,
@@ -135,13 +145,27 @@ fn run_parsed(
         _ => who.clone(),
     };
     let what = refusable(&cli.command);
-    match run_on(service, &who, cli.command, args.to_vec(), false, out, err) {
+    let done = run_on(service, &who, cli.command, args.to_vec(), false, out, err);
+    finish(service, &who, what, args, done, err)
+}
+
+/// The exit code of a command run in the server, its error reported as the
+/// CLI reports one.
+fn finish(
+    service: &Service,
+    who: &Principal,
+    what: Option<&str>,
+    args: &[String],
+    done: Result<Outcome>,
+    err: &mut Vec<u8>,
+) -> u8 {
+    match done {
         Ok(Outcome::Ok) => 0,
         Ok(Outcome::Partial) => 1,
         Ok(Outcome::Exit(code)) => code,
         Err(e) => {
             if let Some(what) = what {
-                let _ = service.record_refusal(&who, what, &args.join(" "), &e);
+                let _ = service.record_refusal(who, what, &args.join(" "), &e);
             }
             let _ = writeln!(err, "tgvault: {e}");
             exit_code(&e)

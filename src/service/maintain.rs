@@ -91,6 +91,18 @@ impl Service {
         Ok(())
     }
 
+    /// Rewrites the packs whose live records fill less than `below` per
+    /// cent (the catalogue's own rewrite needs the archive to itself).
+    pub fn compact_packs(
+        &self,
+        who: &Principal,
+        below: u8,
+        args: Vec<String>,
+    ) -> Result<crate::compaction::Compacted> {
+        self.check(who, Op::Maintain)?;
+        crate::compaction::compact(&self.archive, below, &self.ctx(who, args))
+    }
+
     /// Rebuilds the search index from the store; the documents written.
     pub fn reindex(&self, who: &Principal) -> Result<crate::index::CatchUp> {
         self.check(who, Op::Maintain)?;
