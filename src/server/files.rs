@@ -245,11 +245,9 @@ pub async fn export(
             return Err(e);
         }
     };
-    state
-        .exports
-        .lock()
-        .expect("exports")
-        .insert(id.clone(), owner);
+    // Who made it, beside it: a download after a restart is still theirs.
+    let owner_file = state.dirs.exports.join(format!("{id}.owner"));
+    std::fs::write(&owner_file, &owner).map_err(|e| ApiError(Error::io(&owner_file, e)))?;
     let mut v = serde_json::to_value(&summary)
         .map_err(|e| ApiError(Error::Internal(format!("summary: {e}"))))?;
     v["id"] = json!(id);
@@ -304,9 +302,15 @@ pub async fn download(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let state = st.0.clone();
-    let owner = state.exports.lock().expect("exports").get(&id).cloned();
+    let named = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let owner = named
+        .then(|| std::fs::read_to_string(state.dirs.exports.join(format!("{id}.owner"))).ok())
+        .flatten();
     let Some(owner) = owner else {
-        return Err(ApiError(Error::NotFound(format!("export {id}"))));
+        return Err(ApiError(Error::NotFound(format!(
+            "export {}",
+            crate::service::printable(&id)
+        ))));
     };
     if owner != who.actor() {
         let w = who.clone();

@@ -45,8 +45,6 @@ pub(crate) struct State {
     /// through the socket, with root.
     pub owner_uid: u32,
     pub dirs: Dirs,
-    /// Export packages made through the API: id -> the actor that made it.
-    pub exports: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// An error as an HTTP answer: the status its kind calls for, and
@@ -124,7 +122,6 @@ pub fn serve(service: Service, opts: ServeOptions, ready: impl FnOnce(SocketAddr
         service,
         owner_uid,
         dirs,
-        exports: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

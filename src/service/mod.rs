@@ -112,7 +112,7 @@ pub(crate) fn p(k: &str, v: &str) -> (String, String) {
 
 /// A name from a request as an audit entry may quote it: at most 80
 /// characters, control characters escaped.
-pub(crate) fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(80).flat_map(char::escape_default).collect();
     if s.chars().count() > 80 {
         out.push('…');
