@@ -10,6 +10,16 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 /// The version byte written in front of every value encoded today.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// The most a decode may claim to allocate, in bytes. A damaged length in a
+/// value (a damaged journal, catalogue page or pending entry) must be an
+/// error, not an allocation of exabytes that aborts the process; no value
+/// the archive writes comes near this.
+const DECODE_LIMIT: usize = 1 << 30;
+
+fn decoding() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Room for a typical item version (about 750 bytes), so that encoding one
     // does not grow the buffer seven times over.
@@ -58,7 +68,7 @@ pub fn decode_item_without_raw(bytes: &[u8]) -> Result<Item> {
     }
     let body = body(bytes)?;
     let (it, used): (Indexed<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(body, bincode::config::standard())
+        bincode::serde::borrow_decode_from_slice(body, decoding())
             .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
     if used != body.len() {
         return Err(Error::Corrupt("value has trailing bytes".into()));
@@ -83,7 +93,7 @@ pub fn decode_item_without_raw(bytes: &[u8]) -> Result<Item> {
 /// Decodes a value at the start of `bytes`; returns it and the bytes it took
 /// (version byte included), for rows that carry raw bytes after the value.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize)> {
-    let (v, used) = bincode::serde::decode_from_slice(body(bytes)?, bincode::config::standard())
+    let (v, used) = bincode::serde::decode_from_slice(body(bytes)?, decoding())
         .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
     Ok((v, used + 1))
 }
@@ -101,6 +111,40 @@ fn body(bytes: &[u8]) -> Result<&[u8]> {
 
 #[cfg(test)]
 mod tests {
+    /// No flipped bit in an encoded audit entry makes decoding allocate
+    /// what a damaged length claims (which aborts the process): each is a
+    /// value or an error.
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_abort() {
+        let entry = crate::store::audit::Entry {
+            seq: 7,
+            event: crate::store::audit::Event {
+                time: 1_700_000_000,
+                actor: "os:root".into(),
+                action: "search".into(),
+                // A length of 237 (0xED) becomes 0xFD, bincode's mark of a
+                // u64 length, when bit 4 flips: the text after it is read
+                // as the length.
+                params: vec![
+                    ("arg".into(), "x".repeat(237)),
+                    ("query".into(), "deal".into()),
+                ],
+                counts: vec![("hits".into(), 17)],
+                outcome: "ok".into(),
+            },
+            prev: [3; 32],
+            hash: [4; 32],
+        };
+        let bytes = super::encode(&entry);
+        for at in 1..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[at] ^= 1 << bit;
+                let _ = super::decode::<crate::store::audit::Entry>(&b);
+            }
+        }
+    }
+
     use super::*;
     use crate::model::*;
     use proptest::prelude::*;
