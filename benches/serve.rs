@@ -161,6 +161,7 @@ fn main() {
         tgvault::server::serve(service, opts, |addr| tx.send(addr).unwrap()).unwrap();
     });
     let addr = rx.recv().unwrap();
+    tgvault::server::install_tls_provider();
     let client = reqwest::blocking::Client::new();
     let search = |client: &reqwest::blocking::Client, q: &str| http_search(client, addr, &token, q);
     search(&client, "deal");

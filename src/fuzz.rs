@@ -100,7 +100,7 @@ pub fn botapi(data: &[u8]) {
         return;
     };
     if crate::source::botapi::check(Path::new("fuzz.jsonl"), text, "line 1").is_ok() {
-        let _ = crate::source::botapi::convert(text, "line 1");
+        let _ = crate::source::botapi::convert(text, "line 1", &Default::default());
     }
 }
 

@@ -11,6 +11,7 @@ pub mod alloc;
 pub mod backup;
 pub mod cli;
 pub mod compaction;
+pub mod connector;
 pub mod direct;
 pub mod error;
 pub mod export;

@@ -38,6 +38,19 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Purview's counters, as an audit entry of a run carries them.
+    pub fn audit_counts(&self) -> Vec<(String, u64)> {
+        vec![
+            ("available_from_source".into(), self.available_from_source),
+            ("available_for_import".into(), self.available_for_import),
+            ("imported".into(), self.imported),
+            ("partially_imported".into(), self.partially_imported),
+            ("skipped".into(), self.skipped),
+            ("failed".into(), self.failed),
+            ("quarantined".into(), self.quarantined),
+        ]
+    }
+
     pub fn add(&mut self, o: &Counters) {
         self.available_from_source += o.available_from_source;
         self.available_for_import += o.available_for_import;

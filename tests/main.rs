@@ -4,7 +4,9 @@
 mod backup;
 mod blobs;
 mod botapi;
+mod botdouble;
 mod common;
+mod connectors;
 mod crash;
 mod disk;
 mod export;

@@ -71,6 +71,7 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::blocking::Client {
+    tgvault::server::install_tls_provider();
     reqwest::blocking::Client::new()
 }
 
@@ -368,6 +369,59 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
             None,
             admin.to_vec(),
         ),
+        ("GET", "/api/v1/connectors".into(), None, ie.to_vec()),
+        (
+            "POST",
+            "/api/v1/connectors".into(),
+            Some(
+                json!({"kind": "bot", "name": "c-{r}", "token_file": "bot.token", "api_url": "http://127.0.0.1:9"}),
+            ),
+            ie.to_vec(),
+        ),
+        ("GET", "/api/v1/connectors/c-{r}".into(), None, ie.to_vec()),
+        (
+            "POST",
+            "/api/v1/connectors/c-{r}/pause".into(),
+            None,
+            ie.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/connectors/c-{r}/status".into(),
+            None,
+            ie.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/connectors/c-{r}/log".into(),
+            None,
+            ie.to_vec(),
+        ),
+        ("GET", "/api/v1/connector-status".into(), None, ie.to_vec()),
+        (
+            "POST",
+            "/api/v1/connectors/c-{r}/resume".into(),
+            None,
+            ie.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/connectors/c-{r}/pause".into(),
+            None,
+            ie.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/sync".into(),
+            Some(json!({"name": "c-{r}"})),
+            ie.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/connectors/c-{r}".into(),
+            None,
+            ie.to_vec(),
+        ),
         ("POST", "/api/v1/verify".into(), None, admin.to_vec()),
         ("POST", "/api/v1/reindex".into(), None, admin.to_vec()),
     ];
@@ -379,6 +433,9 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
         &incoming.join("full-account"),
     );
     std::fs::copy(fixture("users.csv"), incoming.join("users.csv")).unwrap();
+    let token = incoming.join("bot.token");
+    std::fs::write(&token, "1:not-a-real-token\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     for role in ROLES {
         let token = &tokens[role];

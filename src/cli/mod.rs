@@ -25,6 +25,7 @@ macro_rules! note {
 mod access;
 mod audit;
 mod browse;
+mod connectors;
 mod export;
 mod holds;
 mod imports;
@@ -87,6 +88,19 @@ pub enum Command {
     },
     /// Import Telegram Desktop exports (a directory with result.json, a .zip, or the file)
     Import(ImportArgs),
+    /// Connectors that capture by themselves (inside `tgvault serve`), their
+    /// status and admin log
+    Connector {
+        #[command(subcommand)]
+        action: connectors::ConnectorAction,
+    },
+    /// Run each connector (or NAME) once: take what its source has now, then
+    /// exit (for cron or a systemd timer)
+    Sync {
+        name: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Create an empty archive (every command but import needs one to exist),
     /// e.g. to place holds and policies before the first import
     Init(JsonFlag),
@@ -656,6 +670,7 @@ impl Command {
                 ..
             } => vec![mapping],
             Command::Export { out, .. } => vec![out],
+            Command::Connector { action } => action.paths_mut(),
             _ => vec![],
         }
     }
@@ -669,6 +684,8 @@ impl Command {
                 !matches!(action, CaseAction::List(_) | CaseAction::Show { .. })
             }
             Command::User { action } => !matches!(action, access::UserAction::List(_)),
+            Command::Connector { action } => action.writes(),
+            Command::Sync { .. } => true,
             Command::Token { .. }
             | Command::Import(_)
             | Command::Quarantine { .. }
@@ -702,6 +719,8 @@ pub fn run_on(
     match command {
         Command::User { action } => access::user(out, service, who, action),
         Command::Token { action } => access::token(out, service, who, action),
+        Command::Connector { action } => connectors::run(out, service, who, action),
+        Command::Sync { name, out: f } => connectors::sync(out, service, who, name, f.json),
         Command::Ls { .. } | Command::Mailboxes(_) | Command::Search(_) | Command::Show { .. } => {
             browse::run(command, service, who, out, err)
         }

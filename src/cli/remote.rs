@@ -33,6 +33,7 @@ pub fn forward(socket: &Path, args: Vec<String>) -> Result<Option<u8>> {
         return Ok(None);
     }
     let failed = |e: reqwest::Error| Error::Internal(format!("{}: {e}", socket.display()));
+    crate::server::install_tls_provider();
     let client = reqwest::blocking::Client::builder()
         .unix_socket(socket)
         .timeout(None)

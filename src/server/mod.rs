@@ -6,7 +6,9 @@
 
 mod files;
 pub mod routes;
-mod tls;
+pub(crate) mod tls;
+pub use tls::install_provider as install_tls_provider;
+mod connectors;
 
 pub use files::Dirs;
 
@@ -128,7 +130,12 @@ pub fn serve(service: Service, opts: ServeOptions, ready: impl FnOnce(SocketAddr
         .thread_name("tgvault-http")
         .build()
         .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
+    let supervisor = connectors::supervise(state.clone())
+        .map_err(|e| Error::Internal(format!("cannot start the connectors' thread: {e}")))?;
     let served = rt.block_on(run(state.clone(), opts, ready));
+    // A server that failed to start stops its connectors too.
+    state.service.stop();
+    let _ = supervisor.join();
     drop(rt);
     let state = Arc::into_inner(state)
         .ok_or_else(|| Error::Internal("a request outlived the server".into()))?;

@@ -2,6 +2,7 @@
 //! call, a render. `openapi.json` beside this file documents every route in
 //! [`ROUTES`]; a test keeps the three in step.
 
+use super::connectors as c;
 use super::{ApiError, State, blocking};
 use crate::error::Error;
 use crate::index::search::Sort;
@@ -61,6 +62,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/imports"),
     ("post", "/api/v1/exports"),
     ("get", "/api/v1/exports/{id}"),
+    ("get", "/api/v1/connectors"),
+    ("post", "/api/v1/connectors"),
+    ("get", "/api/v1/connectors/{name}"),
+    ("delete", "/api/v1/connectors/{name}"),
+    ("post", "/api/v1/connectors/{name}/pause"),
+    ("post", "/api/v1/connectors/{name}/resume"),
+    ("get", "/api/v1/connectors/{name}/status"),
+    ("get", "/api/v1/connectors/{name}/log"),
+    ("get", "/api/v1/connector-status"),
+    ("post", "/api/v1/sync"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -158,6 +169,14 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
         .route("/api/v1/imports", post(super::files::import))
         .route("/api/v1/exports", post(super::files::export))
         .route("/api/v1/exports/{id}", get(super::files::download))
+        .route("/api/v1/connectors", get(c::list).post(c::add))
+        .route("/api/v1/connectors/{name}", get(c::show).delete(c::remove))
+        .route("/api/v1/connectors/{name}/pause", post(c::pause))
+        .route("/api/v1/connectors/{name}/resume", post(c::resume))
+        .route("/api/v1/connectors/{name}/status", get(c::status))
+        .route("/api/v1/connectors/{name}/log", get(c::log))
+        .route("/api/v1/connector-status", get(c::status_all))
+        .route("/api/v1/sync", post(c::sync))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), matches!(transport, Transport::Unix)),
             authenticate,
@@ -311,18 +330,24 @@ async fn mailboxes(st: St, Extension(who): Who) -> Api {
     Ok(Json(json!({"mailboxes": rows})))
 }
 
+/// `?since=YYYY-MM-DD`.
 #[derive(Deserialize)]
-struct SinceParam {
+pub(super) struct SinceParam {
     since: Option<String>,
 }
 
+impl SinceParam {
+    pub(super) fn day(&self) -> Result<Option<i64>, ApiError> {
+        let since = self.since.as_deref();
+        since
+            .map(crate::service::parse_day)
+            .transpose()
+            .map_err(ApiError)
+    }
+}
+
 async fn audit(st: St, Extension(who): Who, Query(q): Query<SinceParam>) -> Api {
-    let since = q
-        .since
-        .as_deref()
-        .map(crate::service::parse_day)
-        .transpose()
-        .map_err(ApiError)?;
+    let since = q.day()?;
     let entries = blocking(&st.0, who, move |s, w| s.audit(w, since)).await?;
     let entries: Vec<Value> = entries.iter().map(crate::service::entry_json).collect();
     Ok(Json(json!({"entries": entries})))

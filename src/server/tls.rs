@@ -101,3 +101,11 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+/// Makes ring the process's TLS provider (for the HTTP clients of the
+/// connectors), unless one is installed already.
+pub fn install_provider() {
+    #[allow(deprecated)]
+    let ring = tokio_rustls::rustls::crypto::ring::default_provider();
+    let _ = ring.install_default();
+}

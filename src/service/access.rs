@@ -70,6 +70,8 @@ pub enum Op<'a> {
     /// Manage users, roles and tokens.
     ManageUsers,
     Import,
+    /// Add, change, remove, run and read connectors and their admin log.
+    Connectors,
     /// List the quarantine, and remap it.
     Quarantine,
     /// Runs: imports, remaps, retention runs.
@@ -104,6 +106,7 @@ impl Op<'_> {
             Op::Maintain => ("maintain", None),
             Op::ManageUsers => ("manage users", None),
             Op::Import => ("import", None),
+            Op::Connectors => ("connectors", None),
             Op::Quarantine => ("quarantine", None),
             Op::Runs => ("runs", None),
             Op::Browse => ("browse", None),
@@ -139,7 +142,9 @@ fn role_permits(role: Role, member_of: &BTreeSet<String>, op: Op) -> bool {
     match role {
         Role::ComplianceAdmin => true,
         Role::RecordsManager => matches!(op, Op::Retention | Op::Explain | Op::HoldList | Op::Runs),
-        Role::ImportExport => matches!(op, Op::Import | Op::Quarantine | Op::Runs),
+        Role::ImportExport => {
+            matches!(op, Op::Import | Op::Connectors | Op::Quarantine | Op::Runs)
+        }
         Role::EdiscoveryAdmin => matches!(
             op,
             Op::Search
@@ -178,10 +183,11 @@ pub fn sees_every_case(roles: &BTreeSet<Role>) -> bool {
 mod tests {
     use super::*;
 
-    const OPS: [Op<'static>; 19] = [
+    const OPS: [Op<'static>; 20] = [
         Op::Maintain,
         Op::ManageUsers,
         Op::Import,
+        Op::Connectors,
         Op::Quarantine,
         Op::Runs,
         Op::Browse,

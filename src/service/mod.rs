@@ -12,6 +12,7 @@ pub mod access;
 mod audit;
 mod browse;
 mod cases;
+mod connectors;
 mod export;
 mod imports;
 mod maintain;
@@ -26,6 +27,7 @@ pub use audit::entry_json;
 pub use browse::{ItemView, MailboxRow, VersionView};
 pub use cases::CaseHoldRequest;
 pub use cases::case_json;
+pub use connectors::{ConnectorAdd, Synced};
 pub use imports::ImportRequest;
 pub use maintain::VerifyReport;
 pub use open::settle;
@@ -40,7 +42,7 @@ use crate::index::Index;
 use crate::store::Archive;
 use crate::store::audit::{Event, Recorded};
 use access::{Op, Role};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -104,6 +106,8 @@ pub struct Service {
     /// Set when the server is stopping: an import stops after the batch it
     /// is filing (as a killed one would, to be completed by running it again).
     stopping: Arc<AtomicBool>,
+    /// The connectors running now (in the server, or a `sync`).
+    running: Mutex<HashSet<String>>,
 }
 
 pub(crate) fn p(k: &str, v: &str) -> (String, String) {
@@ -131,6 +135,7 @@ impl Service {
             clock,
             verified: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
+            running: Mutex::new(HashSet::new()),
         }
     }
 
@@ -355,6 +360,21 @@ impl Service {
     pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The connectors that should be running: those active.
+    pub fn active_connectors(&self) -> Result<Vec<String>> {
+        Ok(self
+            .archive
+            .connectors()?
+            .into_iter()
+            .filter(|(_, c)| c.state == crate::store::records::ConnectorState::Active)
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// Ends the service: waits for the index's background merges.

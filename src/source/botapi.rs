@@ -93,11 +93,43 @@ pub fn check(path: &Path, text: &str, at: &str) -> Result<()> {
     Ok(())
 }
 
+/// A business account's connection of the bot, as an update reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub user: Person,
+    pub user_id: i64,
+    pub user_chat_id: Option<i64>,
+    pub date: Option<i64>,
+    pub enabled: bool,
+    /// The rights granted: the names of those set.
+    pub rights: Vec<String>,
+}
+
+/// The business connections known so far, by id: whose account a
+/// business message belongs to.
+pub type Connections = std::collections::HashMap<String, Connection>;
+
+/// An attachment's file as the Bot API names it: by id, to fetch with
+/// `getFile`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRef {
+    /// The attachment's index in its item.
+    pub index: usize,
+    pub file_id: String,
+}
+
 /// What one update turned into.
 pub enum Converted {
-    Items(Vec<Item>),
+    /// Items, each with the files its attachments name.
+    Items(Vec<(Item, Vec<FileRef>)>),
+    /// A business connection made, changed or ended.
+    Connection(Connection),
     /// An update kind that carries no message (callback queries, polls, ...).
     Skipped(String),
+    /// An update of a kind this version does not know: kept whole (see
+    /// [`unreadable`]) rather than passed over.
+    Unknown(String),
 }
 
 const MESSAGE_KINDS: &[&str] = &[
@@ -107,6 +139,25 @@ const MESSAGE_KINDS: &[&str] = &[
     "edited_channel_post",
     "business_message",
     "edited_business_message",
+];
+
+/// Update kinds the Bot API documents that carry no message to archive.
+const OTHER_KINDS: &[&str] = &[
+    "message_reaction",
+    "message_reaction_count",
+    "inline_query",
+    "chosen_inline_result",
+    "callback_query",
+    "shipping_query",
+    "pre_checkout_query",
+    "purchased_paid_media",
+    "poll",
+    "poll_answer",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "chat_boost",
+    "removed_chat_boost",
 ];
 
 /// An update that could not be turned into an item, kept whole: its raw
@@ -139,26 +190,111 @@ pub fn unreadable(text: &str, reason: String) -> Item {
     }
 }
 
-/// Turns one update into items.
-pub fn convert(text: &str, at: &str) -> std::result::Result<Converted, String> {
+/// Turns one update into items. A business message is scoped to the
+/// account that connected the bot, when `known` has its connection: its
+/// message ids are that account's, as in the account's Desktop export, and
+/// the account takes part in it.
+pub fn convert(
+    text: &str,
+    at: &str,
+    known: &Connections,
+) -> std::result::Result<Converted, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("{at}: {e}"))?;
     for kind in MESSAGE_KINDS {
         if let Some(m) = v.get(*kind) {
-            return message(m)
+            let owner = connection_of(m, known);
+            return message(m, owner)
                 .map(|i| Converted::Items(vec![i]))
                 .map_err(|e| format!("{at}: {e}"));
         }
     }
     if let Some(d) = v.get("deleted_business_messages") {
-        return deletions(d)
-            .map(Converted::Items)
+        let owner = connection_of(d, known);
+        return deletions(d, owner)
+            .map(|items| Converted::Items(items.into_iter().map(|i| (i, vec![])).collect()))
+            .map_err(|e| format!("{at}: {e}"));
+    }
+    if let Some(c) = v.get("business_connection") {
+        return connection(c)
+            .map(Converted::Connection)
             .map_err(|e| format!("{at}: {e}"));
     }
     let kind = v
         .as_object()
         .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
         .unwrap_or_else(|| "empty".into());
-    Ok(Converted::Skipped(kind))
+    if OTHER_KINDS.contains(&kind.as_str()) {
+        Ok(Converted::Skipped(kind))
+    } else {
+        Ok(Converted::Unknown(kind))
+    }
+}
+
+/// The connection a business message or deletion came through, if known.
+fn connection_of<'a>(m: &Value, known: &'a Connections) -> Option<&'a Connection> {
+    known.get(m.get("business_connection_id")?.as_str()?)
+}
+
+/// An update's id.
+pub fn update_id(update: &Value) -> Option<i64> {
+    update.get("update_id").and_then(Value::as_i64)
+}
+
+/// The business connection a business update came through.
+pub fn business_connection_id(update: &Value) -> Option<&str> {
+    [
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+    ]
+    .iter()
+    .find_map(|k| update.get(*k)?.get("business_connection_id")?.as_str())
+}
+
+/// A `BusinessConnection` object (as `getBusinessConnection` returns it).
+pub fn connection(c: &Value) -> std::result::Result<Connection, String> {
+    let id = s(c, "id").ok_or("a business connection without an id")?;
+    let u = c
+        .get("user")
+        .ok_or("a business connection without a user")?;
+    let user_id = u
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or("a business connection's user without an id")?;
+    let mut rights: Vec<String> = c
+        .get("rights")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_bool() == Some(true))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if c.get("can_reply").and_then(Value::as_bool) == Some(true)
+        && !rights.iter().any(|r| r == "can_reply")
+    {
+        rights.push("can_reply".into());
+    }
+    Ok(Connection {
+        id,
+        user: user(u),
+        user_id,
+        user_chat_id: c.get("user_chat_id").and_then(Value::as_i64),
+        date: c.get("date").and_then(Value::as_i64),
+        enabled: c
+            .get("is_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        rights,
+    })
+}
+
+/// The id scope of a chat's messages: the connected account's for a
+/// one-to-one chat, as its export numbers them.
+fn scope_of(chat: &Chat, owner: Option<&Connection>) -> u64 {
+    match owner {
+        Some(o) if chat.kind == "personal_chat" => o.user_id.max(0) as u64,
+        _ => 0,
+    }
 }
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -237,17 +373,20 @@ fn entities(text: &str, list: Option<&Value>) -> Vec<Entity> {
     out
 }
 
-fn message_id(chat: &Chat, m: &Value) -> std::result::Result<ItemId, String> {
+fn message_id(chat: &Chat, m: &Value, scope: u64) -> std::result::Result<ItemId, String> {
     let id = m
         .get("message_id")
         .and_then(Value::as_i64)
         .ok_or("a message without a message_id")?;
-    Ok(ItemId::new(0, chat.id, id))
+    Ok(ItemId::new(scope, chat.id, id))
 }
 
-fn message(m: &Value) -> std::result::Result<Item, String> {
+fn message(
+    m: &Value,
+    owner: Option<&Connection>,
+) -> std::result::Result<(Item, Vec<FileRef>), String> {
     let chat = chat_of(m.get("chat").ok_or("a message without a chat")?)?;
-    let id = message_id(&chat, m)?;
+    let id = message_id(&chat, m, scope_of(&chat, owner))?;
     let sender = m.get("from").map(user).or_else(|| {
         m.get("sender_chat").map(|c| Person {
             peer: c.get("id").and_then(Value::as_i64).map(Peer::Channel),
@@ -281,6 +420,7 @@ fn message(m: &Value) -> std::result::Result<Item, String> {
                 },
             });
     let mut attachments = Vec::new();
+    let mut files = Vec::new();
     let file_kinds: [(&str, AttachmentKind); 8] = [
         ("document", AttachmentKind::File),
         ("video", AttachmentKind::Video),
@@ -307,10 +447,16 @@ fn message(m: &Value) -> std::result::Result<Item, String> {
         a.duration_seconds = f.get("duration").and_then(Value::as_u64);
         a.performer = s(f, "performer");
         a.title = s(f, "title");
+        let file_id = s(f, "file_id").unwrap_or_default();
         a.missing = Some(format!(
-            "the Bot API delivers files as ids; not downloaded (file_id {})",
-            s(f, "file_id").unwrap_or_default()
+            "the Bot API delivers files as ids; not downloaded (file_id {file_id})"
         ));
+        if !file_id.is_empty() {
+            files.push(FileRef {
+                index: attachments.len(),
+                file_id,
+            });
+        }
         attachments.push(a);
     }
     let mut participants: Vec<Person> = sender.iter().cloned().collect();
@@ -324,8 +470,13 @@ fn message(m: &Value) -> std::result::Result<Item, String> {
             participants.push(peer);
         }
     }
+    if let Some(o) = owner
+        && !participants.iter().any(|p| p.same_as(&o.user))
+    {
+        participants.push(o.user.clone());
+    }
     let raw = m.to_string();
-    Ok(Item {
+    let item = Item {
         id,
         date: m.get("date").and_then(Value::as_i64),
         time_basis: TimeBasis::Epoch,
@@ -350,10 +501,11 @@ fn message(m: &Value) -> std::result::Result<Item, String> {
         fingerprint: sha256(raw.as_bytes()),
         raw,
         chat,
-    })
+    };
+    Ok((item, files))
 }
 
-fn deletions(d: &Value) -> std::result::Result<Vec<Item>, String> {
+fn deletions(d: &Value, owner: Option<&Connection>) -> std::result::Result<Vec<Item>, String> {
     let chat = chat_of(
         d.get("chat")
             .ok_or("deleted_business_messages without a chat")?,
@@ -367,7 +519,7 @@ fn deletions(d: &Value) -> std::result::Result<Vec<Item>, String> {
         let Some(mid) = m.as_i64() else {
             return Err(format!("message id {m} is not a number"));
         };
-        let target = ItemId::new(0, chat.id, mid);
+        let target = ItemId::new(scope_of(&chat, owner), chat.id, mid);
         let raw =
             serde_json::json!({ "deleted_business_messages": d, "message_id": mid }).to_string();
         let mut participants = Vec::new();
@@ -377,6 +529,9 @@ fn deletions(d: &Value) -> std::result::Result<Vec<Item>, String> {
                 name: chat.name.clone(),
                 ..Default::default()
             });
+        }
+        if let Some(o) = owner {
+            participants.push(o.user.clone());
         }
         out.push(Item {
             id: ItemId {

@@ -96,12 +96,49 @@ pub fn decode_access_key(bytes: &[u8]) -> Result<(AccessKind, Vec<String>)> {
         Some(b'm') => AccessKind::Member,
         _ => return Err(Reader::bad("access key kind")),
     };
-    let mut r = Reader(&bytes[1..]);
+    Ok((kind, names_after_kind(bytes)?))
+}
+
+/// What a row of the `connectors` table is about: the first byte of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectorRow {
+    /// `c ++ str(name)`: the connector's settings and state.
+    Config = b'c' as isize,
+    /// `p ++ str(name)`: its position in its source.
+    Position = b'p' as isize,
+    /// `b ++ str(name) ++ str(id)`: a business connection its source reported.
+    Connection = b'b' as isize,
+}
+
+/// `kind ++ str(name) [++ str(sub)]`: a row of the `connectors` table.
+pub fn connector_key(kind: ConnectorRow, name: &str, sub: Option<&str>) -> Vec<u8> {
+    let mut out = vec![kind as u8];
+    put_str(&mut out, name);
+    if let Some(s) = sub {
+        put_str(&mut out, s);
+    }
+    out
+}
+
+/// The names in a `connectors` key after its kind byte.
+pub fn decode_connector_key(bytes: &[u8]) -> Result<(ConnectorRow, Vec<String>)> {
+    let kind = match bytes.first() {
+        Some(b'c') => ConnectorRow::Config,
+        Some(b'p') => ConnectorRow::Position,
+        Some(b'b') => ConnectorRow::Connection,
+        _ => return Err(Reader::bad("connector key kind")),
+    };
+    Ok((kind, names_after_kind(bytes)?))
+}
+
+/// The strings a key holds after its kind byte.
+fn names_after_kind(bytes: &[u8]) -> Result<Vec<String>> {
+    let mut r = Reader(bytes.get(1..).unwrap_or_default());
     let mut names = Vec::new();
     while !r.0.is_empty() {
         names.push(r.string()?);
     }
-    Ok((kind, names))
+    Ok(names)
 }
 
 /// The prefix shared by every key of one mailbox folder (or, with `folder`

@@ -13,6 +13,7 @@ pub mod blob;
 mod blob_rows;
 pub mod codec;
 mod compact;
+pub mod connectors;
 pub use compact::{Moved, PackUse};
 pub mod frame;
 pub mod journal;
@@ -494,6 +495,7 @@ fn init(db: &Database) -> Result<u8> {
         txn.open_table(CASES)?;
         txn.open_table(POLICIES)?;
         txn.open_table(ACCESS)?;
+        txn.open_table(CONNECTORS)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
         found = match schema.as_deref() {
@@ -587,6 +589,7 @@ impl Archive {
                 policies: txn.open_table(POLICIES)?,
                 tombstones: txn.open_table(TOMBSTONES)?,
                 access: txn.open_table(ACCESS)?,
+                connectors: txn.open_table(CONNECTORS)?,
                 meta: txn.open_table(META)?,
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
@@ -1326,6 +1329,7 @@ pub struct Tx<'t> {
     policies: Table<'t, &'static str, &'static [u8]>,
     tombstones: Table<'t, &'static [u8], &'static [u8]>,
     access: Table<'t, &'static [u8], &'static [u8]>,
+    connectors: Table<'t, &'static [u8], &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     /// Whether `tombstones` has any row (checked once per transaction).
     any_tombstone: Option<bool>,

@@ -4,6 +4,7 @@
 use crate::model::{ItemKind, Person};
 use crate::report::FileReport;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One filed copy of an item in a mailbox folder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,4 +261,66 @@ mod tests {
         }
         assert_ne!(rec.stamp(false), rec.stamp(true));
     }
+}
+
+/// A connector: what it captures from, how, and what state it is in. Its
+/// secrets are files named here, never their contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorRecord {
+    /// `bot`, ...
+    pub kind: String,
+    /// The kind's settings, by option name (`api-url`, `token-file`, ...).
+    pub settings: BTreeMap<String, String>,
+    /// The user map (CSV) its items are mapped through, read at each run.
+    pub mapping: Option<String>,
+    /// The custodian's mailbox when the map names none.
+    pub mailbox: Option<String>,
+    pub state: ConnectorState,
+    pub created: i64,
+    pub actor: String,
+    /// The run (admin log record) it is filing into, and the UTC day of it.
+    pub run: Option<(u64, i64)>,
+    /// When it last asked its source successfully, and when that last
+    /// brought an item.
+    pub last_contact: Option<i64>,
+    pub last_capture: Option<i64>,
+    /// The last error it met (transient ones included), with when.
+    pub last_error: Option<(i64, String)>,
+    /// Spans without contact longer than the source keeps what it has
+    /// (the Bot API: 24 hours): items may have been lost in them.
+    pub losses: Vec<(i64, i64)>,
+    /// Items captured per hour (hours since 1970), the last 25 hours.
+    pub hourly: Vec<(i64, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectorState {
+    Active,
+    Paused,
+    /// Stopped by a failure that retrying cannot mend (credentials refused),
+    /// until `connector resume`.
+    Failed(String),
+}
+
+/// Where a connector is in its source: for the Bot API, the next update id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorPosition {
+    pub cursor: i64,
+    /// Delivery packages taken whole, by name.
+    pub taken: Vec<String>,
+}
+
+/// A business account's connection of the bot, as the source reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub user_id: i64,
+    pub user_name: Option<String>,
+    pub username: Option<String>,
+    pub user_chat_id: Option<i64>,
+    pub date: Option<i64>,
+    pub enabled: bool,
+    /// The rights granted, as the source named them.
+    pub rights: Vec<String>,
+    /// When tgvault recorded it.
+    pub seen: i64,
 }

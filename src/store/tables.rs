@@ -55,3 +55,8 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `MemberRecord`: who may act on the archive (absent in archives made
 /// before access control: read as empty).
 pub const ACCESS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("access");
+/// `store::key::connector_key` -> `ConnectorRecord`, a position
+/// (`ConnectorPosition`) or a `ConnectionRecord`: the connectors that capture
+/// by themselves, where each is in its source, and the business connections
+/// their sources reported (absent in older archives: read as empty).
+pub const CONNECTORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("connectors");

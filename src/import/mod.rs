@@ -10,6 +10,8 @@
 //! the file again skips what is there and adds the rest, so every item ends up
 //! present exactly once.
 
+pub mod capture;
+
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::model::{ItemKind, Person};
@@ -121,21 +123,14 @@ fn finish_run(archive: &Archive, run: u64, report: &ImportReport, ctx: &RunConte
             .count() as u64;
         let mut params = vec![("run".to_string(), run.to_string())];
         params.extend(ctx.args.iter().map(|a| ("arg".to_string(), a.clone())));
+        let mut counts = t.audit_counts();
+        counts.push(("files_failed".into(), failed_files));
         tx.audit(crate::store::audit::Event {
             time: now,
             actor: ctx.actor.clone(),
             action: rec.kind.clone(),
             params,
-            counts: vec![
-                ("available_from_source".into(), t.available_from_source),
-                ("available_for_import".into(), t.available_for_import),
-                ("imported".into(), t.imported),
-                ("partially_imported".into(), t.partially_imported),
-                ("skipped".into(), t.skipped),
-                ("failed".into(), t.failed),
-                ("quarantined".into(), t.quarantined),
-                ("files_failed".into(), failed_files),
-            ],
+            counts,
             outcome: rec.status.as_str().into(),
         })?;
         Ok(())
@@ -691,24 +686,35 @@ fn import_file(
                         read_html(pages, zone, &mut |item| sink.push_item(item))
                     }
                     Input::BotApi { path } => {
-                        botapi::read_updates(
-                            path,
-                            &mut |text, at| match botapi::convert(text, at) {
-                                Ok(botapi::Converted::Items(items)) => {
-                                    for item in items {
-                                        sink.push_item(item)?;
-                                    }
-                                    Ok(())
+                        let mut known = botapi::Connections::new();
+                        botapi::read_updates(path, &mut |text, at| match botapi::convert(
+                            text, at, &known,
+                        ) {
+                            Ok(botapi::Converted::Items(items)) => {
+                                for (item, _) in items {
+                                    sink.push_item(item)?;
                                 }
-                                Ok(botapi::Converted::Skipped(kind)) => {
-                                    sink.anomalies
-                                        .count(format!("updates of kind {kind} carry no item"), 1);
-                                    sink.skipped += 1;
-                                    Ok(())
-                                }
-                                Err(reason) => sink.push_item(botapi::unreadable(text, reason)),
-                            },
-                        )
+                                Ok(())
+                            }
+                            Ok(botapi::Converted::Connection(c)) => {
+                                sink.skipped += 1;
+                                known.insert(c.id.clone(), c);
+                                Ok(())
+                            }
+                            Ok(botapi::Converted::Skipped(kind)) => {
+                                sink.anomalies
+                                    .count(format!("updates of kind {kind} carry no item"), 1);
+                                sink.skipped += 1;
+                                Ok(())
+                            }
+                            Ok(botapi::Converted::Unknown(kind)) => {
+                                sink.push_item(botapi::unreadable(
+                                    text,
+                                    format!("{at}: an update of unknown kind '{kind}'"),
+                                ))
+                            }
+                            Err(reason) => sink.push_item(botapi::unreadable(text, reason)),
+                        })
                     }
                     // The splitter trusts its input; the validating pass
                     // decides whether anything it produced is kept.
