@@ -101,6 +101,16 @@ impl BotDouble {
             .insert(file_id.to_string(), (path, bytes.to_vec(), size));
     }
 
+    /// A file as a local Bot API server (`--local`) hands it out: by its
+    /// absolute path on the server's disk, whatever its size.
+    pub fn local_file(&self, file_id: &str, path: &std::path::Path) {
+        let size = std::fs::metadata(path).unwrap().len();
+        self.state.0.lock().unwrap().files.insert(
+            file_id.to_string(),
+            (path.display().to_string(), vec![], size),
+        );
+    }
+
     pub fn connection(&self, id: &str, v: Value) {
         self.state
             .0
@@ -132,12 +142,14 @@ fn answer(conn: &mut TcpStream, status: u16, body: &[u8], kind: &str) -> std::io
         429 => "Too Many Requests",
         _ => "Bad Gateway",
     };
-    write!(
-        conn,
+    // One write: headers and body apart would wait on Nagle's algorithm.
+    let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n",
         body.len()
-    )?;
-    conn.write_all(body)?;
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    conn.write_all(&out)?;
     conn.flush()
 }
 
@@ -154,6 +166,7 @@ fn serve_conn(
     st: &Arc<(Mutex<Inner>, Condvar)>,
     token: &str,
 ) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     loop {

@@ -138,11 +138,20 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
         "deleted_business_messages",
         json!({"business_connection_id": "bc-ivan", "chat": hana_chat(), "message_ids": [2]}),
     );
+    // A local Bot API server names a file on its disk, with no size limit.
+    let local = secrets.path().join("voice.ogg");
+    std::fs::write(&local, b"OggS local voice note").unwrap();
+    double.local_file("loc-1", &local);
+    let mut with_voice = business(5, HANA, "");
+    with_voice["voice"] = json!({"file_id": "loc-1", "file_unique_id": "l1", "duration": 3});
+    double.push("business_message", with_voice);
     double.push(
         "callback_query",
         json!({"id": "cb1", "from": user(HANA), "chat_instance": "x", "data": "ok"}),
     );
     let unknown = double.push("future_update", json!({"something": "new"}));
+    // The account turns the bot off: recorded, as its turning on was.
+    double.push("business_connection", connection(false));
     for f in [
         Fault::BadGateway,
         Fault::TooMany { retry_after: 1 },
@@ -164,8 +173,8 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
     let synced: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(synced["status"], "completed with errors", "{synced}");
     let c = &synced["counters"];
-    assert_eq!(n(c, "available_from_source"), 7, "{c}");
-    assert_eq!(n(c, "not_items"), 2, "{c}");
+    assert_eq!(n(c, "available_from_source"), 8, "{c}");
+    assert_eq!(n(c, "not_items"), 3, "{c}");
     assert_eq!(n(c, "deletions"), 1, "{c}");
     assert_balanced(c);
 
@@ -204,6 +213,9 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
         why.contains("file is too big") && why.contains("20 MB"),
         "{why}"
     );
+    let voice = a.json(&["show", &format!("tg:{IVAN}:{HANA}:5")]);
+    let att = &voice["versions"][0]["item"]["attachments"][0];
+    assert_eq!(att["content"]["size"], 21, "{att}");
     assert_eq!(count(&a, "settlement"), 2);
 
     // The admin log: the unknown update failed alone, with its reason; the
@@ -226,10 +238,14 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
     }
     // The business connection is provenance on the trail.
     let trail = a.json_lines(&["audit"]);
-    let conn = trail
+    let conns: Vec<&Value> = trail
         .iter()
-        .find(|e| e["action"] == "business connection")
-        .expect("connection audited");
+        .filter(|e| e["action"] == "business connection")
+        .collect();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    assert_eq!(conns[0]["outcome"], "enabled");
+    assert_eq!(conns[1]["outcome"], "disabled");
+    let conn = conns[0];
     let params = conn["params"].to_string();
     assert!(
         params.contains(&IVAN.to_string())
@@ -240,7 +256,9 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
     assert!(!params.contains("can_delete_all_messages"), "{params}");
     let status = a.json(&["connector", "status"]);
     assert_eq!(status[0]["state"], "active");
-    assert_eq!(status[0]["items_last_24h"], 7, "{status}");
+    assert_eq!(status[0]["items_last_24h"], 8, "{status}");
+    let shown = a.json(&["connector", "show", "desk"]);
+    assert_eq!(shown["connections"][0]["enabled"], false, "{shown}");
     assert_eq!(status[0]["failed_items_last_24h"], 1, "{status}");
 
     // Nothing more at the source: nothing more filed.
@@ -256,7 +274,7 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
         &["--mapping", fixture("botapi/users.csv").to_str().unwrap()],
     );
     let t = totals(&rep);
-    assert_eq!(n(t, "available_from_source"), 7, "{t}");
+    assert_eq!(n(t, "available_from_source"), 8, "{t}");
     assert_eq!(
         n(t, "imported") + n(t, "partially_imported") + n(t, "quarantined"),
         0,
@@ -399,7 +417,7 @@ fn killed_at_random_points_the_server_captures_every_update_once() {
     let mut rng = Lcg(seed);
     let mut next = 1i64;
     let mut edits = 0u64;
-    let kills = 12;
+    let kills = 20;
     for _ in 0..kills {
         let s = Server::start(&a);
         for _ in 0..25 {

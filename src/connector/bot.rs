@@ -22,6 +22,8 @@ pub const KIND: &str = "bot";
 const DEFAULT_API: &str = "https://api.telegram.org";
 /// How long Telegram keeps updates nobody has taken.
 const KEPT_SECONDS: i64 = 24 * 3600;
+/// The most updates one `getUpdates` answer holds.
+const PAGE: usize = 100;
 /// How long one `getUpdates` waits for an update, by default.
 const POLL_SECONDS: u64 = 10;
 
@@ -436,9 +438,7 @@ impl BotSource {
 
     /// A note when the last contact is older than Telegram keeps updates.
     fn gap(&self, now: i64, batch: &mut Batch) {
-        if let Some(last) = self.last_contact
-            && now - last > KEPT_SECONDS
-        {
+        if let Some((last, now)) = possible_loss(self.last_contact, now) {
             batch.loss = Some((last, now));
             batch.notes.push(format!(
                 "possible loss: no contact with the Bot API from {} to {}, longer than the 24 hours Telegram keeps updates",
@@ -447,6 +447,13 @@ impl BotSource {
             ));
         }
     }
+}
+
+/// The span without contact in which Telegram may have dropped updates
+/// nobody took: longer than it keeps them.
+fn possible_loss(last_contact: Option<i64>, now: i64) -> Option<(i64, i64)> {
+    let last = last_contact?;
+    (now - last > KEPT_SECONDS).then_some((last, now))
 }
 
 fn failure(item: &str, reason: &str) -> Failure {
@@ -517,6 +524,7 @@ impl super::Source for BotSource {
             }
         };
         self.gap(now, &mut batch);
+        batch.more = list.len() >= PAGE;
         let next = batch.position.cursor;
         sink.file(batch)?;
         self.offset = next;
@@ -532,5 +540,48 @@ impl super::Source for BotSource {
 fn drop_staged(archive: &Archive, files: &[[u8; 32]]) {
     if let Err(e) = archive.drop_unused_blob_files(files) {
         tracing::warn!("staged files of an unfiled batch stay: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_longer_than_telegram_keeps_updates_is_a_possible_loss() {
+        assert_eq!(possible_loss(None, 1_000_000), None);
+        assert_eq!(possible_loss(Some(1_000), 1_000 + KEPT_SECONDS), None);
+        assert_eq!(
+            possible_loss(Some(1_000), 1_001 + KEPT_SECONDS),
+            Some((1_000, 1_001 + KEPT_SECONDS))
+        );
+    }
+
+    #[test]
+    fn settings_are_checked_and_unknown_options_refused() {
+        let mut given = BTreeMap::new();
+        given.insert("api-url".to_string(), "ftp://x".to_string());
+        assert!(configure(given.clone()).is_err(), "no token file");
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("t");
+        std::fs::write(&token, "1:abc\n").unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        given.insert("token-file".into(), token.display().to_string());
+        let e = configure(given.clone()).unwrap_err().to_string();
+        assert!(e.contains("not an http(s) URL"), "{e}");
+        given.insert("api-url".into(), "http://127.0.0.1:1/".into());
+        given.insert("poll-timeout".into(), "0".into());
+        assert!(configure(given.clone()).is_err());
+        given.insert("poll-timeout".into(), "7".into());
+        let ok = configure(given.clone()).unwrap();
+        assert_eq!(ok["api-url"], "http://127.0.0.1:1");
+        given.insert("webhook".into(), "x".into());
+        assert!(
+            configure(given)
+                .unwrap_err()
+                .to_string()
+                .contains("--webhook")
+        );
     }
 }

@@ -85,6 +85,8 @@ pub struct Batch {
     pub notes: Vec<String>,
     /// A span without contact in which items may have been lost.
     pub loss: Option<(i64, i64)>,
+    /// Whether the source has more at once (this batch was a full page).
+    pub more: bool,
 }
 
 /// Where a source files what it took: the archive, the run, the mapping.
@@ -94,8 +96,9 @@ pub struct Sink<'a> {
     run: u64,
     mapping: Mapping,
     clock: &'a dyn Fn() -> i64,
-    /// Called after each committed batch (the search index catches up).
-    committed: &'a dyn Fn(),
+    /// Called after each committed batch, with whether the source has more
+    /// at once (the search index catches up, now or soon).
+    committed: &'a dyn Fn(bool),
     /// Transient failures met since the last committed batch.
     retried: Vec<String>,
 }
@@ -124,6 +127,7 @@ impl Sink<'_> {
             not_items,
             notes,
             loss,
+            more,
         } = batch;
         let any = !items.is_empty();
         let now = self.now();
@@ -165,7 +169,7 @@ impl Sink<'_> {
         for (id, c) in captured {
             self.audit_connection(&id, &c)?;
         }
-        (self.committed)();
+        (self.committed)(more);
         Ok(())
     }
 
@@ -235,7 +239,7 @@ pub fn day_of(t: i64) -> i64 {
 pub struct Runner<'a> {
     pub archive: &'a Archive,
     pub clock: &'a dyn Fn() -> i64,
-    pub committed: &'a dyn Fn(),
+    pub committed: &'a dyn Fn(bool),
     pub stop: &'a AtomicBool,
 }
 
@@ -586,5 +590,38 @@ impl Backoff {
 
     fn reset(&mut self) {
         self.tries = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_and_resets() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| b.next().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        b.reset();
+        assert_eq!(b.next().as_secs(), 1);
+    }
+
+    #[test]
+    fn hourly_counts_keep_a_day() {
+        let mut h = Vec::new();
+        count_hour(&mut h, 3600 * 10, 3);
+        count_hour(&mut h, 3600 * 10 + 5, 2);
+        count_hour(&mut h, 3600 * 11, 0);
+        assert_eq!(h, [(10, 5)]);
+        count_hour(&mut h, 3600 * 40, 1);
+        assert_eq!(h, [(40, 1)]);
+    }
+
+    #[test]
+    fn connector_names_are_plain() {
+        assert!(check_name("desk-1.bot_2").is_ok());
+        for bad in ["", "a b", "../x", "x\0", &"n".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use crate::model::{ItemKind, Person};
 use crate::report::{Anomaly, Counters, Failure, FileReport, FileStatus, ImportReport};
 use crate::source::repair::RepairStats;
 use crate::source::telegram::{ChatContext, ChatHeader, Owner, Sink, Zone};
-use crate::source::{Input, Media, MediaError, MediaFile, botapi};
+use crate::source::{Input, Media, MediaError, MediaFile};
 use crate::store::blob::StagedBlob;
 use crate::store::records::{Custodian, QuarantineRecord, RunRecord, RunStatus};
 use crate::store::{Archive, EncodedItem, Filed, Quarantined};
@@ -472,26 +472,24 @@ impl Sink for ProduceSink<'_> {
     }
 }
 
+impl crate::source::Produce for ProduceSink<'_> {
+    fn item(&mut self, item: crate::model::Item) -> Result<()> {
+        self.push_item(item)
+    }
+
+    fn not_item(&mut self, what: String) -> Result<()> {
+        self.anomalies.count(what, 1);
+        self.skipped += 1;
+        Ok(())
+    }
+}
+
 /// The owner named with `--owner`, until the export names its own.
 fn given_owner(opts: &ImportOptions) -> Option<Owner> {
     opts.owner_id.map(|id| Owner {
         user_id: Some(id),
         ..Default::default()
     })
-}
-
-/// Reads every page of an HTML export, in order, into `out`.
-fn read_html(
-    pages: &[PathBuf],
-    zone: Option<Zone>,
-    out: &mut dyn FnMut(crate::model::Item) -> Result<()>,
-) -> Result<()> {
-    let mut chat = crate::source::html::HtmlChat::new(zone);
-    for page in pages {
-        let text = std::fs::read_to_string(page).map_err(|e| Error::io(page, e))?;
-        chat.page(&text, page, out)?;
-    }
-    Ok(())
 }
 
 /// The oddities of one file, by kind. The report names the first
@@ -591,7 +589,6 @@ fn import_file(
         Err(e) => return Ok(failed_file(shown, "unknown", &e)),
     };
     let format = input.format();
-    let err_path = input.error_path();
     // Pass 1 validates the whole file; pass 2 converts and files it. They run
     // at once, on their own threads, but nothing commits before the file has
     // validated: the writer keeps its first transaction open (filing into it)
@@ -637,11 +634,10 @@ fn import_file(
     let staged_files = std::sync::Mutex::new(Vec::new());
     let (outcome, validation) = std::thread::scope(|s| {
         let input = &input;
-        let err_path = &err_path;
         let validator = std::thread::Builder::new()
             .name("tgvault-check".into())
             .spawn_scoped(s, move || {
-                let v = validate(input, err_path);
+                let v = validate(input);
                 match &v {
                     Ok(v) => tracing::info!(file = %input.display(), items = v.items, elapsed = ?t0.elapsed(), "validated"),
                     Err(e) => tracing::info!(file = %input.display(), error = %e, "not valid"),
@@ -680,48 +676,8 @@ fn import_file(
                     skipped: 0,
                     staged_files: Vec::new(),
                 };
-                let parsed = match input {
-                    Input::Html { pages, .. } => {
-                        let zone = opts.zone_given.then(|| opts.zone.clone());
-                        read_html(pages, zone, &mut |item| sink.push_item(item))
-                    }
-                    Input::BotApi { path } => {
-                        let mut known = botapi::Connections::new();
-                        botapi::read_updates(path, &mut |text, at| match botapi::convert(
-                            text, at, &known,
-                        ) {
-                            Ok(botapi::Converted::Items(items)) => {
-                                for (item, _) in items {
-                                    sink.push_item(item)?;
-                                }
-                                Ok(())
-                            }
-                            Ok(botapi::Converted::Connection(c)) => {
-                                sink.skipped += 1;
-                                known.insert(c.id.clone(), c);
-                                Ok(())
-                            }
-                            Ok(botapi::Converted::Skipped(kind)) => {
-                                sink.anomalies
-                                    .count(format!("updates of kind {kind} carry no item"), 1);
-                                sink.skipped += 1;
-                                Ok(())
-                            }
-                            Ok(botapi::Converted::Unknown(kind)) => {
-                                sink.push_item(botapi::unreadable(
-                                    text,
-                                    format!("{at}: an update of unknown kind '{kind}'"),
-                                ))
-                            }
-                            Err(reason) => sink.push_item(botapi::unreadable(text, reason)),
-                        })
-                    }
-                    // The splitter trusts its input; the validating pass
-                    // decides whether anything it produced is kept.
-                    _ => input
-                        .open_json(crate::source::Pass::Convert)
-                        .and_then(|r| crate::source::split::split(r, &mut sink, err_path)),
-                };
+                let zone = opts.zone_given.then(|| opts.zone.clone());
+                let parsed = input.produce(zone, &mut sink);
                 // What was converted before an error is still filed.
                 let flushed = sink.release(true).and_then(|_| {
                     if sink.batch.is_empty() {
@@ -804,30 +760,11 @@ struct Validated {
 }
 
 /// Pass 1: reads the whole input and checks it, keeping nothing.
-fn validate(input: &Input, err_path: &Path) -> Result<Validated> {
-    let mut count = 0u64;
-    let repairs = match input {
-        Input::Html { pages, .. } => read_html(pages, None, &mut |_| {
-            count += 1;
-            Ok(())
-        })
-        .map(|_| RepairStats::default()),
-        Input::BotApi { path } => botapi::read_updates(path, &mut |text, at| {
-            count += 1;
-            botapi::check(path, text, at)
-        })
-        .map(|_| RepairStats::default()),
-        _ => input
-            .open_json(crate::source::Pass::Check)
-            .and_then(|r| crate::source::check::check(r, err_path))
-            .map(|checked| {
-                count = checked.items;
-                checked.repairs
-            }),
-    }?;
+fn validate(input: &Input) -> Result<Validated> {
+    let checked = input.check()?;
     Ok(Validated {
-        items: count,
-        repairs,
+        items: checked.items,
+        repairs: checked.repairs,
     })
 }
 

@@ -226,7 +226,7 @@ impl Service {
         let runner = Runner {
             archive: &self.archive,
             clock: &clock,
-            committed: &|| self.refresh_index(),
+            committed: &|more| self.refresh_index(more),
             stop,
         };
         let out = runner.run(name, mode);
@@ -245,8 +245,20 @@ impl Service {
     }
 
     /// Brings the search index up to what was committed, unless a writer
-    /// of it is at work (it catches up itself).
-    fn refresh_index(&self) {
+    /// of it is at work (it catches up itself). While a source has a
+    /// backlog (`more`), at most once a second: each catching up commits
+    /// the index, and a search catches up by itself anyway.
+    fn refresh_index(&self, more: bool) {
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last_refresh.lock().expect("refresh time");
+            if more
+                && last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+            {
+                return;
+            }
+            *last = Some(now);
+        }
         if let Ok(mut guard) = self.writer.try_lock()
             && let Some(ix) = guard.as_mut()
         {

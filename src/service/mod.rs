@@ -108,6 +108,8 @@ pub struct Service {
     stopping: Arc<AtomicBool>,
     /// The connectors running now (in the server, or a `sync`).
     running: Mutex<HashSet<String>>,
+    /// When a connector's commit last brought the index up to date.
+    last_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 pub(crate) fn p(k: &str, v: &str) -> (String, String) {
@@ -136,6 +138,7 @@ impl Service {
             verified: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
             running: Mutex::new(HashSet::new()),
+            last_refresh: Mutex::new(None),
         }
     }
 

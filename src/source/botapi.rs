@@ -80,6 +80,33 @@ pub fn read_updates(path: &Path, f: &mut dyn FnMut(&str, &str) -> Result<()>) ->
     Ok(())
 }
 
+/// Reads a capture file into `out`: each update's items, connections
+/// learnt on the way (they scope the business messages after them).
+pub fn produce(path: &Path, out: &mut dyn super::Produce) -> Result<()> {
+    let mut known = Connections::new();
+    read_updates(path, &mut |text, at| match convert(text, at, &known) {
+        Ok(Converted::Items(items)) => {
+            for (item, _) in items {
+                out.item(item)?;
+            }
+            Ok(())
+        }
+        Ok(Converted::Connection(c)) => {
+            let what = "business connection updates carry no item".to_string();
+            known.insert(c.id.clone(), c);
+            out.not_item(what)
+        }
+        Ok(Converted::Skipped(kind)) => {
+            out.not_item(format!("updates of kind {kind} carry no item"))
+        }
+        Ok(Converted::Unknown(kind)) => out.item(unreadable(
+            text,
+            format!("{at}: an update of unknown kind '{kind}'"),
+        )),
+        Err(reason) => out.item(unreadable(text, reason)),
+    })
+}
+
 /// Checks one update's JSON; the error names where it is.
 pub fn check(path: &Path, text: &str, at: &str) -> Result<()> {
     let v: Value = serde_json::from_str(text)

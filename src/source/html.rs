@@ -171,6 +171,20 @@ pub struct HtmlChat {
     zone: Option<Zone>,
 }
 
+/// Reads every page of an HTML export, in order, into `out`.
+pub fn read(
+    pages: &[PathBuf],
+    zone: Option<Zone>,
+    out: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
+    let mut chat = HtmlChat::new(zone);
+    for page in pages {
+        let text = std::fs::read_to_string(page).map_err(|e| Error::io(page, e))?;
+        chat.page(&text, page, out)?;
+    }
+    Ok(())
+}
+
 impl HtmlChat {
     pub fn new(zone: Option<Zone>) -> HtmlChat {
         HtmlChat {

@@ -19,6 +19,14 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
+/// What an input hands the import pipeline (see [`Input::produce`]).
+pub trait Produce: telegram::Sink {
+    /// An item the format converted itself.
+    fn item(&mut self, item: crate::model::Item) -> Result<()>;
+    /// A source record that carries no item, by what it is.
+    fn not_item(&mut self, what: String) -> Result<()>;
+}
+
 /// Where an export's JSON and media live.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -137,6 +145,51 @@ impl Input {
                 _ => base.display().to_string(),
             },
             Input::BotApi { path } => path.display().to_string(),
+        }
+    }
+
+    /// Pass 1: reads the whole input and checks it, keeping nothing; how many
+    /// records it holds and what was repaired. A bad input fails here,
+    /// before anything is written.
+    pub fn check(&self) -> Result<check::Checked> {
+        match self {
+            Input::Html { pages, .. } => {
+                let mut items = 0;
+                html::read(pages, None, &mut |_| {
+                    items += 1;
+                    Ok(())
+                })?;
+                Ok(check::Checked {
+                    items,
+                    ..Default::default()
+                })
+            }
+            Input::BotApi { path } => {
+                let mut items = 0;
+                botapi::read_updates(path, &mut |text, at| {
+                    items += 1;
+                    botapi::check(path, text, at)
+                })?;
+                Ok(check::Checked {
+                    items,
+                    ..Default::default()
+                })
+            }
+            _ => check::check(self.open_json(Pass::Check)?, &self.error_path()),
+        }
+    }
+
+    /// Pass 2: reads the input and hands `out` what it holds: messages of
+    /// an export as their raw text (the importer converts them), items of
+    /// formats that convert themselves. `zone` is the time zone the user
+    /// gave, which HTML wall times are read in.
+    pub fn produce(&self, zone: Option<telegram::Zone>, out: &mut dyn Produce) -> Result<()> {
+        match self {
+            Input::Html { pages, .. } => html::read(pages, zone, &mut |item| out.item(item)),
+            Input::BotApi { path } => botapi::produce(path, out),
+            // The splitter trusts its input; the checking pass decides
+            // whether anything it produced is kept.
+            _ => split::split(self.open_json(Pass::Convert)?, out, &self.error_path()),
         }
     }
 

@@ -83,7 +83,7 @@ enum Capture {
     Owner,
 }
 
-pub fn split<R: Read, S: Sink>(reader: R, sink: &mut S, path: &Path) -> Result<()> {
+pub fn split<R: Read, S: Sink + ?Sized>(reader: R, sink: &mut S, path: &Path) -> Result<()> {
     let mut input = RepairReader::new(reader);
     let mut buf = vec![0u8; 256 * 1024];
     let mut stack: Vec<Frame> = Vec::new();
@@ -307,7 +307,7 @@ fn classify(parent: Option<&Frame>, b: u8) -> (Role, Option<Capture>) {
     }
 }
 
-fn start_chat<S: Sink>(
+fn start_chat<S: Sink + ?Sized>(
     stack: &mut [Frame],
     sink: &mut S,
     bad: &dyn Fn(&str) -> Error,
@@ -325,7 +325,7 @@ fn start_chat<S: Sink>(
     Ok(())
 }
 
-fn finish_capture<S: Sink>(
+fn finish_capture<S: Sink + ?Sized>(
     kind: Capture,
     bytes: &mut Vec<u8>,
     stack: &mut [Frame],
@@ -364,7 +364,7 @@ fn finish_capture<S: Sink>(
 }
 
 /// A chat closes: messages held for a late header, or for none, go out now.
-fn close_frame<S: Sink>(frame: Frame, sink: &mut S) -> Result<()> {
+fn close_frame<S: Sink + ?Sized>(frame: Frame, sink: &mut S) -> Result<()> {
     if frame.has_messages && !frame.started {
         sink.chat_start(&frame.header)?;
         for raw in &frame.held {
