@@ -21,6 +21,11 @@ pub struct Mapping {
     by_phone: HashMap<String, Row>,
     by_user_id: HashMap<i64, Row>,
     by_username: HashMap<String, Row>,
+    /// Every mailbox the CSV names.
+    mailboxes: std::collections::HashSet<String>,
+    /// The organisation's e-mail domains (`--org-domain`): an item's e-mail
+    /// address in one of them is a mailbox.
+    org_domains: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +171,7 @@ impl Mapping {
             let mailbox = normalize_mailbox(raw_mailbox).ok_or_else(|| {
                 line_err(line, format!("'{raw_mailbox}' is not a mailbox address"))
             })?;
+            m.mailboxes.insert(mailbox.clone());
             let row = Row { mailbox, line };
             let mut keys = 0;
             let raw_phone = field(Some(phone_col));
@@ -204,6 +210,32 @@ impl Mapping {
         Ok(m)
     }
 
+    /// The same map, with the organisation's e-mail domains.
+    pub fn with_org_domains(mut self, domains: &[String]) -> Result<Mapping> {
+        for d in domains {
+            let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+            let ok = !d.is_empty()
+                && d.contains('.')
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "org-domain: '{d}' is not a domain name"
+                )));
+            }
+            self.org_domains.push(d);
+        }
+        Ok(self)
+    }
+
+    /// The organisation's mailbox an e-mail address names: one the CSV
+    /// names, or one in an organisation domain. Outsiders have none.
+    fn org_mailbox(&self, email: &str) -> Option<String> {
+        let m = normalize_mailbox(email)?;
+        let domain = m.rsplit_once('@')?.1;
+        (self.mailboxes.contains(&m) || self.org_domains.iter().any(|d| d == domain)).then_some(m)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_phone.is_empty() && self.by_user_id.is_empty() && self.by_username.is_empty()
     }
@@ -232,7 +264,9 @@ impl Mapping {
         {
             return Some((r.mailbox.clone(), Rule::TelegramUsername));
         }
-        None
+        // Then the item's e-mail address (a delivered e-mail's participants).
+        let email = p.raw_id.as_deref()?.strip_prefix("mailto:")?;
+        self.org_mailbox(email).map(|m| (m, Rule::EmailAddress))
     }
 
     /// The mailboxes an item goes to: every participant that resolves, sorted

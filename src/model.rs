@@ -550,6 +550,10 @@ pub struct Attachment {
     pub content: Option<BlobRef>,
     /// Why there is no content, when there is none.
     pub missing: Option<String>,
+    /// The content itself, for a source that holds it in the item (a part
+    /// of a delivered e-mail): staged by the importer, never stored here.
+    #[serde(skip)]
+    pub inline: Option<Vec<u8>>,
 }
 
 impl Attachment {
@@ -579,6 +583,7 @@ impl Attachment {
             title: None,
             content: None,
             missing: None,
+            inline: None,
         }
     }
 }

@@ -19,4 +19,5 @@ mod retention;
 mod samples;
 mod search;
 mod server;
+mod telemessage;
 mod verify;

@@ -421,6 +421,11 @@ pub struct ImportArgs {
     /// The custodian's mailbox address: the e-mail address the export belongs to
     #[arg(long, value_name = "ADDR")]
     pub mailbox: Option<String>,
+    /// An e-mail domain of the organisation (repeatable): in a delivered
+    /// e-mail (TeleMessage EML), an address there is a mailbox; others are
+    /// outsiders and get no copy
+    #[arg(long = "org-domain", value_name = "DOMAIN")]
+    pub org_domain: Vec<String>,
     /// The export owner's Telegram user id (123 or user123), for exports that
     /// do not name their owner (single-chat exports)
     #[arg(long, value_name = "USER_ID")]
@@ -702,6 +707,7 @@ fn import_request(a: &ImportArgs) -> ImportRequest {
         mailbox: a.mailbox.clone(),
         owner: a.owner.clone(),
         tz: a.tz.clone(),
+        org_domains: a.org_domain.clone(),
     }
 }
 

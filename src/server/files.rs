@@ -42,6 +42,8 @@ pub struct ImportParams {
     mailbox: Option<String>,
     owner: Option<String>,
     tz: Option<String>,
+    /// The organisation's e-mail domains (comma-separated in a query).
+    org_domains: Option<String>,
 }
 
 /// `rel` under `root`, refused if it leaves it (`..`, absolute, a link
@@ -76,6 +78,13 @@ fn request(dirs: &Dirs, p: &ImportParams) -> Result<ImportRequest> {
         mailbox: p.mailbox.clone(),
         owner: p.owner.clone(),
         tz: p.tz.clone(),
+        org_domains: p
+            .org_domains
+            .iter()
+            .flat_map(|d| d.split(','))
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .collect(),
     })
 }
 

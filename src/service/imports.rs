@@ -21,6 +21,9 @@ pub struct ImportRequest {
     pub owner: Option<String>,
     /// The time zone local export times are in.
     pub tz: Option<String>,
+    /// The organisation's e-mail domains: a delivered e-mail's address in
+    /// one of them is a mailbox (`--org-domain`).
+    pub org_domains: Vec<String>,
 }
 
 impl ImportRequest {
@@ -29,7 +32,8 @@ impl ImportRequest {
         let mapping = match &self.mapping {
             Some(p) => Mapping::from_path(p)?,
             None => Mapping::default(),
-        };
+        }
+        .with_org_domains(&self.org_domains)?;
         let mut opts = ImportOptions::new(mapping);
         if let Some(m) = &self.mailbox {
             opts.custodian_address =

@@ -7,9 +7,11 @@
 
 pub mod botapi;
 pub mod check;
+pub mod eml;
 pub mod html;
 mod inside;
 mod json;
+pub mod package;
 pub mod repair;
 pub mod split;
 pub mod telegram;
@@ -44,6 +46,10 @@ pub enum Input {
     Html { pages: Vec<PathBuf>, base: PathBuf },
     /// Bot API updates captured live (JSON lines, or a getUpdates response).
     BotApi { path: PathBuf },
+    /// One delivered e-mail (a TeleMessage EML).
+    Eml { path: PathBuf },
+    /// A TeleMessage delivery package: a zip of EML files and a manifest.
+    Package { zip: PathBuf },
 }
 
 impl Input {
@@ -84,6 +90,9 @@ impl Input {
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from(".")),
             }),
+            Some("eml") => Ok(Input::Eml {
+                path: path.to_path_buf(),
+            }),
             Some("jsonl") | Some("ndjson") => Ok(Input::BotApi {
                 path: path.to_path_buf(),
             }),
@@ -122,7 +131,19 @@ impl Input {
             }
         }
         let Some(entry) = best else {
-            return Err(Error::input(path, "the zip archive holds no result.json"));
+            if zip
+                .file_names()
+                .flatten()
+                .any(|n| n.to_ascii_lowercase().ends_with(".eml"))
+            {
+                return Ok(Input::Package {
+                    zip: path.to_path_buf(),
+                });
+            }
+            return Err(Error::input(
+                path,
+                "the zip archive holds no result.json (a Telegram export) and no .eml files (a delivery package)",
+            ));
         };
         let base = match entry.rfind('/') {
             Some(i) => entry[..=i].to_string(),
@@ -144,7 +165,8 @@ impl Input {
                 [one] => one.display().to_string(),
                 _ => base.display().to_string(),
             },
-            Input::BotApi { path } => path.display().to_string(),
+            Input::BotApi { path } | Input::Eml { path } => path.display().to_string(),
+            Input::Package { zip } => zip.display().to_string(),
         }
     }
 
@@ -175,6 +197,17 @@ impl Input {
                     ..Default::default()
                 })
             }
+            Input::Eml { path } => {
+                std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+                Ok(check::Checked {
+                    items: 1,
+                    ..Default::default()
+                })
+            }
+            Input::Package { zip } => Ok(check::Checked {
+                items: package::check(zip)?,
+                ..Default::default()
+            }),
             _ => check::check(self.open_json(Pass::Check)?, &self.error_path()),
         }
     }
@@ -187,6 +220,13 @@ impl Input {
         match self {
             Input::Html { pages, .. } => html::read(pages, zone, &mut |item| out.item(item)),
             Input::BotApi { path } => botapi::produce(path, out),
+            Input::Eml { path } => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                out.item(eml::convert(&bytes, &path.display().to_string()))
+            }
+            Input::Package { zip } => {
+                package::read(zip, &mut |name, bytes| out.item(eml::convert(&bytes, name)))
+            }
             // The splitter trusts its input; the checking pass decides
             // whether anything it produced is kept.
             _ => split::split(self.open_json(Pass::Convert)?, out, &self.error_path()),
@@ -198,6 +238,7 @@ impl Input {
         match self {
             Input::Html { .. } => html::FORMAT,
             Input::BotApi { .. } => botapi::FORMAT,
+            Input::Eml { .. } | Input::Package { .. } => eml::FORMAT,
             _ => telegram::FORMAT,
         }
     }
@@ -216,9 +257,10 @@ impl Input {
 
     fn open_json_raw(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
         match self {
-            Input::Html { .. } | Input::BotApi { .. } => {
-                Err(Error::Internal("this input has no export JSON".into()))
-            }
+            Input::Html { .. }
+            | Input::BotApi { .. }
+            | Input::Eml { .. }
+            | Input::Package { .. } => Err(Error::Internal("this input has no export JSON".into())),
             Input::File { json, .. } => {
                 // Both passes read the file once, front to back: around the
                 // page cache where the file system allows it.
@@ -246,10 +288,10 @@ impl Input {
     pub fn media(&self) -> Result<Media> {
         match self {
             Input::File { base, .. } | Input::Html { base, .. } => Ok(Media::Dir(base.clone())),
-            // Bot API attachments are file ids: nothing is read from disk.
-            Input::BotApi { path } => Ok(Media::Dir(
-                path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            )),
+            // Bot API attachments are file ids, an e-mail's are inside it.
+            Input::BotApi { path } | Input::Eml { path } | Input::Package { zip: path } => Ok(
+                Media::Dir(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+            ),
             Input::Zip { zip, base, .. } => {
                 let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
                 let archive = zip::ZipArchive::new(BufReader::new(f))

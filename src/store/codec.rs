@@ -214,6 +214,7 @@ mod tests {
                             size: size.unwrap_or(0),
                         }),
                         missing: None,
+                        inline: None,
                     })
                     .collect(),
                 anomalies: vec![],

@@ -1,0 +1,282 @@
+//! TeleMessage deliveries imported from packages (a zip of EML files and a
+//! `.mf` manifest) and single EML files: participants mapped by mobile
+//! number, then by the organisation's e-mail addresses; outsiders get no
+//! copy; the delivered bytes kept verbatim; a bad package refused whole.
+
+use crate::common::*;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const ANN: &str = "Ann Adams +15550001 <ann@corp.example>";
+const BOB: &str = "Bob External +15559999 <bob@gmail.example>";
+
+fn eml(from: &str, to: &str, subject: &str, id: u32, body: &[u8], extra: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Tue, 1 Dec 2026 10:{:02}:00 +0000\r\n\
+Message-ID: <{id}@telemessage.example>\r\nX-TELEMESSAGE-ArchiveMessageID: {id}\r\n\
+X-TELEMESSAGE-THREAD_ID: 4411\r\nX-TELEMESSAGE-ThreadName: Deal room\r\n\
+X-TELEMESSAGE-Network: Telegram\r\nX-TELEMESSAGE-MessageType: text\r\n{extra}",
+        id % 60
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m
+}
+
+/// The test's deliveries: a message with a photo, one in Latin-1, the
+/// deletion of the first, one between outsiders only, and bytes that are
+/// not mail.
+fn deliveries() -> Vec<(String, Vec<u8>)> {
+    let photo_b64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let multipart = format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nterm sheet attached, sign by Friday\r\n--b1\r\n\
+Content-Type: image/png\r\nContent-Disposition: attachment; filename=\"sheet.png\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{photo_b64}\r\n--b1--\r\n"
+    );
+    let mut latin1 = b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nun caf".to_vec();
+    latin1.extend_from_slice(&[0xE9]);
+    latin1.extend_from_slice(b" demain pour la signature\r\n");
+    let plain = b"Content-Type: text/plain\r\n\r\n";
+    let mut outsiders = plain.to_vec();
+    outsiders.extend_from_slice(b"between outsiders only\r\n");
+    vec![
+        (
+            "20261201-001.eml".into(),
+            eml(ANN, BOB, "Deal room", 1001, multipart.as_bytes(), ""),
+        ),
+        (
+            "20261201-002.eml".into(),
+            eml(BOB, ANN, "Deal room", 1002, &latin1, ""),
+        ),
+        (
+            "20261201-003.eml".into(),
+            eml(ANN, BOB, "DELETED \u{2013} READ Deal room", 1001, plain, ""),
+        ),
+        (
+            "20261201-004.eml".into(),
+            eml(
+                BOB,
+                "Carl Other <carl@other.example>",
+                "x",
+                1004,
+                &outsiders,
+                "",
+            ),
+        ),
+        (
+            "20261201-005.eml".into(),
+            b"\x00\x01 this is not a message\n".to_vec(),
+        ),
+    ]
+}
+
+fn package(dir: &Path, name: &str, files: &[(String, Vec<u8>)], manifest: Option<&str>) -> PathBuf {
+    let path = dir.join(name);
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for (n, bytes) in files {
+        w.start_file(n.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    if let Some(m) = manifest {
+        w.start_file("manifest.mf", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(m.as_bytes()).unwrap();
+    }
+    w.finish().unwrap();
+    path
+}
+
+fn manifest_of(files: &[(String, Vec<u8>)]) -> String {
+    let mut m = format!(
+        "Count: {}\r\nCreated: 2026-12-01T00:00:00Z\r\n",
+        files.len()
+    );
+    for (n, _) in files {
+        m.push_str(n);
+        m.push_str("\r\n");
+    }
+    m
+}
+
+fn users(dir: &Path) -> PathBuf {
+    let p = dir.join("users.csv");
+    std::fs::write(
+        &p,
+        "mobile_number,mailbox\n+15550001,ann.adams@corp.example\n",
+    )
+    .unwrap();
+    p
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    hex::encode(tgvault::model::sha256(bytes))
+}
+
+#[test]
+fn a_delivery_package_files_to_the_organisation_and_keeps_each_delivery_verbatim() {
+    let a = Archive::new();
+    let work = tempfile::tempdir().unwrap();
+    let files = deliveries();
+    let pkg = package(
+        work.path(),
+        "202612010000-TeleMessage_1_0100.zip",
+        &files,
+        Some(&manifest_of(&files)),
+    );
+    let map = users(work.path());
+    let args = [
+        "--mapping",
+        map.to_str().unwrap(),
+        "--org-domain",
+        "corp.example",
+    ];
+    let rep = a.import(&[&pkg], &args);
+    let t = totals(&rep);
+    assert_eq!(rep["files"][0]["format"], "telemessage-eml", "{rep}");
+    assert_eq!(n(t, "available_from_source"), 5, "{t}");
+    assert_eq!(n(t, "deletions"), 1, "{t}");
+    // Between outsiders only, and not mail at all: the quarantine.
+    assert_eq!(n(t, "quarantined"), 2, "{t}");
+    assert_balanced(t);
+
+    // Ann by her mobile number (the map first); outsiders get no mailbox.
+    let boxes = a.ok(&["mailboxes"]);
+    assert!(boxes.contains("ann.adams@corp.example"), "{boxes}");
+    assert!(
+        !boxes.contains("gmail") && !boxes.contains("other.example"),
+        "{boxes}"
+    );
+    let first = a.json(&["show", "tg:0:4411:1001"]);
+    assert_eq!(first["deleted_by"], "tg:0:4411:1001:deleted", "{first}");
+    let item = &first["versions"][0]["item"];
+    assert_eq!(
+        item["body"]["Message"]["text"],
+        "term sheet attached, sign by Friday"
+    );
+    let props = item["body"]["Message"]["extra_text"].to_string();
+    assert!(
+        props.contains("X-TELEMESSAGE-Network") && props.contains("Deal room"),
+        "{props}"
+    );
+    // The delivery itself, verbatim, and its photo as a blob.
+    let atts = item["attachments"].as_array().unwrap();
+    assert_eq!(atts[0]["mime_type"], "message/rfc822");
+    assert_eq!(atts[0]["content"]["sha256"], sha_hex(&files[0].1));
+    assert_eq!(atts[1]["file_name"], "sheet.png");
+    assert_eq!(atts[1]["content"]["size"], 70, "{}", atts[1]);
+    // Latin-1 text read as text; its bytes kept as they came.
+    let second = a.json(&["show", "tg:0:4411:1002"]);
+    let it = &second["versions"][0]["item"];
+    assert_eq!(
+        it["body"]["Message"]["text"],
+        "un café demain pour la signature"
+    );
+    assert_eq!(
+        it["attachments"][0]["content"]["sha256"],
+        sha_hex(&files[1].1)
+    );
+    // Searchable by text and by a property's value.
+    let hits = a.ok(&["search", "signature", "--count"]);
+    assert!(hits.trim_start().starts_with('1'), "{hits}");
+    let quarantine: Vec<Value> = a.json_lines(&["quarantine"]);
+    let reasons: String = quarantine.iter().map(|q| q["reason"].to_string()).collect();
+    assert!(
+        reasons.contains("carl@other.example") || reasons.contains("Carl Other"),
+        "{reasons}"
+    );
+    a.ok(&["verify"]);
+
+    // The same package again adds nothing.
+    let again = a.import(&[&pkg], &args);
+    let t = totals(&again);
+    assert_eq!(n(t, "imported") + n(t, "quarantined"), 0, "{t}");
+}
+
+#[test]
+fn a_package_that_breaks_its_manifest_is_refused_whole() {
+    let a = Archive::new();
+    let work = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = deliveries().into_iter().take(2).collect();
+    let map = users(work.path());
+    let mut bad = Vec::new();
+    let wrong_count = manifest_of(&files).replace("Count: 2", "Count: 3");
+    bad.push((
+        package(work.path(), "count.zip", &files, Some(&wrong_count)),
+        "Count is 3",
+    ));
+    let missing =
+        format!("{}20261201-009.eml\r\n", manifest_of(&files)).replace("Count: 2", "Count: 2");
+    bad.push((
+        package(work.path(), "missing.zip", &files, Some(&missing)),
+        "20261201-009.eml is listed but not in the package",
+    ));
+    let mut with_empty = files.clone();
+    with_empty.push(("20261201-010.eml".into(), vec![]));
+    bad.push((
+        package(
+            work.path(),
+            "empty.zip",
+            &with_empty,
+            Some(&manifest_of(&with_empty)),
+        ),
+        "20261201-010.eml is empty",
+    ));
+    bad.push((
+        package(work.path(), "none.zip", &files, None),
+        "without its manifest",
+    ));
+    for (pkg, why) in &bad {
+        let out = a.run(&[
+            "import",
+            pkg.to_str().unwrap(),
+            "--mapping",
+            map.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", pkg.display());
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let status = rep["files"][0]["status"].to_string();
+        assert!(
+            status.contains(why) && status.contains("refused whole"),
+            "{status}"
+        );
+        assert_eq!(n(totals(&rep), "available_from_source"), 0);
+    }
+    assert!(
+        !a.ok(&["mailboxes"]).contains("corp.example"),
+        "nothing of a refused package is filed"
+    );
+    // A manifest beside the zip does as well as one inside.
+    let beside = package(
+        work.path(),
+        "202612020000-TeleMessage_2_0100.zip",
+        &files,
+        None,
+    );
+    std::fs::write(beside.with_extension("mf"), manifest_of(&files)).unwrap();
+    let rep = a.import(&[&beside], &["--mapping", map.to_str().unwrap()]);
+    assert_eq!(n(totals(&rep), "available_from_source"), 2, "{rep}");
+    // A single EML file imports as well.
+    let one = work.path().join("single.eml");
+    std::fs::write(
+        &one,
+        eml(
+            ANN,
+            BOB,
+            "solo",
+            2001,
+            b"Content-Type: text/plain\r\n\r\nalone\r\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let rep = a.import(&[&one], &["--mapping", map.to_str().unwrap()]);
+    assert_eq!(n(totals(&rep), "imported"), 1, "{rep}");
+    assert_eq!(
+        a.json(&["show", "tg:0:4411:2001"])["locations"][0]["mailbox"],
+        "ann.adams@corp.example"
+    );
+}
