@@ -304,6 +304,35 @@ impl Item {
 }
 
 impl Item {
+    /// A source record that could not be read as an item, kept whole: no
+    /// participant (it waits in the quarantine, findable and exportable),
+    /// an id made from its fingerprint, and why.
+    pub fn kept_whole(format: &str, raw: String, fingerprint: [u8; 32], why: String) -> Item {
+        let n = i64::from_be_bytes(fingerprint[..8].try_into().expect("8 bytes")) & i64::MAX;
+        Item {
+            id: ItemId {
+                part: Part::Unnumbered,
+                ..ItemId::new(0, 0, n)
+            },
+            chat: Chat {
+                id: 0,
+                name: None,
+                kind: "unknown".into(),
+            },
+            date: None,
+            time_basis: TimeBasis::Unknown,
+            edited: None,
+            sender: None,
+            participants: Vec::new(),
+            body: Body::Unsupported,
+            attachments: Vec::new(),
+            anomalies: vec![why],
+            source_format: format.into(),
+            raw,
+            fingerprint,
+        }
+    }
+
     pub fn kind(&self) -> ItemKind {
         match &self.body {
             Body::Message(_) => ItemKind::Message,

@@ -191,30 +191,8 @@ const OTHER_KINDS: &[&str] = &[
 /// text, the reason, an id made from its text, and no participant, so that
 /// it waits in quarantine (findable, exportable) instead of being dropped.
 pub fn unreadable(text: &str, reason: String) -> Item {
-    let h = sha256(text.as_bytes());
-    let n = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
-    Item {
-        id: ItemId {
-            part: Part::Unnumbered,
-            ..ItemId::new(0, 0, n)
-        },
-        chat: Chat {
-            id: 0,
-            name: None,
-            kind: "unknown".into(),
-        },
-        date: None,
-        time_basis: TimeBasis::Unknown,
-        edited: None,
-        sender: None,
-        participants: Vec::new(),
-        body: Body::Unsupported,
-        attachments: Vec::new(),
-        anomalies: vec![format!("{reason}: kept as its raw text")],
-        source_format: FORMAT.into(),
-        raw: text.to_string(),
-        fingerprint: h,
-    }
+    let why = format!("{reason}: kept as its raw text");
+    Item::kept_whole(FORMAT, text.to_string(), sha256(text.as_bytes()), why)
 }
 
 /// Turns one update into items. A business message is scoped to the

@@ -68,31 +68,10 @@ fn file_name(name: &str) -> String {
 }
 
 fn unreadable(name: &str, fingerprint: [u8; 32]) -> Item {
-    let n = hash63(&fingerprint);
-    Item {
-        id: ItemId {
-            part: Part::Unnumbered,
-            ..ItemId::new(0, 0, n)
-        },
-        chat: Chat {
-            id: 0,
-            name: None,
-            kind: "unknown".into(),
-        },
-        date: None,
-        time_basis: TimeBasis::Unknown,
-        edited: None,
-        sender: None,
-        participants: vec![],
-        body: Body::Unsupported,
-        attachments: vec![],
-        anomalies: vec![format!(
-            "{name}: not a MIME message (no From, Date or Message-ID header): kept as delivered"
-        )],
-        source_format: FORMAT.into(),
-        raw: String::new(),
-        fingerprint,
-    }
+    let why = format!(
+        "{name}: not a MIME message (no From, Date or Message-ID header): kept as delivered"
+    );
+    Item::kept_whole(FORMAT, String::new(), fingerprint, why)
 }
 
 /// A positive 63-bit number from the first bytes of a hash.
