@@ -209,3 +209,49 @@ pub fn hold_merger_purge_the_rest(a: &Archive) {
     }
     a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
 }
+
+/// Whether `tool` runs; under CI its absence fails (scripts/test installs
+/// it), elsewhere the caller skips, saying what was not tested.
+pub fn have(tool: &str, untested: &str) -> bool {
+    if std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but {tool} is missing (scripts/test installs it)"
+    );
+    eprintln!("SKIPPED: {tool} is not installed; {untested} was not tested");
+    false
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by openssl in
+/// `dir`: `(cert.pem, key.pem)`.
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}

@@ -1104,46 +1104,12 @@ fn a_server_killed_during_a_retention_run_leaves_every_deletion_on_the_trail() {
 
 #[test]
 fn https_with_a_certificate_and_its_key_and_a_clear_error_without() {
-    for tool in ["openssl", "curl"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but {tool} is missing (scripts/test installs it)"
-            );
-            eprintln!("SKIPPED: {tool} is not installed; HTTPS was not tested");
-            return;
-        }
+    if !have("openssl", "HTTPS") || !have("curl", "HTTPS") {
+        return;
     }
     let a = merger_archive();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed(dir.path());
     // A key that is not one: refused, naming the file, nothing served.
     let bad = dir.path().join("bad.pem");
     std::fs::write(&bad, "not a key").unwrap();

@@ -280,3 +280,207 @@ fn a_package_that_breaks_its_manifest_is_refused_whole() {
         "ann.adams@corp.example"
     );
 }
+
+/// An SMTP connector `mail` on a free port, for archive@corp.example; the port.
+fn add_smtp(a: &Archive, map: &Path, extra: &[&str]) -> u16 {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "connector",
+        "add",
+        "telemessage-smtp",
+        "mail",
+        "--listen",
+        &listen,
+    ];
+    args.extend([
+        "--recipient",
+        "archive@corp.example",
+        "--mapping",
+        map.to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    a.ok(&args);
+    port
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Python's smtplib sends each file to `rcpt`, over STARTTLS when `tls`;
+/// prints one JSON line per message: the reply, or the refusal.
+const SENDER: &str = r#"
+import json, smtplib, ssl, sys
+port, rcpt, tls = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "tls"
+for path in sys.argv[4:]:
+    data = open(path, "rb").read()
+    for attempt in range(60):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                s.ehlo()
+                if tls:
+                    s.starttls(context=ssl._create_unverified_context())
+                    s.ehlo()
+                s.mail("gateway@telemessage.example")
+                code, msg = s.rcpt(rcpt)
+                if code != 250:
+                    print(json.dumps({"file": path, "refused": code, "text": msg.decode()}))
+                    break
+                code, msg = s.data(data)
+                print(json.dumps({"file": path, "code": code, "text": msg.decode()}))
+                break
+        except (smtplib.SMTPException, OSError) as e:
+            import time
+            time.sleep(0.5)
+    else:
+        print(json.dumps({"file": path, "failed": "no answer"}))
+    sys.stdout.flush()
+"#;
+
+fn send(port: u16, rcpt: &str, tls: bool, files: &[PathBuf]) -> Vec<Value> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SENDER)
+        .arg(port.to_string())
+        .arg(rcpt)
+        .arg(if tls { "tls" } else { "plain" })
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn deliveries_by_smtp_are_answered_only_once_committed() {
+    if !have("python3", "SMTP delivery") || !have("openssl", "SMTP delivery") {
+        return;
+    }
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    let (cert, key) = self_signed(work.path());
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let tls = [
+        "--org-domain",
+        "corp.example",
+        "--tls-cert",
+        c,
+        "--tls-key",
+        k,
+    ];
+    let port = add_smtp(&a, &map, &tls);
+    let files: Vec<PathBuf> = deliveries()
+        .into_iter()
+        .map(|(n, b)| {
+            let p = work.path().join(n);
+            std::fs::write(&p, b).unwrap();
+            p
+        })
+        .collect();
+    let s = crate::server::Server::start(&a);
+    // Not one of the archive's addresses: refused at RCPT.
+    let refused = send(port, "someone@corp.example", false, &files[..1]);
+    assert_eq!(refused[0]["refused"], 550, "{refused:?}");
+    // Plain and over STARTTLS: each 250 names the item it committed.
+    let plain = send(port, "archive@corp.example", false, &files[..2]);
+    let tls = send(port, "archive@corp.example", true, &files[2..]);
+    for r in plain.iter().chain(&tls) {
+        assert_eq!(r["code"], 250, "{r}");
+        assert!(
+            r["text"].as_str().unwrap().contains("committed: tg:"),
+            "{r}"
+        );
+    }
+    assert!(
+        plain[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("tg:0:4411:1001"),
+        "{plain:?}"
+    );
+    // Committed means searchable and shown, as from a package.
+    let first = a.json(&["show", "tg:0:4411:1001"]);
+    assert_eq!(first["deleted_by"], "tg:0:4411:1001:deleted");
+    let att = &first["versions"][0]["item"]["attachments"][0];
+    assert_eq!(
+        att["content"]["sha256"],
+        sha_hex(&std::fs::read(&files[0]).unwrap())
+    );
+    // Sent again (a sender that missed the 250): nothing twice.
+    let again = send(port, "archive@corp.example", false, &files[..2]);
+    assert_eq!(again[0]["code"], 250);
+    let log = a.json(&["connector", "log", "mail"]);
+    let t = &log.as_array().unwrap().last().unwrap()["totals"];
+    assert_eq!(n(t, "available_from_source"), 7, "{t}");
+    assert_eq!(n(t, "quarantined"), 2, "{t}");
+    assert_balanced(t);
+    s.stop();
+    a.ok(&["verify"]);
+}
+
+#[test]
+fn killed_while_mail_arrives_the_server_files_each_message_once() {
+    if !have("python3", "SMTP delivery") {
+        return;
+    }
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    let port = add_smtp(&a, &map, &[]);
+    let messages = 60u32;
+    let files: Vec<PathBuf> = (0..messages)
+        .map(|i| {
+            let p = work.path().join(format!("m{i}.eml"));
+            let body = format!("Content-Type: text/plain\r\n\r\nwave {i} of the mail\r\n");
+            std::fs::write(&p, eml(ANN, BOB, "wave", 5000 + i, body.as_bytes(), "")).unwrap();
+            p
+        })
+        .collect();
+    let sender = {
+        let files = files.clone();
+        std::thread::spawn(move || send(port, "archive@corp.example", false, &files))
+    };
+    for i in 0..6 {
+        let s = crate::server::Server::start(&a);
+        std::thread::sleep(std::time::Duration::from_millis(300 + 170 * i));
+        let pid = rustix::process::Pid::from_raw(s.child_id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        drop(s);
+    }
+    let s = crate::server::Server::start(&a);
+    let answers = sender.join().unwrap();
+    assert_eq!(answers.len(), messages as usize);
+    for r in &answers {
+        assert_eq!(r["code"], 250, "{r}");
+    }
+    s.stop();
+    a.ok(&["verify"]);
+    for i in 0..messages {
+        let v = a.json(&["show", &format!("tg:0:4411:{}", 5000 + i)]);
+        assert_eq!(v["versions"].as_array().unwrap().len(), 1, "message {i}");
+    }
+    let mut imported = 0;
+    for r in a.json(&["connector", "log", "mail"]).as_array().unwrap() {
+        assert_balanced(&r["totals"]);
+        imported += n(&r["totals"], "imported");
+    }
+    assert_eq!(
+        imported, messages as u64,
+        "each message filed once, in Ann's mailbox"
+    );
+}

@@ -5,38 +5,60 @@ use super::{JsonFlag, Outcome, emit, w};
 use crate::error::Result;
 use crate::service::views::run_json;
 use crate::service::{ConnectorAdd, Principal, Service};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// `connector add`: the kind's options, and the map and mailbox for all.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// `bot` or `telemessage-smtp`
+    kind: String,
+    name: String,
+    /// bot: a file holding the bot's token, readable by its owner only
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// bot: the Bot API's base URL (a local Bot API server's)
+    /// [default: https://api.telegram.org]
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// bot: how long one getUpdates waits for updates, in seconds [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    poll_timeout: Option<String>,
+    /// telemessage-smtp: the address and port to accept SMTP on
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// telemessage-smtp: an address mail is accepted for (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    recipient: Vec<String>,
+    /// telemessage-smtp: a PEM certificate chain, to offer STARTTLS
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// telemessage-smtp: its PEM private key
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// An e-mail domain of the organisation (repeatable): a delivered
+    /// e-mail's address there is a mailbox; others get no copy
+    #[arg(long = "org-domain", value_name = "DOMAIN")]
+    org_domain: Vec<String>,
+    /// The user map (CSV) its items are mapped through
+    #[arg(long, value_name = "CSV")]
+    mapping: Option<PathBuf>,
+    /// The custodian's mailbox when the map names none
+    #[arg(long, value_name = "ADDR")]
+    mailbox: Option<String>,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ConnectorAction {
     /// Add a connector: KIND is `bot` (the Telegram Bot API, business
-    /// connections; needs --token-file)
-    Add {
-        kind: String,
-        name: String,
-        /// bot: a file holding the bot's token, readable by its owner only
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// bot: the Bot API's base URL (a local Bot API server's)
-        /// [default: https://api.telegram.org]
-        #[arg(long, value_name = "URL")]
-        api_url: Option<String>,
-        /// bot: how long one getUpdates waits for updates, in seconds [default: 10]
-        #[arg(long, value_name = "SECONDS")]
-        poll_timeout: Option<String>,
-        /// The user map (CSV) its items are mapped through
-        #[arg(long, value_name = "CSV")]
-        mapping: Option<PathBuf>,
-        /// The custodian's mailbox when the map names none
-        #[arg(long, value_name = "ADDR")]
-        mailbox: Option<String>,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
+    /// connections; needs --token-file) or `telemessage-smtp` (TeleMessage
+    /// deliveries by e-mail; needs --listen and --recipient)
+    Add(Box<AddArgs>),
     /// List connectors
     List(JsonFlag),
     /// Show a connector, its settings, position and business connections
@@ -73,11 +95,13 @@ impl ConnectorAction {
     /// The files it names, to resolve before a server reads them.
     pub fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         match self {
-            ConnectorAction::Add {
-                token_file,
-                mapping,
-                ..
-            } => token_file.iter_mut().chain(mapping.iter_mut()).collect(),
+            ConnectorAction::Add(a) => a
+                .token_file
+                .iter_mut()
+                .chain(a.mapping.iter_mut())
+                .chain(a.tls_cert.iter_mut())
+                .chain(a.tls_key.iter_mut())
+                .collect(),
             _ => vec![],
         }
     }
@@ -100,21 +124,33 @@ pub fn run(
     action: ConnectorAction,
 ) -> Result<Outcome> {
     match action {
-        ConnectorAction::Add {
-            kind,
-            name,
-            token_file,
-            api_url,
-            poll_timeout,
-            mapping,
-            mailbox,
-            out: f,
-        } => {
+        ConnectorAction::Add(a) => {
+            let AddArgs {
+                kind,
+                name,
+                token_file,
+                api_url,
+                poll_timeout,
+                listen,
+                recipient,
+                tls_cert,
+                tls_key,
+                org_domain,
+                mapping,
+                mailbox,
+                out: f,
+            } = *a;
             let mut settings = BTreeMap::new();
+            let list = |v: Vec<String>| (!v.is_empty()).then(|| v.join(","));
             let given = [
                 ("token-file", token_file.map(|p| p.display().to_string())),
                 ("api-url", api_url),
                 ("poll-timeout", poll_timeout),
+                ("listen", listen),
+                ("recipient", list(recipient)),
+                ("tls-cert", tls_cert.map(|p| p.display().to_string())),
+                ("tls-key", tls_key.map(|p| p.display().to_string())),
+                ("org-domain", list(org_domain)),
             ];
             for (k, v) in given {
                 if let Some(v) = v {

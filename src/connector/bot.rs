@@ -379,10 +379,7 @@ impl BotSource {
                     for (mut item, files) in items {
                         let mut blobs = Vec::new();
                         self.fetch(archive, &mut item, files, &mut blobs)?;
-                        staged.extend(blobs.iter().filter_map(|b| match b {
-                            StagedBlob::File(r) => Some(r.sha256),
-                            StagedBlob::Inline(..) => None,
-                        }));
+                        staged.extend(blobs.iter().filter_map(StagedBlob::file_sha));
                         batch.items.push(Captured {
                             item,
                             blobs,

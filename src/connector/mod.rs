@@ -7,6 +7,7 @@
 
 pub mod bot;
 pub mod secret;
+pub mod smtp;
 
 use crate::error::{Error, Result};
 use crate::import::capture::{Captured, Filed, file_captured};
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The kinds of connector there are.
-pub const KINDS: &[&str] = &[bot::KIND];
+pub const KINDS: &[&str] = &[bot::KIND, smtp::KIND];
 
 /// How long a run goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,10 +285,16 @@ impl Runner<'_> {
             Err(SourceError::Archive(e)) => return Err(e),
             Err(SourceError::Transient { reason, .. }) => return self.fail(name, None, &reason),
         };
+        let domains: Vec<String> = rec
+            .settings
+            .get("org-domain")
+            .map(|d| d.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
         let mapping = match &rec.mapping {
             Some(p) => Mapping::from_path(std::path::Path::new(p))?,
             None => Mapping::default(),
-        };
+        }
+        .with_org_domains(&domains)?;
         let mut run = self.open_run(name, &rec)?;
         let mut sink = Sink {
             archive: self.archive,
@@ -503,6 +510,7 @@ fn open_source(
 ) -> Result<Box<dyn Source>, SourceError> {
     match rec.kind.as_str() {
         bot::KIND => Ok(Box::new(bot::BotSource::open(archive, name, rec)?)),
+        smtp::KIND => Ok(Box::new(smtp::SmtpSource::open(archive, name, rec)?)),
         other => Err(SourceError::Permanent(format!(
             "connector kind '{other}' is not known to this version"
         ))),
@@ -520,6 +528,7 @@ pub fn configure(
 ) -> Result<ConnectorRecord> {
     let settings = match kind {
         bot::KIND => bot::configure(settings)?,
+        smtp::KIND => smtp::configure(settings)?,
         other => {
             return Err(Error::Usage(format!(
                 "unknown connector kind '{other}' (known: {})",

@@ -42,11 +42,7 @@ pub fn file_captured(
     let mut staged_files = Vec::new();
     let mut prepared = Vec::with_capacity(batch.len());
     for c in batch {
-        for b in &c.blobs {
-            if let StagedBlob::File(r) = b {
-                staged_files.push(r.sha256);
-            }
-        }
+        staged_files.extend(c.blobs.iter().filter_map(StagedBlob::file_sha));
         let resolved = mapping.resolve(&c.item.participants, &c.custodian);
         let quarantine_reason = if resolved.mailboxes.is_empty() {
             no_mailbox_reason(&c.item.participants, &c.custodian)

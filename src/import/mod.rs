@@ -353,41 +353,14 @@ impl ProduceSink<'_> {
         Ok(Prepared::Item(Box::new(ready)))
     }
 
-    /// Stages the attachments whose content the item holds itself (the
-    /// parts of a delivered e-mail, the e-mail itself).
-    fn stage_inline(&mut self, item: &mut crate::model::Item, staged: &mut Vec<StagedBlob>) {
-        for a in item.attachments.iter_mut() {
-            let Some(bytes) = a.inline.take() else {
-                continue;
-            };
-            let what = PathBuf::from(a.display_name());
-            match self
-                .archive
-                .stage_blob(bytes.as_slice(), &what, Some(bytes.len() as u64))
-            {
-                Ok(blob) => {
-                    a.content = Some(blob.blob_ref());
-                    if let StagedBlob::File(r) = &blob {
-                        self.staged_files.push(r.sha256);
-                    }
-                    staged.push(blob);
-                }
-                Err(e) => {
-                    let reason = format!("'{}' could not be stored: {e}", a.display_name());
-                    item.anomalies.push(reason.clone());
-                    a.missing = Some(reason);
-                }
-            }
-        }
-    }
-
     fn stage_attachments(
         &mut self,
         item: &mut crate::model::Item,
         files: MediaFiles,
     ) -> Result<Vec<StagedBlob>> {
-        let mut staged = Vec::new();
-        self.stage_inline(item, &mut staged);
+        let mut staged = stage_inline(self.archive, item);
+        self.staged_files
+            .extend(staged.iter().filter_map(StagedBlob::file_sha));
         for (i, found) in files {
             let a = &mut item.attachments[i];
             let rel = a.source_path.clone().unwrap_or_default();
@@ -429,6 +402,31 @@ impl ProduceSink<'_> {
         }
         Ok(staged)
     }
+}
+
+/// Stages the attachments whose content the item holds itself (the parts
+/// of a delivered e-mail, the e-mail itself); one that cannot be stored
+/// keeps its metadata and says why.
+pub fn stage_inline(archive: &Archive, item: &mut crate::model::Item) -> Vec<StagedBlob> {
+    let mut staged = Vec::new();
+    for a in item.attachments.iter_mut() {
+        let Some(bytes) = a.inline.take() else {
+            continue;
+        };
+        let what = PathBuf::from(a.display_name());
+        match archive.stage_blob(bytes.as_slice(), &what, Some(bytes.len() as u64)) {
+            Ok(blob) => {
+                a.content = Some(blob.blob_ref());
+                staged.push(blob);
+            }
+            Err(e) => {
+                let reason = format!("'{}' could not be stored: {e}", a.display_name());
+                item.anomalies.push(reason.clone());
+                a.missing = Some(reason);
+            }
+        }
+    }
+    staged
 }
 
 /// Finishes an item whose attachments are staged: counts its anomalies and

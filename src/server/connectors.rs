@@ -98,6 +98,11 @@ pub(super) struct AddParams {
     token_file: Option<String>,
     api_url: Option<String>,
     poll_timeout: Option<u64>,
+    listen: Option<String>,
+    recipients: Option<Vec<String>>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    org_domains: Option<Vec<String>>,
     mapping: Option<String>,
     mailbox: Option<String>,
 }
@@ -117,6 +122,17 @@ pub(super) async fn add(st: St, Extension(who): Who, Json(p): Json<AddParams>) -
             p.poll_timeout
                 .map(|t| ("poll-timeout".to_string(), t.to_string())),
         );
+        settings.extend(p.listen.map(|l| ("listen".to_string(), l)));
+        settings.extend(p.recipients.map(|r| ("recipient".to_string(), r.join(","))));
+        settings.extend(
+            p.org_domains
+                .map(|d| ("org-domain".to_string(), d.join(","))),
+        );
+        for (k, v) in [("tls-cert", &p.tls_cert), ("tls-key", &p.tls_key)] {
+            if let Some(f) = v {
+                settings.insert(k.into(), under(&incoming, f)?.display().to_string());
+            }
+        }
         let mapping = p
             .mapping
             .as_deref()

@@ -30,6 +30,14 @@ impl StagedBlob {
             StagedBlob::Inline(r, _) | StagedBlob::File(r) => *r,
         }
     }
+
+    /// The hash of a blob staged as a file (to remove if it is not filed).
+    pub fn file_sha(&self) -> Option<[u8; 32]> {
+        match self {
+            StagedBlob::File(r) => Some(r.sha256),
+            StagedBlob::Inline(..) => None,
+        }
+    }
 }
 
 pub struct BlobDir {
