@@ -19,5 +19,6 @@ mod retention;
 mod samples;
 mod search;
 mod server;
+mod sftp;
 mod telemessage;
 mod verify;

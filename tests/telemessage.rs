@@ -27,7 +27,7 @@ X-TELEMESSAGE-Network: Telegram\r\nX-TELEMESSAGE-MessageType: text\r\n{extra}",
 /// The test's deliveries: a message with a photo, one in Latin-1, the
 /// deletion of the first, one between outsiders only, and bytes that are
 /// not mail.
-fn deliveries() -> Vec<(String, Vec<u8>)> {
+pub fn deliveries() -> Vec<(String, Vec<u8>)> {
     let photo_b64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     let multipart = format!(
         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
@@ -72,7 +72,12 @@ Content-Transfer-Encoding: base64\r\n\r\n{photo_b64}\r\n--b1--\r\n"
     ]
 }
 
-fn package(dir: &Path, name: &str, files: &[(String, Vec<u8>)], manifest: Option<&str>) -> PathBuf {
+pub fn package(
+    dir: &Path,
+    name: &str,
+    files: &[(String, Vec<u8>)],
+    manifest: Option<&str>,
+) -> PathBuf {
     let path = dir.join(name);
     let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     for (n, bytes) in files {
@@ -89,7 +94,7 @@ fn package(dir: &Path, name: &str, files: &[(String, Vec<u8>)], manifest: Option
     path
 }
 
-fn manifest_of(files: &[(String, Vec<u8>)]) -> String {
+pub fn manifest_of(files: &[(String, Vec<u8>)]) -> String {
     let mut m = format!(
         "Count: {}\r\nCreated: 2026-12-01T00:00:00Z\r\n",
         files.len()
@@ -101,7 +106,7 @@ fn manifest_of(files: &[(String, Vec<u8>)]) -> String {
     m
 }
 
-fn users(dir: &Path) -> PathBuf {
+pub fn users(dir: &Path) -> PathBuf {
     let p = dir.join("users.csv");
     std::fs::write(
         &p,

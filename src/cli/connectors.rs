@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// `connector add`: the kind's options, and the map and mailbox for all.
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// `bot` or `telemessage-smtp`
+    /// `bot`, `telemessage-sftp` or `telemessage-smtp`
     kind: String,
     name: String,
     /// bot: a file holding the bot's token, readable by its owner only
@@ -27,6 +27,30 @@ pub struct AddArgs {
     /// bot: how long one getUpdates waits for updates, in seconds [default: 10]
     #[arg(long, value_name = "SECONDS")]
     poll_timeout: Option<String>,
+    /// telemessage-sftp: the SFTP server's host name or address
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// telemessage-sftp: its port [default: 22]
+    #[arg(long, value_name = "PORT")]
+    port: Option<String>,
+    /// telemessage-sftp: the account to log in as
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// telemessage-sftp: the private key to log in with (owner-only)
+    #[arg(long, value_name = "FILE", conflicts_with = "password_file")]
+    key_file: Option<PathBuf>,
+    /// telemessage-sftp: a file holding the password (owner-only)
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// telemessage-sftp: the known-hosts file the server's key must be in
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// telemessage-sftp: the drop's folder on the server [default: .]
+    #[arg(long, value_name = "DIR")]
+    path: Option<String>,
+    /// telemessage-sftp: how often to look (15m, 24h, 7d) [default: 24h]
+    #[arg(long, value_name = "PERIOD")]
+    every: Option<String>,
     /// telemessage-smtp: the address and port to accept SMTP on
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
@@ -56,7 +80,9 @@ pub struct AddArgs {
 #[derive(Subcommand, Debug)]
 pub enum ConnectorAction {
     /// Add a connector: KIND is `bot` (the Telegram Bot API, business
-    /// connections; needs --token-file) or `telemessage-smtp` (TeleMessage
+    /// connections; needs --token-file), `telemessage-sftp` (TeleMessage
+    /// packages from an SFTP drop; needs --host, --user, --key-file or
+    /// --password-file, --known-hosts) or `telemessage-smtp` (TeleMessage
     /// deliveries by e-mail; needs --listen and --recipient)
     Add(Box<AddArgs>),
     /// List connectors
@@ -101,6 +127,9 @@ impl ConnectorAction {
                 .chain(a.mapping.iter_mut())
                 .chain(a.tls_cert.iter_mut())
                 .chain(a.tls_key.iter_mut())
+                .chain(a.key_file.iter_mut())
+                .chain(a.password_file.iter_mut())
+                .chain(a.known_hosts.iter_mut())
                 .collect(),
             _ => vec![],
         }
@@ -131,6 +160,14 @@ pub fn run(
                 token_file,
                 api_url,
                 poll_timeout,
+                host,
+                port,
+                user,
+                key_file,
+                password_file,
+                known_hosts,
+                path,
+                every,
                 listen,
                 recipient,
                 tls_cert,
@@ -146,6 +183,17 @@ pub fn run(
                 ("token-file", token_file.map(|p| p.display().to_string())),
                 ("api-url", api_url),
                 ("poll-timeout", poll_timeout),
+                ("host", host),
+                ("port", port),
+                ("user", user),
+                ("key-file", key_file.map(|p| p.display().to_string())),
+                (
+                    "password-file",
+                    password_file.map(|p| p.display().to_string()),
+                ),
+                ("known-hosts", known_hosts.map(|p| p.display().to_string())),
+                ("path", path),
+                ("every", every),
                 ("listen", listen),
                 ("recipient", list(recipient)),
                 ("tls-cert", tls_cert.map(|p| p.display().to_string())),

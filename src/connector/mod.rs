@@ -7,6 +7,7 @@
 
 pub mod bot;
 pub mod secret;
+pub mod sftp;
 pub mod smtp;
 
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The kinds of connector there are.
-pub const KINDS: &[&str] = &[bot::KIND, smtp::KIND];
+pub const KINDS: &[&str] = &[bot::KIND, sftp::KIND, smtp::KIND];
 
 /// How long a run goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -511,6 +512,7 @@ fn open_source(
     match rec.kind.as_str() {
         bot::KIND => Ok(Box::new(bot::BotSource::open(archive, name, rec)?)),
         smtp::KIND => Ok(Box::new(smtp::SmtpSource::open(archive, name, rec)?)),
+        sftp::KIND => Ok(Box::new(sftp::SftpSource::open(archive, name, rec)?)),
         other => Err(SourceError::Permanent(format!(
             "connector kind '{other}' is not known to this version"
         ))),
@@ -529,6 +531,7 @@ pub fn configure(
     let settings = match kind {
         bot::KIND => bot::configure(settings)?,
         smtp::KIND => smtp::configure(settings)?,
+        sftp::KIND => sftp::configure(settings)?,
         other => {
             return Err(Error::Usage(format!(
                 "unknown connector kind '{other}' (known: {})",

@@ -322,7 +322,9 @@ fn status_json(
         "failed_items_last_24h": errors,
         "last_error": rec.last_error.as_ref().map(|(t, e)| json!({"at": iso(*t), "error": e})),
         "possible_losses": rec.losses.iter().map(|(a, b)| json!({"from": iso(*a), "to": iso(*b)})).collect::<Vec<_>>(),
-        "schedule": "continuous", "next_run": Value::Null, "last_run": last,
+        "schedule": rec.settings.get("every").map_or("continuous".to_string(), |e| format!("every {e}")),
+        "next_run": crate::connector::sftp::next_run(rec).map(|t| iso(t.max(now))),
+        "last_run": last,
     })
 }
 

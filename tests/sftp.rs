@@ -1,0 +1,265 @@
+//! The `telemessage-sftp` connector against a real OpenSSH server, started
+//! here on 127.0.0.1 with its own configuration and host key in a temporary
+//! directory (Debian's openssh-server; scripts/test installs it).
+
+use crate::common::*;
+use crate::telemessage::{deliveries, manifest_of, package, users};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Sshd {
+    /// Starts sshd for the running account, with a client key; `None` (and a
+    /// SKIPPED line) where it cannot run outside CI.
+    fn start() -> Option<Sshd> {
+        let root = rustix::process::getuid().is_root();
+        if !Path::new(SSHD).exists() || !root {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but {SSHD} is missing or the tests do not run as root (scripts/test)"
+            );
+            eprintln!("SKIPPED: no {SSHD}, or not root; the SFTP connector was not tested");
+            return None;
+        }
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host"));
+        keygen(&d.join("client"));
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir(d.join("drop")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile none\n\
+AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let host_key = std::fs::read_to_string(d.join("host.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_key}"),
+        )
+        .unwrap();
+        Some(Sshd { child, port, dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn account() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn add_sftp(a: &Archive, s: &Sshd, name: &str, known: &Path, map: &Path) -> std::process::Output {
+    let port = s.port.to_string();
+    let user = account();
+    a.run(&[
+        "connector",
+        "add",
+        "telemessage-sftp",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &user,
+        "--key-file",
+        s.path("client").to_str().unwrap(),
+        "--known-hosts",
+        known.to_str().unwrap(),
+        "--path",
+        s.path("drop").to_str().unwrap(),
+        "--every",
+        "24h",
+        "--org-domain",
+        "corp.example",
+        "--mapping",
+        map.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn packages_come_from_an_sftp_drop_once_each_and_a_bad_one_is_refused_whole() {
+    let Some(s) = Sshd::start() else { return };
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    let drop = s.path("drop");
+    let files = deliveries();
+    package(
+        &drop,
+        "202612010000-TeleMessage_1_0100.zip",
+        &files,
+        Some(&manifest_of(&files)),
+    );
+    let two: Vec<(String, Vec<u8>)> = files.iter().take(2).cloned().collect();
+    let wrong = manifest_of(&two).replace("Count: 2", "Count: 9");
+    package(
+        &drop,
+        "202612010000-TeleMessage_2_0100.zip",
+        &two,
+        Some(&wrong),
+    );
+    let out = add_sftp(&a, &s, "drop", &s.path("known_hosts"), &map);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = a.run(&["sync", "drop", "--json"]);
+    let synced: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the refused package fails the run: {synced}"
+    );
+    let c = &synced["counters"];
+    assert_eq!(n(c, "available_from_source"), 5, "{c}");
+    assert_eq!(n(c, "quarantined"), 2, "{c}");
+    assert_balanced(c);
+    let first = a.json(&["show", "tg:0:4411:1001"]);
+    assert_eq!(first["deleted_by"], "tg:0:4411:1001:deleted");
+    let log = a.json(&["connector", "log", "drop"]);
+    let failures = log[0]["files"][0]["failures"].to_string();
+    assert!(
+        failures.contains("TeleMessage_2_0100.zip") && failures.contains("Count is 9"),
+        "{failures}"
+    );
+    let status = a.json(&["connector", "status", "drop"]);
+    assert_eq!(status[0]["schedule"], "every 24h", "{status}");
+    assert!(status[0]["next_run"].is_string(), "{status}");
+
+    // The next pass takes only what is new.
+    let three: Vec<(String, Vec<u8>)> = vec![files[1].clone()];
+    package(
+        &drop,
+        "202612020000-TeleMessage_3_0100.zip",
+        &three,
+        Some(&manifest_of(&three)),
+    );
+    let again: Value = serde_json::from_str(a.ok(&["sync", "drop", "--json"]).trim()).unwrap();
+    let c = &again["counters"];
+    assert_eq!(n(c, "available_from_source"), 1, "{c}");
+    assert_eq!(
+        n(c, "skipped"),
+        n(c, "available_for_import"),
+        "the same delivery: {c}"
+    );
+    let shown = a.json(&["connector", "show", "drop"]);
+    assert_eq!(shown["position"], 3, "{shown}");
+    a.ok(&["verify"]);
+}
+
+#[test]
+fn an_unknown_host_key_refuses_the_connection_and_secrets_are_checked() {
+    let Some(s) = Sshd::start() else { return };
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    // A known-hosts file that names another key for this server.
+    keygen(&work.path().join("other"));
+    let other = std::fs::read_to_string(work.path().join("other.pub")).unwrap();
+    let wrong = work.path().join("known_hosts");
+    std::fs::write(&wrong, format!("[127.0.0.1]:{} {other}", s.port)).unwrap();
+    let out = add_sftp(&a, &s, "mitm", &wrong, &map);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = a.run(&["sync", "mitm", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let state = a.json(&["connector", "show", "mitm"])["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        state.starts_with("failed:")
+            && state.contains("host key")
+            && state.contains("refused to connect"),
+        "{state}"
+    );
+    // A key file others can read is refused, naming it.
+    let open = work.path().join("open_key");
+    std::fs::copy(s.path("client"), &open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = a.run(&[
+        "connector",
+        "add",
+        "telemessage-sftp",
+        "loose",
+        "--host",
+        "127.0.0.1",
+        "--user",
+        "x",
+        "--key-file",
+        open.to_str().unwrap(),
+        "--known-hosts",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("open_key"));
+    // The private key's text is nowhere in the archive.
+    let key = std::fs::read_to_string(s.path("client")).unwrap();
+    let line = key.lines().nth(1).unwrap();
+    for f in files_under(a.path()) {
+        assert!(!holds(&f, line.as_bytes()), "{} holds the key", f.display());
+    }
+}
