@@ -33,9 +33,9 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
     let token = given
         .remove("token-file")
         .ok_or_else(|| Error::Usage("a bot connector needs --token-file".into()))?;
-    let token = absolute(&token)?;
-    super::secret::read(&token)?;
-    out.insert("token-file".into(), token.display().to_string());
+    let token = super::absolute(&token)?;
+    super::secret::read(Path::new(&token))?;
+    out.insert("token-file".into(), token);
     let url = given
         .remove("api-url")
         .unwrap_or_else(|| DEFAULT_API.to_string());
@@ -64,10 +64,6 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
         )));
     }
     Ok(out)
-}
-
-fn absolute(p: &str) -> Result<PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::io(Path::new(p), e))
 }
 
 /// Why a Bot API call did not give its result.

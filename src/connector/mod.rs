@@ -566,6 +566,14 @@ pub fn configure(
     })
 }
 
+/// A path a setting names, made absolute (a server reads it later, from
+/// its own working directory).
+fn absolute(p: &str) -> Result<String> {
+    std::path::absolute(p)
+        .map(|p| p.display().to_string())
+        .map_err(|e| Error::io(std::path::Path::new(p), e))
+}
+
 /// Whether `name` can name a connector: letters, digits, `.`, `_`, `-`.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -48,11 +48,11 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
             russh::keys::load_secret_key(&k, None).map_err(|e| {
                 Error::input(Path::new(&k), format!("not a usable private key: {e}"))
             })?;
-            out.insert("key-file".into(), absolute(&k)?);
+            out.insert("key-file".into(), super::absolute(&k)?);
         }
         (None, Some(p)) => {
             super::secret::read(Path::new(&p))?;
-            out.insert("password-file".into(), absolute(&p)?);
+            out.insert("password-file".into(), super::absolute(&p)?);
         }
         _ => {
             return Err(Error::Usage(
@@ -62,7 +62,7 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
     }
     let known = need(&mut given, "known-hosts")?;
     std::fs::metadata(&known).map_err(|e| Error::io(Path::new(&known), e))?;
-    out.insert("known-hosts".into(), absolute(&known)?);
+    out.insert("known-hosts".into(), super::absolute(&known)?);
     out.insert(
         "path".into(),
         given.remove("path").unwrap_or_else(|| ".".into()),
@@ -81,12 +81,6 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
         )));
     }
     Ok(out)
-}
-
-fn absolute(p: &str) -> Result<String> {
-    std::path::absolute(p)
-        .map(|p| p.display().to_string())
-        .map_err(|e| Error::io(Path::new(p), e))
 }
 
 /// `90s`, `15m`, `24h`, `7d` in seconds (at least a second).

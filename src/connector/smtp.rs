@@ -55,8 +55,8 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
     match (given.remove("tls-cert"), given.remove("tls-key")) {
         (Some(c), Some(k)) => {
             crate::server::tls::config(std::path::Path::new(&c), std::path::Path::new(&k))?;
-            out.insert("tls-cert".into(), absolute(&c)?);
-            out.insert("tls-key".into(), absolute(&k)?);
+            out.insert("tls-cert".into(), super::absolute(&c)?);
+            out.insert("tls-key".into(), super::absolute(&k)?);
         }
         (None, None) => {}
         _ => return Err(Error::Usage("--tls-cert and --tls-key go together".into())),
@@ -70,12 +70,6 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
         )));
     }
     Ok(out)
-}
-
-fn absolute(p: &str) -> Result<String> {
-    std::path::absolute(p)
-        .map(|p| p.display().to_string())
-        .map_err(|e| Error::io(std::path::Path::new(p), e))
 }
 
 /// A message received, waiting to be filed; `reply` is told how it went.
