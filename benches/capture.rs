@@ -1,13 +1,20 @@
 //! Live capture: the Bot API connector against the loopback Bot API double
 //! of the tests (on 127.0.0.1, answering as fast as it is asked).
 //!
-//! `cargo bench --bench capture`:
-//! 1. queues `--updates N` business messages (default 20,000; every 20th
+//! `cargo bench --bench capture [-- --kind bot|smtp|sftp]` (all three by
+//! default):
+//! 1. bot: queues `--updates N` business messages (default 20,000; every 20th
 //!    with a 4 KiB photo to fetch) and times one `sync` taking them all:
 //!    updates per second;
 //! 2. runs the connector continuously (as `tgvault serve` does) and pushes
 //!    `--probes P` updates one at a time (default 200), each with a word of
-//!    its own, timing from the push until a search finds it: p50, p99.
+//!    its own, timing from the push until a search finds it: p50, p99;
+//! 3. smtp: `--mails N` messages (default 20,000, ~1 KB each) sent by 4
+//!    clients at once, each waiting for its `250` (given once committed)
+//!    before the next: messages per second;
+//! 4. sftp: a delivery package of `--emls N` EML files (default 10,000) in
+//!    the drop of a real sshd on 127.0.0.1 (root, Debian's openssh-server),
+//!    taken by one `sync`: items per second, fetch included.
 
 use serde_json::json;
 use std::sync::Arc;
@@ -21,6 +28,9 @@ use tgvault::store::Archive;
 #[path = "../tests/botdouble.rs"]
 #[allow(dead_code)]
 mod botdouble;
+#[path = "../tests/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
 mod util;
 use util::{arg, peak_rss_mib};
 
@@ -47,8 +57,192 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let updates: i64 = arg(&args, "--updates").map_or(20_000, |v| v.parse().unwrap());
-    let probes: usize = arg(&args, "--probes").map_or(200, |v| v.parse().unwrap());
+    let kind = arg(&args, "--kind");
+    let want = |k: &str| kind.as_deref().is_none_or(|w| w == k);
+    if want("bot") {
+        bot(&args);
+    }
+    if want("smtp") {
+        smtp(&args);
+    }
+    if want("sftp") {
+        sftp(&args);
+    }
+}
+
+fn eml(i: u64) -> String {
+    format!(
+        "From: Ann Adams +15550001 <ann@corp.example>\r\nTo: Bob External <bob@outside.example>\r\n\
+Subject: deal {i}\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{i}@tm.example>\r\n\
+X-TELEMESSAGE-ArchiveMessageID: {i}\r\nX-TELEMESSAGE-THREAD_ID: 77\r\nX-TELEMESSAGE-Network: Telegram\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nmessage {i}: the quarterly numbers are in, {}\r\n",
+        "please review the attached figures before the call. ".repeat(12)
+    )
+}
+
+/// One SMTP client sending `mails` over one connection, each waiting for
+/// its reply.
+fn smtp_client(port: u16, from: u64, mails: u64) {
+    use std::io::{BufRead, BufReader, Write};
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_nodelay(true).unwrap();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    let expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "{line}");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    w.write_all(b"EHLO bench\r\n").unwrap();
+    expect(&mut r, "250");
+    for i in from..from + mails {
+        let body = eml(i);
+        w.write_all(b"MAIL FROM:<gw@tm.example>\r\nRCPT TO:<archive@corp.example>\r\nDATA\r\n")
+            .unwrap();
+        expect(&mut r, "250");
+        expect(&mut r, "250");
+        expect(&mut r, "354");
+        w.write_all(body.as_bytes()).unwrap();
+        w.write_all(b".\r\n").unwrap();
+        expect(&mut r, "250");
+    }
+    w.write_all(b"QUIT\r\n").unwrap();
+}
+
+fn smtp(args: &[String]) {
+    let mails: u64 = arg(args, "--mails").map_or(20_000, |v| v.parse().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let service = Arc::new(Service::new(
+        Archive::open(&work.path().join("a")).unwrap(),
+        now,
+    ));
+    let who = Principal::local("os:bench");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert("listen".to_string(), format!("127.0.0.1:{port}"));
+    settings.insert("recipient".to_string(), "archive@corp.example".to_string());
+    settings.insert("org-domain".to_string(), "corp.example".to_string());
+    let req = ConnectorAdd {
+        kind: "telemessage-smtp".into(),
+        name: "mail".into(),
+        settings,
+        mapping: None,
+        mailbox: None,
+    };
+    service.connector_add(&who, &req).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let (s, stop) = (service.clone(), stop.clone());
+        std::thread::spawn(move || s.run_connector("mail", Mode::Continuous, &stop))
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|c| std::thread::spawn(move || smtp_client(port, 1 + c * mails / 4, mails / 4)))
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    runner.join().unwrap();
+    let runs = service.connector_log(&who, "mail", None).unwrap();
+    let imported: u64 = runs
+        .iter()
+        .flat_map(|r| &r.files)
+        .map(|f| f.counters.imported)
+        .sum();
+    assert_eq!(imported, mails / 4 * 4);
+    println!(
+        "smtp: {} messages from 4 clients in {secs:.2} s: {:.0} messages/s, peak RSS {:.0} MiB",
+        mails / 4 * 4,
+        (mails / 4 * 4) as f64 / secs,
+        peak_rss_mib()
+    );
+}
+
+fn sftp(args: &[String]) {
+    let emls: u64 = arg(args, "--emls").map_or(10_000, |v| v.parse().unwrap());
+    let Some(s) = sshd::Sshd::start() else {
+        println!("sftp: not measured (no sshd, or not root)");
+        return;
+    };
+    let pkg = s.path("drop").join("202612010000-TeleMessage_1_0100.zip");
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&pkg).unwrap());
+        let mut mf = format!("Count: {emls}\r\n");
+        for i in 1..=emls {
+            let name = format!("{i:06}.eml");
+            z.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(eml(i).as_bytes()).unwrap();
+            mf.push_str(&name);
+            mf.push_str("\r\n");
+        }
+        z.start_file("manifest.mf", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(mf.as_bytes()).unwrap();
+        z.finish().unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let service = Service::new(Archive::open(&work.path().join("a")).unwrap(), now);
+    let who = Principal::local("os:bench");
+    let user = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut settings = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("host", "127.0.0.1".to_string()),
+        ("port", s.port.to_string()),
+        ("user", user.trim().to_string()),
+        ("key-file", s.path("client").display().to_string()),
+        ("known-hosts", s.path("known_hosts").display().to_string()),
+        ("path", s.path("drop").display().to_string()),
+        ("org-domain", "corp.example".to_string()),
+    ] {
+        settings.insert(k.to_string(), v);
+    }
+    let req = ConnectorAdd {
+        kind: "telemessage-sftp".into(),
+        name: "drop".into(),
+        settings,
+        mapping: None,
+        mailbox: None,
+    };
+    service.connector_add(&who, &req).unwrap();
+    let size = std::fs::metadata(&pkg).unwrap().len();
+    let t = Instant::now();
+    let done = service.sync(&who, Some("drop")).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let c = &done[0].end.counters;
+    assert_eq!(c.available_from_source, emls, "{:?}", done[0].end);
+    println!(
+        "sftp: a package of {emls} EML ({:.1} MB) fetched and filed in {secs:.2} s: {:.0} items/s, peak RSS {:.0} MiB",
+        size as f64 / 1e6,
+        emls as f64 / secs,
+        peak_rss_mib()
+    );
+}
+
+fn bot(args: &[String]) {
+    let updates: i64 = arg(args, "--updates").map_or(20_000, |v| v.parse().unwrap());
+    let probes: usize = arg(args, "--probes").map_or(200, |v| v.parse().unwrap());
     let work = tempfile::tempdir().unwrap();
     let token = work.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
@@ -89,7 +283,7 @@ fn main() {
     let c = &done[0].end.counters;
     assert_eq!(c.available_from_source, updates as u64, "{:?}", done[0].end);
     println!(
-        "sync of {updates} updates ({} photos fetched): {secs:.2} s, {:.0} updates/s, peak RSS {:.0} MiB",
+        "bot: sync of {updates} updates ({} photos fetched): {secs:.2} s, {:.0} updates/s, peak RSS {:.0} MiB",
         updates / 20,
         updates as f64 / secs,
         peak_rss_mib()
@@ -137,7 +331,7 @@ fn main() {
     runner.join().unwrap();
     lat.sort_by(f64::total_cmp);
     println!(
-        "update to searchable over {probes} probes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "bot: update to searchable over {probes} probes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0.0)

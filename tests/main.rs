@@ -20,5 +20,6 @@ mod samples;
 mod search;
 mod server;
 mod sftp;
+mod sshd;
 mod telemessage;
 mod verify;
