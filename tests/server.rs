@@ -20,13 +20,28 @@ impl Server {
     }
 
     pub fn start_with(a: &Archive, extra: &[&str]) -> Server {
+        Self::spawn(a, extra, Stdio::inherit(), "warn")
+    }
+
+    /// A server whose log (stderr) is appended to `log`, at `info`.
+    pub fn start_logging(a: &Archive, log: &std::path::Path) -> Server {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Self::spawn(a, &[], Stdio::from(f), "info")
+    }
+
+    fn spawn(a: &Archive, extra: &[&str], stderr: Stdio, level: &str) -> Server {
         let mut child = Command::new(bin())
             .arg("--archive")
             .arg(a.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .env("TGVAULT_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start tgvault serve");
         let mut line = String::new();

@@ -177,3 +177,86 @@ fn an_unknown_host_key_refuses_the_connection_and_secrets_are_checked() {
         assert!(!holds(&f, line.as_bytes()), "{} holds the key", f.display());
     }
 }
+
+#[test]
+fn killed_during_passes_the_server_takes_each_package_once() {
+    let Some(s) = Sshd::start() else { return };
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    let dir = s.path("drop");
+    let (packages, per) = (8u32, 300u32);
+    for p in 0..packages {
+        let files: Vec<(String, Vec<u8>)> = (0..per)
+            .map(|i| {
+                let id = 10_000 + p * per + i;
+                let body = format!("Content-Type: text/plain\r\n\r\npackage {p} item {i}\r\n");
+                let from = "Ann Adams +15550001 <ann@corp.example>";
+                let to = "Bob External <bob@outside.example>";
+                let head = format!(
+                    "From: {from}\r\nTo: {to}\r\nSubject: p{p}\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+X-TELEMESSAGE-ArchiveMessageID: {id}\r\nX-TELEMESSAGE-THREAD_ID: 4411\r\n"
+                );
+                (format!("{i:04}.eml"), format!("{head}{body}").into_bytes())
+            })
+            .collect();
+        let name = format!("20261201{p:04}-TeleMessage_{p}_0100.zip");
+        package(&dir, &name, &files, Some(&manifest_of(&files)));
+    }
+    let port = s.port.to_string();
+    let user = account();
+    a.ok(&[
+        "connector",
+        "add",
+        "telemessage-sftp",
+        "drop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        &user,
+        "--key-file",
+        s.path("client").to_str().unwrap(),
+        "--known-hosts",
+        s.path("known_hosts").to_str().unwrap(),
+        "--path",
+        dir.to_str().unwrap(),
+        "--every",
+        "1s",
+        "--mapping",
+        map.to_str().unwrap(),
+    ]);
+    for i in 0..4u64 {
+        let server = crate::server::Server::start(&a);
+        std::thread::sleep(std::time::Duration::from_millis(150 + 120 * i));
+        let pid = rustix::process::Pid::from_raw(server.child_id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        drop(server);
+    }
+    let server = crate::server::Server::start(&a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let shown = a.json(&["connector", "show", "drop"]);
+        if shown["position"] == packages {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    server.stop();
+    a.ok(&["verify"]);
+    let mut imported = 0;
+    for r in a.json(&["connector", "log", "drop"]).as_array().unwrap() {
+        assert_balanced(&r["totals"]);
+        imported += n(&r["totals"], "imported");
+    }
+    assert_eq!(
+        imported,
+        u64::from(packages * per),
+        "each item of each package once"
+    );
+    let ann = a.json_lines(&["ls", "ann.adams@corp.example"]);
+    assert_eq!(ann.len(), (packages * per) as usize);
+}
