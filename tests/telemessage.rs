@@ -489,3 +489,76 @@ fn killed_while_mail_arrives_the_server_files_each_message_once() {
         "each message filed once, in Ann's mailbox"
     );
 }
+
+#[test]
+fn hostile_smtp_clients_get_errors_and_file_nothing() {
+    use std::io::{BufRead, BufReader, Write};
+    let a = Archive::new();
+    a.ok(&["init"]);
+    let work = tempfile::tempdir().unwrap();
+    let port = add_smtp(&a, &users(work.path()), &[]);
+    let s = crate::server::Server::start(&a);
+    let talk = |lines: &[&[u8]]| -> Vec<String> {
+        let conn = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(c) => break c,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(conn.try_clone().unwrap());
+        let mut w = conn;
+        let mut replies = Vec::new();
+        let mut greeting = String::new();
+        r.read_line(&mut greeting).unwrap();
+        for l in lines {
+            if w.write_all(l).and_then(|_| w.write_all(b"\r\n")).is_err() {
+                break;
+            }
+            let mut reply = String::new();
+            if r.read_line(&mut reply).unwrap_or(0) == 0 {
+                break;
+            }
+            replies.push(reply.trim().to_string());
+        }
+        replies
+    };
+    let long = vec![b'A'; 10_000];
+    let r = talk(&[
+        b"\x00\xff\xfe garbage",
+        b"DATA",
+        b"RCPT TO:<archive@corp.example>",
+        &long,
+        b"NOOP",
+    ]);
+    assert!(r[0].starts_with("502"), "{r:?}");
+    assert!(r[1].starts_with("503"), "DATA before MAIL: {r:?}");
+    assert!(r[2].starts_with("503"), "RCPT before MAIL: {r:?}");
+    assert!(
+        r[3].starts_with("500") && r[3].contains("too long"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.len(),
+        4,
+        "the connection is closed after a line too long: {r:?}"
+    );
+    // A message cut off in the middle of DATA is not filed.
+    let r = talk(&[
+        b"HELO x",
+        b"MAIL FROM:<a@b.example>",
+        b"RCPT TO:<archive@corp.example>",
+        b"DATA",
+    ]);
+    assert!(r[3].starts_with("354"), "{r:?}");
+    s.stop();
+    let log = a.json(&["connector", "log", "mail"]);
+    let from_source: u64 = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| n(&r["totals"], "available_from_source"))
+        .sum();
+    assert_eq!(from_source, 0, "{log}");
+}

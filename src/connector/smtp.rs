@@ -235,8 +235,13 @@ fn serve(tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut rcpts: Vec<String> = Vec::new();
     let mut tls_on = false;
     loop {
-        let Some(line) = c.line(LINE_MAX)? else {
-            return Ok(());
+        let line = match c.line(LINE_MAX) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return c.say("500 5.5.2 line too long; closing");
+            }
+            Err(e) => return Err(e),
         };
         let text = String::from_utf8_lossy(&line).to_string();
         let upper = text.to_ascii_uppercase();

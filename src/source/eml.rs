@@ -349,6 +349,27 @@ the numbers are in\r\n";
         assert!(it.participants.len() > 1_000, "{}", it.participants.len());
     }
 
+    proptest::proptest! {
+        /// Whatever bytes arrive, and whatever a damaged copy of a real
+        /// delivery holds: an item, its bytes kept exactly, no panic.
+        #[test]
+        fn any_bytes_become_an_item_that_keeps_them(
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            at in 0usize..600,
+            cut in 0usize..700,
+        ) {
+            let mut damaged = EML.as_bytes().to_vec();
+            let i = at.min(damaged.len());
+            damaged.splice(i..i, noise.iter().copied());
+            damaged.truncate(cut.max(1));
+            for bytes in [&noise[..], &damaged[..]] {
+                let it = convert(bytes, "x.eml");
+                proptest::prop_assert_eq!(it.attachments[0].inline.as_deref(), Some(bytes));
+                proptest::prop_assert_eq!(it.fingerprint, sha256(bytes));
+            }
+        }
+    }
+
     #[test]
     fn bytes_that_are_not_mail_are_kept_whole() {
         let junk = b"\x00\xffnot a message at all\n\n\x81";
