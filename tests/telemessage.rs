@@ -539,11 +539,7 @@ fn hostile_smtp_clients_get_errors_and_file_nothing() {
         r[3].starts_with("500") && r[3].contains("too long"),
         "{r:?}"
     );
-    assert_eq!(
-        r.len(),
-        4,
-        "the connection is closed after a line too long: {r:?}"
-    );
+    assert!(r[4].starts_with("250"), "the session goes on: {r:?}");
     // A message cut off in the middle of DATA is not filed.
     let r = talk(&[
         b"HELO x",

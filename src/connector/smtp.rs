@@ -197,7 +197,29 @@ impl Conn {
         w.flush()
     }
 
-    /// One line, without its line end; `None` at the end of the stream.
+    /// Discards the rest of a line, however long, holding none of it.
+    fn skip_line(&mut self) -> std::io::Result<()> {
+        let r = self.reader();
+        loop {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    r.consume(i + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = buf.len();
+                    r.consume(n);
+                }
+            }
+        }
+    }
+
+    /// One line, without its line end; `None` at the end of the stream. A
+    /// line longer than `max` is read to its end and refused.
     fn line(&mut self, max: usize) -> std::io::Result<Option<Vec<u8>>> {
         let mut buf = Vec::new();
         let n = self
@@ -208,6 +230,7 @@ impl Conn {
             return Ok(None);
         }
         if !buf.ends_with(b"\n") {
+            self.skip_line()?;
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "line too long",
@@ -239,7 +262,8 @@ fn serve(tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return c.say("500 5.5.2 line too long; closing");
+                c.say("500 5.5.2 line too long")?;
+                continue;
             }
             Err(e) => return Err(e),
         };
