@@ -303,12 +303,18 @@ impl Item {
     }
 }
 
+/// A non-negative number from the first 8 bytes of a hash: ids made from
+/// content.
+pub fn hash63(h: &[u8; 32]) -> i64 {
+    i64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & i64::MAX
+}
+
 impl Item {
     /// A source record that could not be read as an item, kept whole: no
     /// participant (it waits in the quarantine, findable and exportable),
     /// an id made from its fingerprint, and why.
     pub fn kept_whole(format: &str, raw: String, fingerprint: [u8; 32], why: String) -> Item {
-        let n = i64::from_be_bytes(fingerprint[..8].try_into().expect("8 bytes")) & i64::MAX;
+        let n = hash63(&fingerprint);
         Item {
             id: ItemId {
                 part: Part::Unnumbered,

@@ -496,6 +496,7 @@ fn killed_at_random_points_the_server_captures_every_update_once() {
     assert_eq!(imported, (messages + edits) * 2, "{log}");
     assert!(
         log.as_array().unwrap().len() > kills,
-        "one run per server start at least"
+        "one run per server start at least: {} runs, {kills} kills",
+        log.as_array().unwrap().len()
     );
 }

@@ -16,7 +16,14 @@ fn account() -> String {
         .to_string()
 }
 
-fn add_sftp(a: &Archive, s: &Sshd, name: &str, known: &Path, map: &Path) -> std::process::Output {
+fn add_sftp(
+    a: &Archive,
+    s: &Sshd,
+    name: &str,
+    known: &Path,
+    map: &Path,
+    every: &str,
+) -> std::process::Output {
     let port = s.port.to_string();
     let user = account();
     a.run(&[
@@ -37,7 +44,7 @@ fn add_sftp(a: &Archive, s: &Sshd, name: &str, known: &Path, map: &Path) -> std:
         "--path",
         s.path("drop").to_str().unwrap(),
         "--every",
-        "24h",
+        every,
         "--org-domain",
         "corp.example",
         "--mapping",
@@ -68,7 +75,7 @@ fn packages_come_from_an_sftp_drop_once_each_and_a_bad_one_is_refused_whole() {
         &two,
         Some(&wrong),
     );
-    let out = add_sftp(&a, &s, "drop", &s.path("known_hosts"), &map);
+    let out = add_sftp(&a, &s, "drop", &s.path("known_hosts"), &map, "24h");
     assert!(
         out.status.success(),
         "{}",
@@ -132,7 +139,7 @@ fn an_unknown_host_key_refuses_the_connection_and_secrets_are_checked() {
     let other = std::fs::read_to_string(work.path().join("other.pub")).unwrap();
     let wrong = work.path().join("known_hosts");
     std::fs::write(&wrong, format!("[127.0.0.1]:{} {other}", s.port)).unwrap();
-    let out = add_sftp(&a, &s, "mitm", &wrong, &map);
+    let out = add_sftp(&a, &s, "mitm", &wrong, &map, "24h");
     assert!(
         out.status.success(),
         "{}",
@@ -204,30 +211,12 @@ X-TELEMESSAGE-ArchiveMessageID: {id}\r\nX-TELEMESSAGE-THREAD_ID: 4411\r\n"
         let name = format!("20261201{p:04}-TeleMessage_{p}_0100.zip");
         package(&dir, &name, &files, Some(&manifest_of(&files)));
     }
-    let port = s.port.to_string();
-    let user = account();
-    a.ok(&[
-        "connector",
-        "add",
-        "telemessage-sftp",
-        "drop",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        &user,
-        "--key-file",
-        s.path("client").to_str().unwrap(),
-        "--known-hosts",
-        s.path("known_hosts").to_str().unwrap(),
-        "--path",
-        dir.to_str().unwrap(),
-        "--every",
-        "1s",
-        "--mapping",
-        map.to_str().unwrap(),
-    ]);
+    let added = add_sftp(&a, &s, "drop", &s.path("known_hosts"), &map, "1s");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     for i in 0..4u64 {
         let server = crate::server::Server::start(&a);
         std::thread::sleep(std::time::Duration::from_millis(150 + 120 * i));

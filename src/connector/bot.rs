@@ -58,11 +58,8 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
             }
         };
     }
-    if let Some(k) = given.keys().next() {
-        return Err(Error::Usage(format!(
-            "a bot connector takes no --{k} (it takes --token-file, --api-url, --poll-timeout)"
-        )));
-    }
+    let takes = "--token-file, --api-url, --poll-timeout";
+    super::refuse_unknown("bot", &given, takes)?;
     Ok(out)
 }
 

@@ -566,6 +566,16 @@ pub fn configure(
     })
 }
 
+/// Refuses the first option a kind does not take, naming those it does.
+fn refuse_unknown(kind: &str, given: &BTreeMap<String, String>, takes: &str) -> Result<()> {
+    match given.keys().next() {
+        Some(k) => Err(Error::Usage(format!(
+            "a {kind} connector takes no --{k} (it takes {takes})"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A path a setting names, made absolute (a server reads it later, from
 /// its own working directory).
 fn absolute(p: &str) -> Result<String> {

@@ -75,11 +75,8 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
     if let Some(d) = given.remove("org-domain") {
         out.insert("org-domain".into(), d);
     }
-    if let Some(k) = given.keys().next() {
-        return Err(Error::Usage(format!(
-            "an SFTP connector takes no --{k} (it takes --host, --port, --user, --key-file or --password-file, --known-hosts, --path, --every, --org-domain)"
-        )));
-    }
+    let takes = "--host, --port, --user, --key-file or --password-file, --known-hosts, --path, --every, --org-domain";
+    super::refuse_unknown("telemessage-sftp", &given, takes)?;
     Ok(out)
 }
 

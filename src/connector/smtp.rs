@@ -14,9 +14,9 @@ use crate::store::records::{ConnectorPosition, ConnectorRecord, Custodian};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
 
@@ -64,11 +64,8 @@ pub fn configure(mut given: BTreeMap<String, String>) -> Result<BTreeMap<String,
     if let Some(d) = given.remove("org-domain") {
         out.insert("org-domain".into(), d);
     }
-    if let Some(k) = given.keys().next() {
-        return Err(Error::Usage(format!(
-            "an SMTP connector takes no --{k} (it takes --listen, --recipient, --tls-cert, --tls-key, --org-domain)"
-        )));
-    }
+    let takes = "--listen, --recipient, --tls-cert, --tls-key, --org-domain";
+    super::refuse_unknown("telemessage-smtp", &given, takes)?;
     Ok(out)
 }
 
@@ -97,7 +94,7 @@ impl Drop for SmtpSource {
 
 /// What every connection shares.
 struct Shared {
-    tx: Mutex<Sender<Delivery>>,
+    tx: Sender<Delivery>,
     recipients: Vec<String>,
     tls: Option<Arc<ServerConfig>>,
     open: AtomicUsize,
@@ -124,7 +121,7 @@ impl SmtpSource {
         let (tx, rx) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            tx: Mutex::new(tx),
+            tx,
             recipients: rec
                 .settings
                 .get("recipient")
@@ -379,11 +376,7 @@ fn data(c: &mut Conn) -> std::io::Result<Option<Vec<u8>>> {
 /// committed (or not); the reply to send.
 fn file(shared: &Shared, bytes: Vec<u8>) -> String {
     let (reply, answer) = channel();
-    let sent = shared
-        .tx
-        .lock()
-        .map(|tx| tx.send(Delivery { bytes, reply }).is_ok())
-        .unwrap_or(false);
+    let sent = shared.tx.send(Delivery { bytes, reply }).is_ok();
     if !sent {
         return "451 4.3.0 the archive is not taking mail now; try again".into();
     }

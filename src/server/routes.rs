@@ -309,6 +309,11 @@ async fn search(st: St, Extension(who): Who, Query(q): Query<SearchParams>) -> A
     ))
 }
 
+/// An item id from a path (`tg:SCOPE:CHAT:MESSAGE`).
+fn item_id(text: &str) -> Result<ItemId, ApiError> {
+    text.parse().map_err(|e| ApiError(Error::Usage(e)))
+}
+
 #[derive(Deserialize)]
 struct CaseParam {
     case: Option<String>,
@@ -320,7 +325,7 @@ async fn item(
     Path(id): Path<String>,
     Query(c): Query<CaseParam>,
 ) -> Api {
-    let id: ItemId = id.parse().map_err(|e| ApiError(Error::Usage(e)))?;
+    let id = item_id(&id)?;
     let v = blocking(&st.0, who, move |s, w| s.item(w, &id, c.case.as_deref())).await?;
     Ok(Json(v.to_json()))
 }
@@ -699,7 +704,7 @@ async fn explain(
     Path(id): Path<String>,
     Query(q): Query<NowParam>,
 ) -> Api {
-    let id: ItemId = id.parse().map_err(|e| ApiError(Error::Usage(e)))?;
+    let id = item_id(&id)?;
     let at = q
         .now
         .as_deref()

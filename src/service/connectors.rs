@@ -4,13 +4,15 @@
 //! themselves (see `crate::connector`).
 
 use super::access::Op;
-use super::{Principal, Service, p, printable};
+use super::{Principal, Service, lock, p, printable};
 use crate::connector::{Mode, RunEnd, Runner, check_name, configure, state_text};
 use crate::error::{Error, Result};
 use crate::store::records::{ConnectorRecord, ConnectorState, RunRecord};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 /// What `connector add` asks for.
@@ -216,12 +218,7 @@ impl Service {
         mode: Mode,
         stop: &AtomicBool,
     ) -> Option<Result<RunEnd>> {
-        {
-            let mut running = self.running.lock().expect("running connectors");
-            if !running.insert(name.to_string()) {
-                return None;
-            }
-        }
+        let _running = Running::claim(&self.running, name)?;
         let clock = self.clock;
         let runner = Runner {
             archive: &self.archive,
@@ -229,19 +226,11 @@ impl Service {
             committed: &|more| self.refresh_index(more),
             stop,
         };
-        let out = runner.run(name, mode);
-        self.running
-            .lock()
-            .expect("running connectors")
-            .remove(name);
-        Some(out)
+        Some(runner.run(name, mode))
     }
 
     fn is_running(&self, name: &str) -> bool {
-        self.running
-            .lock()
-            .expect("running connectors")
-            .contains(name)
+        lock(&self.running).contains(name)
     }
 
     /// Brings the search index up to what was committed, unless a writer
@@ -251,7 +240,7 @@ impl Service {
     fn refresh_index(&self, more: bool) {
         let now = std::time::Instant::now();
         {
-            let mut last = self.last_refresh.lock().expect("refresh time");
+            let mut last = lock(&self.last_refresh);
             if more
                 && last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
             {
@@ -289,6 +278,28 @@ impl Service {
             "created": crate::time::iso(rec.created), "actor": rec.actor,
             "position": pos.cursor, "connections": connections,
         }))
+    }
+}
+
+/// A connector marked as running until this is dropped (however the run
+/// ends, a panic included).
+struct Running<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    name: &'a str,
+}
+
+impl<'a> Running<'a> {
+    /// `None` when it runs already.
+    fn claim(set: &'a Mutex<HashSet<String>>, name: &'a str) -> Option<Running<'a>> {
+        lock(set)
+            .insert(name.to_string())
+            .then_some(Running { set, name })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(self.set).remove(self.name);
     }
 }
 

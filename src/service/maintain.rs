@@ -107,7 +107,7 @@ impl Service {
     pub fn reindex(&self, who: &Principal) -> Result<crate::index::CatchUp> {
         self.check(who, Op::Maintain)?;
         let done = {
-            let mut writer = self.writer.lock().expect("index writer lock");
+            let mut writer = self.index_writer();
             // The old handle lets go of the index (its merges, its lock)
             // before the index is made anew.
             if let Some(old) = writer.take() {

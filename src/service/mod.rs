@@ -44,7 +44,7 @@ use crate::store::audit::{Event, Recorded};
 use access::{Op, Role};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -85,6 +85,12 @@ impl Principal {
             PrincipalKind::User => format!("user:{}", self.name),
         }
     }
+}
+
+/// A mutex whose data a panic cannot leave half-changed (a cache, a set of
+/// names): taken even after a panic elsewhere.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A verified token's principal and expiry.
@@ -276,19 +282,19 @@ impl Service {
     }
 
     fn forget_tokens(&self) {
-        self.verified.lock().expect("token cache").clear();
+        lock(&self.verified).clear();
     }
 
     fn remember_token(&self, token: &str, who: &Principal, expires: Option<i64>) {
         let h = crate::model::sha256(token.as_bytes());
-        let mut cache = self.verified.lock().expect("token cache");
+        let mut cache = lock(&self.verified);
         cache.insert(h, (who.clone(), expires));
     }
 
     /// The principal of a token verified before, while it has not expired.
     fn token_verified(&self, token: &str) -> Option<Principal> {
         let h = crate::model::sha256(token.as_bytes());
-        let cache = self.verified.lock().expect("token cache");
+        let cache = lock(&self.verified);
         let (who, expires) = cache.get(&h)?;
         expires.is_none_or(|e| e > self.now()).then(|| who.clone())
     }
@@ -310,22 +316,26 @@ impl Service {
                 Some(_) => {}
             }
         }
-        let current = self.reader.read().expect("index reader lock").clone();
+        let current = self
+            .reader
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let reader = match current {
             Some(r) => r,
             None if self.archive.is_read_only() => {
                 let opened = Arc::new(Index::open_for_search(&self.archive)?);
-                let mut slot = self.reader.write().expect("index reader lock");
+                let mut slot = self.reader.write().unwrap_or_else(PoisonError::into_inner);
                 slot.get_or_insert(opened).clone()
             }
             None => {
                 // Another thread is opening the writer: it installs the reader.
-                let mut guard = self.writer.lock().expect("index writer lock");
+                let mut guard = self.index_writer();
                 if guard.is_none() {
                     self.install(&mut guard, Index::open(&self.archive)?);
                 }
                 drop(guard);
-                let slot = self.reader.read().expect("index reader lock");
+                let slot = self.reader.read().unwrap_or_else(PoisonError::into_inner);
                 slot.clone()
                     .ok_or_else(|| Error::Internal("the index's reader was not installed".into()))?
             }
@@ -333,14 +343,34 @@ impl Service {
         f(&reader)
     }
 
+    /// The index's writing handle. One a panic left in an unknown state is
+    /// dropped: it is opened again, and catches up from the store.
+    fn index_writer(&self) -> MutexGuard<'_, Option<Index>> {
+        match self.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                *g = None;
+                self.writer.clear_poison();
+                g
+            }
+        }
+    }
+
     /// Makes `index` the writing handle, and its shared view the reader.
     fn install(&self, slot: &mut Option<Index>, index: Index) {
-        *self.reader.write().expect("index reader lock") = Some(Arc::new(index.for_search()));
+        *self.reader.write().unwrap_or_else(PoisonError::into_inner) =
+            Some(Arc::new(index.for_search()));
         *slot = Some(index);
     }
 
     fn reader_stale(&self) {
-        if let Some(r) = self.reader.read().expect("index reader lock").as_ref() {
+        if let Some(r) = self
+            .reader
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             r.mark_stale();
         }
     }
@@ -348,7 +378,7 @@ impl Service {
     /// Runs `f` on the index's writing handle (opened and caught up first
     /// if it is not); searches go on meanwhile, on the reading handle.
     fn with_index_mut<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
-        let mut guard = self.writer.lock().expect("index writer lock");
+        let mut guard = self.index_writer();
         if guard.is_none() {
             let index = Index::open(&self.archive)?;
             self.install(&mut guard, index);
@@ -382,7 +412,8 @@ impl Service {
 
     /// Ends the service: waits for the index's background merges.
     pub fn close(self) -> Result<()> {
-        let index = self.writer.into_inner().expect("index writer lock");
+        // A handle a panic left behind is dropped, not closed.
+        let index = self.writer.into_inner().unwrap_or_default();
         match index {
             Some(ix) => ix.close(),
             None => Ok(()),

@@ -76,7 +76,7 @@ fn unreadable(name: &str, fingerprint: [u8; 32]) -> Item {
 
 /// A positive 63-bit number from the first bytes of a hash.
 fn hash63(h: &[u8; 32]) -> i64 {
-    (i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX).max(1)
+    crate::model::hash63(h).max(1)
 }
 
 /// A header's number as it is when it is one, else a hash of its text.

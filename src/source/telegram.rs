@@ -96,9 +96,7 @@ impl ChatHeader {
 
 /// A negative id from a hash: never a real chat's.
 pub(crate) fn derived_chat_id(seed: &[u8]) -> i64 {
-    let h = sha256(seed);
-    let v = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
-    -v.max(1)
+    -hash63(&sha256(seed)).max(1)
 }
 
 /// At most 64 characters of an id's text, for a message.
@@ -748,8 +746,7 @@ impl ChatContext {
     /// text, so that importing the same export again finds the same item.
     fn unnumbered_id(&mut self, raw: &str) -> ItemId {
         minify_into(raw, &mut self.canonical);
-        let h = sha256(&self.canonical);
-        let n = i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX;
+        let n = hash63(&sha256(&self.canonical));
         ItemId {
             part: Part::Unnumbered,
             ..ItemId::new(self.scope, self.chat.id, n)

@@ -47,18 +47,24 @@ impl Archive {
             .collect())
     }
 
+    /// One row by its key.
+    fn connector_row<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let t = match txn.open_table(CONNECTORS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        t.get(key)?.map(|v| codec::decode(v.value())).transpose()
+    }
+
     pub fn connector(&self, name: &str) -> Result<Option<ConnectorRecord>> {
-        let rows = self.connector_rows(ConnectorRow::Config, Some(name))?;
-        Ok(rows.into_iter().find(|(n, _)| n.len() == 1).map(|(_, c)| c))
+        self.connector_row(&connector_key(ConnectorRow::Config, name, None))
     }
 
     pub fn connector_position(&self, name: &str) -> Result<ConnectorPosition> {
-        let rows = self.connector_rows(ConnectorRow::Position, Some(name))?;
-        Ok(rows
-            .into_iter()
-            .find(|(n, _)| n.len() == 1)
-            .map(|(_, p)| p)
-            .unwrap_or_default())
+        let key = connector_key(ConnectorRow::Position, name, None);
+        Ok(self.connector_row(&key)?.unwrap_or_default())
     }
 
     /// The business connections a connector's source reported, by id.
