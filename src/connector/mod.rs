@@ -280,12 +280,6 @@ impl Runner<'_> {
                 counters: Counters::default(),
             });
         }
-        let mut source = match open_source(self.archive, name, &rec) {
-            Ok(s) => s,
-            Err(SourceError::Permanent(why)) => return self.fail(name, None, &why),
-            Err(SourceError::Archive(e)) => return Err(e),
-            Err(SourceError::Transient { reason, .. }) => return self.fail(name, None, &reason),
-        };
         let domains: Vec<String> = rec
             .settings
             .get("org-domain")
@@ -296,7 +290,21 @@ impl Runner<'_> {
             None => Mapping::default(),
         }
         .with_org_domains(&domains)?;
+        // The run is on record before the source opens: a source that will
+        // not open (a secret refused, a port taken) fails a run the admin
+        // log shows.
         let mut run = self.open_run(name, &rec)?;
+        let mut source = match open_source(self.archive, name, &rec) {
+            Ok(s) => s,
+            Err(SourceError::Permanent(why)) => return self.fail(name, Some(run.0), &why),
+            Err(SourceError::Transient { reason, .. }) => {
+                return self.fail(name, Some(run.0), &reason);
+            }
+            Err(SourceError::Archive(e)) => {
+                self.close_run(name, run.0, RunStatus::Failed)?;
+                return Err(e);
+            }
+        };
         let mut sink = Sink {
             archive: self.archive,
             name,
