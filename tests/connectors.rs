@@ -446,7 +446,9 @@ fn killed_at_random_points_the_server_captures_every_update_once() {
             }
             next += 1;
         }
-        std::thread::sleep(std::time::Duration::from_millis(rng.below(1500)));
+        // Long enough for the connector to have started (its run recorded),
+        // short enough to land anywhere in the capture.
+        std::thread::sleep(std::time::Duration::from_millis(500 + rng.below(1500)));
         let pid = rustix::process::Pid::from_raw(s.child_id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
         drop(s);
