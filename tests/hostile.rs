@@ -122,6 +122,12 @@ const CORPUS: &[(&str, Expect)] = &[
     ("json/type-unknown.json", kept(1, "unknown message type")),
     ("json/type-unsupported.json", kept(1, "")),
     ("json/duplicate-keys.json", kept(1, "")),
+    (
+        "json/duplicate-messages.json",
+        Refused(
+            "duplicate-messages.json:2: column 11: invalid JSON: a second 'messages' list in one chat",
+        ),
+    ),
     ("json/date-max.json", kept(1, "")),
     ("json/date-min.json", kept(1, "")),
     ("json/date-overflow.json", kept(1, "not a number")),

@@ -78,6 +78,9 @@ struct Frame {
     role: Role,
     expect: Expect,
     key: Key,
+    /// A chat object's `messages` key was read (a second one is refused:
+    /// which list the export meant cannot be told).
+    had_messages: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -466,6 +469,7 @@ impl Checker<'_> {
                         Expect::FirstValue
                     },
                     key: Key::Other,
+                    had_messages: false,
                 });
             }
             b'-' => {
@@ -571,7 +575,14 @@ impl Checker<'_> {
             } else {
                 Key::Other
             };
+            let chat = matches!(role, Role::Root | Role::Chat { .. });
             if let Some(top) = self.stack.last_mut() {
+                if chat && key == Key::Messages {
+                    if top.had_messages {
+                        return Err(self.err(data, i, "a second 'messages' list in one chat"));
+                    }
+                    top.had_messages = true;
+                }
                 top.key = key;
             }
             return Ok(());

@@ -279,12 +279,17 @@ impl<'de, S: Sink> Visitor<'de> for RootSeed<'_, S> {
         };
         let mut shape = None;
         let mut buffered: Option<Vec<Box<RawValue>>> = None;
+        let mut had_messages = false;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "name" | "type" | "id" => {
                     header.set_field(&key, map.next_value::<Box<RawValue>>()?.get())
                 }
                 "messages" => {
+                    if had_messages {
+                        return Err(de::Error::custom("a second 'messages' list in one chat"));
+                    }
+                    had_messages = true;
                     shape = Some(Shape::SingleChat);
                     if header.has_id() {
                         sink.chat_start(&header)
@@ -1358,6 +1363,9 @@ mod tests {
         let e = run(r#"{"about": "nothing"}"#).err().unwrap().to_string();
         assert!(e.contains("neither"), "{e}");
         assert!(run(r#"{"id":1,"messages":[]} trailing"#).is_err());
+        let e = run(r#"{"messages":[{"id":1}],"messages":[{"id":2}],"id":3}"#);
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("a second 'messages' list in one chat"), "{e}");
     }
 
     #[test]
