@@ -255,3 +255,12 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     );
     (cert, key)
 }
+
+/// What a command printed, standard output then standard error.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -3,7 +3,7 @@
 //! dropped (what is kept counts every source item, none failed), a refusal
 //! names its file and changes nothing, and `verify` is clean after each.
 
-use crate::common::{Archive, bin, fixture, n};
+use crate::common::{Archive, bin, fixture, n, text};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -200,13 +200,6 @@ const CORPUS: &[(&str, Expect)] = &[
     ("zip/not-a-zip.zip", Refused("zip")),
 ];
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A crash is a signal or Rust's panic exit code: never an answer.
 fn assert_no_crash(name: &str, out: &Output) {

@@ -48,7 +48,14 @@ Content-Transfer-Encoding: base64\r\n\r\n{photo_b64}\r\n--b1--\r\n"
         ),
         (
             "20261201-002.eml".into(),
-            eml(BOB, ANN, "Deal room", 1002, &latin1, ""),
+            eml(
+                BOB,
+                ANN,
+                "Deal room",
+                1002,
+                &latin1,
+                "X-TELEMESSAGE-ArchiveSource: Mobile App\r\n",
+            ),
         ),
         (
             "20261201-003.eml".into(),
@@ -184,8 +191,24 @@ fn a_delivery_package_files_to_the_organisation_and_keeps_each_delivery_verbatim
         sha_hex(&files[1].1)
     );
     // Searchable by text and by a property's value.
-    let hits = a.ok(&["search", "signature", "--count"]);
-    assert!(hits.trim_start().starts_with('1'), "{hits}");
+    let count = |q: &str| -> u64 {
+        let out = a.ok(&["search", q, "--count"]);
+        let n = out.split_whitespace().next().and_then(|w| w.parse().ok());
+        n.unwrap_or_else(|| panic!("{q}: {out}"))
+    };
+    assert_eq!(count("signature"), 1);
+    // Every X-TELEMESSAGE-* header is a property of its own name, in any
+    // case; its words match within that header only.
+    // (Two filed, and the one between outsiders in the quarantine.)
+    assert_eq!(count("x-telemessage-network:telegram"), 3);
+    assert_eq!(count("X-TELEMESSAGE-ArchiveSource:\"mobile app\""), 1);
+    assert_eq!(count("x-telemessage-archivesource:mob*"), 1);
+    assert_eq!(count("x-telemessage-threadname:\"room deal\""), 0);
+    assert_eq!(count("x-telemessage-network:room"), 0);
+    assert_eq!(count("x-telemessage-nosuchheader:telegram"), 0);
+    let out = a.run(&["search", "x-telemessage-network>telegram"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("takes ':' or '='"), "{}", text(&out));
     let quarantine: Vec<Value> = a.json_lines(&["quarantine"]);
     let reasons: String = quarantine.iter().map(|q| q["reason"].to_string()).collect();
     assert!(

@@ -18,7 +18,7 @@ use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: &str = "\u{0}";
@@ -47,6 +47,11 @@ pub struct Fields {
     pub attachmentnames: Field,
     /// The chat id (`chat:` also searches `subject`, the title).
     pub chat: Field,
+    /// The `X-TELEMESSAGE-*` headers of every version, each word a token
+    /// `name \u{1} word` (name in lower case; see [`header_token`]), with
+    /// positions: `x-telemessage-network:telegram` is a term, a phrase a
+    /// phrase within one header.
+    pub headers: Field,
     // Keywords, lower-cased, whole.
     pub chattype: Field,
     pub kind: Field,
@@ -98,7 +103,8 @@ impl Fields {
             from: b.add_text_field("from", text.clone()),
             to: b.add_text_field("to", text.clone()),
             attachmentnames: b.add_text_field("attachmentnames", text.clone()),
-            chat: b.add_text_field("chat", text),
+            chat: b.add_text_field("chat", text.clone()),
+            headers: b.add_text_field("headers", text),
             chattype: b.add_text_field("chattype", STRING),
             kind: b.add_text_field("kind", STRING),
             itemclass: b.add_text_field("itemclass", STRING),
@@ -239,6 +245,7 @@ impl Fields {
             d.add_text(self.phone, ph);
         }
 
+        self.add_headers(&mut d, src);
         let kind = cur.kind();
         d.add_text(self.kind, "externaldata");
         d.add_text(self.kind, kind.as_str());
@@ -278,6 +285,49 @@ impl Fields {
         d.add_bool(self.deleted, src.deleted);
         d
     }
+}
+
+impl Fields {
+    /// Each distinct `X-TELEMESSAGE-*` header value of every version, as
+    /// one pre-tokenized value of `headers`.
+    fn add_headers(&self, d: &mut TantivyDocument, src: &DocSource) {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for v in &src.versions {
+            let Body::Message(m) = &v.body else { continue };
+            for (name, value) in &m.extra_text {
+                let pair = (name.as_str(), value.as_str());
+                if !crate::query::is_header_property(name) || seen.contains(&pair) {
+                    continue;
+                }
+                seen.push(pair);
+                let name = name.to_ascii_lowercase();
+                let tokens = tokenizer::tokens(value)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(position, (from, to, word))| tantivy::tokenizer::Token {
+                        offset_from: from,
+                        offset_to: to,
+                        position,
+                        text: header_token(&name, &word),
+                        position_length: 1,
+                    })
+                    .collect();
+                d.add_pre_tokenized_text(
+                    self.headers,
+                    tantivy::tokenizer::PreTokenizedString {
+                        text: value.clone(),
+                        tokens,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The `headers` term of one word (already normalized by the tokenizer) of
+/// the header `name` (in lower case).
+pub fn header_token(name: &str, word: &str) -> String {
+    format!("{name}\u{1}{word}")
 }
 
 /// `s` in lower case, borrowed when it is already (Telegram's type and

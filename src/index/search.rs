@@ -141,7 +141,7 @@ fn mentions_location(q: &Query) -> bool {
         Query::And(v) | Query::Or(v) => v.iter().any(mentions_location),
         Query::Not(x) => mentions_location(x),
         Query::Near { left, right, .. } => mentions_location(left) || mentions_location(right),
-        Query::Text(_) => false,
+        Query::Text(_) | Query::Header { .. } => false,
         Query::Restriction { property, .. } => {
             matches!(property, Property::Mailbox | Property::Folder)
         }
@@ -245,6 +245,14 @@ impl Index {
                 cmp,
                 value,
             } => self.restriction(*property, *cmp, value, loc)?,
+            Query::Header { name, value } => {
+                let (words, prefix) = words_of(value);
+                let words: Vec<String> = words
+                    .iter()
+                    .map(|w| crate::index::schema::header_token(name, w))
+                    .collect();
+                words_query(f.headers, &words, prefix)
+            }
         })
     }
 

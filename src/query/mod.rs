@@ -23,6 +23,8 @@
 //!   `value`, as in Purview.
 //! - `-x` is `NOT x`; `+x` requires `x`, which in a conjunction is just `x`.
 //! - `*` is a prefix wildcard only, at the end of a word of 3 or more characters.
+//! - Every `X-TELEMESSAGE-*` header of a TeleMessage delivery is a text
+//!   property of its own name (`x-telemessage-network:telegram`).
 //! - Property names are case-insensitive; dates are UTC: `sent:2021-07-01` is the
 //!   whole day, `sent>=2021-01-01`, `received:2021-01-01..2021-03-31`; sizes take
 //!   an optional `KB`, `MB` or `GB` suffix. A range that ends before it starts
@@ -72,6 +74,12 @@ pub enum Query {
         property: Property,
         cmp: Cmp,
         value: Value,
+    },
+    /// A header property (see [`HEADER_PREFIX`]) contains `value`; `name`
+    /// is in lower case.
+    Header {
+        name: String,
+        value: Text,
     },
 }
 
@@ -130,6 +138,19 @@ impl DateValue {
 
 fn day_start(d: jiff::civil::Date) -> i64 {
     crate::time::day_start(i64::from(d.year()), d.month() as u8, d.day() as u8)
+}
+
+/// What a header property's name starts with: every `X-TELEMESSAGE-*`
+/// header an item carries is a text property of that name, in any case
+/// (`x-telemessage-network:telegram`).
+pub const HEADER_PREFIX: &str = "x-telemessage-";
+
+/// Whether `name` (a header's, or a property's a user typed) names a header
+/// property: the prefix, in any case, and at least one character more.
+pub fn is_header_property(name: &str) -> bool {
+    name.len() > HEADER_PREFIX.len()
+        && name.is_char_boundary(HEADER_PREFIX.len())
+        && name[..HEADER_PREFIX.len()].eq_ignore_ascii_case(HEADER_PREFIX)
 }
 
 /// What kind of value a property takes.
@@ -252,7 +273,7 @@ impl Query {
             Query::And(_) => 2,
             Query::Not(_) => 3,
             Query::Near { .. } => 4,
-            Query::Text(_) | Query::Restriction { .. } => 5,
+            Query::Text(_) | Query::Restriction { .. } | Query::Header { .. } => 5,
         }
     }
 
@@ -305,6 +326,7 @@ impl fmt::Display for Query {
                 cmp,
                 value,
             } => write!(f, "{}{cmp}{value}", property.name()),
+            Query::Header { name, value } => write!(f, "{name}:{value}"),
         }
     }
 }

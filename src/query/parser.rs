@@ -417,6 +417,9 @@ impl Parser {
                         // `to: alice`: free text, as in Purview.
                         return text(&w, t.offset);
                     }
+                    if is_header_property(&w) {
+                        return self.header(&w, cmp, t.offset);
+                    }
                     let Some(property) = Property::from_name(&w) else {
                         return err(
                             t.offset,
@@ -428,6 +431,37 @@ impl Parser {
                 text(&w, t.offset)
             }
         }
+    }
+
+    /// The value of a header property: text, with `:` or `=`.
+    fn header(&mut self, name: &str, cmp: Cmp, at: usize) -> Result<Query, ParseError> {
+        let first = self.next().expect("a value token was checked");
+        if cmp != Cmp::Eq {
+            return err(
+                at,
+                format!("{name} takes ':' or '='; comparisons apply to dates and numbers"),
+            );
+        }
+        if let Some(Token {
+            tok: Tok::Range,
+            spaced: false,
+            ..
+        }) = self.peek()
+        {
+            return err(at, format!("{name} does not take a range"));
+        }
+        let value = match first.tok {
+            Tok::Phrase(p) => Text::Phrase(p),
+            Tok::Word(w) => match text(&w, first.offset)? {
+                Query::Text(t) => t,
+                _ => unreachable!("text() builds text"),
+            },
+            _ => unreachable!("value tokens are words or phrases"),
+        };
+        Ok(Query::Header {
+            name: name.to_ascii_lowercase(),
+            value,
+        })
     }
 
     fn value(&mut self, property: Property, cmp: Cmp, at: usize) -> Result<Query, ParseError> {
@@ -674,6 +708,32 @@ mod tests {
         let q = parse("(a - )").unwrap();
         assert_eq!(q, Query::And(vec![w("a"), w("-")]));
         assert_eq!(parse(&q.to_string()).unwrap(), q);
+    }
+
+    #[test]
+    fn header_properties() {
+        let h = |n: &str, t| Query::Header {
+            name: n.into(),
+            value: t,
+        };
+        check(
+            "X-TELEMESSAGE-Network:Telegram",
+            h("x-telemessage-network", Text::Word("Telegram".into())),
+        );
+        check(
+            "x-telemessage-threadname=\"deal room\"",
+            h("x-telemessage-threadname", Text::Phrase("deal room".into())),
+        );
+        check(
+            "x-telemessage-sid:abc*",
+            h("x-telemessage-sid", Text::Prefix("abc".into())),
+        );
+        let q = parse("x-telemessage-network:telegram OR a").unwrap();
+        assert_eq!(parse(&q.to_string()).unwrap(), q);
+        check_err("x-telemessage-sid>5", 1, "takes ':' or '='");
+        check_err("x-telemessage-sid:1..5", 1, "does not take a range");
+        check_err("x-telemessage-:a", 1, "unknown property");
+        check_err("x-telemessage-sid:ab*", 19, "at least 3 characters");
     }
 
     #[test]
