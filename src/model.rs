@@ -282,6 +282,35 @@ pub struct Item {
 }
 
 impl Item {
+    /// What two sources that captured the same version of a message agree
+    /// on, whatever else each records: its date, when it was last edited,
+    /// the sender, the plain text and how many attachments it has. The Bot
+    /// API and a Desktop export of the same chat give one message the same
+    /// id and the same key, so the second brings no new version (see
+    /// `store::Tx::is_known`). Only messages have one: events, calls and
+    /// deletions come from one source each.
+    pub fn equivalence(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let Body::Message(m) = &self.body else {
+            return None;
+        };
+        let mut h = sha2::Sha256::new();
+        for n in [self.date, self.edited] {
+            h.update(n.map_or([0; 9], |n| {
+                let mut b = [1; 9];
+                b[1..].copy_from_slice(&n.to_be_bytes());
+                b
+            }));
+        }
+        let sender = self.sender.as_ref().map(Person::key).unwrap_or_default();
+        for part in [sender.as_bytes(), m.text.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.update((self.attachments.len() as u64).to_be_bytes());
+        Some(h.finalize().into())
+    }
+
     /// How many attachments have their content stored.
     pub fn attachments_with_content(&self) -> u32 {
         self.attachments

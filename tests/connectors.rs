@@ -89,6 +89,68 @@ fn nowhere_in(dir: &Path, needle: &str) {
     }
 }
 
+/// Ivan's Desktop export of his chat with Hana, after the bot captured it:
+/// the versions the bot has add nothing (though the export words them
+/// otherwise and lacks the media the bot fetched); the message the bot
+/// never saw is filed.
+fn desktop_export_adds_what_the_bot_missed(a: &Archive, dir: &Path) {
+    let not_included = "(File not included. Change data exporting settings to download.)";
+    let msg = |id: i64, from: i64, text: &str| {
+        let name = if from == HANA {
+            "Hana Hill"
+        } else {
+            "Ivan Iverson"
+        };
+        json!({"id": id, "type": "message", "date": "2025-12-06T00:00:00",
+               "date_unixtime": (1764979200 + id).to_string(), "from": name,
+               "from_id": format!("user{from}"), "text": text,
+               "text_entities": [{"type": "plain", "text": text}]})
+    };
+    let mut first = msg(1, HANA, "can we move the settlement call to Friday?");
+    first["edited"] = json!("2025-12-06T00:01:40");
+    first["edited_unixtime"] = json!("1764979300");
+    let mut photo = msg(3, HANA, "term sheet");
+    photo["photo"] = json!(not_included);
+    photo["width"] = json!(640);
+    photo["height"] = json!(480);
+    let mut video = msg(4, IVAN, "");
+    video["file"] = json!(not_included);
+    video["media_type"] = json!("video_file");
+    video["mime_type"] = json!("video/mp4");
+    let mut voice = msg(5, HANA, "");
+    voice["file"] = json!(not_included);
+    voice["media_type"] = json!("voice_message");
+    voice["mime_type"] = json!("audio/ogg");
+    let missed = msg(6, IVAN, "sent while the bot was away");
+    // In Telegram Desktop's order: the account before its chats, a chat's
+    // name and type before its messages.
+    let owner = json!({"user_id": IVAN, "first_name": "Ivan", "last_name": "Iverson"});
+    let messages = json!([first, photo, video, voice, missed]);
+    let export = format!(
+        "{{\"personal_information\": {owner}, \"chats\": {{\"list\": [{{\"name\": \"Hana Hill\", \
+         \"type\": \"personal_chat\", \"id\": {HANA}, \"messages\": {messages}}}]}}}}"
+    );
+    let dir = dir.join("DataExport");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("result.json"), export).unwrap();
+    let map = fixture("botapi/users.csv");
+    let rep = a.import(&[&dir], &["--mapping", map.to_str().unwrap()]);
+    let t = totals(&rep);
+    assert_eq!(n(t, "available_from_source"), 5, "{t}");
+    // Message 6, to Hana's mailbox and Ivan's; the rest the bot had.
+    assert_eq!(n(t, "imported") + n(t, "partially_imported"), 2, "{t}");
+    assert_eq!(n(t, "new_versions"), 0, "{t}");
+    assert_eq!(n(t, "skipped"), 8, "{t}");
+    let first = a.json(&["show", &format!("tg:{IVAN}:{HANA}:1")]);
+    assert_eq!(first["versions"].as_array().unwrap().len(), 2, "{first}");
+    let missed = a.json(&["show", &format!("tg:{IVAN}:{HANA}:6")]);
+    assert_eq!(
+        missed["versions"][0]["item"]["source_format"],
+        "telegram-desktop-json"
+    );
+    a.ok(&["verify"]);
+}
+
 #[test]
 fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secret() {
     let a = Archive::new();
@@ -282,6 +344,7 @@ fn a_bot_connector_files_business_chats_through_faults_and_keeps_its_token_secre
     );
     assert_eq!(n(t, "skipped"), n(t, "available_for_import"), "{t}");
     a.ok(&["verify"]);
+    desktop_export_adds_what_the_bot_missed(&a, secrets.path());
 
     // The token is nowhere: not in the archive, not in what was printed.
     nowhere_in(a.path(), TOKEN);

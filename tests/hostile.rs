@@ -200,7 +200,6 @@ const CORPUS: &[(&str, Expect)] = &[
     ("zip/not-a-zip.zip", Refused("zip")),
 ];
 
-
 /// A crash is a signal or Rust's panic exit code: never an answer.
 fn assert_no_crash(name: &str, out: &Output) {
     use std::os::unix::process::ExitStatusExt;

@@ -399,7 +399,8 @@ fn message(
             ..Default::default()
         })
     });
-    let (text, ents) = match (s(m, "text"), s(m, "caption")) {
+    let text = s(m, "text").filter(|t| !t.is_empty());
+    let (text, ents) = match (text, s(m, "caption")) {
         (Some(t), _) => {
             let e = entities(&t, m.get("entities"));
             (t, e)

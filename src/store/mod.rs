@@ -1359,6 +1359,9 @@ pub struct EncodedItem {
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
     pub fingerprint: [u8; 32],
+    /// `Item::equivalence`, and the source format it was read from.
+    pub equivalence: Option<[u8; 32]>,
+    pub source_format: String,
     pub with_content: u32,
     pub date: Option<i64>,
     pub kind: crate::model::ItemKind,
@@ -1378,6 +1381,8 @@ impl EncodedItem {
             bytes,
             sha256,
             fingerprint: item.fingerprint,
+            equivalence: item.equivalence(),
+            source_format: item.source_format.clone(),
             with_content: item.attachments_with_content(),
             date: item.date,
             kind: item.kind(),
@@ -1436,18 +1441,45 @@ impl Tx<'_> {
         }
     }
 
-    /// Adds `enc` as a version of its item unless the archive has it already:
-    /// the same content, or the same source record (fingerprint) with at least
-    /// as many attachment contents. So a re-export without its media files adds
-    /// nothing, while one that brings media an earlier import lacked adds a
-    /// version that has them. Returns whether a version was added; its content
-    /// goes into the pack when the row is written ([`Tx::store_version`]).
-    fn add_version(row: &mut SourceRow, enc: &EncodedItem, run: u64) -> bool {
+    /// Whether the item has `enc` already: the same content, or the same
+    /// source record (fingerprint) with at least as many attachment
+    /// contents, or, from another source format, a version with the same
+    /// equivalence key (`Item::equivalence`) and at least as many contents.
+    /// So a re-export without its media files adds nothing, one that brings
+    /// media an earlier import lacked adds a version that has them, and a
+    /// Desktop export of chats a connector captured adds only what the
+    /// connector missed.
+    fn is_known(&mut self, row: &SourceRow, enc: &EncodedItem) -> bool {
         let with_content = enc.with_content;
-        if row.rec.versions.iter().any(|v| {
+        let versions = &row.rec.versions;
+        if versions.iter().any(|v| {
             v.content == enc.sha256
                 || (v.fingerprint == enc.fingerprint && v.with_content >= with_content)
         }) {
+            return true;
+        }
+        let Some(key) = enc.equivalence else {
+            return false;
+        };
+        versions.iter().any(|v| {
+            // A version that cannot be read now is not taken as this one:
+            // adding a version loses nothing (and `verify` names the damage).
+            v.with_content >= with_content
+                && self
+                    .read_pack(&v.at)
+                    .and_then(|b| codec::decode_item_without_raw(&b))
+                    .is_ok_and(|it| {
+                        it.source_format != enc.source_format && it.equivalence() == Some(key)
+                    })
+        })
+    }
+
+    /// Adds `enc` as a version of its item unless the archive has it already
+    /// ([`Tx::is_known`]). Returns whether a version was added; its content
+    /// goes into the pack when the row is written ([`Tx::store_version`]).
+    fn add_version(&mut self, row: &mut SourceRow, enc: &EncodedItem, run: u64) -> bool {
+        let with_content = enc.with_content;
+        if self.is_known(row, enc) {
             return false;
         }
         row.rec.versions.push(Version {
@@ -1503,7 +1535,7 @@ impl Tx<'_> {
         let is_new = row.rec.versions.is_empty();
         // An item known but filed nowhere can only be in the quarantine.
         let maybe_quarantined = !is_new && row.rec.locations.is_empty();
-        let new_version = Self::add_version(&mut row, enc, run);
+        let new_version = self.add_version(&mut row, enc, run);
         let mut out = Vec::with_capacity(mailboxes.len());
         let mut changed = new_version;
         for (k, m) in addresses {
@@ -1589,7 +1621,7 @@ impl Tx<'_> {
         let idb = item_id_bytes(&enc.id);
         let mut row = self.source_row(&idb)?;
         let is_new = row.rec.versions.is_empty();
-        let new_version = Self::add_version(&mut row, enc, record.run);
+        let new_version = self.add_version(&mut row, enc, record.run);
         let was_held = self.quarantine.get(idb.as_slice())?.is_some();
         let outcome = if !row.rec.locations.is_empty() {
             Quarantined::AlreadyFiled { new_version }
