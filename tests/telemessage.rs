@@ -456,8 +456,40 @@ fn deliveries_by_smtp_are_answered_only_once_committed() {
     assert_eq!(n(t, "available_from_source"), 7, "{t}");
     assert_eq!(n(t, "quarantined"), 2, "{t}");
     assert_balanced(t);
+    a_large_delivery_is_kept_whole(&a, port, work.path());
     s.stop();
     a.ok(&["verify"]);
+}
+
+/// 24 MB of media, over Purview's 10 MB limit: accepted, filed, and its
+/// attachment and the delivery itself stored whole.
+fn a_large_delivery_is_kept_whole(a: &Archive, port: u16, dir: &Path) {
+    use base64::Engine;
+    let media: Vec<u8> = (0..24_000_000u64)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&media);
+    let mut body = String::from(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b9\"\r\n\r\n--b9\r\n\
+Content-Type: text/plain\r\n\r\nthe full site survey\r\n--b9\r\nContent-Type: video/mp4\r\n\
+Content-Disposition: attachment; filename=\"survey.mp4\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+    );
+    for line in encoded.as_bytes().chunks(76) {
+        body.push_str(std::str::from_utf8(line).unwrap());
+        body.push_str("\r\n");
+    }
+    body.push_str("--b9--\r\n");
+    let path = dir.join("large.eml");
+    let delivery = eml(ANN, BOB, "Deal room", 3001, body.as_bytes(), "");
+    std::fs::write(&path, &delivery).unwrap();
+    let sent = send(port, "archive@corp.example", false, &[path]);
+    assert_eq!(sent[0]["code"], 250, "{sent:?}");
+    let item = a.json(&["show", "tg:0:4411:3001"]);
+    let atts = &item["versions"][0]["item"]["attachments"];
+    assert_eq!(atts[0]["content"]["size"], delivery.len() as u64, "{atts}");
+    assert_eq!(atts[0]["content"]["sha256"], sha_hex(&delivery));
+    assert_eq!(atts[1]["file_name"], "survey.mp4");
+    assert_eq!(atts[1]["content"]["sha256"], sha_hex(&media), "{atts}");
 }
 
 #[test]
