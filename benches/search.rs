@@ -13,7 +13,7 @@
 //! --queries-only (with --dir: reuse the archive of an earlier run, measure
 //! queries only), --import-only (stop after step 1, e.g. to profile it),
 //! --query KQL (repeatable: measure these queries instead of the mix),
-//! --without direct,hints,nice (turn those aids of the write path off, see
+//! --without hints,nice (turn those aids of the import off, see
 //! `tuning`), --attachment-permille P (messages with a file, per mille;
 //! default 50, 0 for a text-only export).
 

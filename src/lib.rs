@@ -12,7 +12,6 @@ pub mod backup;
 pub mod cli;
 pub mod compaction;
 pub mod connector;
-pub mod direct;
 pub mod error;
 pub mod export;
 #[doc(hidden)]

@@ -208,7 +208,7 @@ impl Input {
                 items: package::check(zip)?,
                 ..Default::default()
             }),
-            _ => check::check(self.open_json(Pass::Check)?, &self.error_path()),
+            _ => check::check(self.open_json()?, &self.error_path()),
         }
     }
 
@@ -229,7 +229,7 @@ impl Input {
             }
             // The splitter trusts its input; the checking pass decides
             // whether anything it produced is kept.
-            _ => split::split(self.open_json(Pass::Convert)?, out, &self.error_path()),
+            _ => split::split(self.open_json()?, out, &self.error_path()),
         }
     }
 
@@ -250,30 +250,20 @@ impl Input {
 
     /// Opens the export's JSON for one streaming pass (a UTF-8 byte-order
     /// mark before it, as editors on Windows write, is skipped).
-    pub fn open_json(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
-        self.open_json_raw(pass)
+    pub fn open_json(&self) -> Result<Box<dyn Read + Send>> {
+        self.open_json_raw()
             .map(|r| Box::new(SkipBom::new(r)) as Box<dyn Read + Send>)
     }
 
-    fn open_json_raw(&self, pass: Pass) -> Result<Box<dyn Read + Send>> {
+    fn open_json_raw(&self) -> Result<Box<dyn Read + Send>> {
         match self {
             Input::Html { .. }
             | Input::BotApi { .. }
             | Input::Eml { .. }
             | Input::Package { .. } => Err(Error::Internal("this input has no export JSON".into())),
             Input::File { json, .. } => {
-                // Both passes read the file once, front to back: around the
-                // page cache where the file system allows it.
-                if let Some(f) =
-                    crate::direct::open_for_reading(json).map_err(|e| Error::io(json, e))?
-                {
-                    return Ok(Box::new(crate::direct::SequentialReader::new(f, 4 << 20)));
-                }
                 let f = File::open(json).map_err(|e| Error::io(json, e))?;
-                Ok(Box::new(BufReader::with_capacity(
-                    256 * 1024,
-                    OnePass::new(f, pass),
-                )))
+                Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
             }
             Input::Zip { zip, entry, .. } => {
                 let f = File::open(zip).map_err(|e| Error::io(zip, e))?;
@@ -364,55 +354,6 @@ impl<R: Read> Read for SkipBom<R> {
             return Ok(k);
         }
         self.inner.read(buf)
-    }
-}
-
-/// Which of the two passes over an export's JSON a reader serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pass {
-    /// The checking pass: the converting pass reads the same bytes again.
-    Check,
-    /// The converting pass, the last reader of the file.
-    Convert,
-}
-
-/// Reads an export file front to back, telling the kernel so. The converting
-/// pass is the file's last reader: it hands the pages it has read back
-/// ([`crate::pagecache`]), so that a large export streaming through the page
-/// cache does not push out the archive the same import is writing.
-struct OnePass {
-    file: File,
-    pass: Pass,
-    /// Bytes read so far.
-    pos: u64,
-    /// Bytes already handed back.
-    released: u64,
-}
-
-/// How much the converting pass reads between two releases.
-const RELEASE_EVERY: u64 = 32 << 20;
-
-impl OnePass {
-    fn new(file: File, pass: Pass) -> OnePass {
-        crate::pagecache::sequential(&file);
-        OnePass {
-            file,
-            pass,
-            pos: 0,
-            released: 0,
-        }
-    }
-}
-
-impl Read for OnePass {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.pos += n as u64;
-        if self.pass == Pass::Convert && (self.pos - self.released >= RELEASE_EVERY || n == 0) {
-            crate::pagecache::release(&self.file, self.released, self.pos - self.released);
-            self.released = self.pos;
-        }
-        Ok(n)
     }
 }
 
@@ -697,29 +638,6 @@ mod tests {
         assert!(safe_relative("./files/x").is_some());
         for bad in ["../x", "photos/../../x", "/etc/passwd", "", "a\0b"] {
             assert!(safe_relative(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn both_passes_read_every_byte_across_releases() {
-        // Longer than two release steps, and not a multiple of any buffer.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("result.json");
-        let len = 2 * RELEASE_EVERY as usize + 12_345;
-        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let input = Input::File {
-            json: path,
-            base: dir.path().to_path_buf(),
-        };
-        for pass in [Pass::Check, Pass::Convert] {
-            let mut got = Vec::new();
-            input
-                .open_json(pass)
-                .unwrap()
-                .read_to_end(&mut got)
-                .unwrap();
-            assert!(got == data, "{pass:?}");
         }
     }
 }

@@ -24,7 +24,6 @@
 
 pub use super::frame::Kind;
 use super::frame::{self, Dicts, Framer};
-use crate::direct;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -113,19 +112,13 @@ pub struct Packs {
     dicts: Arc<Dicts>,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
-    /// For bulk reads: direct I/O where the file system has it (the flag).
-    bulk_readers: RwLock<HashMap<u32, (Arc<File>, bool)>>,
 }
 
 /// The appending side, owned by one write transaction at a time.
 ///
 /// Appends go to a stage of [`WRITE_CHUNK`] bytes, written out when it fills
-/// and when the transaction syncs. With direct I/O ([`direct`]) the file is
-/// written in whole blocks from a block-aligned offset: the stage starts at
-/// the block holding the pack's end, so it also holds the bytes of that block
-/// already in the file (the head), and a sync writes the last block padded
-/// with zeros, then cuts the file back to its true length. The bytes in the
-/// file are the same as with plain writes.
+/// and when the transaction syncs (plain writes through the page cache, then
+/// `fdatasync`).
 pub struct Writer {
     /// A new pack starts once the current one holds this much.
     target: u64,
@@ -145,22 +138,18 @@ pub struct Writer {
     /// The pack appended to; 0 before the first.
     pack: u32,
     file: Option<File>,
-    /// Whether `file` does direct I/O.
-    direct: bool,
-    /// Whether files are opened for direct I/O (false once refused).
-    try_direct: bool,
     /// Its length as the `packs` table records it.
     committed: u64,
     /// Bytes `start..start + len` of the pack; those past the file's
     /// length are not written yet.
-    stage: direct::Aligned,
+    stage: Vec<u8>,
     start: u64,
     len: usize,
     /// How far the file holds the pack's bytes (the stage's are written up
     /// to here).
     written: u64,
-    /// Whether the stage holds the head of the pack's end (false after an
-    /// open, a rollback or a scrub, until the next append loads it).
+    /// Whether the stage starts at the pack's committed end (false after an
+    /// open, a rollback or a scrub, until the next append sets it).
     staged: bool,
 }
 
@@ -214,7 +203,7 @@ impl Packs {
                 }
             }
         }
-        let packs = Packs::build(dir, committed, framed_from, PACK_TARGET, WRITE_CHUNK, false)?;
+        let packs = Packs::build(dir, committed, framed_from, PACK_TARGET, WRITE_CHUNK)?;
         packs.add_dicts(dicts)?;
         Ok(packs)
     }
@@ -234,24 +223,16 @@ impl Packs {
         framed_from: u32,
         target: u64,
     ) -> Result<Packs> {
-        Packs::open_with(
-            archive_dir,
-            committed,
-            framed_from,
-            target,
-            WRITE_CHUNK,
-            true,
-        )
+        Packs::open_with(archive_dir, committed, framed_from, target, WRITE_CHUNK)
     }
 
-    /// [`Packs::open`] with every size chosen, and direct I/O allowed or not.
+    /// [`Packs::open`] with every size chosen.
     fn open_with(
         archive_dir: &Path,
         committed: &BTreeMap<u32, u64>,
         framed_from: u32,
         target: u64,
         chunk: usize,
-        try_direct: bool,
     ) -> Result<Packs> {
         let dir = archive_dir.join("packs");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -295,7 +276,7 @@ impl Packs {
         if synced_dir {
             sync_dir(&dir)?;
         }
-        Packs::build(dir, committed, framed_from, target, chunk, try_direct)
+        Packs::build(dir, committed, framed_from, target, chunk)
     }
 
     /// The handle on a pack directory already brought in line with
@@ -306,7 +287,6 @@ impl Packs {
         framed_from: u32,
         target: u64,
         chunk: usize,
-        try_direct: bool,
     ) -> Result<Packs> {
         let dicts = Arc::new(Dicts::default());
         let (pack, committed_len) = committed
@@ -326,10 +306,8 @@ impl Packs {
                 dir: dir.clone(),
                 pack,
                 file: None,
-                direct: false,
-                try_direct,
                 committed: committed_len,
-                stage: direct::Aligned::new(chunk),
+                stage: vec![0; chunk],
                 start: committed_len,
                 len: 0,
                 written: committed_len,
@@ -339,7 +317,6 @@ impl Packs {
             framed_from,
             dicts,
             readers: RwLock::new(HashMap::new()),
-            bulk_readers: RwLock::new(HashMap::new()),
         })
     }
 
@@ -351,10 +328,6 @@ impl Packs {
     /// zeroed): its file, and the handles kept on it.
     pub fn remove(&self, pack: u32) -> Result<()> {
         self.readers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&pack);
-        self.bulk_readers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&pack);
@@ -382,45 +355,13 @@ impl Packs {
         })
     }
 
-    fn bulk_reader(&self, pack: u32) -> Result<(Arc<File>, bool)> {
-        open_once(&self.bulk_readers, pack, || {
-            let path = self.path_of(pack);
-            Ok(
-                match direct::open_for_reading(&path).map_err(|e| Error::io(&path, e))? {
-                    Some(f) => (Arc::new(f), true),
-                    None => (self.reader(pack)?, false),
-                },
-            )
-        })
-    }
-
-    /// Reads `len` bytes at `offset` in bulk: directly where the file
-    /// system allows it (nothing passes through the page cache), else
-    /// plainly, the pages handed back to the kernel once read. Returns the
-    /// buffer and where the bytes start in it.
-    fn read_bulk(&self, pack: u32, offset: u64, len: u64) -> Result<(Vec<u8>, usize)> {
-        let path = self.path_of(pack);
-        let (f, is_direct) = self.bulk_reader(pack)?;
-        if is_direct {
-            match direct::read_at(&f, offset, len as usize) {
-                Ok(read) => return Ok(read),
-                Err(e) if direct::refused(&e) => {
-                    tracing::info!(path = %path.display(), error = %e, "direct reads refused: pack files are read through the page cache");
-                    let plain = (self.reader(pack)?, false);
-                    self.bulk_readers
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(pack, plain);
-                }
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
+    /// Reads `len` bytes at `offset` in one call.
+    fn read_bulk(&self, pack: u32, offset: u64, len: u64) -> Result<Vec<u8>> {
         let f = self.reader(pack)?;
         let mut buf = vec![0u8; len as usize];
         f.read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::io(&path, e))?;
-        crate::pagecache::release(&f, offset, len);
-        Ok((buf, 0))
+            .map_err(|e| Error::io(self.path_of(pack), e))?;
+        Ok(buf)
     }
 
     /// The content of one committed record.
@@ -448,10 +389,8 @@ impl Packs {
     /// read in one call. A span that cannot be read is left out, so that each
     /// of its records fails (or succeeds) on its own in [`Prefetched::read`].
     ///
-    /// This is the bulk path (the index reading what an import filed, a
-    /// rebuild reading everything): spans are read around the page cache
-    /// ([`direct`]), or their pages handed back to the kernel once read
-    /// ([`crate::pagecache`]).
+    /// This is the bulk path: the index reading what an import filed, a
+    /// rebuild reading everything.
     pub fn read_many(&self, refs: &[PackRef]) -> Prefetched<'_> {
         let mut sorted: Vec<PackRef> = refs.to_vec();
         sorted.sort_by_key(|r| (r.pack, r.offset));
@@ -460,29 +399,24 @@ impl Packs {
         let mut i = 0;
         while i < sorted.len() {
             let (pack, start) = (sorted[i].pack, sorted[i].offset);
-            let gap = match self.bulk_reader(pack) {
-                Ok((_, true)) => DIRECT_SPAN_GAP,
-                _ => SPAN_GAP,
-            };
             let mut end = start + sorted[i].len;
             let mut j = i + 1;
             while j < sorted.len()
                 && sorted[j].pack == pack
-                && sorted[j].offset <= end.saturating_add(gap)
+                && sorted[j].offset <= end.saturating_add(SPAN_GAP)
                 && sorted[j].offset + sorted[j].len - start <= SPAN_MAX
             {
                 end = end.max(sorted[j].offset + sorted[j].len);
                 j += 1;
             }
             if j - i > 1
-                && let Ok((buf, from)) = self.read_bulk(pack, start, end - start)
+                && let Ok(buf) = self.read_bulk(pack, start, end - start)
             {
                 spans.push(Span {
                     pack,
                     offset: start,
                     len: end - start,
                     buf,
-                    from,
                 });
             }
             i = j;
@@ -573,11 +507,6 @@ impl Writer {
         self.start + self.len as u64
     }
 
-    /// The unit the file is written in: a block with direct I/O, else a byte.
-    fn block(&self) -> u64 {
-        if self.direct { direct::BLOCK as u64 } else { 1 }
-    }
-
     fn path(&self) -> PathBuf {
         self.dir.join(file_name(self.pack))
     }
@@ -585,22 +514,13 @@ impl Writer {
     fn open_file(&mut self) -> Result<()> {
         if self.file.is_none() {
             let path = self.path();
-            let mut f = None;
-            if self.try_direct {
-                f = direct::open(&path, true).map_err(|e| Error::io(&path, e))?;
-                self.try_direct = f.is_some();
-            }
-            self.direct = f.is_some();
-            let f = match f {
-                Some(f) => f,
-                None => OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(|e| Error::io(&path, e))?,
-            };
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
             if self.committed == 0 {
                 // A new file: its directory entry must be durable too.
                 sync_dir(&self.dir)?;
@@ -615,29 +535,17 @@ impl Writer {
         Ok(self.file.as_ref().expect("opened above"))
     }
 
-    /// Makes the stage start at the pack's committed end (with direct I/O,
-    /// at its last block, whose bytes are read from the file).
-    fn load_stage(&mut self) -> Result<()> {
-        if self.staged {
-            return Ok(());
+    /// Makes the stage start at the pack's committed end.
+    fn load_stage(&mut self) {
+        if !self.staged {
+            self.start = self.committed;
+            self.len = 0;
+            self.written = self.committed;
+            self.staged = true;
         }
-        self.open_file()?;
-        let start = self.committed - self.committed % self.block();
-        let head = (self.committed - start) as usize;
-        if head > 0 {
-            let path = self.path();
-            let f = self.file.as_ref().expect("opened above");
-            let (bytes, from) = direct::read_at(f, start, head).map_err(|e| Error::io(&path, e))?;
-            self.stage.bytes_mut()[..head].copy_from_slice(&bytes[from..from + head]);
-        }
-        self.start = start;
-        self.len = head;
-        self.written = self.committed;
-        self.staged = true;
-        Ok(())
     }
 
-    /// Forgets the stage's head (the file changed under it).
+    /// Lets the next append start the stage again (the file changed).
     fn unstage(&mut self) {
         if self.end() == self.committed {
             self.staged = false;
@@ -680,7 +588,7 @@ impl Writer {
 
     /// Appends bytes as they are.
     fn append_raw(&mut self, bytes: &[u8]) -> Result<PackRef> {
-        self.load_stage()?;
+        self.load_stage();
         let r = PackRef {
             pack: self.pack,
             offset: self.end(),
@@ -688,13 +596,12 @@ impl Writer {
         };
         let mut rest = bytes;
         while !rest.is_empty() {
-            let n = (self.stage.capacity() - self.len).min(rest.len());
-            self.stage.bytes_mut()[self.len..self.len + n].copy_from_slice(&rest[..n]);
+            let n = (self.stage.len() - self.len).min(rest.len());
+            self.stage[self.len..self.len + n].copy_from_slice(&rest[..n]);
             self.len += n;
             rest = &rest[n..];
-            if self.len == self.stage.capacity() {
-                // A whole stage: a multiple of any block.
-                self.write_stage(self.len)?;
+            if self.len == self.stage.len() {
+                self.write_stage()?;
                 self.start += self.len as u64;
                 self.written = self.start;
                 self.len = 0;
@@ -722,9 +629,7 @@ impl Writer {
         }
         if r.offset >= self.start {
             let from = (r.offset - self.start) as usize;
-            return Ok(Some(
-                self.stage.bytes()[from..from + r.len as usize].to_vec(),
-            ));
+            return Ok(Some(self.stage[from..from + r.len as usize].to_vec()));
         }
         // Written out when the stage filled; a record that runs on into the
         // stage needs the stage written first.
@@ -732,57 +637,31 @@ impl Writer {
             self.flush()?;
         }
         let path = self.path();
-        let f = self.file()?;
-        let (bytes, from) =
-            direct::read_at(f, r.offset, r.len as usize).map_err(|e| Error::io(&path, e))?;
-        Ok(Some(bytes[from..from + r.len as usize].to_vec()))
+        let mut bytes = vec![0u8; r.len as usize];
+        self.file()?
+            .read_exact_at(&mut bytes, r.offset)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Some(bytes))
     }
 
-    /// Writes the first `n` bytes of the stage at its start (`n` whole
-    /// blocks): directly, or plainly once direct writes are refused.
-    fn write_stage(&mut self, n: usize) -> Result<()> {
+    /// Writes the stage's bytes at its start.
+    fn write_stage(&mut self) -> Result<()> {
         let path = self.path();
         self.open_file()?;
         let f = self.file.as_ref().expect("opened above");
-        match f.write_all_at(&self.stage.bytes()[..n], self.start) {
-            Ok(()) => Ok(()),
-            Err(e) if self.direct && direct::refused(&e) => {
-                tracing::info!(path = %path.display(), error = %e, "direct writes refused: pack files are written through the page cache");
-                self.file = None;
-                self.try_direct = false;
-                self.open_file()?;
-                let f = self.file.as_ref().expect("opened above");
-                f.write_all_at(&self.stage.bytes()[..n], self.start)
-                    .map_err(|e| Error::io(&path, e))
-            }
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        f.write_all_at(&self.stage[..self.len], self.start)
+            .map_err(|e| Error::io(&path, e))
     }
 
-    /// Writes out the whole stage; keeps the bytes of its last, partial
-    /// block as the next stage's head.
+    /// Writes out the whole stage; the next append starts it afresh.
     fn flush(&mut self) -> Result<()> {
         if self.end() == self.written {
             return Ok(());
         }
-        let padded = self.len.div_ceil(self.block() as usize) * self.block() as usize;
-        self.stage.bytes_mut()[self.len..padded].fill(0);
-        self.write_stage(padded)?;
-        if padded > self.len {
-            // The padding is not part of the pack.
-            let path = self.path();
-            let end = self.end();
-            self.file()?.set_len(end).map_err(|e| Error::io(&path, e))?;
-        }
+        self.write_stage()?;
         self.written = self.end();
-        // The last block's bytes start the next stage: none with plain
-        // writes (also when direct ones were refused just now).
-        let keep = (self.end() % self.block()) as usize;
-        self.stage
-            .bytes_mut()
-            .copy_within(self.len - keep..self.len, 0);
-        self.start = self.end() - keep as u64;
-        self.len = keep;
+        self.start = self.end();
+        self.len = 0;
         Ok(())
     }
 
@@ -877,10 +756,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// many bytes: a transaction's items lie end to end, but attachments stored
 /// between them are not wanted (reading them cost more than the calls saved).
 const SPAN_GAP: u64 = 0;
-/// The same when reading directly: a direct read costs the CPU little per
-/// byte and much per call, so attachments between the records are read and
-/// thrown away.
-const DIRECT_SPAN_GAP: u64 = 1 << 20;
 /// The largest span read at once.
 const SPAN_MAX: u64 = 8 << 20;
 
@@ -891,13 +766,12 @@ pub struct Prefetched<'a> {
     spans: Vec<Span>,
 }
 
-/// `len` bytes of a pack at `offset`, read in one call: `buf[from..]`.
+/// `len` bytes of a pack at `offset`, read in one call.
 struct Span {
     pack: u32,
     offset: u64,
     len: u64,
     buf: Vec<u8>,
-    from: usize,
 }
 
 impl Prefetched<'_> {
@@ -918,7 +792,7 @@ impl Prefetched<'_> {
             && s.pack == r.pack
             && r.offset + r.len <= s.offset + s.len
         {
-            let from = s.from + (r.offset - s.offset) as usize;
+            let from = (r.offset - s.offset) as usize;
             return Ok(std::borrow::Cow::Borrowed(
                 &s.buf[from..from + r.len as usize],
             ));
@@ -1117,23 +991,21 @@ mod tests {
         assert_eq!(w.sync().unwrap(), Some((1, 13)));
     }
 
-    /// Every way a transaction can end, in both I/O modes, with a stage of
-    /// a few blocks so that records cross its edges: the files hold exactly
-    /// the committed bytes (a model of each pack kept beside), every record
-    /// reads back alone and in bulk, a scrubbed record stays zeroed under
-    /// later appends, and reopening (from a length in the middle of a block)
-    /// appends where the last commit ended.
+    /// Every way a transaction can end, with a small stage so that records
+    /// cross its edges: the files hold exactly the committed bytes (a model
+    /// of each pack kept beside), every record reads back alone and in
+    /// bulk, a scrubbed record stays zeroed under later appends, and
+    /// reopening appends where the last commit ended.
     #[test]
     fn random_transactions_leave_exactly_the_committed_bytes() {
-        for try_direct in [true, false] {
+        {
             let dir = tempfile::tempdir().unwrap();
-            let chunk = 3 * direct::BLOCK;
+            let chunk = 3 * 4096;
             let target = 50_000;
             let mut committed: BTreeMap<u32, u64> = BTreeMap::new();
             let mut model: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
             let mut records: Vec<(PackRef, Vec<u8>)> = Vec::new();
-            let mut packs =
-                Packs::open_with(dir.path(), &committed, 1, target, chunk, try_direct).unwrap();
+            let mut packs = Packs::open_with(dir.path(), &committed, 1, target, chunk).unwrap();
             let mut seed = 0x2545_F491_4F6C_DD1Du64;
             let mut next = |n: u64| {
                 seed ^= seed << 13;
@@ -1192,8 +1064,7 @@ mod tests {
                 }
                 if next(15) == 0 {
                     drop(packs);
-                    packs = Packs::open_with(dir.path(), &committed, 1, target, chunk, try_direct)
-                        .unwrap();
+                    packs = Packs::open_with(dir.path(), &committed, 1, target, chunk).unwrap();
                 }
                 for (pack, m) in &model {
                     let on_disk = fs::read(packs.path_of(*pack)).unwrap();
