@@ -238,7 +238,7 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     let migrate = &trail[2];
     assert_eq!(
         migrate["params"],
-        serde_json::json!([["from_format", "2"], ["to_format", "4"]])
+        serde_json::json!([["from_format", "2"], ["to_format", "5"]])
     );
     assert_eq!(a.ok(&["verify"]).lines().count(), 1);
     // Format 4 frames and compresses what comes next, in a new pack; the
@@ -287,7 +287,10 @@ fn verify_clean(a: &Archive) {
 fn copy_of(name: &str) -> Archive {
     let a = Archive::new();
     let src = fixture(name);
-    for rel in ["archive.redb", "packs/00000001.pack"] {
+    for rel in ["archive.redb", "audit.journal", "packs/00000001.pack"] {
+        if !src.join(rel).exists() {
+            continue;
+        }
         let to = a.path().join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(src.join(rel), &to).unwrap();
@@ -299,7 +302,7 @@ fn copy_of(name: &str) -> Archive {
 /// as it is, new records are framed and compressed in a new pack, and a
 /// compaction rewrites the old pack's live records in the new form.
 #[test]
-fn a_format_3_archive_is_migrated_on_open_and_compacts_into_format_4() {
+fn a_format_3_archive_is_migrated_on_open_and_compacts_into_framed_packs() {
     let a = copy_of("archive-format3");
     let v = a.json(&["verify"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
@@ -310,7 +313,7 @@ fn a_format_3_archive_is_migrated_on_open_and_compacts_into_format_4() {
     assert_eq!(migrate.len(), 1, "{trail:?}");
     assert_eq!(
         migrate[0]["params"],
-        serde_json::json!([["from_format", "3"], ["to_format", "4"]])
+        serde_json::json!([["from_format", "3"], ["to_format", "5"]])
     );
     let old = a.path().join("packs/00000001.pack");
     let bare = std::fs::read(&old).unwrap();
@@ -351,4 +354,59 @@ fn a_format_3_archive_is_migrated_on_open_and_compacts_into_format_4() {
     assert_eq!(a.ok(&["search", "merger", "--count"]), merger);
     let show = a.ok(&["show", "tg:1000001:1000002:11"]);
     assert!(show.contains("Board approves the merger"), "{show}");
+}
+
+/// Format 4 (every blob file as it came) migrates in place on open: nothing
+/// is rewritten, the migration is on the trail once, and a blob that
+/// compresses is stored compressed from then on.
+#[test]
+fn a_format_4_archive_is_migrated_on_open_and_then_compresses_blob_files() {
+    let a = copy_of("archive-format4");
+    let v = a.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["checked"]["items"], 31);
+    let trail = a.json_lines(&["audit"]);
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[..3], ["import", "verify", "migrate"], "{actions:?}");
+    assert_eq!(
+        trail[2]["params"],
+        serde_json::json!([["from_format", "4"], ["to_format", "5"]])
+    );
+    let merger = a.ok(&["search", "merger", "--count"]);
+    assert_ne!(merger.trim(), "0");
+
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir_all(export.join("files")).unwrap();
+    let csv: Vec<u8> = (0..150_000u32)
+        .flat_map(|i| format!("{i},EURUSD,{}.{:04}\n", 1 + i % 2, i % 9973).into_bytes())
+        .collect();
+    std::fs::write(export.join("files/ticks.csv"), &csv).unwrap();
+    std::fs::write(
+        export.join("result.json"),
+        r#"{"name":"Desk","type":"private_group","id":88,"messages":[
+            {"id":1,"type":"message","date_unixtime":"1700000000","from":"A","from_id":"user5",
+             "file":"files/ticks.csv","file_name":"ticks.csv","text":"ticks"}]}"#,
+    )
+    .unwrap();
+    a.import(&[&export], &["--mailbox", "desk@corp.example"]);
+    let sha = hex::encode(tgvault::model::sha256(&csv));
+    let zst = a
+        .path()
+        .join("blobs/sha256")
+        .join(&sha[..2])
+        .join(format!("{sha}.zst"));
+    assert!(zst.exists(), "{}", zst.display());
+    let v = a.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    // Read back whole, its hash checked.
+    let archive = tgvault::store::Archive::open(a.path()).unwrap();
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&sha, &mut key).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut archive.open_blob(&key).unwrap(), &mut back).unwrap();
+    assert!(back == csv);
 }

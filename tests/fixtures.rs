@@ -231,28 +231,64 @@ fn blobs_over_the_inline_limit_stream_to_files_and_are_checked_on_read() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export");
     std::fs::create_dir_all(export.join("files")).unwrap();
+    // Bytes that do not compress (as a video's), and a log that does.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let big: Vec<u8> = (0..(3u32 << 20))
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect();
+    let log: Vec<u8> = (0..60_000u32)
+        .flat_map(|i| {
+            format!(
+                "2026-12-01 10:{:02}:{:02} trade {i} booked\n",
+                i / 60 % 60,
+                i % 60
+            )
+            .into_bytes()
+        })
         .collect();
     std::fs::write(export.join("files/big.bin"), &big).unwrap();
+    std::fs::write(export.join("files/trades.log"), &log).unwrap();
     std::fs::write(
         export.join("result.json"),
         r#"{"name":"X","type":"private_group","id":77,"messages":[
             {"id":1,"type":"message","date_unixtime":"1700000000","from":"A","from_id":"user5",
-             "file":"files/big.bin","file_name":"big.bin","file_size":3145728,"text":"big"}]}"#,
+             "file":"files/big.bin","file_name":"big.bin","file_size":3145728,"text":"big"},
+            {"id":2,"type":"message","date_unixtime":"1700000001","from":"A","from_id":"user5",
+             "file":"files/trades.log","file_name":"trades.log","text":"log"}]}"#,
     )
     .unwrap();
     let a = Archive::new();
     let rep = a.import(&[&export], &["--mailbox", "a@corp.example"]);
-    assert_eq!(n(totals(&rep), "imported"), 1);
-    assert_eq!(n(totals(&rep), "attachment_bytes"), big.len() as u64);
-    let it = item(&a, "tg:0:77:1");
-    let sha = it["attachments"][0]["content"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(n(totals(&rep), "imported"), 2);
+    assert_eq!(
+        n(totals(&rep), "attachment_bytes"),
+        (big.len() + log.len()) as u64
+    );
+    let sha_of = |id: &str| {
+        item(&a, id)["attachments"][0]["content"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sha = sha_of("tg:0:77:1");
     let blob_file = a.path().join("blobs/sha256").join(&sha[..2]).join(&sha);
+    // Stored as it came: trying to compress it gained nothing.
     assert_eq!(std::fs::read(&blob_file).unwrap(), big);
+    assert!(!blob_file.with_extension("zst").exists());
+    // The log is one zstd frame, a fraction of its size, that any zstd
+    // reads back.
+    let log_sha = sha_of("tg:0:77:2");
+    let dir = a.path().join("blobs/sha256").join(&log_sha[..2]);
+    assert!(!dir.join(&log_sha).exists());
+    let zst = std::fs::read(dir.join(format!("{log_sha}.zst"))).unwrap();
+    assert!(zst.len() * 4 < log.len(), "{} of {}", zst.len(), log.len());
+    assert!(zstd::decode_all(&zst[..]).unwrap() == log);
+    a.ok(&["verify"]);
 
     let mut key = [0u8; 32];
     hex::decode_to_slice(&sha, &mut key).unwrap();

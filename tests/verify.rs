@@ -159,8 +159,16 @@ fn blob_files_are_checked_and_strays_are_warnings() {
         "{p:?}"
     );
 
-    let file = a.path().join("blobs/sha256").join(&sha[..2]).join(&sha);
-    flip(&file, &[42u8; 8]);
+    // Compressed (it is one byte, repeated): a flipped byte of the frame.
+    let file = a
+        .path()
+        .join("blobs/sha256")
+        .join(&sha[..2])
+        .join(format!("{sha}.zst"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
     let (code, v) = verify(&a);
     assert_eq!(code, 1);
     assert!(

@@ -201,19 +201,12 @@ impl Archive {
         stats: &mut BackupStats,
     ) -> Result<()> {
         let theirs = super::blob::BlobDir::new(dest);
-        for (sha, meta) in file_blobs(snap)? {
-            let to = theirs.path_of(&sha);
-            if fs::metadata(&to).is_ok_and(|m| m.len() == meta.size) {
-                continue;
+        for (sha, _) in file_blobs(snap)? {
+            let copied = copy_blob_file(&self.blobs, &theirs, &sha)?;
+            if copied > 0 {
+                stats.blob_files += 1;
+                stats.blob_bytes += copied;
             }
-            let parent = to.parent().expect("a blob path has a parent");
-            create_dir(parent)?;
-            let tmp = to.with_extension("part");
-            copy_range(&self.blobs.path_of(&sha), &tmp, 0, meta.size)?;
-            fs::rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
-            sync_dir(parent)?;
-            stats.blob_files += 1;
-            stats.blob_bytes += meta.size;
         }
         Ok(())
     }
@@ -510,11 +503,8 @@ fn remove_stale_files(
     }
     let theirs = super::blob::BlobDir::new(dest);
     for sha in files {
-        let p = theirs.path_of(sha);
-        match fs::remove_file(&p) {
-            Ok(()) => stats.files_removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&p, e)),
+        if theirs.remove(sha)? {
+            stats.files_removed += 1;
         }
     }
     Ok(())
@@ -646,6 +636,33 @@ fn copy_range(src: &Path, dst: &Path, from: u64, to: u64) -> Result<()> {
     out.sync_all().map_err(io)
 }
 
+/// Copies one blob's file as it is stored (compressed or not), unless
+/// `to` has it already; the bytes copied.
+fn copy_blob_file(
+    from: &super::blob::BlobDir,
+    to: &super::blob::BlobDir,
+    sha: &[u8; 32],
+) -> Result<u64> {
+    let src = from.file(sha)?;
+    let len = fs::metadata(src.path())
+        .map_err(|e| Error::io(src.path(), e))?
+        .len();
+    let dest = match src {
+        super::blob::BlobFile::Plain(_) => to.path_of(sha),
+        super::blob::BlobFile::Zstd(_) => to.zst_path_of(sha),
+    };
+    if fs::metadata(&dest).is_ok_and(|m| m.len() == len) {
+        return Ok(0);
+    }
+    let parent = dest.parent().expect("a blob path has a parent");
+    create_dir(parent)?;
+    let tmp = dest.with_extension("part");
+    copy_range(src.path(), &tmp, 0, len)?;
+    fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+    sync_dir(parent)?;
+    Ok(len)
+}
+
 fn create_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -746,12 +763,9 @@ pub fn restore(backup: &Path, target: &Path, aside: Option<&Path>) -> Result<Res
         stats.pack_bytes += v.value();
     }
     let ours = super::blob::BlobDir::new(&staging);
-    for (sha, meta) in file_blobs(&snap)? {
-        let to = ours.path_of(&sha);
-        create_dir(to.parent().expect("a blob path has a parent"))?;
-        copy_range(&source.blobs.path_of(&sha), &to, 0, meta.size)?;
+    for (sha, _) in file_blobs(&snap)? {
+        stats.blob_bytes += copy_blob_file(&source.blobs, &ours, &sha)?;
         stats.blob_files += 1;
-        stats.blob_bytes += meta.size;
     }
     drop(snap);
     drop(source);

@@ -4,6 +4,11 @@
 //! under `blobs/sha256/`, made durable, and only then referenced by a transaction.
 //! Either way the bytes are hashed while they are read, so no blob is ever held
 //! whole in memory above the inline limit.
+//!
+//! A blob file is compressed when its first MiB compresses by a tenth or
+//! more (decided by trying, never by the file's name or type): it is then
+//! one zstd frame in `HEX.zst`, which `zstd -d` opens; otherwise the bytes
+//! as they came in `HEX`. JPEG, MP4, ZIP and the like stay as they are.
 
 use crate::error::{Error, Result};
 use crate::model::BlobRef;
@@ -15,6 +20,44 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Blobs up to this size are stored in pack files, larger ones as files.
 pub const INLINE_MAX: u64 = 1 << 20;
+
+/// The zstd level of compressed blob files (the packs' level).
+const LEVEL: i32 = 3;
+
+/// A blob file is compressed when its first MiB compresses to at most this
+/// many tenths of its size.
+const WORTH_TENTHS: usize = 9;
+
+/// The suffix of a compressed blob file.
+const ZST: &str = "zst";
+
+/// One blob's file, as it is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobFile {
+    /// The bytes as they came.
+    Plain(PathBuf),
+    /// One zstd frame.
+    Zstd(PathBuf),
+}
+
+impl BlobFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            BlobFile::Plain(p) | BlobFile::Zstd(p) => p,
+        }
+    }
+
+    /// A reader of the blob's bytes (decompressed).
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        let f = File::open(self.path()).map_err(|e| Error::io(self.path(), e))?;
+        Ok(match self {
+            BlobFile::Plain(_) => Box::new(io::BufReader::new(f)),
+            BlobFile::Zstd(p) => {
+                Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| Error::io(p, e))?)
+            }
+        })
+    }
+}
 
 /// A blob read from the source, ready to be referenced by an item.
 pub enum StagedBlob {
@@ -71,9 +114,60 @@ impl BlobDir {
         Ok(())
     }
 
+    /// Where the blob's file is when stored as it came.
     pub fn path_of(&self, sha: &[u8; 32]) -> PathBuf {
         let hex = hex::encode(sha);
         self.root.join("sha256").join(&hex[..2]).join(&hex)
+    }
+
+    /// Where the blob's file is when compressed.
+    pub fn zst_path_of(&self, sha: &[u8; 32]) -> PathBuf {
+        self.path_of(sha).with_extension(ZST)
+    }
+
+    /// The blob's file, whichever way it is stored; `None` when there is
+    /// none.
+    pub fn find(&self, sha: &[u8; 32]) -> Option<BlobFile> {
+        let plain = self.path_of(sha);
+        if plain.exists() {
+            return Some(BlobFile::Plain(plain));
+        }
+        let zst = self.zst_path_of(sha);
+        zst.exists().then_some(BlobFile::Zstd(zst))
+    }
+
+    /// The blob's file, or an error naming where it should be.
+    pub fn file(&self, sha: &[u8; 32]) -> Result<BlobFile> {
+        self.find(sha).ok_or_else(|| {
+            let path = self.path_of(sha);
+            Error::io(&path, io::Error::from(io::ErrorKind::NotFound))
+        })
+    }
+
+    /// Removes the blob's file, whichever way it is stored; whether there
+    /// was one.
+    pub fn remove(&self, sha: &[u8; 32]) -> Result<bool> {
+        let mut removed = false;
+        for p in [self.path_of(sha), self.zst_path_of(sha)] {
+            match fs::remove_file(&p) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The blob named by a file name in the blob directory, and whether
+    /// the file is compressed.
+    pub fn parse_name(name: &str) -> Option<([u8; 32], bool)> {
+        let (hex, zst) = match name.strip_suffix(".zst") {
+            Some(h) => (h, true),
+            None => (name, false),
+        };
+        let mut sha = [0u8; 32];
+        hex::decode_to_slice(hex, &mut sha).ok()?;
+        Some((sha, zst))
     }
 
     /// Reads `src` to its end, hashing as it goes. Returns the bytes inline when
@@ -104,7 +198,9 @@ impl BlobDir {
             self.tmp_seq.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut out = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let compress = compresses(&head);
+            let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut out = Out::new(file, compress).map_err(|e| Error::io(&tmp, e))?;
             hasher.update(&head);
             out.write_all(&head).map_err(|e| Error::io(&tmp, e))?;
             let mut size = head.len() as u64;
@@ -121,13 +217,19 @@ impl BlobDir {
                 out.write_all(&buf[..n]).map_err(|e| Error::io(&tmp, e))?;
                 size += n as u64;
             }
-            out.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            out.finish()
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&tmp, e))?;
             let r = BlobRef {
                 sha256: hasher.finalize().into(),
                 size,
             };
-            let dest = self.path_of(&r.sha256);
-            if dest.exists() {
+            let dest = if compress {
+                self.zst_path_of(&r.sha256)
+            } else {
+                self.path_of(&r.sha256)
+            };
+            if self.find(&r.sha256).is_some() {
                 fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
             } else {
                 let dir = dest.parent().expect("blob path has a parent");
@@ -143,6 +245,48 @@ impl BlobDir {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+/// A blob file being written: plainly or as one zstd frame.
+enum Out {
+    Plain(io::BufWriter<File>),
+    Zstd(zstd::stream::write::Encoder<'static, File>),
+}
+
+impl Out {
+    fn new(file: File, compress: bool) -> io::Result<Out> {
+        Ok(if compress {
+            Out::Zstd(zstd::stream::write::Encoder::new(file, LEVEL)?)
+        } else {
+            Out::Plain(io::BufWriter::with_capacity(256 * 1024, file))
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Plain(w) => w.write_all(bytes),
+            Out::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Ends the file (the frame's end, or the buffer written out) and
+    /// hands it back, for the sync.
+    fn finish(self) -> io::Result<File> {
+        match self {
+            Out::Plain(w) => w.into_inner().map_err(|e| e.into_error()),
+            Out::Zstd(w) => w.finish(),
+        }
+    }
+}
+
+/// Whether a blob whose first bytes are `head` is worth compressing: they
+/// compress to at most [`WORTH_TENTHS`] tenths of their size.
+fn compresses(head: &[u8]) -> bool {
+    let sample = &head[..head.len().min(INLINE_MAX as usize)];
+    match zstd::bulk::compress(sample, LEVEL) {
+        Ok(c) => c.len() * 10 <= sample.len() * WORTH_TENTHS,
+        Err(_) => false,
     }
 }
 

@@ -15,6 +15,12 @@
 //! appends to a pack before it. Rewriting old records compressed is
 //! compaction's work, not the migration's, so the migration is one small
 //! transaction however large the archive.
+//!
+//! Format 4 -> 5: format 5 may compress a blob file (`HEX.zst`, see
+//! [`super::blob`]); format 4's blob files are read as they are. Nothing is
+//! rewritten: the migration records the new format, so that a build that
+//! reads only format 4 refuses the archive instead of missing its
+//! compressed blobs.
 
 use super::codec;
 use super::key;
@@ -54,7 +60,7 @@ pub(super) fn from_3(db: &Database, framed_from: u32) -> Result<()> {
     let txn = db.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
-        // A migration from 2 in the same open is recorded as 2 -> 4.
+        // A migration from 2 in the same open is recorded as 2 -> 5.
         let from = match meta.get(UNAUDITED)? {
             Some(v) => v.value().first().copied().unwrap_or(3),
             None => 3,
@@ -64,7 +70,22 @@ pub(super) fn from_3(db: &Database, framed_from: u32) -> Result<()> {
         meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
     }
     txn.commit()?;
-    tracing::info!(framed_from, "archive migrated from format 3 to 4");
+    tracing::info!(
+        framed_from,
+        "archive migrated from format 3 to {SCHEMA_VERSION}"
+    );
+    Ok(())
+}
+
+pub(super) fn from_4(db: &Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+        meta.insert(UNAUDITED, [4, SCHEMA_VERSION].as_slice())?;
+    }
+    txn.commit()?;
+    tracing::info!("archive migrated from format 4 to 5");
     Ok(())
 }
 

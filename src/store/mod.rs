@@ -49,7 +49,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 4;
+pub const SCHEMA_VERSION: u8 = 5;
 
 /// How long a writer waits for another process to let go of the catalogue.
 pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -176,6 +176,8 @@ impl Archive {
         }
         if schema <= 3 {
             migrate::from_3(&db, framed_from)?;
+        } else if schema == 4 {
+            migrate::from_4(&db)?;
         }
         let archive = Archive::assemble(Db::Rw(db), dir, packs)?;
         archive.blobs.clear_staging()?;
@@ -505,7 +507,7 @@ fn init(db: &Database) -> Result<u8> {
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([v @ (2 | 3)]) => *v,
+            Some([v @ (2..=4)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -515,7 +517,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] and [3]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [4]"
                 )));
             }
         };
@@ -985,9 +987,8 @@ impl Archive {
     /// Removes blob files retention freed (after the transaction committed).
     pub fn unlink_blob_files(&self, shas: &[[u8; 32]]) {
         for sha in shas {
-            let p = self.blobs.path_of(sha);
-            if let Err(e) = fs::remove_file(&p) {
-                tracing::warn!(path = %p.display(), error = %e, "freed blob file not removed");
+            if let Err(e) = self.blobs.remove(sha) {
+                tracing::warn!(error = %e, "freed blob file not removed");
             }
         }
     }
@@ -1014,12 +1015,7 @@ impl Archive {
         let known = blob_rows::known(&txn, shas)?;
         for (sha, known) in shas.iter().zip(known) {
             if !known {
-                let p = self.blobs.path_of(sha);
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&p, e)),
-                }
+                self.blobs.remove(sha)?;
             }
         }
         Ok(())
@@ -1056,12 +1052,8 @@ impl Archive {
                 )))
             }
             BlobPlace::File => {
-                let path = self.blobs.path_of(sha);
-                let f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-                Ok(Box::new(VerifyingReader::new(
-                    std::io::BufReader::new(f),
-                    *sha,
-                )))
+                let reader = self.blobs.file(sha)?.open()?;
+                Ok(Box::new(VerifyingReader::new(reader, *sha)))
             }
         }
     }

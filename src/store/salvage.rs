@@ -128,11 +128,13 @@ impl Salvage {
             let content = frame::unframe(&record, &self.dicts, &path.display())?;
             return self.staged(archive, std::io::Cursor::new(content), &path, sha);
         }
-        let path = BlobDir::new(&self.dir).path_of(sha);
-        match fs::File::open(&path) {
-            Ok(f) => self.staged(archive, f, &path, sha),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
+        let Some(file) = BlobDir::new(&self.dir).find(sha) else {
+            return Ok(None);
+        };
+        let path = file.path().to_path_buf();
+        match file.open() {
+            Ok(r) => self.staged(archive, r, &path, sha),
+            Err(e) => Err(e),
         }
     }
 
@@ -144,7 +146,19 @@ impl Salvage {
         path: &Path,
         sha: &[u8; 32],
     ) -> Result<Option<StagedBlob>> {
-        let staged = archive.stage_blob(src, path, None)?;
+        let mut src = ReadFailed {
+            inner: src,
+            failed: false,
+        };
+        let staged = match archive.stage_blob(&mut src, path, None) {
+            Ok(s) => s,
+            // A compressed file that does not decompress: damaged too.
+            Err(e) if src.failed => {
+                tracing::warn!(error = %e, "a damaged blob file is not salvaged");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         if &staged.blob_ref().sha256 == sha {
             return Ok(Some(staged));
         }
@@ -152,5 +166,19 @@ impl Salvage {
             archive.drop_unused_blob_files(&[r.sha256])?;
         }
         Ok(None)
+    }
+}
+
+/// A reader that remembers whether a read failed.
+struct ReadFailed<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for ReadFailed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let out = self.inner.read(buf);
+        self.failed |= out.is_err();
+        out
     }
 }

@@ -353,9 +353,8 @@ impl Archive {
             for d in dirs.flatten() {
                 for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
                     let name = f.file_name().to_string_lossy().into_owned();
-                    let mut sha = [0u8; 32];
-                    let known =
-                        hex::decode_to_slice(&name, &mut sha).is_ok() && files_known.contains(&sha);
+                    let known = super::blob::BlobDir::parse_name(&name)
+                        .is_some_and(|(sha, _)| files_known.contains(&sha));
                     if !known {
                         report(Problem {
                             subject: f.path().display().to_string(),
@@ -470,10 +469,9 @@ impl Archive {
             },
             BlobPlace::File => {
                 files_known.insert(sha);
-                let path = self.blobs.path_of(&sha);
-                match std::fs::File::open(&path) {
-                    Ok(f) => Box::new(std::io::BufReader::new(f)),
-                    Err(e) => return say("error", format!("{}: {e}", path.display())),
+                match self.blobs.file(&sha).and_then(|f| f.open()) {
+                    Ok(r) => r,
+                    Err(e) => return say("error", e.to_string()),
                 }
             }
         };
