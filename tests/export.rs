@@ -12,7 +12,7 @@ out, fmt = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(os.path.join(out, "Results.csv"), newline="", encoding="utf-8")))
 report = {"rows": len(rows), "messages": 0, "attachments": {}, "items": [], "problems": []}
 def check(msg, where):
-    item = msg["X-Tgvault-Item"]
+    item = msg["X-Tgvault-Item"].split(";")[0]
     report["items"].append(item)
     for h in ["From", "Date", "Subject", "Message-ID", "X-Telegram-Chat-Id", "X-Tgvault-SHA256"]:
         if msg[h] is None:
@@ -34,7 +34,7 @@ if fmt == "eml":
         if hashlib.sha256(raw).hexdigest() != r["SHA-256"]:
             report["problems"].append(f"{path}: SHA-256 differs from Results.csv")
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        if msg["X-Tgvault-Item"] != r["Item Identity"]:
+        if msg["X-Tgvault-Item"].split(";")[0] != r["Item Identity"]:
             report["problems"].append(f"{path}: item {msg['X-Tgvault-Item']} vs {r['Item Identity']}")
         check(msg, path)
 else:

@@ -112,6 +112,8 @@ pub use crate::time::rfc5322 as rfc2822_date;
 
 /// What the exported message says about the item beyond its current version.
 pub struct Context<'a> {
+    /// The mailbox whose copy this is.
+    pub mailbox: &'a str,
     pub versions: &'a [(Option<i64>, Item)],
     /// The deletion event recorded against the item, if any.
     pub deletion: Option<&'a Item>,
@@ -338,6 +340,17 @@ fn filename_params(name: &str) -> String {
     }
 }
 
+/// The `X-Tgvault-Item` value of one version (counted from 1) of one copy:
+/// unique at a target, and no other value holds it (an IMAP `SEARCH
+/// HEADER` matches substrings), so a forwarder finds what it delivered.
+pub fn item_header(id: &ItemId, version: u32, mailbox: &str) -> String {
+    let mailbox: String = mailbox
+        .chars()
+        .map(|c| if c.is_control() || c == '>' { '?' } else { c })
+        .collect();
+    format!("{id}; version={version}; mailbox=<{mailbox}>")
+}
+
 /// Opens an attachment's content by its hash.
 pub type BlobOpener<'a> = dyn FnMut(&[u8; 32]) -> Result<Box<dyn Read>> + 'a;
 
@@ -393,7 +406,11 @@ pub fn write(
         unstructured(&item.chat.kind)
     ));
     h.push_str(&format!("X-Telegram-Message-Id: {}\r\n", item.id.message));
-    h.push_str(&format!("X-Tgvault-Item: {}\r\n", item.id));
+    let version = cx.versions.len() as u32;
+    h.push_str(&format!(
+        "X-Tgvault-Item: {}\r\n",
+        item_header(&item.id, version, cx.mailbox)
+    ));
     h.push_str(&format!("X-Tgvault-Kind: {}\r\n", item.kind().as_str()));
     let edited = cx.versions.len() > 1
         || cx.versions.iter().any(|(e, _)| e.is_some())

@@ -389,6 +389,7 @@ fn write_package(
                 None
             };
             let cx = eml::Context {
+                mailbox: &mailbox,
                 versions: &versions,
                 deletion: deletion.as_ref(),
                 sha256: src.versions.last().map(|v| v.content).unwrap_or_default(),

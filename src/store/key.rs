@@ -120,6 +120,54 @@ pub fn connector_key(kind: ConnectorRow, name: &str, sub: Option<&str>) -> Vec<u
     out
 }
 
+/// A `forward` key: `t ++ str(target)` (the target's settings), or
+/// `l ++ str(target) ++ str(mailbox) ++ item_id(29) ++ u32 version` (one
+/// ledger row: a version of a copy at a target).
+pub fn forward_target_key(name: &str) -> Vec<u8> {
+    let mut out = vec![b't'];
+    put_str(&mut out, name);
+    out
+}
+
+/// The first bytes of every ledger row of `target` (and `mailbox`).
+pub fn ledger_prefix(target: &str, mailbox: Option<&str>) -> Vec<u8> {
+    let mut out = vec![b'l'];
+    put_str(&mut out, target);
+    if let Some(m) = mailbox {
+        put_str(&mut out, m);
+    }
+    out
+}
+
+pub fn ledger_key(target: &str, mailbox: &str, id: &ItemId, version: u32) -> Vec<u8> {
+    let mut out = ledger_prefix(target, Some(mailbox));
+    out.extend_from_slice(&item_id_bytes(id));
+    out.extend_from_slice(&version.to_be_bytes());
+    out
+}
+
+/// A ledger key's mailbox, item and version (after its target).
+pub fn decode_ledger_key(bytes: &[u8]) -> Result<(String, String, ItemId, u32)> {
+    if bytes.first() != Some(&b'l') {
+        return Err(Reader::bad("ledger key kind"));
+    }
+    let mut r = Reader(&bytes[1..]);
+    let target = r.string()?;
+    let mailbox = r.string()?;
+    let rest = r.0;
+    if rest.len() < 4 {
+        return Err(Reader::bad("ledger key"));
+    }
+    let (id, v) = rest.split_at(rest.len() - 4);
+    let version = u32::from_be_bytes(v.try_into().expect("four bytes"));
+    Ok((target, mailbox, decode_item_id(id)?, version))
+}
+
+/// The strings of a key after its kind byte.
+pub fn decode_names(bytes: &[u8]) -> Result<Vec<String>> {
+    names_after_kind(bytes)
+}
+
 /// The names in a `connectors` key after its kind byte.
 pub fn decode_connector_key(bytes: &[u8]) -> Result<(ConnectorRow, Vec<String>)> {
     let kind = match bytes.first() {

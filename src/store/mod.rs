@@ -14,6 +14,7 @@ mod blob_rows;
 pub mod codec;
 mod compact;
 pub mod connectors;
+pub mod forward;
 pub use compact::{Moved, PackUse};
 pub mod frame;
 pub mod journal;
@@ -498,6 +499,7 @@ fn init(db: &Database) -> Result<u8> {
         txn.open_table(POLICIES)?;
         txn.open_table(ACCESS)?;
         txn.open_table(CONNECTORS)?;
+        txn.open_table(FORWARD)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
         found = match schema.as_deref() {
@@ -592,6 +594,7 @@ impl Archive {
                 tombstones: txn.open_table(TOMBSTONES)?,
                 access: txn.open_table(ACCESS)?,
                 connectors: txn.open_table(CONNECTORS)?,
+                forward: txn.open_table(FORWARD)?,
                 meta: txn.open_table(META)?,
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
@@ -1322,6 +1325,7 @@ pub struct Tx<'t> {
     tombstones: Table<'t, &'static [u8], &'static [u8]>,
     access: Table<'t, &'static [u8], &'static [u8]>,
     connectors: Table<'t, &'static [u8], &'static [u8]>,
+    forward: Table<'t, &'static [u8], &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     /// Whether `tombstones` has any row (checked once per transaction).
     any_tombstone: Option<bool>,

@@ -324,3 +324,53 @@ pub struct ConnectionRecord {
     /// When tgvault recorded it.
     pub seen: i64,
 }
+
+/// A forwarding target: where filed copies are delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardTarget {
+    /// `imap` or `graph`.
+    pub kind: String,
+    /// Its settings, by option name (`url`, `user`, `password-file`, ...):
+    /// paths of secrets, never their contents.
+    pub settings: Vec<(String, String)>,
+    /// Only copies in these mailboxes (none: every mailbox).
+    pub mailboxes: Vec<String>,
+    /// Only copies of items this KQL query matches.
+    pub query: Option<String>,
+    pub state: ConnectorState,
+    pub created: i64,
+}
+
+impl ForwardTarget {
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What became of one version of one copy at one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// Being sent: recorded before the target was asked. Found after a
+    /// crash, it is in doubt, resolved by looking the message up at the
+    /// target before anything is sent again.
+    Sending,
+    /// The target confirmed it: its id there (`UIDVALIDITY/UID` for IMAP,
+    /// or empty when the server names none).
+    Delivered { remote: String },
+    /// The target refused it, or it could not be sent: why.
+    Failed { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    pub delivery: Delivery,
+    /// Attempts so far (a `Sending` row counts the one under way).
+    pub attempts: u32,
+    /// When the row last changed (UTC seconds).
+    pub at: i64,
+    /// The forward run that last changed it.
+    pub run: u64,
+}

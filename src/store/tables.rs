@@ -60,3 +60,8 @@ pub const ACCESS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("access")
 /// by themselves, where each is in its source, and the business connections
 /// their sources reported (absent in older archives: read as empty).
 pub const CONNECTORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("connectors");
+/// `store::key::forward_target_key` -> `ForwardTarget`, and
+/// `store::key::ledger_key` -> `LedgerRecord`: where copies are forwarded,
+/// and what became of each version of each copy at each target (absent in
+/// older archives: read as empty).
+pub const FORWARD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("forward");
