@@ -14,6 +14,7 @@ pub mod compaction;
 pub mod connector;
 pub mod error;
 pub mod export;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod import;

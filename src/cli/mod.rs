@@ -27,6 +27,7 @@ mod audit;
 mod browse;
 mod connectors;
 mod export;
+mod forward;
 mod holds;
 mod imports;
 mod maintain;
@@ -93,6 +94,12 @@ pub enum Command {
     Connector {
         #[command(subcommand)]
         action: connectors::ConnectorAction,
+    },
+    /// Forward every filed copy to its mailbox at a target (IMAP), exactly
+    /// once; the targets, their passes and status
+    Forward {
+        #[command(subcommand)]
+        action: forward::ForwardAction,
     },
     /// Run each connector (or NAME) once: take what its source has now, then
     /// exit (for cron or a systemd timer)
@@ -676,6 +683,7 @@ impl Command {
             } => vec![mapping],
             Command::Export { out, .. } => vec![out],
             Command::Connector { action } => action.paths_mut(),
+            Command::Forward { action } => action.paths_mut(),
             _ => vec![],
         }
     }
@@ -690,6 +698,7 @@ impl Command {
             }
             Command::User { action } => !matches!(action, access::UserAction::List(_)),
             Command::Connector { action } => action.writes(),
+            Command::Forward { action } => action.writes(),
             Command::Sync { .. } => true,
             Command::Token { .. }
             | Command::Import(_)
@@ -726,6 +735,7 @@ pub fn run_on(
         Command::User { action } => access::user(out, service, who, action),
         Command::Token { action } => access::token(out, service, who, action),
         Command::Connector { action } => connectors::run(out, service, who, action),
+        Command::Forward { action } => forward::run(out, service, who, action),
         Command::Sync { name, out: f } => connectors::sync(out, service, who, name, f.json),
         Command::Ls { .. } | Command::Mailboxes(_) | Command::Search(_) | Command::Show { .. } => {
             browse::run(command, service, who, out, err)

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::import::RunContext;
 use crate::index::Index;
 use crate::index::search::Location;
+use crate::model::Item;
 use crate::model::{ItemId, Part};
 use crate::query::Query;
 use crate::store::Archive;
@@ -64,6 +65,77 @@ pub struct ExportSummary {
 /// whenever anything was changed, `~` and 12 hex digits of the original's
 /// SHA-256 are appended (`~` is never kept, so a changed name cannot equal
 /// one that was kept as it is): `a/b@x` and `a_b@x` get two folders.
+/// What the message of one copy is written from: every version of the
+/// item, the deletion recorded against it, its current content's hash and
+/// the addresses it resolved to.
+pub struct Copy {
+    pub versions: Vec<(Option<i64>, Item)>,
+    pub deletion: Option<Item>,
+    sha256: [u8; 32],
+    addresses: Vec<(String, String)>,
+}
+
+impl Copy {
+    pub fn load(archive: &Archive, id: &ItemId) -> Result<Copy> {
+        Copy::load_upto(archive, id, usize::MAX)
+    }
+
+    /// The copy as it was when the item had its first `n` versions.
+    pub fn load_upto(archive: &Archive, id: &ItemId, n: usize) -> Result<Copy> {
+        let mut src = archive
+            .source(id)?
+            .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+        src.versions.truncate(n);
+        let mut versions = Vec::new();
+        for (i, v) in src.versions.iter().enumerate() {
+            versions.push((v.edited, archive.version(id, i)?));
+        }
+        if versions.is_empty() {
+            return Err(Error::Corrupt(format!("{id} has no version")));
+        }
+        let deletion_id = ItemId {
+            part: Part::Deletion,
+            ..*id
+        };
+        let deletion = if id.part == Part::Item {
+            archive.current(&deletion_id)?
+        } else {
+            None
+        };
+        Ok(Copy {
+            versions,
+            deletion,
+            sha256: src.versions.last().map(|v| v.content).unwrap_or_default(),
+            addresses: src.addresses,
+        })
+    }
+
+    /// The current version.
+    pub fn item(&self) -> &Item {
+        &self.versions.last().expect("loaded with a version").1
+    }
+
+    pub fn context<'a>(&'a self, mailbox: &'a str) -> eml::Context<'a> {
+        eml::Context {
+            mailbox,
+            versions: &self.versions,
+            deletion: self.deletion.as_ref(),
+            sha256: self.sha256,
+            people: eml::People {
+                addresses: &self.addresses,
+            },
+        }
+    }
+
+    /// The RFC 5322 message `export` writes for this copy in `mailbox`.
+    pub fn message(&self, archive: &Archive, mailbox: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut open = |sha: &[u8; 32]| archive.open_blob(sha);
+        eml::write(&mut out, self.item(), &self.context(mailbox), &mut open)?;
+        Ok(out)
+    }
+}
+
 pub fn safe_component(s: &str) -> String {
     let mut out: String = s
         .chars()
@@ -368,35 +440,10 @@ fn write_package(
         let rel_dir = Path::new("Items").join(safe_component(&mailbox));
         std::fs::create_dir_all(out.join(&rel_dir)).map_err(io(out))?;
         let done = (|| -> Result<Written> {
-            let src = archive
-                .source(id)?
-                .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-            let mut versions = Vec::new();
-            for (i, v) in src.versions.iter().enumerate() {
-                versions.push((v.edited, archive.version(id, i)?));
-            }
-            let item = versions
-                .last()
-                .map(|(_, it)| it)
-                .ok_or_else(|| Error::Corrupt(format!("{id} has no version")))?;
-            let deletion_id = ItemId {
-                part: Part::Deletion,
-                ..*id
-            };
-            let deletion = if id.part == Part::Item {
-                archive.current(&deletion_id)?
-            } else {
-                None
-            };
-            let cx = eml::Context {
-                mailbox: &mailbox,
-                versions: &versions,
-                deletion: deletion.as_ref(),
-                sha256: src.versions.last().map(|v| v.content).unwrap_or_default(),
-                people: eml::People {
-                    addresses: &src.addresses,
-                },
-            };
+            let copy = Copy::load(archive, id)?;
+            let (versions, deletion) = (copy.versions.clone(), copy.deletion.clone());
+            let item = copy.item();
+            let cx = copy.context(&mailbox);
             let mut open = |sha: &[u8; 32]| archive.open_blob(sha);
             let (rel, bytes, sha): (PathBuf, u64, [u8; 32]) = match opts.format {
                 Format::Eml => {

@@ -72,6 +72,9 @@ pub enum Op<'a> {
     Import,
     /// Add, change, remove, run and read connectors and their admin log.
     Connectors,
+    /// Add, change, remove, run and read forwarding targets and their
+    /// ledgers (compliance administrators only: it sends the archive out).
+    Forward,
     /// List the quarantine, and remap it.
     Quarantine,
     /// Runs: imports, remaps, retention runs.
@@ -107,6 +110,7 @@ impl Op<'_> {
             Op::ManageUsers => ("manage users", None),
             Op::Import => ("import", None),
             Op::Connectors => ("connectors", None),
+            Op::Forward => ("forward", None),
             Op::Quarantine => ("quarantine", None),
             Op::Runs => ("runs", None),
             Op::Browse => ("browse", None),
@@ -183,11 +187,12 @@ pub fn sees_every_case(roles: &BTreeSet<Role>) -> bool {
 mod tests {
     use super::*;
 
-    const OPS: [Op<'static>; 20] = [
+    const OPS: [Op<'static>; 21] = [
         Op::Maintain,
         Op::ManageUsers,
         Op::Import,
         Op::Connectors,
+        Op::Forward,
         Op::Quarantine,
         Op::Runs,
         Op::Browse,

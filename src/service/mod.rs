@@ -14,6 +14,8 @@ mod browse;
 mod cases;
 mod connectors;
 mod export;
+mod forward;
+pub use forward::{ForwardAdd, Forwarded};
 mod imports;
 mod maintain;
 mod open;

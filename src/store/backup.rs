@@ -282,8 +282,7 @@ fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats
     }
     plain!(ITEMS, QUARANTINE, FOLDERS, HOLDS, TOMBSTONES);
     plain!(
-        PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES, ACCESS, CONNECTORS,
-        FORWARD
+        PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES, ACCESS, CONNECTORS, FORWARD
     );
     sync_meta(snap, db, stats)?;
     if old_blobs.is_empty() {

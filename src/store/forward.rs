@@ -2,9 +2,7 @@
 //! per version of a copy per target). What a forwarder does with them is in
 //! `crate::forward`.
 
-use super::key::{
-    decode_ledger_key, forward_target_key, ledger_key, ledger_prefix, prefix_end,
-};
+use super::key::{decode_ledger_key, forward_target_key, ledger_key, ledger_prefix, prefix_end};
 use super::records::{ForwardTarget, LedgerRecord};
 use super::tables::FORWARD;
 use super::{Archive, Tx, codec};

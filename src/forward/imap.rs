@@ -1,0 +1,449 @@
+//! The IMAP side of forwarding: a small blocking client for the commands a
+//! forwarder needs (RFC 3501 `LOGIN`, `CREATE`, `APPEND`, `EXAMINE`,
+//! `UID SEARCH`; RFC 4315's `APPENDUID`; RFC 7888's `LITERAL+`), over TLS
+//! that is always verified.
+//!
+//! Why our own: `async-imap`'s `append` returns no `APPENDUID`, and the
+//! blocking `imap` crate returns it only in an alpha that is looking for
+//! maintainers; the six commands are a few hundred lines (ARCHITECTURE.md).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// The longest response line read (a hostile server cannot make us hold
+/// more).
+const MAX_LINE: usize = 1 << 20;
+
+/// How long a read or write may wait.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why an IMAP exchange failed, by what the forwarder must do.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// The connection failed or broke: try again later (what was under way
+    /// is in doubt).
+    #[error("{0}")]
+    Transient(String),
+    /// The server refused the credentials or the TLS check failed: stop
+    /// this target until an administrator acts.
+    #[error("{0}")]
+    Permanent(String),
+    /// The server refused this one message (`NO` or `BAD` to its `APPEND`).
+    #[error("{0}")]
+    Refused(String),
+}
+
+type Result<T> = std::result::Result<T, ImapError>;
+
+fn transient(what: &str, e: impl std::fmt::Display) -> ImapError {
+    ImapError::Transient(format!("{what}: {e}"))
+}
+
+/// Where the server is: `imaps://HOST[:PORT]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Reads an `imaps://` URL; anything else is refused (the forwarder
+    /// never speaks IMAP in the clear).
+    pub fn parse(url: &str) -> std::result::Result<Endpoint, String> {
+        let rest = url
+            .strip_prefix("imaps://")
+            .ok_or_else(|| format!("'{url}' is not an imaps:// URL"))?;
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains(['/', '@', '?', '#']) {
+            return Err(format!("'{url}': expected imaps://HOST[:PORT]"));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse()
+                    .map_err(|_| format!("'{url}': the port is not a number"))?,
+            ),
+            _ => (rest, 993),
+        };
+        Ok(Endpoint {
+            host: host.trim_start_matches('[').trim_end_matches(']').into(),
+            port,
+        })
+    }
+}
+
+/// The TLS settings: the CA certificates in `ca_file` (PEM), or the
+/// system's trust store.
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> std::result::Result<Arc<ClientConfig>, String> {
+    crate::server::install_tls_provider();
+    let config = match ca_file {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no certificate in it", path.display()));
+            }
+            ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }
+        None => {
+            let mut roots = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err("no CA certificates on this system: give --ca-file".into());
+            }
+            ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// What an `APPEND` the server took says about the new message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// `UIDVALIDITY/UID`, when the server has UIDPLUS.
+    pub remote: Option<String>,
+}
+
+/// One logged-in session.
+pub struct Session {
+    conn: BufReader<StreamOwned<ClientConnection, TcpStream>>,
+    tag: u32,
+    literal_plus: bool,
+    uidplus: bool,
+}
+
+/// A tagged response: `OK`, `NO` or `BAD`, and its text.
+struct Done {
+    status: String,
+    text: String,
+}
+
+impl Done {
+    fn ok(&self) -> bool {
+        self.status == "OK"
+    }
+}
+
+impl Session {
+    /// Connects, checks the server's certificate, reads its capabilities
+    /// and logs in.
+    pub fn open(
+        at: &Endpoint,
+        tls: Arc<ClientConfig>,
+        user: &str,
+        password: &str,
+    ) -> Result<Session> {
+        let tcp = TcpStream::connect((at.host.as_str(), at.port))
+            .map_err(|e| transient(&format!("{}:{}", at.host, at.port), e))?;
+        tcp.set_read_timeout(Some(TIMEOUT))
+            .and_then(|()| tcp.set_write_timeout(Some(TIMEOUT)))
+            .map_err(|e| transient("socket", e))?;
+        let name = ServerName::try_from(at.host.clone())
+            .map_err(|e| ImapError::Permanent(format!("{}: {e}", at.host)))?;
+        let conn = ClientConnection::new(tls, name)
+            .map_err(|e| ImapError::Permanent(format!("TLS: {e}")))?;
+        let mut s = Session {
+            conn: BufReader::new(StreamOwned::new(conn, tcp)),
+            tag: 0,
+            literal_plus: false,
+            uidplus: false,
+        };
+        let greeting = s.line().map_err(|e| match e {
+            // A certificate the CA did not sign shows here, as the first
+            // read fails the handshake.
+            ImapError::Transient(t) if t.contains("certificate") => ImapError::Permanent(t),
+            other => other,
+        })?;
+        if !greeting.starts_with("* OK") && !greeting.starts_with("* PREAUTH") {
+            return Err(ImapError::Transient(format!("greeting: {greeting}")));
+        }
+        let (done, lines) = s.command("CAPABILITY", &[])?;
+        if !done.ok() {
+            return Err(ImapError::Transient(format!("CAPABILITY: {}", done.text)));
+        }
+        s.capabilities(&lines);
+        if user.contains(['\r', '\n']) || password.contains(['\r', '\n']) {
+            return Err(ImapError::Permanent(
+                "the user or password holds a line break".into(),
+            ));
+        }
+        let login = format!("LOGIN {} {}", quoted(user), quoted(password));
+        let (done, lines) = s.command(&login, &[])?;
+        if !done.ok() {
+            // The text names the user at most, never the password.
+            return Err(ImapError::Permanent(format!(
+                "login as {user} refused: {}",
+                done.text
+            )));
+        }
+        s.capabilities(&lines);
+        if let Some(caps) = done.text.strip_prefix("[CAPABILITY ") {
+            s.capabilities(&[format!("* CAPABILITY {caps}")]);
+        }
+        Ok(s)
+    }
+
+    fn capabilities(&mut self, lines: &[String]) {
+        for l in lines {
+            if let Some(caps) = l.strip_prefix("* CAPABILITY ") {
+                let caps = caps.to_ascii_uppercase();
+                let has = |c: &str| caps.split([' ', ']']).any(|w| w == c);
+                self.literal_plus |= has("LITERAL+");
+                self.uidplus |= has("UIDPLUS");
+            }
+        }
+    }
+
+    /// Files `message` into `folder` (created when absent), seen, with
+    /// `date` (UTC seconds) as its internal date.
+    pub fn append(&mut self, folder: &str, date: Option<i64>, message: &[u8]) -> Result<Appended> {
+        let done = self.append_once(folder, date, message)?;
+        let done = if !done.ok() && done.text.starts_with("[TRYCREATE]") {
+            let (created, _) = self.command(&format!("CREATE {}", quoted(folder)), &[])?;
+            if !created.ok() && !created.text.contains("ALREADYEXISTS") {
+                return Err(ImapError::Refused(format!(
+                    "CREATE {folder}: {}",
+                    created.text
+                )));
+            }
+            self.append_once(folder, date, message)?
+        } else {
+            done
+        };
+        if !done.ok() {
+            return Err(ImapError::Refused(format!(
+                "APPEND: {} {}",
+                done.status, done.text
+            )));
+        }
+        Ok(Appended {
+            remote: appenduid(&done.text),
+        })
+    }
+
+    fn append_once(&mut self, folder: &str, date: Option<i64>, message: &[u8]) -> Result<Done> {
+        let date = date
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(|t| format!(" \"{}\"", t.strftime("%d-%b-%Y %H:%M:%S +0000")))
+            .unwrap_or_default();
+        let cmd = format!("APPEND {} (\\Seen){date}", quoted(folder));
+        Ok(self.command(&cmd, message)?.0)
+    }
+
+    /// The `UIDVALIDITY/UID` of the message in `folder` whose `header`
+    /// holds `value`, if there is one (the lookup of an in-doubt delivery).
+    pub fn find(&mut self, folder: &str, header: &str, value: &str) -> Result<Option<String>> {
+        let (done, lines) = self.command(&format!("EXAMINE {}", quoted(folder)), &[])?;
+        if !done.ok() {
+            // No such folder: nothing was ever filed there.
+            return Ok(None);
+        }
+        let validity = lines
+            .iter()
+            .find_map(|l| bracketed_number(l, "UIDVALIDITY"))
+            .unwrap_or(0);
+        let search = format!("UID SEARCH HEADER {} {}", quoted(header), quoted(value));
+        let (done, lines) = self.command(&search, &[])?;
+        if !done.ok() {
+            return Err(ImapError::Transient(format!("SEARCH: {}", done.text)));
+        }
+        let uid = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("* SEARCH"))
+            .flat_map(|l| l.split_whitespace())
+            .filter_map(|w| w.parse::<u32>().ok())
+            .min();
+        Ok(uid.map(|u| format!("{validity}/{u}")))
+    }
+
+    pub fn logout(mut self) {
+        let _ = self.command("LOGOUT", &[]);
+    }
+
+    /// Sends a command (with `literal` as its last argument when not
+    /// empty) and reads to its tagged response; the untagged lines before.
+    fn command(&mut self, cmd: &str, literal: &[u8]) -> Result<(Done, Vec<String>)> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        let w = |e| transient("write", e);
+        if literal.is_empty() {
+            let line = format!("{tag} {cmd}\r\n");
+            self.conn.get_mut().write_all(line.as_bytes()).map_err(w)?;
+        } else {
+            let plus = if self.literal_plus { "+" } else { "" };
+            let head = format!("{tag} {cmd} {{{}{plus}}}\r\n", literal.len());
+            self.conn.get_mut().write_all(head.as_bytes()).map_err(w)?;
+            if !self.literal_plus {
+                self.conn.get_mut().flush().map_err(w)?;
+                let go = self.line()?;
+                if !go.starts_with('+') {
+                    // Refused before the bytes: the tagged answer it is.
+                    return Ok((parse_done(&go, &tag)?, Vec::new()));
+                }
+            }
+            self.conn.get_mut().write_all(literal).map_err(w)?;
+            self.conn.get_mut().write_all(b"\r\n").map_err(w)?;
+        }
+        self.conn.get_mut().flush().map_err(w)?;
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.line()?;
+            if line.starts_with(&format!("{tag} ")) {
+                return Ok((parse_done(&line, &tag)?, untagged));
+            }
+            if line.starts_with("* BYE") && cmd != "LOGOUT" {
+                return Err(ImapError::Transient(format!("the server closed: {line}")));
+            }
+            untagged.push(line);
+        }
+    }
+
+    /// One response line without its CRLF; a literal in it (`{n}`) is read
+    /// and kept in place.
+    fn line(&mut self) -> Result<String> {
+        let mut out = Vec::new();
+        loop {
+            let mut part = Vec::new();
+            let n = (&mut self.conn)
+                .take((MAX_LINE - out.len().min(MAX_LINE)) as u64 + 1)
+                .read_until(b'\n', &mut part)
+                .map_err(|e| transient("read", e))?;
+            if n == 0 {
+                return Err(ImapError::Transient(
+                    "the server closed the connection".into(),
+                ));
+            }
+            if !part.ends_with(b"\n") {
+                return Err(ImapError::Transient("a response line too long".into()));
+            }
+            part.truncate(part.len() - 1);
+            if part.ends_with(b"\r") {
+                part.pop();
+            }
+            out.extend_from_slice(&part);
+            match literal_len(&part) {
+                Some(len) if len <= MAX_LINE.saturating_sub(out.len()) => {
+                    let mut lit = vec![0u8; len];
+                    self.conn
+                        .read_exact(&mut lit)
+                        .map_err(|e| transient("read", e))?;
+                    out.extend_from_slice(&lit);
+                }
+                Some(_) => return Err(ImapError::Transient("a response literal too long".into())),
+                None => return Ok(String::from_utf8_lossy(&out).into_owned()),
+            }
+        }
+    }
+}
+
+/// The length of the literal a line announces at its end (`{123}`).
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let body = line.strip_suffix(b"}")?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&body[open + 1..]).ok()?.parse().ok()
+}
+
+fn parse_done(line: &str, tag: &str) -> Result<Done> {
+    let rest = line
+        .strip_prefix(tag)
+        .map(str::trim_start)
+        .ok_or_else(|| ImapError::Transient(format!("unexpected response: {line}")))?;
+    let (status, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    Ok(Done {
+        status: status.to_ascii_uppercase(),
+        text: text.to_string(),
+    })
+}
+
+/// `"..."` with `\` and `"` escaped.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `[APPENDUID validity uid]` as `validity/uid`.
+fn appenduid(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("[APPENDUID ")?;
+    let inner = &rest[..rest.find(']')?];
+    let mut words = inner.split_whitespace();
+    let validity: u32 = words.next()?.parse().ok()?;
+    let uid: u32 = words.next()?.parse().ok()?;
+    Some(format!("{validity}/{uid}"))
+}
+
+/// The number after `[NAME ` in an untagged `OK` line.
+fn bracketed_number(line: &str, name: &str) -> Option<u32> {
+    let at = line.find(&format!("[{name} "))? + name.len() + 2;
+    let rest = &line[at..];
+    rest[..rest.find(']')?].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_responses_and_quoting() {
+        assert_eq!(
+            Endpoint::parse("imaps://mail.corp.example").unwrap(),
+            Endpoint {
+                host: "mail.corp.example".into(),
+                port: 993
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("imaps://127.0.0.1:9933/").unwrap().port,
+            9933
+        );
+        for bad in [
+            "imap://a",
+            "https://a",
+            "imaps://",
+            "imaps://u@a",
+            "imaps://a:x",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            appenduid("[APPENDUID 38505 3955] APPEND completed"),
+            Some("38505/3955".into())
+        );
+        assert_eq!(appenduid("APPEND completed"), None);
+        assert_eq!(
+            bracketed_number("* OK [UIDVALIDITY 3857529045] UIDs valid", "UIDVALIDITY"),
+            Some(3857529045)
+        );
+        assert_eq!(literal_len(b"* 1 FETCH (BODY[] {12}"), Some(12));
+        assert_eq!(literal_len(b"* OK done"), None);
+        assert_eq!(quoted(r#"Telegram "A"\B"#), r#""Telegram \"A\"\\B""#);
+    }
+}

@@ -1,0 +1,384 @@
+//! Forwarding: every filed copy delivered to its mailbox at a target (an
+//! IMAP store; Microsoft Graph is to come), into a folder of the same name,
+//! as the RFC 5322 bytes `export` writes for it, exactly once.
+//!
+//! Exactly once rests on the ledger (`store::forward`): one row per version
+//! of a copy per target. A batch of rows is committed `Sending` before the
+//! target is asked; each becomes `Delivered` (with the target's id) only
+//! after the target confirmed, or `Failed` with why. A row found `Sending`
+//! (a crash between the target's answer and the ledger's commit) is in
+//! doubt: the message is looked up at the target by its `X-Tgvault-Item`
+//! header before anything is sent again.
+
+pub mod imap;
+
+use crate::connector::secret;
+use crate::error::{Error, Result};
+use crate::export::Copy;
+use crate::model::ItemId;
+use crate::report::{Counters, Failure};
+use crate::store::Archive;
+use crate::store::records::{ConnectorState, Delivery, ForwardTarget, LedgerRecord};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// The header every forwarded message carries (see `export::eml`).
+pub const HEADER: &str = "X-Tgvault-Item";
+
+/// How many copies one ledger commit covers.
+const BATCH: usize = 100;
+
+/// The options `forward add imap` takes, by name.
+const IMAP_OPTIONS: &[&str] = &["url", "user", "password-file", "login-template", "ca-file"];
+
+/// Checks a new target's settings and makes its record: the URL parses,
+/// the secret file is the owner's alone (its path is kept, never its
+/// contents), the CA file reads, the query parses.
+pub fn configure(
+    kind: &str,
+    settings: BTreeMap<String, String>,
+    mailboxes: Vec<String>,
+    query: Option<String>,
+    now: i64,
+) -> Result<ForwardTarget> {
+    if kind != "imap" {
+        return Err(Error::Usage(format!(
+            "unknown forwarding target kind '{kind}' (imap)"
+        )));
+    }
+    for k in settings.keys() {
+        if !IMAP_OPTIONS.contains(&k.as_str()) {
+            return Err(Error::Usage(format!("imap takes no option '{k}'")));
+        }
+    }
+    let mut settings = settings;
+    for k in ["password-file", "ca-file"] {
+        if let Some(v) = settings.get(k) {
+            let abs = std::path::absolute(v).map_err(|e| Error::io(v, e))?;
+            settings.insert(k.into(), abs.display().to_string());
+        }
+    }
+    let need = |k: &str| {
+        settings
+            .get(k)
+            .cloned()
+            .ok_or_else(|| Error::Usage(format!("imap needs {k}")))
+    };
+    imap::Endpoint::parse(&need("url")?).map_err(Error::Usage)?;
+    need("user")?;
+    secret::check(Path::new(&need("password-file")?))?;
+    if let Some(ca) = settings.get("ca-file") {
+        imap::tls_config(Some(Path::new(ca))).map_err(Error::Usage)?;
+    }
+    if let Some(t) = settings.get("login-template")
+        && !t.contains("{mailbox}")
+    {
+        return Err(Error::Usage(format!(
+            "the login template '{t}' does not name {{mailbox}}"
+        )));
+    }
+    if let Some(q) = &query {
+        crate::query::parse(q).map_err(|e| Error::Usage(format!("query: {e}")))?;
+    }
+    Ok(ForwardTarget {
+        kind: kind.into(),
+        settings: settings.into_iter().collect(),
+        mailboxes,
+        query,
+        state: ConnectorState::Active,
+        created: now,
+    })
+}
+
+/// One version of one copy to deliver.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub mailbox: String,
+    pub folder: String,
+    pub id: ItemId,
+    /// Counted from 1: how many versions the item had when planned.
+    pub version: u32,
+    pub date: Option<i64>,
+    /// Found `Sending`: look it up before sending.
+    pub in_doubt: bool,
+    pub attempts: u32,
+}
+
+/// What a pass found to do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub pending: Vec<Pending>,
+    /// Copies the target's scope holds.
+    pub copies: u64,
+    /// Of them, delivered already (this version).
+    pub delivered: u64,
+    /// Of them, failed before and not retried now.
+    pub failed_before: u64,
+}
+
+/// Every copy in the target's scope whose current version its ledger does
+/// not have delivered. `allowed`: the items the target's query matches.
+pub fn plan(
+    archive: &Archive,
+    name: &str,
+    target: &ForwardTarget,
+    allowed: Option<&HashSet<ItemId>>,
+    retry_failed: bool,
+) -> Result<Plan> {
+    let ledger: HashMap<(String, ItemId, u32), LedgerRecord> = archive
+        .ledger(name, None)?
+        .into_iter()
+        .map(|(m, id, v, r)| ((m, id, v), r))
+        .collect();
+    let mut out = Plan::default();
+    let mut versions: HashMap<ItemId, u32> = HashMap::new();
+    archive.for_each_copy(|key, filing| {
+        if !target.mailboxes.is_empty() && !target.mailboxes.contains(&key.mailbox) {
+            return Ok(());
+        }
+        if allowed.is_some_and(|a| !a.contains(&key.item)) {
+            return Ok(());
+        }
+        out.copies += 1;
+        let version = match versions.get(&key.item) {
+            Some(v) => *v,
+            None => {
+                let n = archive
+                    .source(&key.item)?
+                    .map_or(0, |s| s.versions.len() as u32);
+                versions.insert(key.item, n);
+                n
+            }
+        };
+        let row = ledger.get(&(key.mailbox.clone(), key.item, version));
+        let (in_doubt, attempts) = match row.map(|r| (&r.delivery, r.attempts)) {
+            Some((Delivery::Delivered { .. }, _)) => {
+                out.delivered += 1;
+                return Ok(());
+            }
+            Some((Delivery::Failed { .. }, _)) if !retry_failed => {
+                out.failed_before += 1;
+                return Ok(());
+            }
+            Some((Delivery::Sending, a)) => (true, a),
+            Some((Delivery::Failed { .. }, a)) => (false, a),
+            None => (false, 0),
+        };
+        out.pending.push(Pending {
+            mailbox: key.mailbox,
+            folder: key.folder,
+            id: key.item,
+            version,
+            date: filing.date,
+            in_doubt,
+            attempts,
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub counters: Counters,
+    pub failures: Vec<Failure>,
+    /// Notes on what went wrong beyond one copy (a connection, a login).
+    pub notes: Vec<String>,
+    /// Copies left in doubt or not tried (a broken connection).
+    pub left: u64,
+}
+
+/// The settings an IMAP pass needs, read once.
+struct ImapTarget {
+    endpoint: imap::Endpoint,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    user: String,
+    template: Option<String>,
+    password: String,
+}
+
+impl ImapTarget {
+    fn new(t: &ForwardTarget) -> Result<ImapTarget> {
+        let get = |k: &str| {
+            t.setting(k)
+                .map(str::to_string)
+                .ok_or_else(|| Error::Corrupt(format!("the target has no {k}")))
+        };
+        let endpoint = imap::Endpoint::parse(&get("url")?).map_err(Error::Usage)?;
+        let ca = t.setting("ca-file").map(Path::new);
+        let tls = imap::tls_config(ca).map_err(Error::Usage)?;
+        let password = secret::read(Path::new(&get("password-file")?))?;
+        Ok(ImapTarget {
+            endpoint,
+            tls,
+            user: get("user")?,
+            template: t.setting("login-template").map(str::to_string),
+            password,
+        })
+    }
+
+    /// The login that files into `mailbox`.
+    fn login(&self, mailbox: &str) -> String {
+        match &self.template {
+            Some(t) => t
+                .replace("{mailbox}", mailbox)
+                .replace("{user}", &self.user),
+            None => self.user.clone(),
+        }
+    }
+}
+
+/// Delivers what `plan` found, mailbox by mailbox, committing the ledger a
+/// batch at a time. `stop` ends the pass between batches.
+pub fn deliver(
+    archive: &Archive,
+    name: &str,
+    target: &ForwardTarget,
+    plan: Vec<Pending>,
+    run: u64,
+    now: &dyn Fn() -> i64,
+    stop: &dyn Fn() -> bool,
+) -> Result<Outcome> {
+    let imap = ImapTarget::new(target)?;
+    let mut by_mailbox: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
+    for p in plan {
+        by_mailbox.entry(p.mailbox.clone()).or_default().push(p);
+    }
+    let mut out = Outcome::default();
+    for (mailbox, copies) in by_mailbox {
+        if stop() {
+            out.left += copies.len() as u64;
+            continue;
+        }
+        let login = imap.login(&mailbox);
+        let session = imap::Session::open(&imap.endpoint, imap.tls.clone(), &login, &imap.password);
+        let mut session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                out.notes.push(format!("{mailbox}: {e}"));
+                out.left += copies.len() as u64;
+                continue;
+            }
+        };
+        for batch in copies.chunks(BATCH) {
+            if stop() {
+                out.left += batch.len() as u64;
+                continue;
+            }
+            if !deliver_batch(archive, name, &mut session, batch, run, now, &mut out)? {
+                break;
+            }
+        }
+        session.logout();
+    }
+    Ok(out)
+}
+
+/// One batch: marked `Sending`, sent (or found, when in doubt), then marked
+/// as the target answered. False when the connection broke (what was not
+/// answered stays `Sending`, in doubt, for the next pass).
+fn deliver_batch(
+    archive: &Archive,
+    name: &str,
+    session: &mut imap::Session,
+    batch: &[Pending],
+    run: u64,
+    now: &dyn Fn() -> i64,
+    out: &mut Outcome,
+) -> Result<bool> {
+    let sending: Vec<(&Pending, Delivery)> = batch.iter().map(|p| (p, Delivery::Sending)).collect();
+    record(archive, name, &sending, run, now())?;
+    let mut answered = Vec::new();
+    let mut broken = false;
+    for (i, p) in batch.iter().enumerate() {
+        match deliver_one(archive, session, p) {
+            Ok(delivery) => answered.push((p, delivery)),
+            Err(e) => {
+                out.notes.push(format!("{}: {e}", p.mailbox));
+                out.left += (batch.len() - i) as u64;
+                broken = true;
+                break;
+            }
+        }
+    }
+    record(archive, name, &answered, run, now())?;
+    for (p, d) in answered {
+        match d {
+            Delivery::Delivered { .. } => out.counters.imported += 1,
+            Delivery::Failed { reason } => {
+                out.counters.failed += 1;
+                out.failures.push(Failure {
+                    item: p.id.to_string(),
+                    source_user: String::new(),
+                    mailbox: p.mailbox.clone(),
+                    reason,
+                });
+            }
+            Delivery::Sending => {}
+        }
+    }
+    Ok(!broken)
+}
+
+/// Commits the ledger rows of `rows` (one attempt each) in one transaction.
+fn record(
+    archive: &Archive,
+    name: &str,
+    rows: &[(&Pending, Delivery)],
+    run: u64,
+    at: i64,
+) -> Result<()> {
+    archive.write(|tx| {
+        for (p, d) in rows {
+            let rec = LedgerRecord {
+                delivery: d.clone(),
+                attempts: p.attempts + 1,
+                at,
+                run,
+            };
+            tx.put_ledger_row(name, &p.mailbox, &p.id, p.version, &rec)?;
+        }
+        Ok(())
+    })
+}
+
+/// Delivers one copy: what the target answered, or a broken connection.
+fn deliver_one(
+    archive: &Archive,
+    session: &mut imap::Session,
+    p: &Pending,
+) -> std::result::Result<Delivery, imap::ImapError> {
+    let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
+    if p.in_doubt
+        && let Some(remote) = session.find(&p.folder, HEADER, &header)?
+    {
+        return Ok(Delivery::Delivered { remote });
+    }
+    // The version planned, though an import may have added one since: the
+    // message names the version its ledger row is for.
+    let message = match Copy::load_upto(archive, &p.id, p.version as usize)
+        .and_then(|c| c.message(archive, &p.mailbox))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(Delivery::Failed {
+                reason: format!("the message could not be written: {e}"),
+            });
+        }
+    };
+    match session.append(&p.folder, p.date, &message) {
+        Ok(a) => {
+            let remote = match a.remote {
+                Some(r) => r,
+                // Without UIDPLUS the server names no id: look it up.
+                None => session
+                    .find(&p.folder, HEADER, &header)?
+                    .unwrap_or_default(),
+            };
+            Ok(Delivery::Delivered { remote })
+        }
+        Err(imap::ImapError::Refused(why)) => Ok(Delivery::Failed { reason: why }),
+        Err(e) => Err(e),
+    }
+}

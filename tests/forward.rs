@@ -1,0 +1,296 @@
+//! Forwarding to a real Dovecot: every filed copy lands in its mailbox's
+//! `Telegram Archiver` folder as the bytes `export` writes, once; a second
+//! pass sends nothing; kills at random points leave every copy there
+//! exactly once; secrets stay secret.
+
+use crate::common::*;
+use crate::dovecot::{Dovecot, MASTER, MASTER_PASSWORD};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const FOLDER: &str = "Telegram Archiver";
+
+fn mailboxes(a: &Archive) -> Vec<String> {
+    a.json_lines(&["mailboxes"])
+        .iter()
+        .map(|m| m["mailbox"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn password_file(dir: &Path) -> PathBuf {
+    let p = dir.join("imap.password");
+    std::fs::write(&p, format!("{MASTER_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn add_target(a: &Archive, d: &Dovecot, secrets: &Path, extra: &[&str]) {
+    let pw = password_file(secrets);
+    let ca = d.path("ca.pem");
+    let url = d.url();
+    let mut args = vec![
+        "forward",
+        "add",
+        "imap",
+        "dc",
+        "--url",
+        &url,
+        "--user",
+        MASTER,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--login-template",
+        "{mailbox}*{user}",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    a.ok(&args);
+}
+
+/// `export`'s message of every copy, by mailbox: the bytes, by item.
+fn exported(a: &Archive) -> BTreeMap<String, BTreeSet<Vec<u8>>> {
+    let out = tempfile::tempdir().unwrap();
+    let pkg = out.path().join("pkg");
+    a.ok(&[
+        "export",
+        "kind:externaldata",
+        "--out",
+        pkg.to_str().unwrap(),
+    ]);
+    let mut by_box: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for f in files_under(&pkg.join("Items")) {
+        if f.extension().is_some_and(|e| e == "eml") {
+            let rel = f.strip_prefix(pkg.join("Items")).unwrap();
+            let mailbox = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .to_string();
+            by_box
+                .entry(mailbox)
+                .or_default()
+                .insert(std::fs::read(&f).unwrap());
+        }
+    }
+    by_box
+}
+
+fn run_json(a: &Archive, args: &[&str]) -> Value {
+    let mut all = vec!["forward"];
+    all.extend(args);
+    all.push("--json");
+    serde_json::from_str(a.ok(&all).lines().next().unwrap()).unwrap()
+}
+
+#[test]
+fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
+    let a = Archive::new();
+    let users = fixture("users.csv");
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", users.to_str().unwrap()],
+    );
+    let boxes = mailboxes(&a);
+    assert!(boxes.len() >= 3, "{boxes:?}");
+    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
+    let Some(d) = Dovecot::start(&refs) else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+
+    // A password file others can read is refused, naming it.
+    let open = secrets.path().join("open.password");
+    std::fs::write(&open, MASTER_PASSWORD).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let url = d.url();
+    let out = a.run(&[
+        "forward",
+        "add",
+        "imap",
+        "x",
+        "--url",
+        &url,
+        "--user",
+        MASTER,
+        "--password-file",
+        open.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("open.password"), "{}", text(&out));
+    // Only imaps://.
+    let pw = password_file(secrets.path());
+    let out = a.run(&[
+        "forward",
+        "add",
+        "imap",
+        "x",
+        "--url",
+        "imap://127.0.0.1:143",
+        "--user",
+        MASTER,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    add_target(&a, &d, secrets.path(), &[]);
+    let first = run_json(&a, &["run"]);
+    let c = &first["counters"];
+    assert_eq!(first["status"], "completed", "{first}");
+    let copies = c["available_from_source"].as_u64().unwrap();
+    assert!(copies > 20, "{first}");
+    assert_eq!(c["imported"].as_u64().unwrap(), copies, "{first}");
+
+    // What each mailbox holds is what export writes for its copies.
+    let want = exported(&a);
+    let mut total = 0;
+    for m in &boxes {
+        let got: Vec<Vec<u8>> = d.fetch_all(m, FOLDER).into_iter().map(|(_, b)| b).collect();
+        total += got.len();
+        let set: BTreeSet<Vec<u8>> = got.iter().cloned().collect();
+        assert_eq!(set.len(), got.len(), "{m}: a message twice");
+        assert!(
+            set == want[m],
+            "{m}: {} messages, export has {}",
+            set.len(),
+            want[m].len()
+        );
+    }
+    assert_eq!(total as u64, copies);
+
+    // Again: nothing sent.
+    let again = run_json(&a, &["run"]);
+    assert_eq!(again["counters"]["imported"], 0, "{again}");
+    assert_eq!(
+        again["counters"]["skipped"].as_u64().unwrap(),
+        copies,
+        "{again}"
+    );
+    let status: Vec<Value> = serde_json::from_str(&a.ok(&["forward", "status", "--json"])).unwrap();
+    assert_eq!(
+        status[0]["delivered"].as_u64().unwrap(),
+        copies,
+        "{status:?}"
+    );
+    assert_eq!(status[0]["pending"], 0, "{status:?}");
+
+    // An edit recorded after delivery goes as a new message; the first stays.
+    let custodian = ["--mailbox", boxes[0].as_str()];
+    a.import(&[&fixture("exports/single-chat")], &custodian);
+    run_json(&a, &["run"]);
+    a.import(&[&fixture("exports/single-chat-edited")], &custodian);
+    let after = run_json(&a, &["run"]);
+    assert!(
+        after["counters"]["imported"].as_u64().unwrap() >= 1,
+        "{after}"
+    );
+    let mut versions = 0;
+    for m in &boxes {
+        for (_, b) in d.fetch_all(m, FOLDER) {
+            let s = String::from_utf8_lossy(&b);
+            versions += usize::from(s.contains("; version=2; mailbox="));
+        }
+    }
+    assert!(versions >= 1, "no second version delivered");
+
+    // The password is nowhere: the archive, the trail, what was printed.
+    let everything = [
+        a.ok(&["forward", "show", "dc", "--json"]),
+        a.ok(&["audit", "--json"]),
+        a.ok(&["runs", "--json"]),
+    ]
+    .join("\n");
+    assert!(!everything.contains(MASTER_PASSWORD));
+    for f in files_under(a.path()) {
+        assert!(!holds(&f, MASTER_PASSWORD.as_bytes()), "{}", f.display());
+    }
+    a.ok(&["verify"]);
+}
+
+#[test]
+fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
+    let a = Archive::new();
+    let users = fixture("users.csv");
+    let map = ["--mapping", users.to_str().unwrap()];
+    a.import(&[&fixture("exports/full-account")], &map);
+    // Enough copies that a pass takes a while: 1,500 messages between Bob
+    // and Erin, a copy each.
+    let dir = tempfile::tempdir().unwrap();
+    let messages: Vec<String> = (1..=1500)
+        .map(|i| {
+            let who = if i % 2 == 0 { (1000002, "Bob") } else { (1000005, "Erin") };
+            format!(
+                r#"{{"id":{i},"type":"message","date_unixtime":"{}","from":"{}","from_id":"user{}","text":"desk message {i}"}}"#,
+                1_700_000_000 + i,
+                who.1,
+                who.0
+            )
+        })
+        .collect();
+    let export = dir.path().join("desk");
+    std::fs::create_dir(&export).unwrap();
+    std::fs::write(
+        export.join("result.json"),
+        format!(
+            r#"{{"name":"Desk","type":"private_group","id":4242,"messages":[{}]}}"#,
+            messages.join(",")
+        ),
+    )
+    .unwrap();
+    a.import(&[&export], &map);
+    let boxes = mailboxes(&a);
+    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
+    let Some(d) = Dovecot::start(&refs) else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    add_target(&a, &d, secrets.path(), &[]);
+    let mut seed = 0x51ED_2701_u64;
+    let mut kills = 0;
+    for round in 0..60 {
+        let mut child = std::process::Command::new(bin())
+            .args(["--archive", a.path().to_str().unwrap(), "forward", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(20 + seed % 400));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if kills >= 20 || round >= 59 {
+            break;
+        }
+    }
+    // Then to the end.
+    let last = run_json(&a, &["run"]);
+    assert_eq!(last["status"], "completed", "{last}");
+    let copies = last["counters"]["available_from_source"].as_u64().unwrap();
+    let mut total = 0u64;
+    for m in &boxes {
+        let mut seen = BTreeSet::new();
+        for (_, b) in d.fetch_all(m, FOLDER) {
+            let s = String::from_utf8_lossy(&b).to_string();
+            let h = s
+                .lines()
+                .find(|l| l.starts_with("X-Tgvault-Item: "))
+                .unwrap()
+                .to_string();
+            assert!(seen.insert(h.clone()), "{m}: {h} delivered twice");
+            total += 1;
+        }
+    }
+    assert_eq!(total, copies, "after {kills} kills");
+    eprintln!("{kills} kills");
+    a.ok(&["verify"]);
+}
