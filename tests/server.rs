@@ -437,6 +437,41 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
             None,
             ie.to_vec(),
         ),
+        ("GET", "/api/v1/forward".into(), None, admin.to_vec()),
+        (
+            "POST",
+            "/api/v1/forward".into(),
+            Some(
+                json!({"kind": "imap", "name": "f-{r}", "url": "imaps://127.0.0.1:9", "user": "u", "password_file": "imap.password"}),
+            ),
+            admin.to_vec(),
+        ),
+        ("GET", "/api/v1/forward/f-{r}".into(), None, admin.to_vec()),
+        (
+            "POST",
+            "/api/v1/forward/f-{r}/pause".into(),
+            None,
+            admin.to_vec(),
+        ),
+        (
+            "POST",
+            "/api/v1/forward/f-{r}/resume".into(),
+            None,
+            admin.to_vec(),
+        ),
+        ("GET", "/api/v1/forward-status".into(), None, admin.to_vec()),
+        (
+            "POST",
+            "/api/v1/forward-run".into(),
+            Some(json!({"name": "f-{r}"})),
+            admin.to_vec(),
+        ),
+        (
+            "DELETE",
+            "/api/v1/forward/f-{r}".into(),
+            None,
+            admin.to_vec(),
+        ),
         ("POST", "/api/v1/verify".into(), None, admin.to_vec()),
         ("POST", "/api/v1/reindex".into(), None, admin.to_vec()),
     ];
@@ -451,6 +486,13 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
     let token = incoming.join("bot.token");
     std::fs::write(&token, "1:not-a-real-token\n").unwrap();
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let password = incoming.join("imap.password");
+    std::fs::write(&password, "not-a-real-password\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     for role in ROLES {
         let token = &tokens[role];

@@ -9,6 +9,7 @@ pub mod routes;
 pub(crate) mod tls;
 pub use tls::install_provider as install_tls_provider;
 mod connectors;
+mod forward;
 
 pub use files::Dirs;
 
@@ -132,10 +133,13 @@ pub fn serve(service: Service, opts: ServeOptions, ready: impl FnOnce(SocketAddr
         .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
     let supervisor = connectors::supervise(state.clone())
         .map_err(|e| Error::Internal(format!("cannot start the connectors' thread: {e}")))?;
+    let forwarder = forward::forwarder(state.clone())
+        .map_err(|e| Error::Internal(format!("cannot start the forwarding thread: {e}")))?;
     let served = rt.block_on(run(state.clone(), opts, ready));
     // A server that failed to start stops its connectors too.
     state.service.stop();
     let _ = supervisor.join();
+    let _ = forwarder.join();
     drop(rt);
     let state = Arc::into_inner(state)
         .ok_or_else(|| Error::Internal("a request outlived the server".into()))?;

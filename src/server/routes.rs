@@ -3,6 +3,7 @@
 //! [`ROUTES`]; a test keeps the three in step.
 
 use super::connectors as c;
+use super::forward as f;
 use super::{ApiError, State, blocking};
 use crate::error::Error;
 use crate::index::search::Sort;
@@ -72,6 +73,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/connectors/{name}/log"),
     ("get", "/api/v1/connector-status"),
     ("post", "/api/v1/sync"),
+    ("get", "/api/v1/forward"),
+    ("post", "/api/v1/forward"),
+    ("get", "/api/v1/forward/{name}"),
+    ("delete", "/api/v1/forward/{name}"),
+    ("post", "/api/v1/forward/{name}/pause"),
+    ("post", "/api/v1/forward/{name}/resume"),
+    ("get", "/api/v1/forward-status"),
+    ("post", "/api/v1/forward-run"),
 ];
 
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -177,6 +186,12 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
         .route("/api/v1/connectors/{name}/log", get(c::log))
         .route("/api/v1/connector-status", get(c::status_all))
         .route("/api/v1/sync", post(c::sync))
+        .route("/api/v1/forward", get(f::list).post(f::add))
+        .route("/api/v1/forward/{name}", get(f::show).delete(f::remove))
+        .route("/api/v1/forward/{name}/pause", post(f::pause))
+        .route("/api/v1/forward/{name}/resume", post(f::resume))
+        .route("/api/v1/forward-status", get(f::status))
+        .route("/api/v1/forward-run", post(f::run))
         .route_layer(axum::middleware::from_fn_with_state(
             (state.clone(), matches!(transport, Transport::Unix)),
             authenticate,

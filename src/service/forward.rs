@@ -77,6 +77,17 @@ impl Service {
             .ok_or_else(|| Error::NotFound(format!("forwarding target '{}'", printable(name))))
     }
 
+    /// The names of the active targets (what the server's forwarder runs).
+    pub fn active_forward_targets(&self) -> Result<Vec<String>> {
+        Ok(self
+            .archive
+            .forward_targets()?
+            .into_iter()
+            .filter(|(_, t)| t.state == ConnectorState::Active)
+            .map(|(n, _)| n)
+            .collect())
+    }
+
     pub fn forward_targets(&self, who: &Principal) -> Result<Vec<Value>> {
         self.check(who, Op::Forward)?;
         self.record_read(who, "forward list", vec![])?;
