@@ -179,6 +179,31 @@ fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
     );
     assert_eq!(status[0]["pending"], 0, "{status:?}");
 
+    // Read back: all there as sent. Then one changed at the server (its
+    // flags kept, its bytes replaced) and one removed are named.
+    let ok = a.ok(&["forward", "verify", "dc", "--all", "--json"]);
+    let v: Value = serde_json::from_str(ok.trim()).unwrap();
+    assert_eq!(v["checked"].as_u64().unwrap(), copies, "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let maildir = d
+        .path("mail")
+        .join(&boxes[0])
+        .join("Maildir")
+        .join(".Telegram Archiver")
+        .join("cur");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&maildir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    std::fs::remove_file(&files[0]).unwrap();
+    let out = a.run(&["forward", "verify", "dc", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{v}");
+    assert!(problems[0][3].as_str().unwrap().contains("missing"), "{v}");
+
     // An edit recorded after delivery goes as a new message; the first stays.
     let custodian = ["--mailbox", boxes[0].as_str()];
     a.import(&[&fixture("exports/single-chat")], &custodian);
@@ -293,4 +318,40 @@ fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
     assert_eq!(total, copies, "after {kills} kills");
     eprintln!("{kills} kills");
     a.ok(&["verify"]);
+}
+
+#[test]
+fn the_server_forwards_what_is_filed_by_itself() {
+    let a = Archive::new();
+    let users = fixture("users.csv");
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", users.to_str().unwrap()],
+    );
+    let boxes = mailboxes(&a);
+    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
+    let Some(d) = Dovecot::start(&refs) else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    add_target(&a, &d, secrets.path(), &["--mailbox", boxes[0].as_str()]);
+    let s = crate::server::Server::start(&a);
+    let mut got = 0;
+    for _ in 0..100 {
+        got = d.fetch_all(&boxes[0], FOLDER).len();
+        if got > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.stop();
+    assert!(got > 0, "nothing forwarded by the server");
+    // Only the mailbox the target names.
+    assert!(d.fetch_all(&boxes[1], FOLDER).is_empty());
+    let runs = a.json_lines(&["runs"]);
+    assert!(
+        runs.iter()
+            .any(|r| r["kind"] == "forward" && r["actor"] == "forwarder"),
+        "{runs:?}"
+    );
 }

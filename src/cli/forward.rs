@@ -74,6 +74,16 @@ pub enum ForwardAction {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Read back what NAME's ledger says was delivered (a sample, or
+    /// --all) and report anything missing or different at the target
+    Verify {
+        name: String,
+        /// Every delivered copy, not a sample
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Per target and mailbox: copies, delivered, pending, failed, in
     /// doubt, the oldest pending
     Status {
@@ -99,7 +109,10 @@ impl ForwardAction {
     pub fn writes(&self) -> bool {
         !matches!(
             self,
-            ForwardAction::List(_) | ForwardAction::Show { .. } | ForwardAction::Status { .. }
+            ForwardAction::List(_)
+                | ForwardAction::Show { .. }
+                | ForwardAction::Status { .. }
+                | ForwardAction::Verify { .. }
         )
     }
 }
@@ -157,6 +170,28 @@ pub fn run(
         }
         ForwardAction::Retry { name, out: f } => {
             return passes(out, service, who, Some(&name), true, f.json);
+        }
+        ForwardAction::Verify { name, all, out: f } => {
+            let v = service.forward_verify(who, &name, all)?;
+            if f.json {
+                emit(out, &serde_json::to_value(&v).unwrap_or_default())?;
+            } else {
+                w(
+                    out,
+                    format_args!(
+                        "{name}: {} of {} delivered copies read back, {} problems\n",
+                        v.checked,
+                        v.delivered,
+                        v.problems.len()
+                    ),
+                )?;
+                for (m, id, version, why) in &v.problems {
+                    w(out, format_args!("  {m} {id} version {version}: {why}\n"))?;
+                }
+            }
+            if !v.problems.is_empty() {
+                return Ok(Outcome::Partial);
+            }
         }
         ForwardAction::Status { name, out: f } => {
             let list = service.forward_status(who, name.as_deref())?;

@@ -128,6 +128,8 @@ pub struct Appended {
 /// One logged-in session.
 pub struct Session {
     conn: BufReader<StreamOwned<ClientConnection, TcpStream>>,
+    /// The literals of the responses read since the last command, raw.
+    literals: Vec<Vec<u8>>,
     tag: u32,
     literal_plus: bool,
     uidplus: bool,
@@ -165,6 +167,7 @@ impl Session {
             .map_err(|e| ImapError::Permanent(format!("TLS: {e}")))?;
         let mut s = Session {
             conn: BufReader::new(StreamOwned::new(conn, tcp)),
+            literals: Vec::new(),
             tag: 0,
             literal_plus: false,
             uidplus: false,
@@ -277,6 +280,31 @@ impl Session {
         Ok(uid.map(|u| format!("{validity}/{u}")))
     }
 
+    /// The whole message `uid` (`UIDVALIDITY/UID`, as `find` and `append`
+    /// name it) in `folder`, or `None` when the folder's UIDVALIDITY has
+    /// changed or the message is gone.
+    pub fn fetch(&mut self, folder: &str, remote: &str) -> Result<Option<Vec<u8>>> {
+        let Some((validity, uid)) = remote.split_once('/') else {
+            return Ok(None);
+        };
+        let (done, lines) = self.command(&format!("EXAMINE {}", quoted(folder)), &[])?;
+        if !done.ok() {
+            return Ok(None);
+        }
+        let now = lines
+            .iter()
+            .find_map(|l| bracketed_number(l, "UIDVALIDITY"))
+            .unwrap_or(0);
+        if now.to_string() != validity || uid.parse::<u32>().is_err() {
+            return Ok(None);
+        }
+        let (done, _) = self.command(&format!("UID FETCH {uid} (BODY.PEEK[])"), &[])?;
+        if !done.ok() {
+            return Err(ImapError::Transient(format!("FETCH: {}", done.text)));
+        }
+        Ok(self.literals.pop())
+    }
+
     pub fn logout(mut self) {
         let _ = self.command("LOGOUT", &[]);
     }
@@ -284,6 +312,7 @@ impl Session {
     /// Sends a command (with `literal` as its last argument when not
     /// empty) and reads to its tagged response; the untagged lines before.
     fn command(&mut self, cmd: &str, literal: &[u8]) -> Result<(Done, Vec<String>)> {
+        self.literals.clear();
         self.tag += 1;
         let tag = format!("t{}", self.tag);
         let w = |e| transient("write", e);
@@ -349,6 +378,7 @@ impl Session {
                         .read_exact(&mut lit)
                         .map_err(|e| transient("read", e))?;
                     out.extend_from_slice(&lit);
+                    self.literals.push(lit);
                 }
                 Some(_) => return Err(ImapError::Transient("a response literal too long".into())),
                 None => return Ok(String::from_utf8_lossy(&out).into_owned()),

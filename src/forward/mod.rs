@@ -382,3 +382,110 @@ fn deliver_one(
         Err(e) => Err(e),
     }
 }
+
+/// What `forward verify` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Verified {
+    /// Delivered rows read back.
+    pub checked: u64,
+    /// Of all delivered rows.
+    pub delivered: u64,
+    /// `(mailbox, item, version, why)` for each copy missing or different at
+    /// the target, or that could not be read.
+    pub problems: Vec<(String, String, u32, String)>,
+}
+
+/// Reads back what the ledger says was delivered (every row with `all`,
+/// else at most `sample` spread over the ledger) and compares each with
+/// the message `export` writes for that version of that copy.
+pub fn verify(
+    archive: &Archive,
+    name: &str,
+    target: &ForwardTarget,
+    all: bool,
+    sample: usize,
+) -> Result<Verified> {
+    let imap = ImapTarget::new(target)?;
+    let delivered: Vec<(String, ItemId, u32, String)> = archive
+        .ledger(name, None)?
+        .into_iter()
+        .filter_map(|(m, id, v, r)| match r.delivery {
+            Delivery::Delivered { remote } => Some((m, id, v, remote)),
+            _ => None,
+        })
+        .collect();
+    let mut out = Verified {
+        delivered: delivered.len() as u64,
+        ..Default::default()
+    };
+    let step = if all || delivered.len() <= sample {
+        1
+    } else {
+        delivered.len().div_ceil(sample.max(1))
+    };
+    let mut by_mailbox: BTreeMap<&str, Vec<&(String, ItemId, u32, String)>> = BTreeMap::new();
+    for row in delivered.iter().step_by(step) {
+        by_mailbox.entry(row.0.as_str()).or_default().push(row);
+    }
+    for (mailbox, rows) in by_mailbox {
+        let login = imap.login(mailbox);
+        let mut session =
+            match imap::Session::open(&imap.endpoint, imap.tls.clone(), &login, &imap.password) {
+                Ok(s) => s,
+                Err(e) => {
+                    for (m, id, v, _) in rows {
+                        out.problems
+                            .push((m.clone(), id.to_string(), *v, e.to_string()));
+                    }
+                    continue;
+                }
+            };
+        for (m, id, v, remote) in rows {
+            out.checked += 1;
+            if let Some(why) = check_one(archive, &mut session, m, id, *v, remote)? {
+                out.problems.push((m.clone(), id.to_string(), *v, why));
+            }
+        }
+        session.logout();
+    }
+    Ok(out)
+}
+
+/// Why one delivered copy is not at the target as it was sent, if it is not.
+fn check_one(
+    archive: &Archive,
+    session: &mut imap::Session,
+    mailbox: &str,
+    id: &ItemId,
+    version: u32,
+    remote: &str,
+) -> Result<Option<String>> {
+    let folder = archive
+        .source(id)?
+        .and_then(|s| {
+            s.locations
+                .into_iter()
+                .find(|(m, _)| m == mailbox)
+                .map(|(_, f)| f)
+        })
+        .unwrap_or_else(|| crate::model::DEFAULT_FOLDER.to_string());
+    let got = session.fetch(&folder, remote);
+    let got = match got {
+        Ok(g) => g,
+        Err(e) => return Ok(Some(format!("not read: {e}"))),
+    };
+    let Some(got) = got else {
+        return Ok(Some(format!(
+            "missing in '{folder}' (recorded as {remote})"
+        )));
+    };
+    let want =
+        Copy::load_upto(archive, id, version as usize).and_then(|c| c.message(archive, mailbox))?;
+    Ok((got != want).then(|| {
+        format!(
+            "different: {} bytes at the target, {} written",
+            got.len(),
+            want.len()
+        )
+    }))
+}

@@ -13,6 +13,9 @@ use crate::store::records::{ConnectorState, Delivery, ForwardTarget, RunRecord, 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
+/// How many delivered copies `forward verify` reads back without `--all`.
+const VERIFY_SAMPLE: usize = 200;
+
 /// What `forward add` asks for.
 #[derive(Clone, Debug, Default)]
 pub struct ForwardAdd {
@@ -288,6 +291,38 @@ impl Service {
             tx.audit(e)?;
             Ok(())
         })
+    }
+
+    /// Reads back what the ledger says `name` delivered (a sample, or every
+    /// row) and reports what is missing or different at the target.
+    pub fn forward_verify(
+        &self,
+        who: &Principal,
+        name: &str,
+        all: bool,
+    ) -> Result<forward::Verified> {
+        self.check(who, Op::Forward)?;
+        let t = self.target_record(name)?;
+        let v = forward::verify(&self.archive, name, &t, all, VERIFY_SAMPLE)?;
+        let outcome = if v.problems.is_empty() {
+            "ok"
+        } else {
+            "problems"
+        };
+        let mut e = self.event(
+            who,
+            "forward verify",
+            vec![p("target", name), p("all", &all.to_string())],
+            outcome,
+        );
+        e.counts = vec![
+            ("checked".into(), v.checked),
+            ("problems".into(), v.problems.len() as u64),
+        ];
+        // A read of the archive (a verify on read-only storage is recorded
+        // where reads go).
+        self.archive.audit_read(e)?;
+        Ok(v)
     }
 
     /// Per target and mailbox: copies in scope, delivered, pending, failed,
