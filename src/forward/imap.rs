@@ -133,6 +133,7 @@ pub struct Session {
     tag: u32,
     literal_plus: bool,
     uidplus: bool,
+    multiappend: bool,
 }
 
 /// A tagged response: `OK`, `NO` or `BAD`, and its text.
@@ -158,8 +159,11 @@ impl Session {
     ) -> Result<Session> {
         let tcp = TcpStream::connect((at.host.as_str(), at.port))
             .map_err(|e| transient(&format!("{}:{}", at.host, at.port), e))?;
+        // Commands go out whole (a small write must not wait for the
+        // server's delayed acknowledgement of the last).
         tcp.set_read_timeout(Some(TIMEOUT))
             .and_then(|()| tcp.set_write_timeout(Some(TIMEOUT)))
+            .and_then(|()| tcp.set_nodelay(true))
             .map_err(|e| transient("socket", e))?;
         let name = ServerName::try_from(at.host.clone())
             .map_err(|e| ImapError::Permanent(format!("{}: {e}", at.host)))?;
@@ -171,6 +175,7 @@ impl Session {
             tag: 0,
             literal_plus: false,
             uidplus: false,
+            multiappend: false,
         };
         let greeting = s.line().map_err(|e| match e {
             // A certificate the CA did not sign shows here, as the first
@@ -214,6 +219,7 @@ impl Session {
                 let has = |c: &str| caps.split([' ', ']']).any(|w| w == c);
                 self.literal_plus |= has("LITERAL+");
                 self.uidplus |= has("UIDPLUS");
+                self.multiappend |= has("MULTIAPPEND");
             }
         }
     }
@@ -234,24 +240,185 @@ impl Session {
         } else {
             done
         };
-        if !done.ok() {
-            return Err(ImapError::Refused(format!(
-                "APPEND: {} {}",
-                done.status, done.text
-            )));
-        }
-        Ok(Appended {
-            remote: appenduid(&done.text),
-        })
+        appended(done)
     }
 
     fn append_once(&mut self, folder: &str, date: Option<i64>, message: &[u8]) -> Result<Done> {
-        let date = date
-            .and_then(|t| jiff::Timestamp::from_second(t).ok())
-            .map(|t| format!(" \"{}\"", t.strftime("%d-%b-%Y %H:%M:%S +0000")))
-            .unwrap_or_default();
-        let cmd = format!("APPEND {} (\\Seen){date}", quoted(folder));
-        Ok(self.command(&cmd, message)?.0)
+        Ok(self.command(&append_command(folder, date), message)?.0)
+    }
+
+    /// Files each of `messages` into `folder` as [`Session::append`] does,
+    /// sending them all before reading the answers where the server takes
+    /// non-synchronising literals (LITERAL+), one at a time otherwise. One
+    /// answer per message, in order; once the connection breaks, the rest
+    /// are that error.
+    pub fn append_all(
+        &mut self,
+        folder: &str,
+        messages: &[(Option<i64>, &[u8])],
+    ) -> Vec<Result<Appended>> {
+        if !self.literal_plus {
+            return messages
+                .iter()
+                .map(|(d, m)| self.append(folder, *d, m))
+                .collect();
+        }
+        if self.multiappend
+            && messages.len() > 1
+            && let Some(all) = self.multi(folder, messages)
+        {
+            return all;
+        }
+        let answers = self.pipeline(folder, messages);
+        let mut out: Vec<Option<Result<Appended>>> = Vec::with_capacity(messages.len());
+        let mut retry = Vec::new();
+        for (i, a) in answers.into_iter().enumerate() {
+            match a {
+                Ok(done) if !done.ok() && done.text.starts_with("[TRYCREATE]") => {
+                    retry.push(i);
+                    out.push(None);
+                }
+                other => out.push(Some(other.and_then(appended))),
+            }
+        }
+        // The folder was missing: created by the first, then each again.
+        for i in retry {
+            let (d, m) = messages[i];
+            out[i] = Some(self.append(folder, d, m));
+        }
+        out.into_iter().map(|a| a.expect("answered")).collect()
+    }
+
+    /// All of `messages` in one APPEND (RFC 3502 MULTIAPPEND: the server
+    /// files them in one transaction, all or none). `None` when the server
+    /// refused it (a message it will not take, a missing folder): the
+    /// caller then sends them one by one, to learn which.
+    fn multi(
+        &mut self,
+        folder: &str,
+        messages: &[(Option<i64>, &[u8])],
+    ) -> Option<Vec<Result<Appended>>> {
+        let size: usize = messages.iter().map(|(_, m)| m.len() + 64).sum();
+        let mut command = Vec::with_capacity(size + 64);
+        command.extend_from_slice(format!("APPEND {}", quoted(folder)).as_bytes());
+        for (date, message) in messages {
+            // Each message: its flags, date and literal.
+            let part = format!(" {} {{{}+}}\r\n", flags_and_date(*date), message.len());
+            command.extend_from_slice(part.as_bytes());
+            command.extend_from_slice(message);
+        }
+        let answer = self.command_raw(&command);
+        match answer {
+            Ok(done) if done.ok() => {
+                let uids = done
+                    .text
+                    .strip_prefix("[APPENDUID ")
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|r| {
+                        let (validity, set) = r.split_once(' ')?;
+                        Some((validity.to_string(), uid_set(set)?))
+                    });
+                Some(match uids {
+                    Some((validity, uids)) if uids.len() == messages.len() => uids
+                        .into_iter()
+                        .map(|u| {
+                            Ok(Appended {
+                                remote: Some(format!("{validity}/{u}")),
+                            })
+                        })
+                        .collect(),
+                    _ => messages
+                        .iter()
+                        .map(|_| Ok(Appended { remote: None }))
+                        .collect(),
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                let e = e.to_string();
+                Some(
+                    messages
+                        .iter()
+                        .map(|_| Err(ImapError::Transient(e.clone())))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    /// Sends `tag ` and `body` (a whole command with its literals, all
+    /// non-synchronising) and reads to its tagged answer.
+    fn command_raw(&mut self, body: &[u8]) -> Result<Done> {
+        self.literals.clear();
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        let mut line = Vec::with_capacity(body.len() + tag.len() + 3);
+        line.extend_from_slice(tag.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(body);
+        line.extend_from_slice(b"\r\n");
+        let c = self.conn.get_mut();
+        c.write_all(&line)
+            .and_then(|()| c.flush())
+            .map_err(|e| transient("write", e))?;
+        loop {
+            let l = self.line()?;
+            if l.starts_with(&format!("{tag} ")) {
+                return parse_done(&l, &tag);
+            }
+        }
+    }
+
+    /// Sends every APPEND, then reads every tagged answer.
+    fn pipeline(&mut self, folder: &str, messages: &[(Option<i64>, &[u8])]) -> Vec<Result<Done>> {
+        self.literals.clear();
+        let first = self.tag + 1;
+        let mut sent = Ok(());
+        for (date, message) in messages {
+            self.tag += 1;
+            let head = format!(
+                "t{} {} {{{}+}}\r\n",
+                self.tag,
+                append_command(folder, *date),
+                message.len()
+            );
+            let mut command = Vec::with_capacity(head.len() + message.len() + 2);
+            command.extend_from_slice(head.as_bytes());
+            command.extend_from_slice(message);
+            command.extend_from_slice(b"\r\n");
+            sent = self.conn.get_mut().write_all(&command);
+            if sent.is_err() {
+                break;
+            }
+        }
+        let sent = sent.and_then(|()| self.conn.get_mut().flush());
+        if let Err(e) = sent {
+            let e = format!("write: {e}");
+            return messages
+                .iter()
+                .map(|_| Err(ImapError::Transient(e.clone())))
+                .collect();
+        }
+        let mut out = Vec::with_capacity(messages.len());
+        let mut next = first;
+        while next <= self.tag {
+            let line = match self.line() {
+                Ok(l) => l,
+                Err(e) => {
+                    let e = e.to_string();
+                    while out.len() < messages.len() {
+                        out.push(Err(ImapError::Transient(e.clone())));
+                    }
+                    return out;
+                }
+            };
+            let tag = format!("t{next}");
+            if line.starts_with(&format!("{tag} ")) {
+                out.push(parse_done(&line, &tag));
+                next += 1;
+            }
+        }
+        out
     }
 
     /// The `UIDVALIDITY/UID` of the message in `folder` whose `header`
@@ -387,6 +554,33 @@ impl Session {
     }
 }
 
+/// `APPEND "folder" (\Seen) "date"`, without its literal.
+fn append_command(folder: &str, date: Option<i64>) -> String {
+    format!("APPEND {} {}", quoted(folder), flags_and_date(date))
+}
+
+/// `(\Seen) "date"` (the date when there is one) of one APPENDed message.
+fn flags_and_date(date: Option<i64>) -> String {
+    let date = date
+        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+        .map(|t| format!(" \"{}\"", t.strftime("%d-%b-%Y %H:%M:%S +0000")))
+        .unwrap_or_default();
+    format!("(\\Seen){date}")
+}
+
+/// What an APPEND's tagged answer says.
+fn appended(done: Done) -> Result<Appended> {
+    if !done.ok() {
+        return Err(ImapError::Refused(format!(
+            "APPEND: {} {}",
+            done.status, done.text
+        )));
+    }
+    Ok(Appended {
+        remote: appenduid(&done.text),
+    })
+}
+
 /// The length of the literal a line announces at its end (`{123}`).
 fn literal_len(line: &[u8]) -> Option<usize> {
     let body = line.strip_suffix(b"}")?;
@@ -418,6 +612,24 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The UIDs of an RFC 4315 uid-set (`101:103,105`), in order.
+fn uid_set(set: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in set.split(',') {
+        match part.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b || b - a > 100_000 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
 }
 
 /// `[APPENDUID validity uid]` as `validity/uid`.
@@ -475,5 +687,10 @@ mod tests {
         assert_eq!(literal_len(b"* 1 FETCH (BODY[] {12}"), Some(12));
         assert_eq!(literal_len(b"* OK done"), None);
         assert_eq!(quoted(r#"Telegram "A"\B"#), r#""Telegram \"A\"\\B""#);
+        assert_eq!(uid_set("101:103,105"), Some(vec![101, 102, 103, 105]));
+        assert_eq!(uid_set("7"), Some(vec![7]));
+        assert_eq!(uid_set("9:3"), None);
+        assert_eq!(uid_set("1:4000000000"), None);
+        assert_eq!(flags_and_date(Some(0)), "(\\Seen) \"01-Jan-1970 00:00:00 +0000\"");
     }
 }

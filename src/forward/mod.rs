@@ -26,7 +26,10 @@ use std::path::Path;
 pub const HEADER: &str = "X-Tgvault-Item";
 
 /// How many copies one ledger commit covers.
-const BATCH: usize = 100;
+const BATCH: usize = 1000;
+
+/// How many bytes of messages may wait to be sent together.
+const PIPELINE_BYTES: usize = 32 << 20;
 
 /// The options `forward add imap` takes, by name.
 const IMAP_OPTIONS: &[&str] = &["url", "user", "password-file", "login-template", "ca-file"];
@@ -289,21 +292,13 @@ fn deliver_batch(
 ) -> Result<bool> {
     let sending: Vec<(&Pending, Delivery)> = batch.iter().map(|p| (p, Delivery::Sending)).collect();
     record(archive, name, &sending, run, now())?;
-    let mut answered = Vec::new();
-    let mut broken = false;
-    for (i, p) in batch.iter().enumerate() {
-        match deliver_one(archive, session, p) {
-            Ok(delivery) => answered.push((p, delivery)),
-            Err(e) => {
-                out.notes.push(format!("{}: {e}", p.mailbox));
-                out.left += (batch.len() - i) as u64;
-                broken = true;
-                break;
-            }
-        }
-    }
+    let mut answered: Vec<(&Pending, Delivery)> = Vec::new();
+    let broken = match send_batch(archive, session, batch, &mut answered) {
+        Ok(()) => None,
+        Err(e) => Some(e),
+    };
     record(archive, name, &answered, run, now())?;
-    for (p, d) in answered {
+    for (p, d) in &answered {
         match d {
             Delivery::Delivered { .. } => out.counters.imported += 1,
             Delivery::Failed { reason } => {
@@ -312,13 +307,99 @@ fn deliver_batch(
                     item: p.id.to_string(),
                     source_user: String::new(),
                     mailbox: p.mailbox.clone(),
-                    reason,
+                    reason: reason.clone(),
                 });
             }
             Delivery::Sending => {}
         }
     }
-    Ok(!broken)
+    if let Some(e) = broken {
+        out.notes.push(format!("{}: {e}", batch[0].mailbox));
+        out.left += (batch.len() - answered.len()) as u64;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Sends a batch (one mailbox's copies): those in doubt looked up first,
+/// then the rest folder by folder, all their APPENDs sent before the
+/// answers are read. What the target answered goes into `answered`; a
+/// broken connection ends the batch.
+fn send_batch<'a>(
+    archive: &Archive,
+    session: &mut imap::Session,
+    batch: &'a [Pending],
+    answered: &mut Vec<(&'a Pending, Delivery)>,
+) -> std::result::Result<(), imap::ImapError> {
+    // Messages wait in memory until their APPENDs go out together: at most
+    // BATCH of them, and at most PIPELINE_BYTES.
+    let mut group: Vec<(&Pending, Vec<u8>)> = Vec::new();
+    let mut bytes = 0;
+    for p in batch {
+        let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
+        if p.in_doubt
+            && let Some(remote) = session.find(&p.folder, HEADER, &header)?
+        {
+            answered.push((p, Delivery::Delivered { remote }));
+            continue;
+        }
+        // The version planned, though an import may have added one since:
+        // the message names the version its ledger row is for.
+        let message = Copy::load_upto(archive, &p.id, p.version as usize)
+            .and_then(|c| c.message(archive, &p.mailbox));
+        match message {
+            Ok(m) => {
+                if group.first().is_some_and(|(g, _)| g.folder != p.folder)
+                    || bytes + m.len() > PIPELINE_BYTES
+                {
+                    append_group(session, &mut group, answered)?;
+                    bytes = 0;
+                }
+                bytes += m.len();
+                group.push((p, m));
+            }
+            Err(e) => answered.push((
+                p,
+                Delivery::Failed {
+                    reason: format!("the message could not be written: {e}"),
+                },
+            )),
+        }
+    }
+    append_group(session, &mut group, answered)
+}
+
+/// Files a group of one folder's messages (emptied) and notes the answers.
+fn append_group<'a>(
+    session: &mut imap::Session,
+    group: &mut Vec<(&'a Pending, Vec<u8>)>,
+    answered: &mut Vec<(&'a Pending, Delivery)>,
+) -> std::result::Result<(), imap::ImapError> {
+    let Some((first, _)) = group.first() else {
+        return Ok(());
+    };
+    let folder = first.folder.clone();
+    let messages: Vec<(Option<i64>, &[u8])> =
+        group.iter().map(|(p, m)| (p.date, m.as_slice())).collect();
+    let answers = session.append_all(&folder, &messages);
+    for ((p, _), a) in group.iter().zip(answers) {
+        let d = match a {
+            Ok(imap::Appended { remote: Some(r) }) => Delivery::Delivered { remote: r },
+            // Without UIDPLUS the server names no id: look it up.
+            Ok(imap::Appended { remote: None }) => {
+                let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
+                let found = session.find(&folder, HEADER, &header)?;
+                Delivery::Delivered {
+                    remote: found.unwrap_or_default(),
+                }
+            }
+            Err(imap::ImapError::Refused(why)) => Delivery::Failed { reason: why },
+            Err(e) => return Err(e),
+        };
+        answered.push((p, d));
+    }
+    group.clear();
+    Ok(())
 }
 
 /// Commits the ledger rows of `rows` (one attempt each) in one transaction.
@@ -341,46 +422,6 @@ fn record(
         }
         Ok(())
     })
-}
-
-/// Delivers one copy: what the target answered, or a broken connection.
-fn deliver_one(
-    archive: &Archive,
-    session: &mut imap::Session,
-    p: &Pending,
-) -> std::result::Result<Delivery, imap::ImapError> {
-    let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
-    if p.in_doubt
-        && let Some(remote) = session.find(&p.folder, HEADER, &header)?
-    {
-        return Ok(Delivery::Delivered { remote });
-    }
-    // The version planned, though an import may have added one since: the
-    // message names the version its ledger row is for.
-    let message = match Copy::load_upto(archive, &p.id, p.version as usize)
-        .and_then(|c| c.message(archive, &p.mailbox))
-    {
-        Ok(m) => m,
-        Err(e) => {
-            return Ok(Delivery::Failed {
-                reason: format!("the message could not be written: {e}"),
-            });
-        }
-    };
-    match session.append(&p.folder, p.date, &message) {
-        Ok(a) => {
-            let remote = match a.remote {
-                Some(r) => r,
-                // Without UIDPLUS the server names no id: look it up.
-                None => session
-                    .find(&p.folder, HEADER, &header)?
-                    .unwrap_or_default(),
-            };
-            Ok(Delivery::Delivered { remote })
-        }
-        Err(imap::ImapError::Refused(why)) => Ok(Delivery::Failed { reason: why }),
-        Err(e) => Err(e),
-    }
 }
 
 /// What `forward verify` found.

@@ -1,0 +1,143 @@
+//! Forwarding into a real Dovecot (Debian's, on 127.0.0.1, TLS with a CA the
+//! bench makes, a master user), the way `tgvault forward run` does it.
+//!
+//! `cargo bench --bench forward [-- --messages N]`: an export of N small
+//! messages (default 10,000) between two mapped users is imported (a copy
+//! each: 2N copies), then one `forward run` delivers every copy: messages
+//! per second. A second `forward run` (nothing to send) times the ledger
+//! walk alone.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+#[path = "../tests/dovecot.rs"]
+#[allow(dead_code)]
+mod dovecot;
+#[allow(dead_code)]
+mod util;
+use util::arg;
+
+fn tgvault(archive: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tgvault"))
+        .arg("--archive")
+        .arg(archive)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tgvault {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: u32 = arg(&args, "--messages").map_or(10_000, |v| v.parse().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let export = work.path().join("desk");
+    std::fs::create_dir(&export).unwrap();
+    let messages: Vec<String> = (1..=n)
+        .map(|i| {
+            let (id, name) = if i % 2 == 0 { (1000002, "Bob") } else { (1000005, "Erin") };
+            format!(
+                r#"{{"id":{i},"type":"message","date_unixtime":"{}","from":"{name}","from_id":"user{id}","text":"desk message {i}: the book closes at five, confirm the fills"}}"#,
+                1_700_000_000 + i
+            )
+        })
+        .collect();
+    std::fs::write(
+        export.join("result.json"),
+        format!(
+            r#"{{"name":"Desk","type":"private_group","id":4242,"messages":[{}]}}"#,
+            messages.join(",")
+        ),
+    )
+    .unwrap();
+    let archive = work.path().join("archive");
+    let users = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/users.csv");
+    tgvault(
+        &archive,
+        &[
+            "import",
+            export.to_str().unwrap(),
+            "--mapping",
+            users.to_str().unwrap(),
+        ],
+    );
+    let boxes = ["bob.brown@corp.example", "erin.evans@corp.example"];
+    let Some(d) = dovecot::Dovecot::start(&boxes) else {
+        eprintln!("no Dovecot: nothing measured");
+        return;
+    };
+    let pw = work.path().join("pw");
+    std::fs::write(&pw, dovecot::MASTER_PASSWORD).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (url, ca) = (d.url(), d.path("ca.pem"));
+    tgvault(
+        &archive,
+        &[
+            "forward",
+            "add",
+            "imap",
+            "dc",
+            "--url",
+            &url,
+            "--user",
+            dovecot::MASTER,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--login-template",
+            "{mailbox}*{user}",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let cpu = |pid: &str| -> f64 {
+        // utime + stime of every process of that name, in seconds.
+        let out = Command::new("ps")
+            .args(["-C", pid, "-o", "cputimes="])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|w| w.parse::<f64>().ok())
+            .sum()
+    };
+    let dovecot_before = cpu("imap");
+    let t = Instant::now();
+    let timed = Command::new("/usr/bin/time")
+        .args(["-f", "%U %S"])
+        .arg(env!("CARGO_BIN_EXE_tgvault"))
+        .arg("--archive")
+        .arg(&archive)
+        .args(["forward", "run", "--json"])
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let out = String::from_utf8_lossy(&timed.stdout).into_owned();
+    let ours: f64 = String::from_utf8_lossy(&timed.stderr)
+        .split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .sum();
+    println!(
+        "CPU: tgvault {ours:.1} s, Dovecot's imap processes {:.1} s",
+        cpu("imap") - dovecot_before
+    );
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let sent = v["counters"]["imported"].as_u64().unwrap();
+    assert_eq!(v["status"], "completed", "{v}");
+    println!(
+        "forward run: {sent} copies into Dovecot in {secs:.2} s: {:.0} messages/s",
+        sent as f64 / secs
+    );
+    let t = Instant::now();
+    tgvault(&archive, &["forward", "run", "--json"]);
+    println!(
+        "forward run again (nothing to send): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}
