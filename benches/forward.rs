@@ -38,25 +38,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = arg(&args, "--messages").map_or(10_000, |v| v.parse().unwrap());
     let work = tempfile::tempdir().unwrap();
-    let export = work.path().join("desk");
-    std::fs::create_dir(&export).unwrap();
-    let messages: Vec<String> = (1..=n)
-        .map(|i| {
-            let (id, name) = if i % 2 == 0 { (1000002, "Bob") } else { (1000005, "Erin") };
-            format!(
-                r#"{{"id":{i},"type":"message","date_unixtime":"{}","from":"{name}","from_id":"user{id}","text":"desk message {i}: the book closes at five, confirm the fills"}}"#,
-                1_700_000_000 + i
-            )
-        })
-        .collect();
-    std::fs::write(
-        export.join("result.json"),
-        format!(
-            r#"{{"name":"Desk","type":"private_group","id":4242,"messages":[{}]}}"#,
-            messages.join(",")
-        ),
-    )
-    .unwrap();
+    let export = dovecot::desk_export(work.path(), n);
     let archive = work.path().join("archive");
     let users = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/users.csv");
     tgvault(

@@ -253,3 +253,32 @@ print(json.dumps(out))
             .collect()
     }
 }
+
+/// An export directory `dir/desk` of `n` small messages between Bob and
+/// Erin (`fixtures/users.csv` maps both), alternating: one copy each.
+pub fn desk_export(dir: &Path, n: u32) -> PathBuf {
+    let messages: Vec<String> = (1..=n)
+        .map(|i| {
+            let (id, name) = if i % 2 == 0 {
+                (1000002, "Bob")
+            } else {
+                (1000005, "Erin")
+            };
+            format!(
+                r#"{{"id":{i},"type":"message","date_unixtime":"{}","from":"{name}","from_id":"user{id}","text":"desk message {i}: the book closes at five, confirm the fills"}}"#,
+                1_700_000_000 + i
+            )
+        })
+        .collect();
+    let export = dir.join("desk");
+    std::fs::create_dir_all(&export).unwrap();
+    std::fs::write(
+        export.join("result.json"),
+        format!(
+            r#"{{"name":"Desk","type":"private_group","id":4242,"messages":[{}]}}"#,
+            messages.join(",")
+        ),
+    )
+    .unwrap();
+    export
+}

@@ -246,27 +246,7 @@ fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
     // Enough copies that a pass takes a while: 1,500 messages between Bob
     // and Erin, a copy each.
     let dir = tempfile::tempdir().unwrap();
-    let messages: Vec<String> = (1..=1500)
-        .map(|i| {
-            let who = if i % 2 == 0 { (1000002, "Bob") } else { (1000005, "Erin") };
-            format!(
-                r#"{{"id":{i},"type":"message","date_unixtime":"{}","from":"{}","from_id":"user{}","text":"desk message {i}"}}"#,
-                1_700_000_000 + i,
-                who.1,
-                who.0
-            )
-        })
-        .collect();
-    let export = dir.path().join("desk");
-    std::fs::create_dir(&export).unwrap();
-    std::fs::write(
-        export.join("result.json"),
-        format!(
-            r#"{{"name":"Desk","type":"private_group","id":4242,"messages":[{}]}}"#,
-            messages.join(",")
-        ),
-    )
-    .unwrap();
+    let export = crate::dovecot::desk_export(dir.path(), 1500);
     a.import(&[&export], &map);
     let boxes = mailboxes(&a);
     let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();

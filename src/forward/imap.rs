@@ -691,6 +691,9 @@ mod tests {
         assert_eq!(uid_set("7"), Some(vec![7]));
         assert_eq!(uid_set("9:3"), None);
         assert_eq!(uid_set("1:4000000000"), None);
-        assert_eq!(flags_and_date(Some(0)), "(\\Seen) \"01-Jan-1970 00:00:00 +0000\"");
+        assert_eq!(
+            flags_and_date(Some(0)),
+            "(\\Seen) \"01-Jan-1970 00:00:00 +0000\""
+        );
     }
 }

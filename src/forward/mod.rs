@@ -293,10 +293,7 @@ fn deliver_batch(
     let sending: Vec<(&Pending, Delivery)> = batch.iter().map(|p| (p, Delivery::Sending)).collect();
     record(archive, name, &sending, run, now())?;
     let mut answered: Vec<(&Pending, Delivery)> = Vec::new();
-    let broken = match send_batch(archive, session, batch, &mut answered) {
-        Ok(()) => None,
-        Err(e) => Some(e),
-    };
+    let broken = send_batch(archive, session, batch, &mut answered).err();
     record(archive, name, &answered, run, now())?;
     for (p, d) in &answered {
         match d {
