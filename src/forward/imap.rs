@@ -307,7 +307,18 @@ impl Session {
             command.extend_from_slice(part.as_bytes());
             command.extend_from_slice(message);
         }
-        let answer = self.command_raw(&command);
+        let mut answer = self.command_raw(&command);
+        if let Ok(done) = &answer
+            && done.text.starts_with("[TRYCREATE]")
+        {
+            // The folder is missing: created, then the same command again.
+            let create = format!("CREATE {}", quoted(folder));
+            if let Err(e) = self.command(&create, &[]) {
+                answer = Err(e);
+            } else {
+                answer = self.command_raw(&command);
+            }
+        }
         match answer {
             Ok(done) if done.ok() => {
                 let uids = done
