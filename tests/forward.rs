@@ -335,3 +335,118 @@ fn the_server_forwards_what_is_filed_by_itself() {
         "{runs:?}"
     );
 }
+
+/// An IMAP server that misbehaves in one way (`mode`), over TLS with the
+/// CA of `dir`: Python's ssl and socketserver, one connection at a time.
+const HOSTILE: &str = r#"
+import socket, ssl, sys, threading
+port_file, cert, key, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(8)
+open(port_file, "w").write(str(srv.getsockname()[1]))
+def serve(c):
+    try:
+        c = ctx.wrap_socket(c, server_side=True)
+        f = c.makefile("rb")
+        if mode == "endless":
+            c.sendall(b"* OK " + b"x" * (3 << 20))
+            return
+        c.sendall(b"* OK hostile ready\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            tag, _, rest = line.decode(errors="replace").partition(" ")
+            cmd = rest.split(" ")[0].upper().strip()
+            if cmd == "CAPABILITY":
+                c.sendall(b"* CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS MULTIAPPEND\r\n" + tag.encode() + b" OK done\r\n")
+            elif cmd == "LOGIN":
+                c.sendall(tag.encode() + b" OK logged in\r\n")
+            elif cmd == "APPEND":
+                if mode == "huge-literal":
+                    c.sendall(b"* 1 FETCH (BODY[] {99999999999}\r\n")
+                elif mode == "close":
+                    c.close()
+                    return
+                elif mode == "bad":
+                    c.sendall(tag.encode() + b" BAD [\xff\xfe] nonsense \x00 here\r\n")
+                elif mode == "garbage":
+                    c.sendall(b"\x00\x01\x02 not imap {12}\r\n" + tag.encode() + b" OK [APPENDUID x y] huh\r\n")
+                return
+            else:
+                c.sendall(tag.encode() + b" OK\r\n")
+    except Exception:
+        pass
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+#[test]
+fn a_hostile_imap_server_breaks_nothing() {
+    if !have("python3", "a hostile IMAP server") || !have("openssl", "a hostile IMAP server") {
+        return;
+    }
+    let a = Archive::new();
+    let users = fixture("users.csv");
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", users.to_str().unwrap()],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    crate::dovecot::make_ca(dir.path());
+    let pw = password_file(dir.path());
+    for mode in ["endless", "huge-literal", "close", "bad", "garbage"] {
+        let port_file = dir.path().join(format!("{mode}.port"));
+        let mut server = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(HOSTILE)
+            .arg(&port_file)
+            .arg(dir.path().join("server.pem"))
+            .arg(dir.path().join("server.key"))
+            .arg(mode)
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        for _ in 0..100 {
+            port = std::fs::read_to_string(&port_file).unwrap_or_default();
+            if !port.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let url = format!("imaps://127.0.0.1:{port}");
+        let ca = dir.path().join("ca.pem");
+        a.ok(&[
+            "forward",
+            "add",
+            "imap",
+            mode,
+            "--url",
+            &url,
+            "--user",
+            "u",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ]);
+        let out = a.run(&["forward", "run", mode, "--json"]);
+        let _ = server.kill();
+        let _ = server.wait();
+        let said = text(&out);
+        assert!(!said.contains("panicked"), "{mode}: {said}");
+        let v: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{mode}: {e}: {said}"));
+        let c = &v["counters"];
+        // Refused one by one ("bad"), or the connection given up: never
+        // recorded as delivered.
+        assert_eq!(c["imported"], 0, "{mode}: {v}");
+        assert_ne!(v["status"], "completed", "{mode}: {v}");
+        a.ok(&["forward", "pause", mode]);
+    }
+    a.ok(&["verify"]);
+}
