@@ -450,3 +450,55 @@ fn a_hostile_imap_server_breaks_nothing() {
     }
     a.ok(&["verify"]);
 }
+
+/// A TeleMessage delivery and its later deletion: the deletion is a copy of
+/// its own and goes after the message, which stays as it was delivered.
+#[test]
+fn a_deletion_recorded_after_delivery_goes_as_its_own_message() {
+    use crate::telemessage::{deliveries, manifest_of, package, users};
+    let a = Archive::new();
+    let work = tempfile::tempdir().unwrap();
+    let map = users(work.path());
+    let files = deliveries();
+    let (first, deletion) = (files[..2].to_vec(), files[2..3].to_vec());
+    let args = [
+        "--mapping",
+        map.to_str().unwrap(),
+        "--org-domain",
+        "corp.example",
+    ];
+    let pkg = package(
+        work.path(),
+        "202612010000-TeleMessage_1_0100.zip",
+        &first,
+        Some(&manifest_of(&first)),
+    );
+    a.import(&[&pkg], &args);
+    let ann = "ann.adams@corp.example";
+    let Some(d) = Dovecot::start(&[ann]) else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    add_target(&a, &d, secrets.path(), &[]);
+    run_json(&a, &["run"]);
+    let before = d.fetch_all(ann, FOLDER);
+    assert_eq!(before.len(), 2, "the message and the reply");
+    let pkg = package(
+        work.path(),
+        "202612020000-TeleMessage_2_0100.zip",
+        &deletion,
+        Some(&manifest_of(&deletion)),
+    );
+    a.import(&[&pkg], &args);
+    let after = run_json(&a, &["run"]);
+    assert_eq!(after["counters"]["imported"], 1, "{after}");
+    let now = d.fetch_all(ann, FOLDER);
+    assert_eq!(now.len(), 3);
+    // What was delivered is untouched; the new one is the deletion event.
+    assert!(now[..2] == before[..], "a delivered message changed");
+    let last = String::from_utf8_lossy(&now[2].1).to_string();
+    assert!(
+        last.contains("X-Tgvault-Kind: deletion") && last.contains(":deleted; version=1"),
+        "{last}"
+    );
+}
