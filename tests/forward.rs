@@ -223,6 +223,47 @@ fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
     }
     assert!(versions >= 1, "no second version delivered");
 
+    // Refused credentials stop that target (until resumed), not the others.
+    let wrong = secrets.path().join("wrong.password");
+    std::fs::write(&wrong, "Wr0ng-Pass-31\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ca = d.path("ca.pem");
+    a.ok(&[
+        "forward",
+        "add",
+        "imap",
+        "bad",
+        "--url",
+        &url,
+        "--user",
+        MASTER,
+        "--password-file",
+        wrong.to_str().unwrap(),
+        "--login-template",
+        "{mailbox}*{user}",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let out = a.run(&["forward", "run", "bad", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("Wr0ng-Pass-31"));
+    let shown = a.json(&["forward", "show", "bad"]);
+    let state = shown["state"].as_str().unwrap();
+    assert!(
+        state.starts_with("failed: login as") && state.contains("refused"),
+        "{shown}"
+    );
+    let again = run_json(&a, &["run", "bad"]);
+    assert_eq!(
+        again["run"],
+        Value::Null,
+        "a failed target is not run: {again}"
+    );
+    assert_eq!(a.json(&["forward", "show", "dc"])["state"], "active");
+    a.ok(&["forward", "resume", "bad"]);
+    assert_eq!(a.json(&["forward", "show", "bad"])["state"], "active");
+    a.ok(&["forward", "remove", "bad"]);
+
     // The password is nowhere: the archive, the trail, what was printed.
     let everything = [
         a.ok(&["forward", "show", "dc", "--json"]),

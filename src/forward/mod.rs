@@ -190,6 +190,9 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Copies left in doubt or not tried (a broken connection).
     pub left: u64,
+    /// Why the target stops: every mailbox tried was refused for good (the
+    /// credentials, the certificate). `None` when any mailbox got in.
+    pub permanent: Option<String>,
 }
 
 /// The settings an IMAP pass needs, read once.
@@ -249,6 +252,7 @@ pub fn deliver(
         by_mailbox.entry(p.mailbox.clone()).or_default().push(p);
     }
     let mut out = Outcome::default();
+    let (mut refused, mut opened) = (None, false);
     for (mailbox, copies) in by_mailbox {
         if stop() {
             out.left += copies.len() as u64;
@@ -257,8 +261,14 @@ pub fn deliver(
         let login = imap.login(&mailbox);
         let session = imap::Session::open(&imap.endpoint, imap.tls.clone(), &login, &imap.password);
         let mut session = match session {
-            Ok(s) => s,
+            Ok(s) => {
+                opened = true;
+                s
+            }
             Err(e) => {
+                if let imap::ImapError::Permanent(why) = &e {
+                    refused.get_or_insert_with(|| why.clone());
+                }
                 out.notes.push(format!("{mailbox}: {e}"));
                 out.left += copies.len() as u64;
                 continue;
@@ -274,6 +284,9 @@ pub fn deliver(
             }
         }
         session.logout();
+    }
+    if !opened {
+        out.permanent = refused;
     }
     Ok(out)
 }

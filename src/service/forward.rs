@@ -213,12 +213,29 @@ impl Service {
             RunStatus::Completed
         };
         self.close_forward_run(who, name, run, status, &counters, &outcome)?;
+        if let Some(why) = &outcome.permanent {
+            self.stop_target(who, name, why)?;
+        }
         Ok(Forwarded {
             name: name.to_string(),
             run: Some(run),
             status: status.as_str().to_string(),
             counters,
             notes: outcome.notes,
+        })
+    }
+
+    /// Marks a target failed for good (until `forward resume`): retrying
+    /// cannot mend refused credentials.
+    fn stop_target(&self, who: &Principal, name: &str, why: &str) -> Result<()> {
+        self.archive.write(|tx| {
+            if let Some(mut t) = tx.forward_target(name)? {
+                t.state = ConnectorState::Failed(why.to_string());
+                tx.put_forward_target(name, &t)?;
+                let params = vec![p("target", name), p("reason", why)];
+                tx.audit(self.event(who, "forward stopped", params, "failed"))?;
+            }
+            Ok(())
         })
     }
 
