@@ -28,6 +28,8 @@ use tgvault::store::Archive;
 #[path = "../tests/botdouble.rs"]
 #[allow(dead_code)]
 mod botdouble;
+#[path = "../tests/ports.rs"]
+mod ports;
 #[path = "../tests/sshd.rs"]
 #[allow(dead_code)]
 mod sshd;
@@ -121,11 +123,7 @@ fn smtp(args: &[String]) {
         now,
     ));
     let who = Principal::local("os:bench");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let mut settings = std::collections::BTreeMap::new();
     settings.insert("listen".to_string(), format!("127.0.0.1:{port}"));
     settings.insert("recipient".to_string(), "archive@corp.example".to_string());

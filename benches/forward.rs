@@ -14,6 +14,8 @@ use std::time::Instant;
 #[path = "../tests/dovecot.rs"]
 #[allow(dead_code)]
 mod dovecot;
+#[path = "../tests/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 mod util;
 use util::arg;
@@ -55,29 +57,9 @@ fn main() {
         eprintln!("no Dovecot: nothing measured");
         return;
     };
-    let pw = work.path().join("pw");
-    std::fs::write(&pw, dovecot::MASTER_PASSWORD).unwrap();
-    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let (url, ca) = (d.url(), d.path("ca.pem"));
-    tgvault(
-        &archive,
-        &[
-            "forward",
-            "add",
-            "imap",
-            "dc",
-            "--url",
-            &url,
-            "--user",
-            dovecot::MASTER,
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--login-template",
-            "{mailbox}*{user}",
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let args = d.target_args("dc", work.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tgvault(&archive, &args);
     let t = Instant::now();
     let timed = Command::new("/usr/bin/time")
         .args(["-f", "%U %S"])

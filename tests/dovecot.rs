@@ -39,6 +39,14 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
+/// The master user's password in an owner-only file in `dir`.
+pub fn master_password_file(dir: &Path) -> PathBuf {
+    let p = dir.join("imap.password");
+    std::fs::write(&p, format!("{MASTER_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    p
+}
+
 /// A CA (`ca.pem`) and a certificate for 127.0.0.1 it signed
 /// (`server.pem`, `server.key`), in `dir`.
 pub fn make_ca(dir: &Path) {
@@ -140,11 +148,7 @@ impl Dovecot {
             format!("{MASTER}:{{PLAIN}}{MASTER_PASSWORD}\n"),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let config = format!(
             r#"base_dir = {d}/run
 state_dir = {d}/state
@@ -187,15 +191,10 @@ service imap-login {{
             .args(["-F", "-c"])
             .arg(d.join("dovecot.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        crate::ports::wait_for(port);
         Some(Dovecot { child, port, dir })
     }
 
@@ -205,6 +204,29 @@ service imap-login {{
 
     pub fn url(&self) -> String {
         format!("imaps://127.0.0.1:{}", self.port)
+    }
+
+    /// `forward add imap NAME ...` for the master user, with its password
+    /// in an owner-only file in `secrets` and the test CA.
+    pub fn target_args(&self, name: &str, secrets: &Path) -> Vec<String> {
+        let pw = master_password_file(secrets);
+        let args = [
+            "forward",
+            "add",
+            "imap",
+            name,
+            "--url",
+            &self.url(),
+            "--user",
+            MASTER,
+            "--password-file",
+            &pw.display().to_string(),
+            "--login-template",
+            "{mailbox}*{user}",
+            "--ca-file",
+            &self.path("ca.pem").display().to_string(),
+        ];
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     /// Every message in `folder` of `user`'s mailbox, fetched whole with

@@ -4,7 +4,7 @@
 //! exactly once; secrets stay secret.
 
 use crate::common::*;
-use crate::dovecot::{Dovecot, MASTER, MASTER_PASSWORD};
+use crate::dovecot::{Dovecot, MASTER, MASTER_PASSWORD, master_password_file};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -19,34 +19,28 @@ fn mailboxes(a: &Archive) -> Vec<String> {
         .collect()
 }
 
-fn password_file(dir: &Path) -> PathBuf {
-    let p = dir.join("imap.password");
-    std::fs::write(&p, format!("{MASTER_PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p
+/// An archive of the full-account fixture, mapped by `fixtures/users.csv`.
+fn full_account() -> Archive {
+    let a = Archive::new();
+    let users = fixture("users.csv");
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", users.to_str().unwrap()],
+    );
+    a
+}
+
+/// A Dovecot with a user for each of the archive's mailboxes, and those.
+fn dovecot_for(a: &Archive) -> Option<(Dovecot, Vec<String>)> {
+    let boxes = mailboxes(a);
+    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
+    Dovecot::start(&refs).map(|d| (d, boxes))
 }
 
 fn add_target(a: &Archive, d: &Dovecot, secrets: &Path, extra: &[&str]) {
-    let pw = password_file(secrets);
-    let ca = d.path("ca.pem");
-    let url = d.url();
-    let mut args = vec![
-        "forward",
-        "add",
-        "imap",
-        "dc",
-        "--url",
-        &url,
-        "--user",
-        MASTER,
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--login-template",
-        "{mailbox}*{user}",
-        "--ca-file",
-        ca.to_str().unwrap(),
-    ];
-    args.extend(extra);
+    let mut args = d.target_args("dc", secrets);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     a.ok(&args);
 }
 
@@ -89,18 +83,11 @@ fn run_json(a: &Archive, args: &[&str]) -> Value {
 
 #[test]
 fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
-    let a = Archive::new();
-    let users = fixture("users.csv");
-    a.import(
-        &[&fixture("exports/full-account")],
-        &["--mapping", users.to_str().unwrap()],
-    );
-    let boxes = mailboxes(&a);
-    assert!(boxes.len() >= 3, "{boxes:?}");
-    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
-    let Some(d) = Dovecot::start(&refs) else {
+    let a = full_account();
+    let Some((d, boxes)) = dovecot_for(&a) else {
         return;
     };
+    assert!(boxes.len() >= 3, "{boxes:?}");
     let secrets = tempfile::tempdir().unwrap();
 
     // A password file others can read is refused, naming it.
@@ -123,7 +110,7 @@ fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("open.password"), "{}", text(&out));
     // Only imaps://.
-    let pw = password_file(secrets.path());
+    let pw = master_password_file(secrets.path());
     let out = a.run(&[
         "forward",
         "add",
@@ -289,9 +276,7 @@ fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let export = crate::dovecot::desk_export(dir.path(), 1500);
     a.import(&[&export], &map);
-    let boxes = mailboxes(&a);
-    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
-    let Some(d) = Dovecot::start(&refs) else {
+    let Some((d, boxes)) = dovecot_for(&a) else {
         return;
     };
     let secrets = tempfile::tempdir().unwrap();
@@ -343,15 +328,8 @@ fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
 
 #[test]
 fn the_server_forwards_what_is_filed_by_itself() {
-    let a = Archive::new();
-    let users = fixture("users.csv");
-    a.import(
-        &[&fixture("exports/full-account")],
-        &["--mapping", users.to_str().unwrap()],
-    );
-    let boxes = mailboxes(&a);
-    let refs: Vec<&str> = boxes.iter().map(String::as_str).collect();
-    let Some(d) = Dovecot::start(&refs) else {
+    let a = full_account();
+    let Some((d, boxes)) = dovecot_for(&a) else {
         return;
     };
     let secrets = tempfile::tempdir().unwrap();
@@ -431,15 +409,10 @@ fn a_hostile_imap_server_breaks_nothing() {
     if !have("python3", "a hostile IMAP server") || !have("openssl", "a hostile IMAP server") {
         return;
     }
-    let a = Archive::new();
-    let users = fixture("users.csv");
-    a.import(
-        &[&fixture("exports/full-account")],
-        &["--mapping", users.to_str().unwrap()],
-    );
+    let a = full_account();
     let dir = tempfile::tempdir().unwrap();
     crate::dovecot::make_ca(dir.path());
-    let pw = password_file(dir.path());
+    let pw = master_password_file(dir.path());
     for mode in ["endless", "huge-literal", "close", "bad", "garbage"] {
         let port_file = dir.path().join(format!("{mode}.port"));
         let mut server = std::process::Command::new("python3")

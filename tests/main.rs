@@ -17,6 +17,7 @@ mod hostile;
 mod kill;
 mod media;
 mod model;
+mod ports;
 mod retention;
 mod samples;
 mod search;

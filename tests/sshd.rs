@@ -54,11 +54,7 @@ impl Sshd {
         keygen(&d.join("client"));
         std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
         std::fs::create_dir(d.join("drop")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::ports::free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile none\n\
 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
@@ -73,12 +69,7 @@ KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sf
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        crate::ports::wait_for(port);
         let host_key = std::fs::read_to_string(d.join("host.pub")).unwrap();
         std::fs::write(
             d.join("known_hosts"),

@@ -311,7 +311,7 @@ fn a_package_that_breaks_its_manifest_is_refused_whole() {
 
 /// An SMTP connector `mail` on a free port, for archive@corp.example; the port.
 fn add_smtp(a: &Archive, map: &Path, extra: &[&str]) -> u16 {
-    let port = free_port();
+    let port = crate::ports::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec![
         "connector",
@@ -330,14 +330,6 @@ fn add_smtp(a: &Archive, map: &Path, extra: &[&str]) -> u16 {
     args.extend(extra);
     a.ok(&args);
     port
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Python's smtplib sends each file to `rcpt`, over STARTTLS when `tls`;

@@ -441,7 +441,6 @@ fn write_package(
         std::fs::create_dir_all(out.join(&rel_dir)).map_err(io(out))?;
         let done = (|| -> Result<Written> {
             let copy = Copy::load(archive, id)?;
-            let (versions, deletion) = (copy.versions.clone(), copy.deletion.clone());
             let item = copy.item();
             let cx = copy.context(&mailbox);
             let mut open = |sha: &[u8; 32]| archive.open_blob(sha);
@@ -494,8 +493,8 @@ fn write_package(
                 rel: rel.display().to_string(),
                 bytes,
                 sha,
-                deleted: deletion.is_some(),
-                versions,
+                deleted: copy.deletion.is_some(),
+                versions: copy.versions,
             })
         })();
         match done {

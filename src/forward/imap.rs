@@ -345,15 +345,7 @@ impl Session {
                 })
             }
             Ok(_) => None,
-            Err(e) => {
-                let e = e.to_string();
-                Some(
-                    messages
-                        .iter()
-                        .map(|_| Err(ImapError::Transient(e.clone())))
-                        .collect(),
-                )
-            }
+            Err(e) => Some(broken(Vec::new(), messages.len(), &e.to_string())),
         }
     }
 
@@ -404,24 +396,14 @@ impl Session {
         }
         let sent = sent.and_then(|()| self.conn.get_mut().flush());
         if let Err(e) = sent {
-            let e = format!("write: {e}");
-            return messages
-                .iter()
-                .map(|_| Err(ImapError::Transient(e.clone())))
-                .collect();
+            return broken(Vec::new(), messages.len(), &format!("write: {e}"));
         }
         let mut out = Vec::with_capacity(messages.len());
         let mut next = first;
         while next <= self.tag {
             let line = match self.line() {
                 Ok(l) => l,
-                Err(e) => {
-                    let e = e.to_string();
-                    while out.len() < messages.len() {
-                        out.push(Err(ImapError::Transient(e.clone())));
-                    }
-                    return out;
-                }
+                Err(e) => return broken(out, messages.len(), &e.to_string()),
             };
             let tag = format!("t{next}");
             if line.starts_with(&format!("{tag} ")) {
@@ -435,15 +417,10 @@ impl Session {
     /// The `UIDVALIDITY/UID` of the message in `folder` whose `header`
     /// holds `value`, if there is one (the lookup of an in-doubt delivery).
     pub fn find(&mut self, folder: &str, header: &str, value: &str) -> Result<Option<String>> {
-        let (done, lines) = self.command(&format!("EXAMINE {}", quoted(folder)), &[])?;
-        if !done.ok() {
+        let Some(validity) = self.examine(folder)? else {
             // No such folder: nothing was ever filed there.
             return Ok(None);
-        }
-        let validity = lines
-            .iter()
-            .find_map(|l| bracketed_number(l, "UIDVALIDITY"))
-            .unwrap_or(0);
+        };
         let search = format!("UID SEARCH HEADER {} {}", quoted(header), quoted(value));
         let (done, lines) = self.command(&search, &[])?;
         if !done.ok() {
@@ -465,14 +442,9 @@ impl Session {
         let Some((validity, uid)) = remote.split_once('/') else {
             return Ok(None);
         };
-        let (done, lines) = self.command(&format!("EXAMINE {}", quoted(folder)), &[])?;
-        if !done.ok() {
+        let Some(now) = self.examine(folder)? else {
             return Ok(None);
-        }
-        let now = lines
-            .iter()
-            .find_map(|l| bracketed_number(l, "UIDVALIDITY"))
-            .unwrap_or(0);
+        };
         if now.to_string() != validity || uid.parse::<u32>().is_err() {
             return Ok(None);
         }
@@ -481,6 +453,21 @@ impl Session {
             return Err(ImapError::Transient(format!("FETCH: {}", done.text)));
         }
         Ok(self.literals.pop())
+    }
+
+    /// Selects `folder` read-only: its UIDVALIDITY, or `None` when there is
+    /// no such folder.
+    fn examine(&mut self, folder: &str) -> Result<Option<u32>> {
+        let (done, lines) = self.command(&format!("EXAMINE {}", quoted(folder)), &[])?;
+        if !done.ok() {
+            return Ok(None);
+        }
+        Ok(Some(
+            lines
+                .iter()
+                .find_map(|l| bracketed_number(l, "UIDVALIDITY"))
+                .unwrap_or(0),
+        ))
     }
 
     pub fn logout(mut self) {
@@ -623,6 +610,14 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `answers` filled up to `n` with the error that broke the connection.
+fn broken<T>(mut answers: Vec<Result<T>>, n: usize, why: &str) -> Vec<Result<T>> {
+    while answers.len() < n {
+        answers.push(Err(ImapError::Transient(why.to_string())));
+    }
+    answers
 }
 
 /// The UIDs of an RFC 4315 uid-set (`101:103,105`), in order.

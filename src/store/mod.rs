@@ -1355,9 +1355,6 @@ pub struct EncodedItem {
     pub bytes: Vec<u8>,
     pub sha256: [u8; 32],
     pub fingerprint: [u8; 32],
-    /// `Item::equivalence`, and the source format it was read from.
-    pub equivalence: Option<[u8; 32]>,
-    pub source_format: String,
     pub with_content: u32,
     pub date: Option<i64>,
     pub kind: crate::model::ItemKind,
@@ -1377,8 +1374,6 @@ impl EncodedItem {
             bytes,
             sha256,
             fingerprint: item.fingerprint,
-            equivalence: item.equivalence(),
-            source_format: item.source_format.clone(),
             with_content: item.attachments_with_content(),
             date: item.date,
             kind: item.kind(),
@@ -1454,19 +1449,29 @@ impl Tx<'_> {
         }) {
             return true;
         }
-        let Some(key) = enc.equivalence else {
+        // The rare path (an edit, another source's capture): the key is
+        // worked out here, not for every item an import encodes.
+        let candidates: Vec<&Version> = versions
+            .iter()
+            .filter(|v| v.with_content >= with_content)
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        let Ok(new) = codec::decode_item_without_raw(&enc.bytes) else {
             return false;
         };
-        versions.iter().any(|v| {
+        let Some(key) = new.equivalence() else {
+            return false;
+        };
+        candidates.into_iter().any(|v| {
             // A version that cannot be read now is not taken as this one:
             // adding a version loses nothing (and `verify` names the damage).
-            v.with_content >= with_content
-                && self
-                    .read_pack(&v.at)
-                    .and_then(|b| codec::decode_item_without_raw(&b))
-                    .is_ok_and(|it| {
-                        it.source_format != enc.source_format && it.equivalence() == Some(key)
-                    })
+            self.read_pack(&v.at)
+                .and_then(|b| codec::decode_item_without_raw(&b))
+                .is_ok_and(|it| {
+                    it.source_format != new.source_format && it.equivalence() == Some(key)
+                })
         })
     }
 
