@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 const FOLDER: &str = "Telegram Archiver";
 
-fn mailboxes(a: &Archive) -> Vec<String> {
+pub(crate) fn mailboxes(a: &Archive) -> Vec<String> {
     a.json_lines(&["mailboxes"])
         .iter()
         .map(|m| m["mailbox"].as_str().unwrap().to_string())
@@ -20,7 +20,7 @@ fn mailboxes(a: &Archive) -> Vec<String> {
 }
 
 /// An archive of the full-account fixture, mapped by `fixtures/users.csv`.
-fn full_account() -> Archive {
+pub(crate) fn full_account() -> Archive {
     let a = Archive::new();
     let users = fixture("users.csv");
     a.import(
@@ -45,7 +45,7 @@ fn add_target(a: &Archive, d: &Dovecot, secrets: &Path, extra: &[&str]) {
 }
 
 /// `export`'s message of every copy, by mailbox: the bytes, by item.
-fn exported(a: &Archive) -> BTreeMap<String, BTreeSet<Vec<u8>>> {
+pub(crate) fn exported(a: &Archive) -> BTreeMap<String, BTreeSet<Vec<u8>>> {
     let out = tempfile::tempdir().unwrap();
     let pkg = out.path().join("pkg");
     a.ok(&[
@@ -74,7 +74,7 @@ fn exported(a: &Archive) -> BTreeMap<String, BTreeSet<Vec<u8>>> {
     by_box
 }
 
-fn run_json(a: &Archive, args: &[&str]) -> Value {
+pub(crate) fn run_json(a: &Archive, args: &[&str]) -> Value {
     let mut all = vec!["forward"];
     all.extend(args);
     all.push("--json");
@@ -265,6 +265,35 @@ fn every_copy_lands_once_as_export_writes_it_and_a_second_pass_sends_nothing() {
     a.ok(&["verify"]);
 }
 
+/// Runs `forward run` again and again, each killed at a random moment
+/// (`ms.0` plus up to `ms.1` milliseconds) unless it ended first, until
+/// `kills` kills or `rounds` rounds: how many kills.
+pub(crate) fn kill_passes(a: &Archive, seed: u64, ms: (u64, u64), kills: u32, rounds: u32) -> u32 {
+    let mut seed = seed;
+    let mut killed = 0;
+    for _ in 0..rounds {
+        let mut child = std::process::Command::new(bin())
+            .args(["--archive", a.path().to_str().unwrap(), "forward", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(ms.0 + seed % ms.1));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        if killed >= kills {
+            break;
+        }
+    }
+    killed
+}
+
 #[test]
 fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
     let a = Archive::new();
@@ -281,28 +310,7 @@ fn killed_at_random_points_the_forwarder_delivers_every_copy_exactly_once() {
     };
     let secrets = tempfile::tempdir().unwrap();
     add_target(&a, &d, secrets.path(), &[]);
-    let mut seed = 0x51ED_2701_u64;
-    let mut kills = 0;
-    for round in 0..60 {
-        let mut child = std::process::Command::new(bin())
-            .args(["--archive", a.path().to_str().unwrap(), "forward", "run"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_millis(20 + seed % 400));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-        if kills >= 20 || round >= 59 {
-            break;
-        }
-    }
+    let kills = kill_passes(&a, 0x51ED_2701, (20, 400), 20, 60);
     // Then to the end.
     let last = run_json(&a, &["run"]);
     assert_eq!(last["status"], "completed", "{last}");

@@ -13,6 +13,8 @@ mod dovecot;
 mod export;
 mod fixtures;
 mod forward;
+mod graph;
+mod graphdouble;
 mod hostile;
 mod kill;
 mod media;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 /// `forward add`: the kind's options, and the scope for all.
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// `imap`
+    /// `imap` or `graph`
     kind: String,
     name: String,
     /// imap: the server, imaps://HOST[:PORT] (TLS, always verified)
@@ -33,6 +33,31 @@ pub struct AddArgs {
     /// to [default: the system's]
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// graph: the tenant (its id or a domain)
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// graph: the application's client id
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// graph: a file holding the client secret (owner-only)
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// graph: the token authority [default: https://login.microsoftonline.com]
+    #[arg(long, value_name = "URL")]
+    authority: Option<String>,
+    /// graph: the Graph endpoint [default: https://graph.microsoft.com]
+    #[arg(long, value_name = "URL")]
+    graph_url: Option<String>,
+    /// graph: requests per mailbox per window, N/SECONDS [default: 10000/600]
+    #[arg(long, value_name = "N/SECONDS")]
+    request_budget: Option<String>,
+    /// graph: MiB uploaded per mailbox per window, N/SECONDS [default: 150/300]
+    #[arg(long, value_name = "MIB/SECONDS")]
+    upload_budget: Option<String>,
+    /// graph: the largest attachment the target takes; a larger one is
+    /// replaced by a note [default: 150]
+    #[arg(long, value_name = "MIB")]
+    max_attachment_mib: Option<String>,
     /// Only copies in this mailbox (repeatable) [default: every mailbox]
     #[arg(long, value_name = "ADDR")]
     mailbox: Vec<String>,
@@ -46,6 +71,7 @@ pub struct AddArgs {
 #[derive(Subcommand, Debug)]
 pub enum ForwardAction {
     /// Add a target: KIND is `imap` (needs --url, --user, --password-file)
+    /// or `graph` (needs --tenant, --client-id, --secret-file)
     Add(Box<AddArgs>),
     /// List targets
     List(JsonFlag),
@@ -68,9 +94,13 @@ pub enum ForwardAction {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Deliver again what failed at NAME, with what is pending
+    /// A pass of NAME now: what is pending and in doubt, and with --failed
+    /// what the target refused before
     Retry {
         name: String,
+        /// Send again the copies that failed
+        #[arg(long)]
+        failed: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -101,6 +131,7 @@ impl ForwardAction {
                 .password_file
                 .iter_mut()
                 .chain(a.ca_file.iter_mut())
+                .chain(a.secret_file.iter_mut())
                 .collect(),
             _ => vec![],
         }
@@ -168,8 +199,12 @@ pub fn run(
         ForwardAction::Run { name, out: f } => {
             return passes(out, service, who, name.as_deref(), false, f.json);
         }
-        ForwardAction::Retry { name, out: f } => {
-            return passes(out, service, who, Some(&name), true, f.json);
+        ForwardAction::Retry {
+            name,
+            failed,
+            out: f,
+        } => {
+            return passes(out, service, who, Some(&name), failed, f.json);
         }
         ForwardAction::Verify { name, all, out: f } => {
             let v = service.forward_verify(who, &name, all)?;
@@ -202,11 +237,12 @@ pub fn run(
                     w(
                         out,
                         format_args!(
-                            "{} ({}): {} copies, {} delivered, {} pending, {} failed\n",
+                            "{} ({}): {} copies, {} delivered ({} partial), {} pending, {} failed\n",
                             t["target"].as_str().unwrap_or(""),
                             t["state"].as_str().unwrap_or(""),
                             t["copies"],
                             t["delivered"],
+                            t["partial"],
                             t["pending"],
                             t["failed"]
                         ),
@@ -232,6 +268,14 @@ fn add(
         ("password-file", path(a.password_file)),
         ("login-template", a.login_template),
         ("ca-file", path(a.ca_file)),
+        ("tenant", a.tenant),
+        ("client-id", a.client_id),
+        ("secret-file", path(a.secret_file)),
+        ("authority", a.authority),
+        ("graph-url", a.graph_url),
+        ("request-budget", a.request_budget),
+        ("upload-budget", a.upload_budget),
+        ("max-attachment-mib", a.max_attachment_mib),
     ];
     for (k, v) in given {
         if let Some(v) = v {

@@ -95,7 +95,7 @@ pub enum Command {
         #[command(subcommand)]
         action: connectors::ConnectorAction,
     },
-    /// Forward every filed copy to its mailbox at a target (IMAP), exactly
+    /// Forward every filed copy to its mailbox at a target (IMAP, Microsoft Graph), exactly
     /// once; the targets, their passes and status
     Forward {
         #[command(subcommand)]

@@ -1,6 +1,7 @@
 //! Forwarding: every filed copy delivered to its mailbox at a target (an
-//! IMAP store; Microsoft Graph is to come), into a folder of the same name,
-//! as the RFC 5322 bytes `export` writes for it, exactly once.
+//! IMAP store, or Exchange Online through Microsoft Graph), into a folder
+//! of the same name, as the RFC 5322 bytes `export` writes for it, exactly
+//! once.
 //!
 //! Exactly once rests on the ledger (`store::forward`): one row per version
 //! of a copy per target. A batch of rows is committed `Sending` before the
@@ -10,7 +11,10 @@
 //! doubt: the message is looked up at the target by its `X-Tgvault-Item`
 //! header before anything is sent again.
 
+pub mod graph;
+mod graph_pass;
 pub mod imap;
+mod imap_pass;
 
 use crate::connector::secret;
 use crate::error::{Error, Result};
@@ -34,7 +38,7 @@ const PIPELINE_BYTES: usize = 32 << 20;
 /// The options `forward add imap` takes, by name.
 const IMAP_OPTIONS: &[&str] = &["url", "user", "password-file", "login-template", "ca-file"];
 
-/// Checks a new target's settings and makes its record: the URL parses,
+/// Checks a new target's settings and makes its record: the URLs parse,
 /// the secret file is the owner's alone (its path is kept, never its
 /// contents), the CA file reads, the query parses.
 pub fn configure(
@@ -44,17 +48,35 @@ pub fn configure(
     query: Option<String>,
     now: i64,
 ) -> Result<ForwardTarget> {
-    if kind != "imap" {
-        return Err(Error::Usage(format!(
-            "unknown forwarding target kind '{kind}' (imap)"
-        )));
+    let mut settings = settings;
+    match kind {
+        "imap" => check_imap(&mut settings)?,
+        "graph" => graph::check_settings(&mut settings)?,
+        _ => {
+            return Err(Error::Usage(format!(
+                "unknown forwarding target kind '{kind}' (imap, graph)"
+            )));
+        }
     }
+    if let Some(q) = &query {
+        crate::query::parse(q).map_err(|e| Error::Usage(format!("query: {e}")))?;
+    }
+    Ok(ForwardTarget {
+        kind: kind.into(),
+        settings: settings.into_iter().collect(),
+        mailboxes,
+        query,
+        state: ConnectorState::Active,
+        created: now,
+    })
+}
+
+fn check_imap(settings: &mut BTreeMap<String, String>) -> Result<()> {
     for k in settings.keys() {
         if !IMAP_OPTIONS.contains(&k.as_str()) {
             return Err(Error::Usage(format!("imap takes no option '{k}'")));
         }
     }
-    let mut settings = settings;
     for k in ["password-file", "ca-file"] {
         if let Some(v) = settings.get(k) {
             let abs = std::path::absolute(v).map_err(|e| Error::io(v, e))?;
@@ -80,17 +102,7 @@ pub fn configure(
             "the login template '{t}' does not name {{mailbox}}"
         )));
     }
-    if let Some(q) = &query {
-        crate::query::parse(q).map_err(|e| Error::Usage(format!("query: {e}")))?;
-    }
-    Ok(ForwardTarget {
-        kind: kind.into(),
-        settings: settings.into_iter().collect(),
-        mailboxes,
-        query,
-        state: ConnectorState::Active,
-        created: now,
-    })
+    Ok(())
 }
 
 /// One version of one copy to deliver.
@@ -155,7 +167,7 @@ pub fn plan(
         };
         let row = ledger.get(&(key.mailbox.clone(), key.item, version));
         let (in_doubt, attempts) = match row.map(|r| (&r.delivery, r.attempts)) {
-            Some((Delivery::Delivered { .. }, _)) => {
+            Some((Delivery::Delivered { .. } | Delivery::Partial { .. }, _)) => {
                 out.delivered += 1;
                 return Ok(());
             }
@@ -190,226 +202,82 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Copies left in doubt or not tried (a broken connection).
     pub left: u64,
+    /// Why each copy delivered partially is partial, with how many.
+    pub partial: BTreeMap<String, u64>,
     /// Why the target stops: every mailbox tried was refused for good (the
     /// credentials, the certificate). `None` when any mailbox got in.
     pub permanent: Option<String>,
 }
 
-/// The settings an IMAP pass needs, read once.
-struct ImapTarget {
-    endpoint: imap::Endpoint,
-    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
-    user: String,
-    template: Option<String>,
-    password: String,
-}
-
-impl ImapTarget {
-    fn new(t: &ForwardTarget) -> Result<ImapTarget> {
-        let get = |k: &str| {
-            t.setting(k)
-                .map(str::to_string)
-                .ok_or_else(|| Error::Corrupt(format!("the target has no {k}")))
-        };
-        let endpoint = imap::Endpoint::parse(&get("url")?).map_err(Error::Usage)?;
-        let ca = t.setting("ca-file").map(Path::new);
-        let tls = imap::tls_config(ca).map_err(Error::Usage)?;
-        let password = secret::read(Path::new(&get("password-file")?))?;
-        Ok(ImapTarget {
-            endpoint,
-            tls,
-            user: get("user")?,
-            template: t.setting("login-template").map(str::to_string),
-            password,
-        })
-    }
-
-    /// The login that files into `mailbox`.
-    fn login(&self, mailbox: &str) -> String {
-        match &self.template {
-            Some(t) => t
-                .replace("{mailbox}", mailbox)
-                .replace("{user}", &self.user),
-            None => self.user.clone(),
-        }
-    }
-}
-
-/// Delivers what `plan` found, mailbox by mailbox, committing the ledger a
-/// batch at a time. `stop` ends the pass between batches.
+/// Delivers what `plan` found, a batch of one mailbox's copies per ledger
+/// commit. `stop` ends the pass between batches.
 pub fn deliver(
     archive: &Archive,
     name: &str,
     target: &ForwardTarget,
     plan: Vec<Pending>,
     run: u64,
-    now: &dyn Fn() -> i64,
-    stop: &dyn Fn() -> bool,
+    now: &(dyn Fn() -> i64 + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Outcome> {
-    let imap = ImapTarget::new(target)?;
-    let mut by_mailbox: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
-    for p in plan {
-        by_mailbox.entry(p.mailbox.clone()).or_default().push(p);
-    }
-    let mut out = Outcome::default();
-    let (mut refused, mut opened) = (None, false);
-    for (mailbox, copies) in by_mailbox {
-        if stop() {
-            out.left += copies.len() as u64;
-            continue;
-        }
-        let login = imap.login(&mailbox);
-        let session = imap::Session::open(&imap.endpoint, imap.tls.clone(), &login, &imap.password);
-        let mut session = match session {
-            Ok(s) => {
-                opened = true;
-                s
-            }
-            Err(e) => {
-                if let imap::ImapError::Permanent(why) = &e {
-                    refused.get_or_insert_with(|| why.clone());
-                }
-                out.notes.push(format!("{mailbox}: {e}"));
-                out.left += copies.len() as u64;
-                continue;
-            }
-        };
-        for batch in copies.chunks(BATCH) {
-            if stop() {
-                out.left += batch.len() as u64;
-                continue;
-            }
-            if !deliver_batch(archive, name, &mut session, batch, run, now, &mut out)? {
-                break;
-            }
-        }
-        session.logout();
-    }
-    if !opened {
-        out.permanent = refused;
-    }
-    Ok(out)
-}
-
-/// One batch: marked `Sending`, sent (or found, when in doubt), then marked
-/// as the target answered. False when the connection broke (what was not
-/// answered stays `Sending`, in doubt, for the next pass).
-fn deliver_batch(
-    archive: &Archive,
-    name: &str,
-    session: &mut imap::Session,
-    batch: &[Pending],
-    run: u64,
-    now: &dyn Fn() -> i64,
-    out: &mut Outcome,
-) -> Result<bool> {
-    let sending: Vec<(&Pending, Delivery)> = batch.iter().map(|p| (p, Delivery::Sending)).collect();
-    record(archive, name, &sending, run, now())?;
-    let mut answered: Vec<(&Pending, Delivery)> = Vec::new();
-    let broken = send_batch(archive, session, batch, &mut answered).err();
-    record(archive, name, &answered, run, now())?;
-    for (p, d) in &answered {
-        match d {
-            Delivery::Delivered { .. } => out.counters.imported += 1,
-            Delivery::Failed { reason } => {
-                out.counters.failed += 1;
-                out.failures.push(Failure {
-                    item: p.id.to_string(),
-                    source_user: String::new(),
-                    mailbox: p.mailbox.clone(),
-                    reason: reason.clone(),
-                });
-            }
-            Delivery::Sending => {}
-        }
-    }
-    if let Some(e) = broken {
-        out.notes.push(format!("{}: {e}", batch[0].mailbox));
-        out.left += (batch.len() - answered.len()) as u64;
-        return Ok(false);
-    }
-    Ok(true)
-}
-
-/// Sends a batch (one mailbox's copies): those in doubt looked up first,
-/// then the rest folder by folder, all their APPENDs sent before the
-/// answers are read. What the target answered goes into `answered`; a
-/// broken connection ends the batch.
-fn send_batch<'a>(
-    archive: &Archive,
-    session: &mut imap::Session,
-    batch: &'a [Pending],
-    answered: &mut Vec<(&'a Pending, Delivery)>,
-) -> std::result::Result<(), imap::ImapError> {
-    // Messages wait in memory until their APPENDs go out together: at most
-    // BATCH of them, and at most PIPELINE_BYTES.
-    let mut group: Vec<(&Pending, Vec<u8>)> = Vec::new();
-    let mut bytes = 0;
-    for p in batch {
-        let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
-        if p.in_doubt
-            && let Some(remote) = session.find(&p.folder, HEADER, &header)?
-        {
-            answered.push((p, Delivery::Delivered { remote }));
-            continue;
-        }
-        // The version planned, though an import may have added one since:
-        // the message names the version its ledger row is for.
-        let message = Copy::load_upto(archive, &p.id, p.version as usize)
-            .and_then(|c| c.message(archive, &p.mailbox));
-        match message {
-            Ok(m) => {
-                if group.first().is_some_and(|(g, _)| g.folder != p.folder)
-                    || bytes + m.len() > PIPELINE_BYTES
-                {
-                    append_group(session, &mut group, answered)?;
-                    bytes = 0;
-                }
-                bytes += m.len();
-                group.push((p, m));
-            }
-            Err(e) => answered.push((
-                p,
-                Delivery::Failed {
-                    reason: format!("the message could not be written: {e}"),
-                },
-            )),
-        }
-    }
-    append_group(session, &mut group, answered)
-}
-
-/// Files a group of one folder's messages (emptied) and notes the answers.
-fn append_group<'a>(
-    session: &mut imap::Session,
-    group: &mut Vec<(&'a Pending, Vec<u8>)>,
-    answered: &mut Vec<(&'a Pending, Delivery)>,
-) -> std::result::Result<(), imap::ImapError> {
-    let Some((first, _)) = group.first() else {
-        return Ok(());
+    let pass = Pass {
+        archive,
+        name,
+        run,
+        now,
+        stop,
     };
-    let folder = first.folder.clone();
-    let messages: Vec<(Option<i64>, &[u8])> =
-        group.iter().map(|(p, m)| (p.date, m.as_slice())).collect();
-    let answers = session.append_all(&folder, &messages);
-    for ((p, _), a) in group.iter().zip(answers) {
-        let d = match a {
-            Ok(imap::Appended { remote: Some(r) }) => Delivery::Delivered { remote: r },
-            // Without UIDPLUS the server names no id: look it up.
-            Ok(imap::Appended { remote: None }) => {
-                let header = crate::export::eml::item_header(&p.id, p.version, &p.mailbox);
-                let found = session.find(&folder, HEADER, &header)?;
-                Delivery::Delivered {
-                    remote: found.unwrap_or_default(),
-                }
-            }
-            Err(imap::ImapError::Refused(why)) => Delivery::Failed { reason: why },
-            Err(e) => return Err(e),
-        };
-        answered.push((p, d));
+    match target.kind.as_str() {
+        "graph" => graph_pass::deliver(&pass, target, plan),
+        _ => imap_pass::deliver(&pass, target, plan),
     }
-    group.clear();
-    Ok(())
+}
+
+/// What every batch of a pass needs.
+pub(crate) struct Pass<'a> {
+    pub archive: &'a Archive,
+    pub name: &'a str,
+    pub run: u64,
+    pub now: &'a (dyn Fn() -> i64 + Sync),
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Pass<'_> {
+    /// Commits the ledger rows of `rows` (one attempt each).
+    pub fn record(&self, rows: &[(&Pending, Delivery)]) -> Result<()> {
+        record(self.archive, self.name, rows, self.run, (self.now)())
+    }
+
+    /// Counts what the target answered.
+    pub fn tally(&self, answered: &[(&Pending, Delivery)], out: &mut Outcome) {
+        for (p, d) in answered {
+            match d {
+                Delivery::Delivered { .. } => out.counters.imported += 1,
+                Delivery::Partial { why, .. } => {
+                    out.counters.partially_imported += 1;
+                    *out.partial.entry(why.clone()).or_default() += 1;
+                }
+                Delivery::Failed { reason } => {
+                    out.counters.failed += 1;
+                    out.failures.push(Failure {
+                        item: p.id.to_string(),
+                        source_user: String::new(),
+                        mailbox: p.mailbox.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                Delivery::Sending => {}
+            }
+        }
+    }
+
+    /// The RFC 5322 bytes of a planned version of a copy, as `export`
+    /// writes them (the version planned, though an import may have added
+    /// one since: the message names the version its ledger row is for).
+    pub fn message(&self, p: &Pending) -> Result<Vec<u8>> {
+        Copy::load_upto(self.archive, &p.id, p.version as usize)
+            .and_then(|c| c.message(self.archive, &p.mailbox))
+    }
 }
 
 /// Commits the ledger rows of `rows` (one attempt each) in one transaction.
@@ -456,12 +324,13 @@ pub fn verify(
     all: bool,
     sample: usize,
 ) -> Result<Verified> {
-    let imap = ImapTarget::new(target)?;
-    let delivered: Vec<(String, ItemId, u32, String)> = archive
+    let delivered: Vec<DeliveredRow> = archive
         .ledger(name, None)?
         .into_iter()
         .filter_map(|(m, id, v, r)| match r.delivery {
-            Delivery::Delivered { remote } => Some((m, id, v, remote)),
+            Delivery::Delivered { remote } | Delivery::Partial { remote, .. } => {
+                Some((m, id, v, remote))
+            }
             _ => None,
         })
         .collect();
@@ -474,44 +343,20 @@ pub fn verify(
     } else {
         delivered.len().div_ceil(sample.max(1))
     };
-    let mut by_mailbox: BTreeMap<&str, Vec<&(String, ItemId, u32, String)>> = BTreeMap::new();
+    let mut by_mailbox: BTreeMap<&str, Vec<&DeliveredRow>> = BTreeMap::new();
     for row in delivered.iter().step_by(step) {
         by_mailbox.entry(row.0.as_str()).or_default().push(row);
     }
-    for (mailbox, rows) in by_mailbox {
-        let login = imap.login(mailbox);
-        let mut session =
-            match imap::Session::open(&imap.endpoint, imap.tls.clone(), &login, &imap.password) {
-                Ok(s) => s,
-                Err(e) => {
-                    for (m, id, v, _) in rows {
-                        out.problems
-                            .push((m.clone(), id.to_string(), *v, e.to_string()));
-                    }
-                    continue;
-                }
-            };
-        for (m, id, v, remote) in rows {
-            out.checked += 1;
-            if let Some(why) = check_one(archive, &mut session, m, id, *v, remote)? {
-                out.problems.push((m.clone(), id.to_string(), *v, why));
-            }
-        }
-        session.logout();
+    match target.kind.as_str() {
+        "graph" => graph_pass::check(archive, target, by_mailbox, &mut out)?,
+        _ => imap_pass::check(archive, target, by_mailbox, &mut out)?,
     }
     Ok(out)
 }
 
-/// Why one delivered copy is not at the target as it was sent, if it is not.
-fn check_one(
-    archive: &Archive,
-    session: &mut imap::Session,
-    mailbox: &str,
-    id: &ItemId,
-    version: u32,
-    remote: &str,
-) -> Result<Option<String>> {
-    let folder = archive
+/// The folder a mailbox's copy of an item is filed in.
+pub(crate) fn folder_of(archive: &Archive, id: &ItemId, mailbox: &str) -> Result<String> {
+    Ok(archive
         .source(id)?
         .and_then(|s| {
             s.locations
@@ -519,24 +364,8 @@ fn check_one(
                 .find(|(m, _)| m == mailbox)
                 .map(|(_, f)| f)
         })
-        .unwrap_or_else(|| crate::model::DEFAULT_FOLDER.to_string());
-    let got = session.fetch(&folder, remote);
-    let got = match got {
-        Ok(g) => g,
-        Err(e) => return Ok(Some(format!("not read: {e}"))),
-    };
-    let Some(got) = got else {
-        return Ok(Some(format!(
-            "missing in '{folder}' (recorded as {remote})"
-        )));
-    };
-    let want =
-        Copy::load_upto(archive, id, version as usize).and_then(|c| c.message(archive, mailbox))?;
-    Ok((got != want).then(|| {
-        format!(
-            "different: {} bytes at the target, {} written",
-            got.len(),
-            want.len()
-        )
-    }))
+        .unwrap_or_else(|| crate::model::DEFAULT_FOLDER.to_string()))
 }
+
+/// A delivered row to read back: mailbox, item, version, the target's id.
+pub(crate) type DeliveredRow = (String, ItemId, u32, String);

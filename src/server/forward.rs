@@ -62,6 +62,14 @@ pub(super) struct AddParams {
     password_file: Option<String>,
     login_template: Option<String>,
     ca_file: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    secret_file: Option<String>,
+    authority: Option<String>,
+    graph_url: Option<String>,
+    request_budget: Option<String>,
+    upload_budget: Option<String>,
+    max_attachment_mib: Option<String>,
     mailboxes: Option<Vec<String>>,
     query: Option<String>,
 }
@@ -72,8 +80,25 @@ pub(super) async fn add(st: St, Extension(who): Who, Json(p): Json<AddParams>) -
         let mut settings = BTreeMap::new();
         settings.extend(p.url.map(|u| ("url".to_string(), u)));
         settings.extend(p.user.map(|u| ("user".to_string(), u)));
-        settings.extend(p.login_template.map(|t| ("login-template".to_string(), t)));
-        for (k, v) in [("password-file", &p.password_file), ("ca-file", &p.ca_file)] {
+        let plain = [
+            ("login-template", p.login_template),
+            ("tenant", p.tenant),
+            ("client-id", p.client_id),
+            ("authority", p.authority),
+            ("graph-url", p.graph_url),
+            ("request-budget", p.request_budget),
+            ("upload-budget", p.upload_budget),
+            ("max-attachment-mib", p.max_attachment_mib),
+        ];
+        for (k, v) in plain {
+            settings.extend(v.map(|v| (k.to_string(), v)));
+        }
+        let files = [
+            ("password-file", &p.password_file),
+            ("ca-file", &p.ca_file),
+            ("secret-file", &p.secret_file),
+        ];
+        for (k, v) in files {
             if let Some(f) = v {
                 settings.insert(k.into(), under(&incoming, f)?.display().to_string());
             }

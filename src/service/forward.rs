@@ -288,13 +288,14 @@ impl Service {
             if let Some(f) = rec.files.first_mut() {
                 f.counters = counters.clone();
                 f.failures = outcome.failures.clone();
-                f.anomalies = outcome
-                    .notes
+                let notes = outcome.notes.iter().map(|n| (n.clone(), 1));
+                let partial = outcome
+                    .partial
                     .iter()
-                    .map(|n| crate::report::Anomaly {
-                        what: n.clone(),
-                        count: 1,
-                    })
+                    .map(|(why, n)| (format!("delivered partially: {why}"), *n));
+                f.anomalies = notes
+                    .chain(partial)
+                    .map(|(what, count)| crate::report::Anomaly { what, count })
                     .collect();
             }
             tx.put_run(&rec)?;
@@ -362,7 +363,7 @@ impl Service {
             let mut boxes: BTreeMap<String, Value> = BTreeMap::new();
             fn bump<'a>(boxes: &'a mut BTreeMap<String, Value>, m: &str, k: &str) -> &'a mut Value {
                 let e = boxes.entry(m.to_string()).or_insert_with(|| {
-                    json!({"delivered": 0, "pending": 0, "failed": 0, "in_doubt": 0,
+                    json!({"delivered": 0, "partial": 0, "pending": 0, "failed": 0, "in_doubt": 0,
                            "oldest_pending": null})
                 });
                 e[k] = json!(e[k].as_u64().unwrap_or(0) + 1);
@@ -373,6 +374,7 @@ impl Service {
                     Delivery::Delivered { .. } => "delivered",
                     Delivery::Failed { .. } => "failed",
                     Delivery::Sending => "in_doubt",
+                    Delivery::Partial { .. } => "partial",
                 };
                 bump(&mut boxes, &m, k);
             }
@@ -392,9 +394,11 @@ impl Service {
                     v["oldest_pending"] = json!(crate::time::iso(t));
                 }
             }
+            let partial: u64 = boxes.values().filter_map(|b| b["partial"].as_u64()).sum();
             out.push(
                 json!({"target": n, "kind": t.kind, "state": state_text(&t.state),
                             "copies": plan.copies, "delivered": plan.delivered,
+                            "partial": partial,
                             "pending": plan.pending.len(), "failed": plan.failed_before,
                             "mailboxes": boxes}),
             );

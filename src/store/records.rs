@@ -362,6 +362,9 @@ pub enum Delivery {
     Delivered { remote: String },
     /// The target refused it, or it could not be sent: why.
     Failed { reason: String },
+    /// The target confirmed it, holding less than everything (the MIME
+    /// rebuilt, an attachment replaced by a note): its id there, and why.
+    Partial { remote: String, why: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
