@@ -420,3 +420,55 @@ fn refused_credentials_stop_the_target_and_bad_settings_are_refused() {
     assert_eq!(g.stats().accepted, 0);
     assert!(!a.ok(&["audit", "--json"]).contains("not-the-secret"));
 }
+
+#[test]
+fn copies_retention_deleted_are_not_sent_and_copies_filed_later_are() {
+    let a = Archive::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bob_only = dir.path().join("bob.csv");
+    std::fs::write(
+        &bob_only,
+        "mobile_number,mailbox,telegram_user_id,telegram_username\n,bob.brown@corp.example,1000002,\n",
+    )
+    .unwrap();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", bob_only.to_str().unwrap()],
+    );
+    assert!(!a.json_lines(&["quarantine"]).is_empty());
+    assert_eq!(mailboxes(&a), ["bob.brown@corp.example"]);
+    // Every copy Bob's mailbox holds is past its time before any pass.
+    a.ok(&[
+        "retention",
+        "add",
+        "purge",
+        "--delete-after",
+        "1",
+        "--mailbox",
+        "bob.brown@corp.example",
+    ]);
+    a.ok(&["retention", "run"]);
+    let left = a.ok(&["ls", "bob.brown@corp.example", "--json"]);
+    assert_eq!(left.trim(), "", "{left}");
+    let boxes: Vec<String> = ["alice.adams", "bob.brown", "erin.evans"]
+        .iter()
+        .map(|m| format!("{m}@corp.example"))
+        .collect();
+    let g = GraphDouble::start(Options::new(&boxes));
+    let secrets = tempfile::tempdir().unwrap();
+    add_graph(&a, &g, &secret_file(secrets.path(), SECRET), &[]);
+    let first = run_json(&a, &["run"]);
+    assert_eq!(first["counters"]["imported"], 0, "{first}");
+    assert_eq!(g.messages(&boxes[1], FOLDER).len(), 0);
+
+    // The quarantine filed by a fuller mapping: those copies go.
+    let users = fixture("users.csv");
+    a.ok(&["quarantine", "remap", "--mapping", users.to_str().unwrap()]);
+    let second = run_json(&a, &["run"]);
+    let filed = second["counters"]["available_for_import"].as_u64().unwrap();
+    assert!(filed > 0, "{second}");
+    assert_eq!(second["counters"]["imported"].as_u64(), Some(filed));
+    let held = held_once(&g, &boxes);
+    assert_eq!(count(&held), filed);
+    assert!(held[&boxes[1]].is_empty(), "a deleted copy was sent");
+}
