@@ -181,9 +181,25 @@ fn a_tenant_without_import_mime_gets_received_json_messages_recorded_partial() {
     }
     let status = a.json(&["forward", "status", "g"]);
     assert_eq!(status[0]["partial"].as_u64(), Some(copies), "{status}");
-    // Why, in the run's record.
+    // Why, in the run's record and in each ledger row.
     let runs = a.ok(&["runs", "--json"]);
     assert!(runs.contains("the tenant refused importMime"), "{runs}");
+    let rows = a.json_lines(&["forward", "ledger", "g", "--state", "partial"]);
+    assert_eq!(rows.len() as u64, copies);
+    for r in &rows {
+        assert!(
+            r["why"].as_str().unwrap().contains("refused importMime"),
+            "{r}"
+        );
+        assert!(r["remote"].as_str().unwrap().starts_with("msg-"), "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+    }
+    assert!(
+        a.json_lines(&["forward", "ledger", "g", "--state", "delivered"])
+            .is_empty()
+    );
+    let out = a.run(&["forward", "ledger", "g", "--state", "sent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let v = a.json(&["forward", "verify", "g", "--all"]);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(run_json(&a, &["run"])["counters"]["partially_imported"], 0);

@@ -459,6 +459,12 @@ fn every_role_against_every_operation_and_each_refusal_on_the_trail() {
             None,
             admin.to_vec(),
         ),
+        (
+            "GET",
+            "/api/v1/forward/f-{r}/ledger?state=failed".into(),
+            None,
+            admin.to_vec(),
+        ),
         ("GET", "/api/v1/forward-status".into(), None, admin.to_vec()),
         (
             "POST",

@@ -114,6 +114,19 @@ pub enum ForwardAction {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// NAME's ledger: a row per version of each copy, with its state, the
+    /// target's id, why (failed or partial) and the attempts
+    Ledger {
+        name: String,
+        /// Only rows in this state: delivered, partial, failed, in-doubt
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// Only this mailbox's rows
+        #[arg(long, value_name = "ADDR")]
+        mailbox: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Per target and mailbox: copies, delivered, pending, failed, in
     /// doubt, the oldest pending
     Status {
@@ -143,6 +156,7 @@ impl ForwardAction {
             ForwardAction::List(_)
                 | ForwardAction::Show { .. }
                 | ForwardAction::Status { .. }
+                | ForwardAction::Ledger { .. }
                 | ForwardAction::Verify { .. }
         )
     }
@@ -226,6 +240,36 @@ pub fn run(
             }
             if !v.problems.is_empty() {
                 return Ok(Outcome::Partial);
+            }
+        }
+        ForwardAction::Ledger {
+            name,
+            state,
+            mailbox,
+            out: f,
+        } => {
+            let rows = service.forward_ledger(who, &name, state.as_deref(), mailbox.as_deref())?;
+            if f.json {
+                for r in &rows {
+                    emit(out, r)?;
+                }
+            } else {
+                for r in &rows {
+                    let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                    let detail = r["why"].as_str().or(r["remote"].as_str()).unwrap_or("");
+                    w(
+                        out,
+                        format_args!(
+                            "{} {} v{} {:<9} attempts {} {}\n",
+                            s("mailbox"),
+                            s("item"),
+                            r["version"],
+                            s("state"),
+                            r["attempts"],
+                            detail
+                        ),
+                    )?;
+                }
             }
         }
         ForwardAction::Status { name, out: f } => {

@@ -6,7 +6,7 @@ use super::files::under;
 use super::{ApiError, State, blocking};
 use crate::service::{ForwardAdd, Principal};
 use axum::Json;
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -146,6 +146,25 @@ pub(super) async fn resume(st: St, Extension(who): Who, Path(name): Path<String>
 pub(super) async fn remove(st: St, Extension(who): Who, Path(name): Path<String>) -> Api {
     blocking(&st.0, who, move |s, w| s.forward_remove(w, &name)).await?;
     Ok(Json(json!({"ok": true})))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct LedgerParams {
+    state: Option<String>,
+    mailbox: Option<String>,
+}
+
+pub(super) async fn ledger(
+    st: St,
+    Extension(who): Who,
+    Path(name): Path<String>,
+    Query(q): Query<LedgerParams>,
+) -> Api {
+    let v = blocking(&st.0, who, move |s, w| {
+        s.forward_ledger(w, &name, q.state.as_deref(), q.mailbox.as_deref())
+    })
+    .await?;
+    Ok(Json(json!({"rows": v})))
 }
 
 pub(super) async fn status(st: St, Extension(who): Who) -> Api {

@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/forward/{name}"),
     ("post", "/api/v1/forward/{name}/pause"),
     ("post", "/api/v1/forward/{name}/resume"),
+    ("get", "/api/v1/forward/{name}/ledger"),
     ("get", "/api/v1/forward-status"),
     ("post", "/api/v1/forward-run"),
 ];
@@ -190,6 +191,7 @@ pub(crate) fn router(state: Arc<State>, transport: Transport) -> Router {
         .route("/api/v1/forward/{name}", get(f::show).delete(f::remove))
         .route("/api/v1/forward/{name}/pause", post(f::pause))
         .route("/api/v1/forward/{name}/resume", post(f::resume))
+        .route("/api/v1/forward/{name}/ledger", get(f::ledger))
         .route("/api/v1/forward-status", get(f::status))
         .route("/api/v1/forward-run", post(f::run))
         .route_layer(axum::middleware::from_fn_with_state(

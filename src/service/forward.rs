@@ -343,6 +343,50 @@ impl Service {
         Ok(v)
     }
 
+    /// A target's ledger rows, optionally of one state (`delivered`,
+    /// `partial`, `failed`, `in-doubt`) and one mailbox.
+    pub fn forward_ledger(
+        &self,
+        who: &Principal,
+        name: &str,
+        state: Option<&str>,
+        mailbox: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        self.check(who, Op::Forward)?;
+        const STATES: &[&str] = &["delivered", "partial", "failed", "in-doubt"];
+        if let Some(s) = state
+            && !STATES.contains(&s)
+        {
+            return Err(Error::Usage(format!(
+                "unknown ledger state '{s}' ({})",
+                STATES.join(", ")
+            )));
+        }
+        self.target_record(name)?;
+        let mut params = vec![p("target", name)];
+        params.extend(state.map(|s| p("state", s)));
+        params.extend(mailbox.map(|m| p("mailbox", m)));
+        self.record_read(who, "forward ledger", params)?;
+        let mut out = Vec::new();
+        let mailbox = mailbox.map(str::to_lowercase);
+        for (m, id, v, r) in self.archive.ledger(name, mailbox.as_deref())? {
+            let (st, remote, why) = match &r.delivery {
+                Delivery::Sending => ("in-doubt", None, None),
+                Delivery::Delivered { remote } => ("delivered", Some(remote), None),
+                Delivery::Partial { remote, why } => ("partial", Some(remote), Some(why)),
+                Delivery::Failed { reason } => ("failed", None, Some(reason)),
+            };
+            if state.is_some_and(|s| s != st) {
+                continue;
+            }
+            out.push(json!({"mailbox": m, "item": id.to_string(), "version": v,
+                            "state": st, "remote": remote, "why": why,
+                            "attempts": r.attempts, "at": crate::time::iso(r.at),
+                            "run": r.run}));
+        }
+        Ok(out)
+    }
+
     /// Per target and mailbox: copies in scope, delivered, pending, failed,
     /// in doubt, and the oldest pending copy's date.
     pub fn forward_status(&self, who: &Principal, name: Option<&str>) -> Result<Vec<Value>> {
