@@ -583,18 +583,8 @@ impl Graph {
         ))
     }
 
-    /// A `nextLink`, refused unless it points into the Graph URL (the token
-    /// goes nowhere else).
     fn within(&self, link: &str) -> GResult<Url> {
-        let url = Url::parse(link)
-            .map_err(|e| GraphError::Transient(format!("a nextLink that is not a URL: {e}")))?;
-        let base = Url::parse(&self.base).map_err(|e| GraphError::Permanent(e.to_string()))?;
-        if url.origin() != base.origin() || !url.path().starts_with(base.path()) {
-            return Err(GraphError::Transient(
-                "a nextLink outside the Graph URL: not followed".into(),
-            ));
-        }
-        Ok(url)
+        within(&self.base, link)
     }
 
     /// Files a MIME message as a received item (`importMime`): its id.
@@ -776,6 +766,22 @@ impl Graph {
     }
 }
 
+/// A `nextLink`, refused unless it points into the Graph URL `base` (the
+/// token goes nowhere else).
+fn within(base: &str, link: &str) -> GResult<Url> {
+    let url = Url::parse(link)
+        .map_err(|e| GraphError::Transient(format!("a nextLink that is not a URL: {e}")))?;
+    let base = Url::parse(base).map_err(|e| GraphError::Permanent(e.to_string()))?;
+    let prefix = base.path().trim_end_matches('/');
+    let inside = url.path() == prefix || url.path().starts_with(&format!("{prefix}/"));
+    if url.origin() != base.origin() || !inside {
+        return Err(GraphError::Transient(
+            "a nextLink outside the Graph URL: not followed".into(),
+        ));
+    }
+    Ok(url)
+}
+
 /// The value of a header in a message's `internetMessageHeaders`.
 pub fn header_of<'a>(message: &'a Value, name: &str) -> Option<&'a str> {
     message["internetMessageHeaders"]
@@ -838,6 +844,27 @@ mod tests {
         assert!(check_url("ftp://127.0.0.1", "x").is_err());
         assert!(check_url("https://h/?a=b", "x").is_err());
         assert!(check_url("not a url", "x").is_err());
+    }
+
+    #[test]
+    fn next_links_are_followed_only_within_the_graph_url() {
+        let base = "https://graph.microsoft.com";
+        let ok = "https://graph.microsoft.com/v1.0/users/a/mailFolders?$skip=10";
+        assert!(within(base, ok).is_ok());
+        for bad in [
+            "https://evil.example/v1.0/users/a/mailFolders",
+            "http://graph.microsoft.com/v1.0/users/a",
+            "https://graph.microsoft.com:8443/v1.0",
+            "https://graph.microsoft.com.evil.example/v1.0",
+            "/v1.0/users/a",
+            "",
+        ] {
+            assert!(within(base, bad).is_err(), "{bad}");
+        }
+        let prefixed = "http://127.0.0.1:9/graph";
+        assert!(within(prefixed, "http://127.0.0.1:9/graph/v1.0/x").is_ok());
+        assert!(within(prefixed, "http://127.0.0.1:9/other/v1.0/x").is_err());
+        assert!(within(prefixed, "http://127.0.0.1:9/graphx/v1.0/x").is_err());
     }
 
     #[test]
