@@ -126,6 +126,9 @@ struct Inner {
     stats: Stats,
     /// The next N stored messages are kept but answered 500.
     lose: u32,
+    /// The next N stored messages are kept but answered 201 with a body
+    /// that is not JSON.
+    garbage: u32,
 }
 
 pub struct GraphDouble {
@@ -218,6 +221,11 @@ impl GraphDouble {
     /// The next `n` messages stored are answered 500 (the answer lost).
     pub fn lose_answers(&self, n: u32) {
         self.state.lock().unwrap().lose = n;
+    }
+
+    /// The next `n` messages stored are answered with a page of HTML.
+    pub fn garble_answers(&self, n: u32) {
+        self.state.lock().unwrap().garbage = n;
     }
 
     /// Deletes a message (as a person at the mailbox might).
@@ -501,15 +509,16 @@ fn route(
     let inner = &mut *s;
     inner.next += 1;
     let next = inner.next;
-    let lose = if inner.lose > 0
-        && matches!(rest.last(), Some(&"importMime") | Some(&"messages"))
-        && method == Method::POST
-    {
+    let storing =
+        matches!(rest.last(), Some(&"importMime") | Some(&"messages")) && method == Method::POST;
+    let lose = storing && inner.lose > 0;
+    let garble = storing && !lose && inner.garbage > 0;
+    if lose {
         inner.lose -= 1;
-        true
-    } else {
-        false
-    };
+    }
+    if garble {
+        inner.garbage -= 1;
+    }
     let sessions = &mut inner.sessions;
     let b = inner.boxes.get_mut(&mailbox).unwrap();
     let stored = |m: &Msg| -> Response {
@@ -519,6 +528,13 @@ fn route(
                 "InternalServerError",
                 "An internal server error occurred.",
             );
+        }
+        if garble {
+            return (
+                StatusCode::CREATED,
+                "<html><body>Service Unavailable</body></html>",
+            )
+                .into_response();
         }
         (
             StatusCode::CREATED,
