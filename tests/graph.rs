@@ -489,3 +489,37 @@ fn copies_retention_deleted_are_not_sent_and_copies_filed_later_are() {
     assert_eq!(count(&held), filed);
     assert!(held[&boxes[1]].is_empty(), "a deleted copy was sent");
 }
+
+#[test]
+fn a_json_copy_interrupted_before_its_attachment_gets_it_on_the_next_pass() {
+    let a = Archive::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (big, big_bytes) = with_file(dir.path(), "big.bin", 5 << 20);
+    let boxes = vec!["desk@corp.example".to_string()];
+    a.import(&[&big], &["--mailbox", &boxes[0]]);
+    let mut o = Options::new(&boxes);
+    o.import_mime = false;
+    let g = GraphDouble::start(o);
+    let secrets = tempfile::tempdir().unwrap();
+    add_graph(&a, &g, &secret_file(secrets.path(), SECRET), &[]);
+    g.fail_attachments(1);
+    let out = a.run(&["forward", "run", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // The message is there without its attachment; the row is in doubt.
+    let held = held_once(&g, &boxes);
+    assert_eq!(held[&boxes[0]].len(), 1);
+    assert!(held[&boxes[0]][0].attachments.is_empty());
+    let rows = a.json_lines(&["forward", "ledger", "g", "--state", "in-doubt"]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+
+    let second = run_json(&a, &["run"]);
+    assert_eq!(second["status"], "completed", "{second}");
+    let held = held_once(&g, &boxes);
+    let list = &held[&boxes[0]];
+    assert_eq!(list.len(), 1, "sent twice");
+    assert_eq!(list[0].attachments.len(), 1);
+    assert!(list[0].attachments[0].1 == big_bytes);
+    let rows = a.json_lines(&["forward", "ledger", "g", "--state", "partial"]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["attempts"], 2, "{rows:?}");
+}

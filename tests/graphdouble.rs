@@ -129,6 +129,9 @@ struct Inner {
     /// The next N stored messages are kept but answered 201 with a body
     /// that is not JSON.
     garbage: u32,
+    /// The next N attachments (or upload sessions) are answered 500
+    /// without being kept.
+    refuse_attachments: u32,
 }
 
 pub struct GraphDouble {
@@ -221,6 +224,11 @@ impl GraphDouble {
     /// The next `n` messages stored are answered 500 (the answer lost).
     pub fn lose_answers(&self, n: u32) {
         self.state.lock().unwrap().lose = n;
+    }
+
+    /// The next `n` attachments are answered 500 (a server in trouble).
+    pub fn fail_attachments(&self, n: u32) {
+        self.state.lock().unwrap().refuse_attachments = n;
     }
 
     /// The next `n` messages stored are answered with a page of HTML.
@@ -519,6 +527,19 @@ fn route(
     if garble {
         inner.garbage -= 1;
     }
+    let attaching = method == Method::POST
+        && matches!(
+            rest.last(),
+            Some(&"attachments") | Some(&"createUploadSession")
+        );
+    if attaching && inner.refuse_attachments > 0 {
+        inner.refuse_attachments -= 1;
+        return error(
+            500,
+            "InternalServerError",
+            "An internal server error occurred.",
+        );
+    }
     let sessions = &mut inner.sessions;
     let b = inner.boxes.get_mut(&mailbox).unwrap();
     let stored = |m: &Msg| -> Response {
@@ -791,6 +812,13 @@ fn route(
 
 /// A message as Graph shows it with `$select`.
 fn view(m: &Msg) -> Value {
+    if let Some(h) = m.json.as_ref().map(|j| &j["internetMessageHeaders"])
+        && h.is_array()
+    {
+        return json!({"id": m.id, "subject": m.subject, "internetMessageId": m.message_id,
+               "internetMessageHeaders": h, "isDraft": m.draft,
+               "hasAttachments": !m.attachments.is_empty()});
+    }
     let headers: Vec<Value> = m
         .item_header
         .iter()

@@ -56,6 +56,10 @@ const WINDOW_SLACK: Duration = Duration::from_millis(250);
 /// A piece of an upload session: under Graph's 4 MB, a multiple of 320 KiB.
 pub const UPLOAD_PIECE: usize = 12 * 320 * 1024;
 
+/// The header a message rebuilt as JSON carries (`json`), so that one
+/// found after an interruption is known to need its attachments checked.
+pub const FORM_HEADER: &str = "X-Tgvault-Form";
+
 /// Attachments up to this size go in one request; larger ones through an
 /// upload session.
 pub const SMALL_ATTACHMENT: usize = 3 * 1024 * 1024;
@@ -603,7 +607,8 @@ impl Graph {
     }
 
     /// The message in `folder` with this Message-ID whose `X-Tgvault-Item`
-    /// header is `header`: its id.
+    /// header is `header`: its id, and whether it was rebuilt as JSON (its
+    /// [`FORM_HEADER`] says so).
     pub fn find(
         &self,
         gate: &Gate,
@@ -612,7 +617,7 @@ impl Graph {
         message_id: &str,
         header: &str,
         stop: &(dyn Fn() -> bool + Sync),
-    ) -> GResult<Option<String>> {
+    ) -> GResult<Option<(String, bool)>> {
         let mut url = self.url("v1.0", mailbox, &["mailFolders", folder, "messages"])?;
         let filter = format!("internetMessageId eq '{}'", message_id.replace('\'', "''"));
         url.query_pairs_mut()
@@ -623,7 +628,8 @@ impl Graph {
             let v = self.call(gate, Method::GET, &url, Body::Empty, true, stop)?;
             for m in v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                 if header_of(m, super::HEADER) == Some(header) {
-                    return id_of(m, "messages").map(Some);
+                    let json = header_of(m, FORM_HEADER) == Some("json");
+                    return id_of(m, "messages").map(|id| Some((id, json)));
                 }
             }
             seen += 1;

@@ -8,7 +8,7 @@
 //! `Partial` with why; an attachment over the target's limit is replaced
 //! by a note naming it, its size, its SHA-256 and the item.
 
-use super::graph::{Gate, Graph, GraphError, header_of};
+use super::graph::{FORM_HEADER, Gate, Graph, GraphError, header_of};
 use super::{DeliveredRow, HEADER, Outcome, Pass, Pending, Verified};
 use crate::error::Result;
 use crate::store::Archive;
@@ -229,11 +229,13 @@ fn deliver_one(
     let stop = sh.pass.stop;
     if p.in_doubt {
         let mid = crate::export::eml::message_id(&p.id);
-        if let Some(remote) = sh
+        let found = sh
             .graph
-            .find(gate, &p.mailbox, folder, &mid, &header, stop)?
-        {
-            return complete(sh, gate, p, &mime, remote);
+            .find(gate, &p.mailbox, folder, &mid, &header, stop)?;
+        match found {
+            Some((remote, false)) => return Ok(Delivery::Delivered { remote }),
+            Some((remote, true)) => return complete(sh, gate, p, &mime, remote),
+            None => {}
         }
     }
     let why = match whole_or_why(sh, &mime) {
@@ -303,8 +305,8 @@ fn as_json(
     attach_all(sh, gate, p, &m, remote, why, &[])
 }
 
-/// A copy found at the target after an interruption: whole when it could
-/// have gone by `importMime`; else its missing attachments added.
+/// A copy found at the target after an interruption, rebuilt as JSON: its
+/// missing attachments added.
 fn complete(
     sh: &Shared,
     gate: &Gate,
@@ -312,13 +314,14 @@ fn complete(
     mime: &[u8],
     remote: String,
 ) -> std::result::Result<Delivery, GraphError> {
-    let Some(why) = whole_or_why(sh, mime) else {
-        return Ok(Delivery::Delivered { remote });
-    };
+    let why =
+        whole_or_why(sh, mime).unwrap_or_else(|| "an earlier pass could not use importMime".into());
     let Some(m) = mail_parser::MessageParser::default().parse(mime) else {
         return Ok(Delivery::Partial {
             remote,
-            why: "found after an interruption; export's message could not be read back".into(),
+            why: format!(
+                "rebuilt as a JSON message: {why}; export's message could not be read back"
+            ),
         });
     };
     let have = sh
@@ -421,7 +424,8 @@ fn json_message(m: &mail_parser::Message, header: &str) -> Value {
         "toRecipients": list(m.to()),
         "ccRecipients": list(m.cc()),
         "internetMessageId": m.message_id().map(|i| format!("<{i}>")),
-        "internetMessageHeaders": [{"name": HEADER, "value": header}],
+        "internetMessageHeaders": [{"name": HEADER, "value": header},
+                                   {"name": FORM_HEADER, "value": "json"}],
         "singleValueExtendedProperties": [
             {"id": "Integer 0x0E07", "value": "1"},
         ],
