@@ -265,12 +265,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let (opts, state, base) = st;
-    let path: Vec<String> = uri
-        .path()
-        .split('/')
-        .skip(1)
-        .map(|s| percent_decode(s))
-        .collect();
+    let path: Vec<String> = uri.path().split('/').skip(1).map(percent_decode).collect();
     let query: BTreeMap<String, String> = uri
         .query()
         .map(|q| {
