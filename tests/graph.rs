@@ -310,7 +310,7 @@ fn throttled_the_forwarder_waits_as_told_and_never_has_more_than_four_in_flight(
     assert!(s.tokens >= 2, "the token was not renewed: {s:?}");
 
     // Told the budget, the forwarder keeps to it: no 429 at all.
-    let more = crate::dovecot::desk_export(&dir.path().join("more"), 40);
+    let more = crate::dovecot::desk_export(&dir.path().join("more"), 60);
     let renamed = std::fs::read_to_string(more.join("result.json"))
         .unwrap()
         .replace("\"id\":4242", "\"id\":4343");
@@ -328,7 +328,7 @@ fn throttled_the_forwarder_waits_as_told_and_never_has_more_than_four_in_flight(
     let before = g.stats().budget_429;
     let second = run_json(&a, &["run"]);
     let added = second["counters"]["available_for_import"].as_u64().unwrap();
-    assert!(added >= 40, "{second}");
+    assert!(added >= 60, "{second}");
     assert_eq!(
         second["counters"]["imported"].as_u64(),
         Some(added),
@@ -358,13 +358,21 @@ fn an_answer_lost_or_garbled_after_graph_filed_the_copy_is_found_not_sent_again(
         .values()
         .map(|m| m["in_doubt"].as_u64().unwrap())
         .sum();
-    assert!(doubt >= 5, "{status}");
-    let second = run_json(&a, &["run"]);
-    assert_eq!(second["status"], "completed", "{second}");
-    let copies = second["counters"]["available_from_source"]
-        .as_u64()
-        .unwrap();
+    assert!(doubt >= 1, "{status}");
+    // A pass meets what is left of the faults, if the first did not; in
+    // the end every copy is there once.
+    let mut last = Value::Null;
+    for _ in 0..6 {
+        let out = a.run(&["forward", "run", "--json"]);
+        last = serde_json::from_str(text(&out).lines().next().unwrap()).unwrap();
+        if last["status"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    let copies = last["counters"]["available_from_source"].as_u64().unwrap();
     assert_eq!(count(&held_once(&g, &boxes)), copies);
+    assert_eq!(g.faults_left(), 0);
 }
 
 #[test]

@@ -231,6 +231,12 @@ impl GraphDouble {
         self.state.lock().unwrap().refuse_attachments = n;
     }
 
+    /// Faults queued and not yet met.
+    pub fn faults_left(&self) -> u32 {
+        let s = self.state.lock().unwrap();
+        s.lose + s.garbage + s.refuse_attachments
+    }
+
     /// The next `n` messages stored are answered with a page of HTML.
     pub fn garble_answers(&self, n: u32) {
         self.state.lock().unwrap().garbage = n;
