@@ -18,23 +18,7 @@ mod dovecot;
 mod ports;
 #[allow(dead_code)]
 mod util;
-use util::arg;
-
-fn tgvault(archive: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tgvault"))
-        .arg("--archive")
-        .arg(archive)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tgvault {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use util::{arg, tgvault};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -12,7 +12,6 @@
 //! (requests sent before the `Retry-After` the double gave: must be 0).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/dovecot.rs"]
@@ -27,23 +26,7 @@ mod ports;
 #[allow(dead_code)]
 mod util;
 use graphdouble::{CLIENT, GraphDouble, Options, SECRET, TENANT};
-use util::arg;
-
-fn tgvault(archive: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tgvault"))
-        .arg("--archive")
-        .arg(archive)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tgvault {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use util::{arg, tgvault};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

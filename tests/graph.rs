@@ -64,6 +64,17 @@ fn held_once(g: &GraphDouble, boxes: &[String]) -> BTreeMap<String, Vec<Msg>> {
     out
 }
 
+/// `forward run [NAME] --json`, which may fail: its exit code and the
+/// first target's line.
+fn pass(a: &Archive, name: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["forward", "run"];
+    args.extend(name);
+    args.push("--json");
+    let out = a.run(&args);
+    let v = serde_json::from_str(text(&out).lines().next().unwrap_or("null")).unwrap();
+    (out.status.code(), v)
+}
+
 fn count(held: &BTreeMap<String, Vec<Msg>>) -> u64 {
     held.values().map(|v| v.len() as u64).sum()
 }
@@ -347,9 +358,8 @@ fn an_answer_lost_or_garbled_after_graph_filed_the_copy_is_found_not_sent_again(
     add_graph(&a, &g, &secret_file(secrets.path(), SECRET), &[]);
     g.lose_answers(3);
     g.garble_answers(2);
-    let out = a.run(&["forward", "run", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let first: Value = serde_json::from_str(text(&out).lines().next().unwrap()).unwrap();
+    let (code, first) = pass(&a, &[]);
+    assert_eq!(code, Some(1), "{first}");
     assert_eq!(first["status"], "failed", "{first}");
     let status = a.json(&["forward", "status", "g"]);
     let doubt: u64 = status[0]["mailboxes"]
@@ -363,8 +373,7 @@ fn an_answer_lost_or_garbled_after_graph_filed_the_copy_is_found_not_sent_again(
     // the end every copy is there once.
     let mut last = Value::Null;
     for _ in 0..6 {
-        let out = a.run(&["forward", "run", "--json"]);
-        last = serde_json::from_str(text(&out).lines().next().unwrap()).unwrap();
+        last = pass(&a, &[]).1;
         if last["status"] == "completed" {
             break;
         }
@@ -433,8 +442,7 @@ fn refused_credentials_stop_the_target_and_bad_settings_are_refused() {
     let wrong = secret_file(wrong_dir.path(), "not-the-secret");
     let args = base(&wrong);
     a.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let out = a.run(&["forward", "run", "bad", "--json"]);
-    let v: Value = serde_json::from_str(text(&out).lines().next().unwrap()).unwrap();
+    let v = pass(&a, &["bad"]).1;
     assert_eq!(v["status"], "failed", "{v}");
     let show = a.json(&["forward", "show", "bad"]);
     assert!(
@@ -511,8 +519,8 @@ fn a_json_copy_interrupted_before_its_attachment_gets_it_on_the_next_pass() {
     let secrets = tempfile::tempdir().unwrap();
     add_graph(&a, &g, &secret_file(secrets.path(), SECRET), &[]);
     g.fail_attachments(1);
-    let out = a.run(&["forward", "run", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (code, first) = pass(&a, &[]);
+    assert_eq!(code, Some(1), "{first}");
     // The message is there without its attachment; the row is in doubt.
     let held = held_once(&g, &boxes);
     assert_eq!(held[&boxes[0]].len(), 1);

@@ -212,6 +212,25 @@ pub fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// Runs `tgvault --archive ARCHIVE ARGS...` (the bench's build) and gives
+/// its standard output; a failure ends the bench with what it printed.
+#[allow(dead_code)] // not every bench uses it
+pub fn tgvault(archive: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tgvault"))
+        .arg("--archive")
+        .arg(archive)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tgvault {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Writes a single-message export carrying one `mib` MiB file.
 #[allow(dead_code)] // not every bench uses it
 pub fn write_big(dir: &std::path::Path, mib: u64) {

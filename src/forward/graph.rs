@@ -348,12 +348,18 @@ enum Body<'a> {
 }
 
 impl Body<'_> {
-    fn len(&self) -> u64 {
+    /// The bytes to send and the header that says what they are: made once
+    /// per request, however often it is tried.
+    fn encode(&self) -> (Vec<u8>, Option<(&'static str, String)>) {
+        let plain = |k: &'static str, v: &str| Some((k, v.to_string()));
         match self {
-            Body::Empty => 0,
-            Body::Json(v) => v.to_string().len() as u64,
-            Body::Text(t) => t.len() as u64,
-            Body::Piece(b, _) => b.len() as u64,
+            Body::Empty => (Vec::new(), None),
+            Body::Json(v) => (
+                serde_json::to_vec(v).unwrap_or_default(),
+                plain("Content-Type", "application/json"),
+            ),
+            Body::Text(t) => (t.as_bytes().to_vec(), plain("Content-Type", "text/plain")),
+            Body::Piece(b, range) => (b.to_vec(), plain("Content-Range", range)),
         }
     }
 }
@@ -472,21 +478,23 @@ impl Graph {
         stop: &(dyn Fn() -> bool + Sync),
     ) -> GResult<Value> {
         let (mut refreshed, mut throttled) = (false, 0);
-        let what = describe(&method, url);
+        // An upload URL carries a token of its own: never named.
+        let what = match auth {
+            true => describe(&method, url),
+            false => format!("{method} upload"),
+        };
+        let (content, header) = body.encode();
         loop {
-            let permit = gate.enter(body.len(), stop).ok_or(GraphError::Stopped)?;
+            let permit = gate
+                .enter(content.len() as u64, stop)
+                .ok_or(GraphError::Stopped)?;
             let mut req = self.http.request(method.clone(), url.clone());
             if auth {
                 req = req.bearer_auth(self.token()?);
             }
-            req = match &body {
-                Body::Empty => req,
-                Body::Json(v) => req.json(v),
-                Body::Text(t) => req.header("Content-Type", "text/plain").body(t.to_string()),
-                Body::Piece(b, range) => {
-                    req.header("Content-Range", range.as_str()).body(b.to_vec())
-                }
-            };
+            if let Some((k, v)) = &header {
+                req = req.header(*k, v.as_str()).body(content.clone());
+            }
             let resp = req
                 .send()
                 .map_err(|e| GraphError::Transient(format!("{what}: {}", e.without_url())))?;
@@ -573,22 +581,18 @@ impl Graph {
             let v = self.call(gate, Method::GET, &url, Body::Empty, true, stop)?;
             let list = v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]);
             for f in list {
-                if f["displayName"].as_str().map(str::to_lowercase) == Some(want.clone()) {
+                if f["displayName"].as_str().map(str::to_lowercase).as_deref() == Some(&want) {
                     return id_of(f, "mailFolders").map(Some);
                 }
             }
             match v["@odata.nextLink"].as_str() {
-                Some(next) => url = self.within(next)?,
+                Some(next) => url = within(&self.base, next)?,
                 None => return Ok(None),
             }
         }
         Err(GraphError::Transient(
             "mailFolders: pages without end".into(),
         ))
-    }
-
-    fn within(&self, link: &str) -> GResult<Url> {
-        within(&self.base, link)
     }
 
     /// Files a MIME message as a received item (`importMime`): its id.
@@ -634,7 +638,7 @@ impl Graph {
             }
             seen += 1;
             match v["@odata.nextLink"].as_str() {
-                Some(next) if seen < 1000 => url = self.within(next)?,
+                Some(next) if seen < 1000 => url = within(&self.base, next)?,
                 _ => return Ok(None),
             }
         }
@@ -744,7 +748,7 @@ impl Graph {
                 names.extend(a["name"].as_str().map(str::to_string));
             }
             match v["@odata.nextLink"].as_str() {
-                Some(next) => url = self.within(next)?,
+                Some(next) => url = within(&self.base, next)?,
                 None => break,
             }
         }
@@ -826,7 +830,6 @@ fn describe(method: &Method, url: &Url) -> String {
         .path_segments()
         .and_then(|mut s| s.next_back())
         .unwrap_or("");
-    let last = if last.len() > 40 { "upload" } else { last };
     format!("{method} {last}")
 }
 

@@ -58,9 +58,6 @@ impl Shared<'_> {
 pub(super) fn deliver(pass: &Pass, target: &ForwardTarget, plan: Vec<Pending>) -> Result<Outcome> {
     let settings: BTreeMap<String, String> = target.settings.iter().cloned().collect();
     let graph = Graph::new(&settings)?;
-    if plan.is_empty() {
-        return Ok(Outcome::default());
-    }
     // A refused credential stops the target before anything is marked.
     if let Err(e) = graph.token() {
         return Ok(Outcome {

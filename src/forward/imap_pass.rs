@@ -242,7 +242,7 @@ fn check_one(
     version: u32,
     remote: &str,
 ) -> Result<Option<String>> {
-    let folder = super::folder_of(archive, id, mailbox)?;
+    let folder = folder_of(archive, id, mailbox)?;
     let got = match session.fetch(&folder, remote) {
         Ok(g) => g,
         Err(e) => return Ok(Some(format!("not read: {e}"))),
@@ -261,4 +261,17 @@ fn check_one(
             want.len()
         )
     }))
+}
+
+/// The folder a mailbox's copy of an item is filed in.
+fn folder_of(archive: &Archive, id: &ItemId, mailbox: &str) -> Result<String> {
+    Ok(archive
+        .source(id)?
+        .and_then(|s| {
+            s.locations
+                .into_iter()
+                .find(|(m, _)| m == mailbox)
+                .map(|(_, f)| f)
+        })
+        .unwrap_or_else(|| crate::model::DEFAULT_FOLDER.to_string()))
 }

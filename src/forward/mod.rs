@@ -227,6 +227,10 @@ pub fn deliver(
         now,
         stop,
     };
+    // Nothing to send: no client, no secret read, no connection.
+    if plan.is_empty() {
+        return Ok(Outcome::default());
+    }
     match target.kind.as_str() {
         "graph" => graph_pass::deliver(&pass, target, plan),
         _ => imap_pass::deliver(&pass, target, plan),
@@ -243,9 +247,22 @@ pub(crate) struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    /// Commits the ledger rows of `rows` (one attempt each).
+    /// Commits the ledger rows of `rows` (one attempt each) in one
+    /// transaction.
     pub fn record(&self, rows: &[(&Pending, Delivery)]) -> Result<()> {
-        record(self.archive, self.name, rows, self.run, (self.now)())
+        let at = (self.now)();
+        self.archive.write(|tx| {
+            for (p, d) in rows {
+                let rec = LedgerRecord {
+                    delivery: d.clone(),
+                    attempts: p.attempts + 1,
+                    at,
+                    run: self.run,
+                };
+                tx.put_ledger_row(self.name, &p.mailbox, &p.id, p.version, &rec)?;
+            }
+            Ok(())
+        })
     }
 
     /// Counts what the target answered.
@@ -278,28 +295,6 @@ impl Pass<'_> {
         Copy::load_upto(self.archive, &p.id, p.version as usize)
             .and_then(|c| c.message(self.archive, &p.mailbox))
     }
-}
-
-/// Commits the ledger rows of `rows` (one attempt each) in one transaction.
-fn record(
-    archive: &Archive,
-    name: &str,
-    rows: &[(&Pending, Delivery)],
-    run: u64,
-    at: i64,
-) -> Result<()> {
-    archive.write(|tx| {
-        for (p, d) in rows {
-            let rec = LedgerRecord {
-                delivery: d.clone(),
-                attempts: p.attempts + 1,
-                at,
-                run,
-            };
-            tx.put_ledger_row(name, &p.mailbox, &p.id, p.version, &rec)?;
-        }
-        Ok(())
-    })
 }
 
 /// What `forward verify` found.
@@ -352,19 +347,6 @@ pub fn verify(
         _ => imap_pass::check(archive, target, by_mailbox, &mut out)?,
     }
     Ok(out)
-}
-
-/// The folder a mailbox's copy of an item is filed in.
-pub(crate) fn folder_of(archive: &Archive, id: &ItemId, mailbox: &str) -> Result<String> {
-    Ok(archive
-        .source(id)?
-        .and_then(|s| {
-            s.locations
-                .into_iter()
-                .find(|(m, _)| m == mailbox)
-                .map(|(_, f)| f)
-        })
-        .unwrap_or_else(|| crate::model::DEFAULT_FOLDER.to_string()))
 }
 
 /// A delivered row to read back: mailbox, item, version, the target's id.
