@@ -12,6 +12,7 @@ pub mod backup;
 pub mod cli;
 pub mod compaction;
 pub mod connector;
+pub mod damage;
 pub mod error;
 pub mod export;
 pub mod forward;

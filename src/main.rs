@@ -6,6 +6,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use tgvault::Error;
 use tgvault::cli::{Cli, Outcome, run};
+use tgvault::damage::Origin;
 
 // The importer and the indexer allocate on one thread and free on another;
 // glibc's allocator serialises that on its arena locks (measured: a tenth of
@@ -20,9 +21,23 @@ fn main() -> ExitCode {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     tgvault::alloc::keep_freed_memory();
     tgvault::cli::init_logging();
-    tgvault::index::quiet_guarded_panics();
+    tgvault::damage::quiet_guarded_panics();
     let cli = Cli::parse();
-    match run(cli) {
+    let dir = cli
+        .archive
+        .clone()
+        .unwrap_or_else(tgvault::cli::default_archive_dir);
+    // What a damaged catalogue or index makes redb or tantivy do is an
+    // error naming the damage; a panic of tgvault's own stays a panic.
+    let outcome = tgvault::damage::guard(
+        || run(cli),
+        &[Origin::Redb, Origin::Tantivy],
+        |origin, what| match origin {
+            Origin::Redb => tgvault::damage::catalogue_damaged(&dir, what),
+            _ => tgvault::damage::index_damaged(&dir.join("index"), what),
+        },
+    );
+    match outcome {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),
         Ok(Outcome::Exit(code)) => ExitCode::from(code),

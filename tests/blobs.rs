@@ -207,15 +207,7 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     assert_eq!(v["checked"]["blobs"], 4);
     // The uses came from format 2's references: re-importing the exports it
     // was made from adds nothing and leaves every count right.
-    let report = a.import(
-        &[
-            &fixture("exports/full-account"),
-            &fixture("exports/single-chat"),
-            &fixture("exports/single-chat-edited"),
-        ],
-        &["--mapping", fixture("users.csv").to_str().unwrap()],
-    );
-    assert_eq!(n(totals(&report), "imported"), 0, "{report}");
+    reimport_adds_nothing(&a);
     verify_clean(&a);
     // Searching works on the migrated archive (its index is built on open)
     // and answers what the format-2 build answered: 42 filed copies and 4
@@ -238,7 +230,7 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     let migrate = &trail[2];
     assert_eq!(
         migrate["params"],
-        serde_json::json!([["from_format", "2"], ["to_format", "5"]])
+        serde_json::json!([["from_format", "2"], ["to_format", "6"]])
     );
     assert_eq!(a.ok(&["verify"]).lines().count(), 1);
     // Format 4 frames and compresses what comes next, in a new pack; the
@@ -277,6 +269,86 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     );
 }
 
+/// Format 5 (names spelt out in every `sources` row) migrates in place on
+/// open: every row is rewritten with numbered names, and every read that
+/// needs them (search by address and folder, show, an export's recipients,
+/// a filing that adds a mailbox to an old row) answers as before.
+#[test]
+fn a_format_5_archive_is_migrated_on_open_and_reads_its_names() {
+    let a = migrated("archive-format5", "5");
+    // Every row reads back whole, with its names.
+    let archive = tgvault::store::Archive::open(a.path()).unwrap();
+    let mut rows = 0;
+    archive
+        .for_each_source(|doc| {
+            rows += 1;
+            assert!(!doc.rec.versions.is_empty());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(rows, 31);
+    let book = archive.address_book().unwrap();
+    assert!(
+        book.values().any(|m| m.contains("@")),
+        "addresses read back: {book:?}"
+    );
+    drop(archive);
+    let count = |q: &str| {
+        a.ok(&["search", q, "--count"])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(count("kind:externaldata"), 46);
+    let folder = count("folder:\"Telegram Archiver\"");
+    assert!(folder > 0);
+    // Re-importing adds nothing; new items file beside the old.
+    reimport_adds_nothing(&a);
+    a.import(
+        &[&fixture("exports/multilingual")],
+        &["--mailbox", "custodian@corp.example"],
+    );
+    verify_clean(&a);
+    assert!(count("kind:externaldata") > 46);
+}
+
+/// A copy of the fixture archive `name` (of format `from`, made by the
+/// fixture's import and a verify), opened: it verifies clean with its 31
+/// items and 42 filings, and its trail records the migration once, after the
+/// old build's entries.
+fn migrated(name: &str, from: &str) -> Archive {
+    let a = copy_of(name);
+    let v = a.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["checked"]["items"], 31);
+    assert_eq!(v["checked"]["filings"], 42);
+    let trail = a.json_lines(&["audit"]);
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[..3], ["import", "verify", "migrate"], "{actions:?}");
+    assert_eq!(
+        trail[2]["params"],
+        serde_json::json!([["from_format", from], ["to_format", "6"]])
+    );
+    a
+}
+
+/// Imports the exports the fixture archives were made from again: nothing
+/// is new.
+fn reimport_adds_nothing(a: &Archive) {
+    let report = a.import(
+        &[
+            &fixture("exports/full-account"),
+            &fixture("exports/single-chat"),
+            &fixture("exports/single-chat-edited"),
+        ],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    assert_eq!(n(totals(&report), "imported"), 0, "{report}");
+}
+
 fn verify_clean(a: &Archive) {
     let out = a.run(&["verify", "--json"]);
     let report = String::from_utf8_lossy(&out.stdout);
@@ -313,7 +385,7 @@ fn a_format_3_archive_is_migrated_on_open_and_compacts_into_framed_packs() {
     assert_eq!(migrate.len(), 1, "{trail:?}");
     assert_eq!(
         migrate[0]["params"],
-        serde_json::json!([["from_format", "3"], ["to_format", "5"]])
+        serde_json::json!([["from_format", "3"], ["to_format", "6"]])
     );
     let old = a.path().join("packs/00000001.pack");
     let bare = std::fs::read(&old).unwrap();
@@ -361,20 +433,7 @@ fn a_format_3_archive_is_migrated_on_open_and_compacts_into_framed_packs() {
 /// compresses is stored compressed from then on.
 #[test]
 fn a_format_4_archive_is_migrated_on_open_and_then_compresses_blob_files() {
-    let a = copy_of("archive-format4");
-    let v = a.json(&["verify"]);
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    assert_eq!(v["checked"]["items"], 31);
-    let trail = a.json_lines(&["audit"]);
-    let actions: Vec<&str> = trail
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions[..3], ["import", "verify", "migrate"], "{actions:?}");
-    assert_eq!(
-        trail[2]["params"],
-        serde_json::json!([["from_format", "4"], ["to_format", "5"]])
-    );
+    let a = migrated("archive-format4", "4");
     let merger = a.ok(&["search", "merger", "--count"]);
     assert_ne!(merger.trim(), "0");
 

@@ -116,6 +116,8 @@ pub struct Pending {
     pub date: Option<i64>,
     /// Found `Sending`: look it up before sending.
     pub in_doubt: bool,
+    /// When it was marked `Sending`, if it is in doubt.
+    pub doubt_since: Option<i64>,
     pub attempts: u32,
 }
 
@@ -166,6 +168,9 @@ pub fn plan(
             }
         };
         let row = ledger.get(&(key.mailbox.clone(), key.item, version));
+        let doubt_since = row
+            .filter(|r| matches!(r.delivery, Delivery::Sending))
+            .map(|r| r.at);
         let (in_doubt, attempts) = match row.map(|r| (&r.delivery, r.attempts)) {
             Some((Delivery::Delivered { .. } | Delivery::Partial { .. }, _)) => {
                 out.delivered += 1;
@@ -186,6 +191,7 @@ pub fn plan(
             version,
             date: filing.date,
             in_doubt,
+            doubt_since,
             attempts,
         });
         Ok(())
@@ -231,6 +237,7 @@ pub fn deliver(
     if plan.is_empty() {
         return Ok(Outcome::default());
     }
+    pass.settle(&plan);
     match target.kind.as_str() {
         "graph" => graph_pass::deliver(&pass, target, plan),
         _ => imap_pass::deliver(&pass, target, plan),
@@ -246,7 +253,27 @@ pub(crate) struct Pass<'a> {
     pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
+/// How long after a copy was marked `Sending` the target may still file it:
+/// a pass that was killed leaves requests the target is still working
+/// through (pipelined APPENDs in the server's buffer, an import under way).
+/// A copy in doubt is looked up only once this has passed since its mark,
+/// so that the lookup sees what the dead pass's requests filed.
+pub const SETTLE_SECONDS: i64 = 3;
+
 impl Pass<'_> {
+    /// Waits until every copy in doubt was marked at least
+    /// [`SETTLE_SECONDS`] ago (at most that long; not past a stop).
+    fn settle(&self, plan: &[Pending]) {
+        let Some(latest) = plan.iter().filter_map(|p| p.doubt_since).max() else {
+            return;
+        };
+        let wait = (latest + SETTLE_SECONDS - (self.now)()).clamp(0, SETTLE_SECONDS);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(wait as u64);
+        while std::time::Instant::now() < until && !(self.stop)() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Commits the ledger rows of `rows` (one attempt each) in one
     /// transaction.
     pub fn record(&self, rows: &[(&Pending, Delivery)]) -> Result<()> {

@@ -68,22 +68,6 @@ impl Default for WriterOptions {
     }
 }
 
-thread_local! {
-    /// Whether this thread runs inside [`Index::guard`].
-    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Keeps the panic message of a guarded tantivy call off stderr (the guard
-/// reports it as an error); every other panic is printed as before.
-pub fn quiet_guarded_panics() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !GUARDED.get() {
-            previous(info);
-        }
-    }));
-}
-
 pub struct Index {
     index: tantivy::Index,
     pub(crate) fields: Fields,
@@ -248,20 +232,15 @@ impl Index {
     /// Runs `f`, turning a panic inside tantivy (which a damaged index file
     /// can cause) into [`Error::Corrupt`] naming the index and the repair.
     pub(crate) fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let was = GUARDED.replace(true);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        GUARDED.set(was);
-        r.unwrap_or_else(|p| {
-            let what = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            Err(Error::Corrupt(format!(
-                "{}: the search index is damaged ({what}); `tgvault reindex` rebuilds it from the archive",
-                self.dir.display()
-            )))
-        })
+        use crate::damage::{self, Origin};
+        damage::guard(
+            f,
+            &[Origin::Redb, Origin::Tantivy, Origin::Dependency],
+            |origin, what| match (origin, self.dir.parent()) {
+                (Origin::Redb, Some(archive)) => damage::catalogue_damaged(archive, what),
+                _ => damage::index_damaged(&self.dir, what),
+            },
+        )
     }
 
     fn searcher_unguarded(&self) -> Result<tantivy::Searcher> {

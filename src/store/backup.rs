@@ -251,15 +251,10 @@ fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats
     let mut old_blobs: Vec<([u8; 32], BlobMeta)> = Vec::new();
     sync_table(snap, db, SOURCES, stats, |_, old, new| {
         let kept: HashSet<pack::PackRef> = match new {
-            Some(n) => SourceRow::decode(n)?
-                .rec
-                .versions
-                .iter()
-                .map(|v| v.at)
-                .collect(),
+            Some(n) => SourceRow::versions_of(n)?.iter().map(|v| v.at).collect(),
             None => HashSet::new(),
         };
-        let old = SourceRow::decode(old)?.rec.versions;
+        let old = SourceRow::versions_of(old)?;
         gone.records
             .extend(old.iter().map(|v| v.at).filter(|r| !kept.contains(r)));
         Ok(())
@@ -282,7 +277,8 @@ fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats
     }
     plain!(ITEMS, QUARANTINE, FOLDERS, HOLDS, TOMBSTONES);
     plain!(
-        PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES, ACCESS, CONNECTORS, FORWARD
+        PACKS, DICTS, SCRUB, RUNS, AUDIT, CHANGES, CASES, POLICIES, ACCESS, CONNECTORS, FORWARD,
+        NAMES
     );
     sync_meta(snap, db, stats)?;
     if old_blobs.is_empty() {

@@ -14,7 +14,7 @@
 //! copy a pointer reaches.
 
 use super::pack::{Kind, PackRef};
-use super::records::{BlobMeta, BlobPlace};
+use super::records::{BlobMeta, BlobPlace, Version};
 use super::tables::{BLOBS, PACKS, SOURCES};
 use super::{Archive, SourceRow, Tx, codec};
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ impl Archive {
         };
         for e in txn.open_table(SOURCES)?.iter()? {
             let (_, v) = e?;
-            for version in &SourceRow::decode(v.value())?.rec.versions {
+            for version in &SourceRow::versions_of(v.value())? {
                 count(&version.at);
             }
         }
@@ -120,12 +120,12 @@ impl Tx<'_> {
             old_bytes: self.pack_lengths.get(pack)?.map_or(0, |v| v.value()),
             ..Moved::default()
         };
-        let mut rows: Vec<(Vec<u8>, SourceRow)> = Vec::new();
+        let mut rows: Vec<(Vec<u8>, Vec<u8>, Vec<Version>)> = Vec::new();
         for e in self.sources.iter()? {
             let (k, v) = e?;
-            let row = SourceRow::decode(v.value())?;
-            if row.rec.versions.iter().any(|v| v.at.pack == pack) {
-                rows.push((k.value().to_vec(), row));
+            let versions = SourceRow::versions_of(v.value())?;
+            if versions.iter().any(|v| v.at.pack == pack) {
+                rows.push((k.value().to_vec(), v.value().to_vec(), versions));
             }
         }
         let mut blobs: Vec<([u8; 32], BlobMeta)> = Vec::new();
@@ -149,14 +149,15 @@ impl Tx<'_> {
                 moved.new_bytes += r.len;
             }
         }
-        for (k, mut row) in rows {
-            for v in row.rec.versions.iter_mut().filter(|v| v.at.pack == pack) {
+        for (k, bytes, mut versions) in rows {
+            for v in versions.iter_mut().filter(|v| v.at.pack == pack) {
                 let old = v.at;
                 v.at = self.copy_record(Kind::Version, &old, &v.content)?;
                 moved.new_bytes += v.at.len;
                 moved.records += 1;
             }
-            self.sources.insert(k.as_slice(), row.encode().as_slice())?;
+            let bytes = SourceRow::with_versions(&bytes, &versions)?;
+            self.sources.insert(k.as_slice(), bytes.as_slice())?;
         }
         for (sha, mut meta) in blobs {
             if let BlobPlace::Pack(old) = meta.place {

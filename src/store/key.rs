@@ -228,6 +228,34 @@ pub fn item_key(mailbox: &str, folder: &str, item: &ItemId) -> Vec<u8> {
     out
 }
 
+/// The key of an `items` row (format 6): the name numbers of the mailbox and
+/// the folder (see `store::names`), big-endian, then the item.
+pub fn filing_key(mailbox: u32, folder: u32, item: &ItemId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + ITEM_ID_LEN);
+    out.extend_from_slice(&mailbox.to_be_bytes());
+    out.extend_from_slice(&folder.to_be_bytes());
+    put_item_id(&mut out, item);
+    out
+}
+
+/// The mailbox's and folder's name numbers and the item of an `items` key.
+pub fn decode_filing_key(bytes: &[u8]) -> Result<(u32, u32, ItemId)> {
+    let number = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    if bytes.len() != 8 + ITEM_ID_LEN {
+        return Err(Error::Corrupt(format!(
+            "items key {} has {} bytes, not {}",
+            hex::encode(bytes),
+            bytes.len(),
+            8 + ITEM_ID_LEN
+        )));
+    }
+    Ok((
+        number(&bytes[..4]),
+        number(&bytes[4..8]),
+        decode_item_id(&bytes[8..])?,
+    ))
+}
+
 pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
     let mut r = Reader(bytes);
     let id = r.item_id()?;

@@ -21,12 +21,20 @@
 //! rewritten: the migration records the new format, so that a build that
 //! reads only format 4 refuses the archive instead of missing its
 //! compressed blobs.
+//!
+//! Format 5 -> 6: format 6 numbers the mailboxes, folders and person keys a
+//! `sources` row names and those in `items` keys ([`super::names`]). Every
+//! `sources` row is rewritten, in steps, and every `items` row copied under
+//! its new key into a new table that then takes the old one's name, in the
+//! one transaction of the migration.
 
 use super::codec;
 use super::key;
+use super::key::ItemKey;
+use super::names::{Names, NewNames};
 use super::pack::Packs;
 use super::records::{BlobMeta, BlobPlace};
-use super::tables::{BLOBS, META, SOURCES};
+use super::tables::{BLOBS, ITEMS, META, NAMES, SOURCES};
 use super::{SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
 use redb::{Database, ReadableTable, TableDefinition};
@@ -66,14 +74,11 @@ pub(super) fn from_3(db: &Database, framed_from: u32) -> Result<()> {
             None => 3,
         };
         meta.insert(FRAMED_FROM, framed_from.to_be_bytes().as_slice())?;
-        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-        meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+        meta.insert("schema", [5u8].as_slice())?;
+        meta.insert(UNAUDITED, [from, 5].as_slice())?;
     }
     txn.commit()?;
-    tracing::info!(
-        framed_from,
-        "archive migrated from format 3 to {SCHEMA_VERSION}"
-    );
+    tracing::info!(framed_from, "archive migrated from format 3 to 5");
     Ok(())
 }
 
@@ -81,13 +86,75 @@ pub(super) fn from_4(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
-        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-        meta.insert(UNAUDITED, [4, SCHEMA_VERSION].as_slice())?;
+        meta.insert("schema", [5u8].as_slice())?;
+        meta.insert(UNAUDITED, [4u8, 5].as_slice())?;
     }
     txn.commit()?;
     tracing::info!("archive migrated from format 4 to 5");
     Ok(())
 }
+
+pub(super) fn from_5(db: &Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    let mut rows = 0u64;
+    let mut new = NewNames::default();
+    {
+        let known = Names::default();
+        let mut names = txn.open_table(NAMES)?;
+        let mut sources = txn.open_table(SOURCES)?;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let step = next_step(&sources, &after)?;
+            let Some((last, _)) = step.last() else { break };
+            after = Some(last.clone());
+            for (k, v) in step {
+                let row = SourceRow::decode_spelt(&v).map_err(|e| {
+                    Error::Corrupt(format!(
+                        "sources row {}: {e}; the migration to format 6 cannot rewrite it \
+                         (restore a backup, or `recover --from` into a new archive)",
+                        hex::encode(&k)
+                    ))
+                })?;
+                let bytes = row.encode(&mut |n| new.intern(&known, &mut names, n))?;
+                sources.insert(k.as_slice(), bytes.as_slice())?;
+                rows += 1;
+            }
+        }
+        let old = txn.open_table(ITEMS)?;
+        let mut filings = txn.open_table(ITEMS_6)?;
+        for e in old.iter()? {
+            let (k, v) = e?;
+            let key = ItemKey::decode(k.value()).map_err(|e| {
+                Error::Corrupt(format!(
+                    "items key {}: {e}; the migration to format 6 cannot rewrite it",
+                    hex::encode(k.value())
+                ))
+            })?;
+            let m = new.intern(&known, &mut names, &key.mailbox)?;
+            let f = new.intern(&known, &mut names, &key.folder)?;
+            filings.insert(key::filing_key(m, f, &key.item).as_slice(), v.value())?;
+        }
+        let mut meta = txn.open_table(META)?;
+        let from = match meta.get(UNAUDITED)? {
+            Some(v) => v.value().first().copied().unwrap_or(5),
+            None => 5,
+        };
+        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+        meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+    }
+    txn.delete_table(ITEMS)?;
+    txn.rename_table(ITEMS_6, ITEMS)?;
+    txn.commit()?;
+    tracing::info!(
+        rows,
+        names = new.added.len(),
+        "archive migrated from format 5 to 6"
+    );
+    Ok(())
+}
+
+/// Format 6's `items`, while the migration fills it.
+const ITEMS_6: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items.6");
 
 /// Format 2's reference table.
 const BLOB_REFS_2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
@@ -112,22 +179,11 @@ pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
         let mut blobs = txn.open_table(BLOBS)?;
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let mut step: Vec<(Vec<u8>, BlobMeta2)> = Vec::with_capacity(STEP);
-            {
-                let range = match &after {
-                    Some(k) => {
-                        blobs.range::<&[u8]>((Bound::Excluded(k.as_slice()), Bound::Unbounded))?
-                    }
-                    None => blobs.range::<&[u8]>(..)?,
-                };
-                for e in range.take(STEP) {
-                    let (k, v) = e?;
-                    step.push((k.value().to_vec(), codec::decode(v.value())?));
-                }
-            }
+            let step = next_step(&blobs, &after)?;
             let Some((last, _)) = step.last() else { break };
             after = Some(last.clone());
             for (sha, old) in step {
+                let old: BlobMeta2 = codec::decode(&old)?;
                 let uses = uses_of(&refs, &sources, packs, &sha)?;
                 let meta = BlobMeta {
                     size: old.size,
@@ -147,6 +203,24 @@ pub(super) fn from_2(db: &Database, packs: &Packs) -> Result<()> {
     txn.commit()?;
     tracing::info!(blobs = rows, "archive migrated from format 2 to 3");
     Ok(())
+}
+
+/// Up to [`STEP`] rows of `t` after key `after` (from the first when
+/// `None`), copied out so that the caller may rewrite them.
+fn next_step(
+    t: &redb::Table<&[u8], &[u8]>,
+    after: &Option<Vec<u8>>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let range = match after {
+        Some(k) => t.range::<&[u8]>((Bound::Excluded(k.as_slice()), Bound::Unbounded))?,
+        None => t.range::<&[u8]>(..)?,
+    };
+    let mut step = Vec::with_capacity(STEP);
+    for e in range.take(STEP) {
+        let (k, v) = e?;
+        step.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(step)
 }
 
 /// How many item versions use blob `sha`, by format 2's `blob_refs`.
@@ -174,7 +248,7 @@ fn uses_of(
             // A reference left behind by a deleted row uses nothing.
             continue;
         };
-        let row = SourceRow::decode(v.value())?;
+        let row = SourceRow::decode_spelt(v.value())?;
         let versions = row.rec.versions.len();
         if versions == 1 {
             uses += 1;

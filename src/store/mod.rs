@@ -20,6 +20,7 @@ pub mod frame;
 pub mod journal;
 pub mod key;
 mod migrate;
+mod names;
 pub mod pack;
 pub mod records;
 pub mod salvage;
@@ -50,7 +51,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 5;
+pub const SCHEMA_VERSION: u8 = 6;
 
 /// How long a writer waits for another process to let go of the catalogue.
 pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -74,6 +75,8 @@ pub struct Archive {
     /// Where reads are recorded when the trail cannot take them (see
     /// [`audit::Recorded`]).
     read_log: Option<PathBuf>,
+    /// The name numbers of `sources` rows (see [`names`]).
+    names: names::Names,
 }
 
 /// The catalogue, opened for writing or only for reading. Both in redb's
@@ -180,6 +183,9 @@ impl Archive {
         } else if schema == 4 {
             migrate::from_4(&db)?;
         }
+        if schema < SCHEMA_VERSION {
+            migrate::from_5(&db)?;
+        }
         let archive = Archive::assemble(Db::Rw(db), dir, packs)?;
         archive.blobs.clear_staging()?;
         let leftover = dir.join(backup::COMPACTING);
@@ -257,8 +263,12 @@ impl Archive {
 
     /// The handle over an opened catalogue and its packs.
     fn assemble(db: Db, dir: &Path, packs: Packs) -> Result<Archive> {
-        let log = blob_rows::load_index(&db.begin_read()?)?;
+        let txn = db.begin_read()?;
+        let log = blob_rows::load_index(&txn)?;
+        let known = names::Names::default();
+        known.catch_up(&txn.open_table(NAMES)?)?;
         Ok(Archive {
+            names: known,
             db,
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
@@ -500,6 +510,7 @@ fn init(db: &Database) -> Result<u8> {
         txn.open_table(ACCESS)?;
         txn.open_table(CONNECTORS)?;
         txn.open_table(FORWARD)?;
+        txn.open_table(NAMES)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
         found = match schema.as_deref() {
@@ -509,7 +520,7 @@ fn init(db: &Database) -> Result<u8> {
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([v @ (2..=4)]) => *v,
+            Some([v @ (2..=5)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -519,7 +530,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [4]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [5]"
                 )));
             }
         };
@@ -565,6 +576,7 @@ impl Archive {
         writer.begin();
         let mut scrubs = false;
         let mut journal = Vec::new();
+        let mut new_names = Vec::new();
         let mut log = (false, HashMap::new());
         let out = (|| {
             let mut tx = Tx {
@@ -576,6 +588,9 @@ impl Archive {
                 scrubs: false,
                 items: txn.open_table(ITEMS)?,
                 sources: txn.open_table(SOURCES)?,
+                names_table: txn.open_table(NAMES)?,
+                names: &self.names,
+                new_names: names::NewNames::default(),
                 blobs: txn.open_table(BLOBS)?,
                 quarantine: txn.open_table(QUARANTINE)?,
                 folders: txn.open_table(FOLDERS)?,
@@ -601,6 +616,8 @@ impl Archive {
                 pending_changes: Vec::new(),
                 folder_delta: BTreeMap::new(),
             };
+            // Names another process committed are known before any is given.
+            self.names.catch_up(&tx.names_table)?;
             let out = f(&mut tx)?;
             if tx.scrubs {
                 tx.count_destruction()?;
@@ -620,6 +637,7 @@ impl Archive {
             }
             scrubs = tx.scrubs;
             journal = std::mem::take(&mut tx.journal);
+            new_names = std::mem::take(&mut tx.new_names.added);
             Ok(out)
         })();
         let out = match out {
@@ -649,6 +667,7 @@ impl Archive {
         }
         writer.committed();
         drop(writer);
+        self.names.committed(&new_names);
         if let Some(index) = index.as_mut() {
             if folded {
                 index.clear();
@@ -699,7 +718,8 @@ impl Archive {
         Ok(out)
     }
 
-    /// Calls `f` for every filing of `mailbox` (in `folder`, when given), in key order.
+    /// Calls `f` for every filing of `mailbox` (in `folder`, when given):
+    /// folder by folder in name order, each in `ItemId` order.
     pub fn for_each_filing(
         &self,
         mailbox: &str,
@@ -708,14 +728,39 @@ impl Archive {
     ) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ITEMS)?;
-        let start = key::folder_prefix(mailbox, folder);
-        let iter = match key::prefix_end(&start) {
-            Some(end) => t.range(start.as_slice()..end.as_slice())?,
-            None => t.range(start.as_slice()..)?,
+        let names = txn.open_table(NAMES)?;
+        let Some(m) = self.names.find(&names, mailbox)? else {
+            return Ok(());
         };
-        for e in iter {
-            let (k, v) = e?;
-            f(ItemKey::decode(k.value())?, codec::decode(v.value())?)?;
+        let mut folders: Vec<(String, u32)> = Vec::new();
+        match folder {
+            Some(name) => match self.names.find(&names, name)? {
+                Some(id) => folders.push((name.to_string(), id)),
+                None => return Ok(()),
+            },
+            None => {
+                for id in folders_of(&t, m)? {
+                    folders.push((self.names.get(&names, id)?, id));
+                }
+                folders.sort();
+            }
+        }
+        for (name, id) in folders {
+            let start = [m.to_be_bytes(), id.to_be_bytes()].concat();
+            let iter = match key::prefix_end(&start) {
+                Some(end) => t.range(start.as_slice()..end.as_slice())?,
+                None => t.range(start.as_slice()..)?,
+            };
+            for e in iter {
+                let (k, v) = e?;
+                let (_, _, item) = key::decode_filing_key(k.value())?;
+                let key = ItemKey {
+                    mailbox: mailbox.to_string(),
+                    folder: name.clone(),
+                    item,
+                };
+                f(key, codec::decode(v.value())?)?;
+            }
         }
         Ok(())
     }
@@ -723,8 +768,9 @@ impl Archive {
     pub fn source(&self, id: &ItemId) -> Result<Option<SourceRecord>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         t.get(item_id_bytes(id).as_slice())?
-            .map(|v| SourceRow::decode(v.value()).map(|r| r.rec))
+            .map(|v| self.read_row(&names, v.value()).map(|r| r.rec))
             .transpose()
     }
 
@@ -735,7 +781,7 @@ impl Archive {
         let v = t
             .get(item_id_bytes(id).as_slice())?
             .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-        SourceRow::decode(v.value())?.version(id, index, &mut |r| self.packs.read(r))
+        SourceRow::versions_only(v.value())?.version(id, index, &mut |r| self.packs.read(r))
     }
 
     /// The current version of an item, or `None` when the archive has no such item.
@@ -745,7 +791,7 @@ impl Archive {
         let Some(v) = t.get(item_id_bytes(id).as_slice())? else {
             return Ok(None);
         };
-        SourceRow::decode(v.value())?
+        SourceRow::versions_only(v.value())?
             .current(id, &mut |r| self.packs.read(r))
             .map(Some)
     }
@@ -818,6 +864,7 @@ impl Archive {
     ) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
             // An item's row and the row of a deletion event against it are
@@ -832,7 +879,7 @@ impl Archive {
                     deleted = true;
                     continue;
                 }
-                match SourceRow::decode(v.value()) {
+                match self.read_row(&names, v.value()) {
                     Ok(r) => row = Some(r),
                     Err(e) => {
                         tracing::warn!(item = %id, error = %e, "source row cannot be decoded: not indexed");
@@ -853,6 +900,7 @@ impl Archive {
     pub fn for_each_source(&self, mut f: impl FnMut(DocSource) -> Result<()>) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         let mut rows: Vec<(ItemId, SourceRow)> = Vec::with_capacity(SOURCES_PER_READ);
         let mut flush = |rows: &mut Vec<(ItemId, SourceRow)>| -> Result<()> {
             let packs = self.prefetch(rows.iter().map(|(_, r)| r));
@@ -865,7 +913,7 @@ impl Archive {
         for e in t.iter()? {
             let (k, v) = e?;
             let id = key::decode_item_id(k.value())?;
-            let Ok(row) = SourceRow::decode(v.value()) else {
+            let Ok(row) = self.read_row(&names, v.value()) else {
                 tracing::warn!(item = %id, "source row cannot be decoded: not indexed");
                 continue;
             };
@@ -875,6 +923,11 @@ impl Archive {
             }
         }
         flush(&mut rows)
+    }
+
+    /// A `sources` row of a read transaction whose `names` table is `names`.
+    pub(super) fn read_row(&self, names: &NameTable, bytes: &[u8]) -> Result<SourceRow> {
+        SourceRow::decode(bytes, &mut |id| self.names.get(names, id))
     }
 
     /// The versions of `rows`, read ahead from the packs in few calls.
@@ -890,15 +943,16 @@ impl Archive {
     pub fn for_each_stamp(&self, mut f: impl FnMut(ItemId, u64) -> Result<()>) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         for e in t.iter()? {
             let (k, v) = e?;
             let id = key::decode_item_id(k.value())?;
             // A row that does not decode has no document; the store's own
             // check names it.
-            let Ok((rec, _)) = codec::decode_prefix::<SourceRecord>(v.value()) else {
+            let Ok(row) = self.read_row(&names, v.value()) else {
                 continue;
             };
-            f(id, rec.stamp(has_deletion(&t, &id)?))?;
+            f(id, row.rec.stamp(has_deletion(&t, &id)?))?;
         }
         Ok(())
     }
@@ -909,13 +963,14 @@ impl Archive {
     pub fn address_book(&self) -> Result<HashMap<String, String>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         let mut book = HashMap::new();
         for e in t.iter()? {
             let (_, v) = e?;
-            let Ok((rec, _)) = codec::decode_prefix::<SourceRecord>(v.value()) else {
+            let Ok(row) = self.read_row(&names, v.value()) else {
                 continue;
             };
-            for (k, m) in rec.addresses {
+            for (k, m) in row.rec.addresses {
                 book.entry(k).or_insert(m);
             }
         }
@@ -971,20 +1026,47 @@ impl Archive {
     pub fn filing(&self, key: &ItemKey) -> Result<Option<Filing>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ITEMS)?;
-        t.get(key.encode().as_slice())?
+        let names = txn.open_table(NAMES)?;
+        let Some(kb) = self.filing_key_of(&names, key)? else {
+            return Ok(None);
+        };
+        t.get(kb.as_slice())?
             .map(|v| codec::decode(v.value()))
             .transpose()
     }
 
-    /// Every filed copy, in key order (for retention).
+    /// Every filed copy, in key order (mailboxes and folders in the order
+    /// the archive first met them).
     pub fn for_each_copy(&self, mut f: impl FnMut(ItemKey, Filing) -> Result<()>) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ITEMS)?;
+        let names = txn.open_table(NAMES)?;
         for e in t.iter()? {
             let (k, v) = e?;
-            f(ItemKey::decode(k.value())?, codec::decode(v.value())?)?;
+            f(
+                self.read_filing_key(&names, k.value())?,
+                codec::decode(v.value())?,
+            )?;
         }
         Ok(())
+    }
+
+    /// The `items` key of `key`; `None` when the archive has never met its
+    /// mailbox or folder.
+    fn filing_key_of(&self, names: &NameTable, key: &ItemKey) -> Result<Option<Vec<u8>>> {
+        let m = self.names.find(names, &key.mailbox)?;
+        let f = self.names.find(names, &key.folder)?;
+        Ok(m.zip(f).map(|(m, f)| key::filing_key(m, f, &key.item)))
+    }
+
+    /// An `items` key of a read transaction, its names looked up.
+    pub(super) fn read_filing_key(&self, names: &NameTable, bytes: &[u8]) -> Result<ItemKey> {
+        let (m, f, item) = key::decode_filing_key(bytes)?;
+        Ok(ItemKey {
+            mailbox: self.names.get(names, m)?,
+            folder: self.names.get(names, f)?,
+            item,
+        })
     }
 
     /// Removes blob files retention freed (after the transaction committed).
@@ -1161,6 +1243,30 @@ fn has_deletion(t: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &ItemI
 
 /// The id a deletion event against item `id` is recorded under (its key is
 /// the item's with the last byte changed); `None` when `id` is itself one.
+/// The numbers of the folders `mailbox` (a name number) has filings in, in
+/// number order: one range read per folder, stepping over its rows.
+fn folders_of(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    mailbox: u32,
+) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut from = Some(0u32);
+    while let Some(folder) = from {
+        let start = [mailbox.to_be_bytes(), folder.to_be_bytes()].concat();
+        let first = match mailbox.checked_add(1) {
+            Some(next) => t
+                .range(start.as_slice()..next.to_be_bytes().as_slice())?
+                .next(),
+            None => t.range(start.as_slice()..)?.next(),
+        };
+        let Some(e) = first else { break };
+        let (_, f, _) = key::decode_filing_key(e?.0.value())?;
+        out.push(f);
+        from = f.checked_add(1);
+    }
+    Ok(out)
+}
+
 fn deletion_id(id: &ItemId) -> Option<ItemId> {
     (id.part == crate::model::Part::Item).then_some(ItemId {
         part: crate::model::Part::Deletion,
@@ -1235,15 +1341,72 @@ pub(crate) struct SourceRow {
 /// Reads one pack record (committed, or appended by the reading transaction).
 type ReadPack<'a> = dyn FnMut(&PackRef) -> Result<Vec<u8>> + 'a;
 
+/// The `names` table of a read transaction.
+type NameTable = redb::ReadOnlyTable<u32, &'static [u8]>;
+
+/// Gives the text of a name number (see [`names`]).
+type NameOf<'a> = dyn FnMut(u32) -> Result<String> + 'a;
+
 impl SourceRow {
-    pub(crate) fn decode(bytes: &[u8]) -> Result<SourceRow> {
+    /// Reads a format-6 row, its names looked up by `name`.
+    pub(crate) fn decode(bytes: &[u8], name: &mut NameOf<'_>) -> Result<SourceRow> {
+        let stored: records::StoredSource = codec::decode(bytes)?;
+        let mut pairs = |ids: Vec<(u32, u32)>| -> Result<Vec<(String, String)>> {
+            ids.into_iter()
+                .map(|(a, b)| Ok((name(a)?, name(b)?)))
+                .collect()
+        };
+        Ok(SourceRow {
+            rec: SourceRecord {
+                locations: pairs(stored.locations)?,
+                addresses: pairs(stored.addresses)?,
+                versions: stored.versions,
+            },
+        })
+    }
+
+    /// Reads a row of format 5 or before, which spelt its names out.
+    pub(super) fn decode_spelt(bytes: &[u8]) -> Result<SourceRow> {
         Ok(SourceRow {
             rec: codec::decode(bytes)?,
         })
     }
 
-    fn encode(&self) -> Vec<u8> {
-        codec::encode(&self.rec)
+    /// A row with only its versions read (what reading an item needs).
+    pub(crate) fn versions_only(bytes: &[u8]) -> Result<SourceRow> {
+        Ok(SourceRow {
+            rec: SourceRecord {
+                versions: SourceRow::versions_of(bytes)?,
+                ..SourceRecord::default()
+            },
+        })
+    }
+
+    /// The versions of a row of any format (they lead every form).
+    pub(crate) fn versions_of(bytes: &[u8]) -> Result<Vec<Version>> {
+        Ok(codec::decode_prefix::<Vec<Version>>(bytes)?.0)
+    }
+
+    /// `bytes`, a row of any format, with its versions replaced.
+    pub(crate) fn with_versions(bytes: &[u8], versions: &[Version]) -> Result<Vec<u8>> {
+        let (_, used) = codec::decode_prefix::<Vec<Version>>(bytes)?;
+        let mut out = codec::encode(&versions);
+        out.extend_from_slice(&bytes[used..]);
+        Ok(out)
+    }
+
+    /// Writes the row in format 6, its names numbered by `number`.
+    pub(super) fn encode(&self, number: &mut dyn FnMut(&str) -> Result<u32>) -> Result<Vec<u8>> {
+        let mut pairs = |p: &[(String, String)]| -> Result<Vec<(u32, u32)>> {
+            p.iter()
+                .map(|(a, b)| Ok((number(a)?, number(b)?)))
+                .collect()
+        };
+        Ok(codec::encode(&records::StoredSourceRef {
+            versions: &self.rec.versions,
+            locations: pairs(&self.rec.locations)?,
+            addresses: pairs(&self.rec.addresses)?,
+        }))
     }
 
     pub(crate) fn version(
@@ -1302,6 +1465,10 @@ pub struct Tx<'t> {
     scrubs: bool,
     items: Table<'t, &'static [u8], &'static [u8]>,
     sources: Table<'t, &'static [u8], &'static [u8]>,
+    /// The `names` table, the names committed, and those this transaction gave.
+    names_table: Table<'t, u32, &'static [u8]>,
+    names: &'t names::Names,
+    new_names: names::NewNames,
     blobs: Table<'t, &'static [u8], &'static [u8]>,
     quarantine: Table<'t, &'static [u8], &'static [u8]>,
     folders: Table<'t, &'static [u8], &'static [u8]>,
@@ -1426,10 +1593,35 @@ impl Tx<'_> {
     }
 
     fn source_row(&self, idb: &[u8]) -> Result<SourceRow> {
-        match self.sources.get(idb)? {
-            Some(v) => SourceRow::decode(v.value()),
-            None => Ok(SourceRow::default()),
-        }
+        let Some(v) = self.sources.get(idb)? else {
+            return Ok(SourceRow::default());
+        };
+        SourceRow::decode(v.value(), &mut |id| match self.new_names.get(id) {
+            Some(n) => Ok(n.to_string()),
+            None => self.names.get(&self.names_table, id),
+        })
+    }
+
+    /// The number of `name`, given now if the archive has none for it.
+    fn number(&mut self, name: &str) -> Result<u32> {
+        self.new_names
+            .intern(self.names, &mut self.names_table, name)
+    }
+
+    /// The number of `name`, if it has one (committed or given by this
+    /// transaction).
+    fn known_number(&self, name: &str) -> Option<u32> {
+        self.names
+            .id_of(name)
+            .or_else(|| self.new_names.id_of(name))
+    }
+
+    /// Writes `row` under `idb`, numbering the names it brings.
+    fn put_source(&mut self, idb: &[u8], row: &SourceRow) -> Result<()> {
+        let (names, table, new) = (self.names, &mut self.names_table, &mut self.new_names);
+        let bytes = row.encode(&mut |n| new.intern(names, table, n))?;
+        self.sources.insert(idb, bytes.as_slice())?;
+        Ok(())
     }
 
     /// Whether the item has `enc` already: the same content, or the same
@@ -1570,8 +1762,9 @@ impl Tx<'_> {
                 kind: enc.kind,
                 run,
             };
+            let fk = key::filing_key(self.number(mailbox)?, self.number(folder)?, &enc.id);
             self.items
-                .insert(k.as_slice(), codec::encode(&filing).as_slice())?;
+                .insert(fk.as_slice(), codec::encode(&filing).as_slice())?;
             // The key of the folder's count is the item key's prefix.
             let folder_key = &k[..k.len() - key::ITEM_ID_LEN];
             match self.folder_delta.get_mut(folder_key) {
@@ -1594,8 +1787,7 @@ impl Tx<'_> {
             if new_version {
                 self.store_version(&mut row, enc)?;
             }
-            self.sources
-                .insert(idb.as_slice(), row.encode().as_slice())?;
+            self.put_source(&idb, &row)?;
             self.log_change(&idb, is_new)?;
             if is_new && let Some(target) = &enc.deletes {
                 self.log_change(&item_id_bytes(target), false)?;
@@ -1637,8 +1829,7 @@ impl Tx<'_> {
         };
         if new_version {
             self.store_version(&mut row, enc)?;
-            self.sources
-                .insert(idb.as_slice(), row.encode().as_slice())?;
+            self.put_source(&idb, &row)?;
             self.log_change(&idb, is_new)?;
             if is_new && let Some(target) = &enc.deletes {
                 self.log_change(&item_id_bytes(target), false)?;
@@ -1722,9 +1913,15 @@ impl Tx<'_> {
         run: u64,
     ) -> Result<Option<Disposed>> {
         let kb = key.encode();
+        let numbers = self
+            .known_number(&key.mailbox)
+            .zip(self.known_number(&key.folder));
+        let Some((m, f)) = numbers else {
+            return Ok(None);
+        };
         let Some(filing) = self
             .items
-            .remove(kb.as_slice())?
+            .remove(key::filing_key(m, f, &key.item).as_slice())?
             .map(|v| v.value().to_vec())
         else {
             return Ok(None);
@@ -1770,8 +1967,7 @@ impl Tx<'_> {
             self.sources.remove(idb.as_slice())?;
             out.freed = self.release_blobs(&shas, &key.item)?;
         } else {
-            self.sources
-                .insert(idb.as_slice(), row.encode().as_slice())?;
+            self.put_source(&idb, &row)?;
         }
         self.log_change(&idb, false)?;
         Ok(Some(out))

@@ -55,6 +55,24 @@ impl SourceRecord {
     }
 }
 
+/// A `sources` row as format 6 stores it: [`SourceRecord`] with its names
+/// by number (see `store::names`). The versions come first, as in format 5's
+/// rows, so that code which needs only the versions reads either form.
+#[derive(Serialize)]
+pub(super) struct StoredSourceRef<'a> {
+    pub versions: &'a [Version],
+    pub locations: Vec<(u32, u32)>,
+    pub addresses: Vec<(u32, u32)>,
+}
+
+/// What [`StoredSourceRef`] encodes, read back.
+#[derive(Deserialize)]
+pub(super) struct StoredSource {
+    pub versions: Vec<Version>,
+    pub locations: Vec<(u32, u32)>,
+    pub addresses: Vec<(u32, u32)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// SHA-256 of this version's encoded item.

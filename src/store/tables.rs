@@ -65,3 +65,6 @@ pub const CONNECTORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("conn
 /// and what became of each version of each copy at each target (absent in
 /// older archives: read as empty).
 pub const FORWARD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("forward");
+/// Name number -> its UTF-8 text: the mailboxes, folders and person keys a
+/// `sources` row names by number (format 6; see `names`).
+pub const NAMES: TableDefinition<u32, &[u8]> = TableDefinition::new("names");

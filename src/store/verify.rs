@@ -10,11 +10,11 @@
 //! archive says it committed, and no deleted content waits to be destroyed;
 //! blob files the archive does not know are listed as leftovers.
 
+use super::Archive;
 use super::blob::VerifyingReader;
 use super::key::{self, ItemKey};
 use super::records::*;
 use super::tables::*;
-use super::{Archive, SourceRow};
 use crate::error::Result;
 use redb::ReadableTable;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,8 +45,36 @@ pub struct Checked {
 }
 
 impl Archive {
-    /// Checks the whole archive; calls `report` for each problem.
+    /// Checks the whole archive; calls `report` for each problem. Damage
+    /// that stops redb reading the catalogue is one problem, naming the file.
     pub fn verify(&self, report: &mut dyn FnMut(Problem)) -> Result<Checked> {
+        use crate::damage::{self, Origin};
+        let mut damaged = None;
+        let checked = damage::guard(
+            || self.verify_all(report),
+            &[Origin::Redb],
+            |_, what| {
+                damaged = Some(what.to_string());
+                damage::catalogue_damaged(&self.dir, what)
+            },
+        );
+        match (checked, damaged) {
+            (_, Some(what)) => {
+                report(Problem {
+                    subject: "archive.redb".into(),
+                    problem: format!(
+                        "damaged: redb cannot read it ({what}); restore the latest backup, then \
+                         `tgvault recover --from` this archive's folder"
+                    ),
+                    severity: "error",
+                });
+                Ok(Checked::default())
+            }
+            (checked, None) => checked,
+        }
+    }
+
+    fn verify_all(&self, report: &mut dyn FnMut(Problem)) -> Result<Checked> {
         let mut checked = Checked::default();
         let err = |subject: String, problem: String| Problem {
             subject,
@@ -61,6 +89,7 @@ impl Archive {
         let mut blob_uses: BTreeMap<[u8; 32], (u64, String)> = BTreeMap::new();
         let mut known_items: BTreeSet<Vec<u8>> = BTreeSet::new();
         let sources = txn.open_table(SOURCES)?;
+        let names = txn.open_table(NAMES)?;
         for entry in sources.iter()? {
             let (k, v) = match entry {
                 Ok(e) => e,
@@ -82,7 +111,7 @@ impl Archive {
                 }
             };
             known_items.insert(idb.clone());
-            let row = match SourceRow::decode(v.value()) {
+            let row = match self.read_row(&names, v.value()) {
                 Ok(r) => r,
                 Err(e) => {
                     report(err(id.to_string(), e.to_string()));
@@ -138,17 +167,17 @@ impl Archive {
                 }
             };
             checked.filings += 1;
-            let kb = k.value().to_vec();
-            let key = match ItemKey::decode(&kb) {
+            let key = match self.read_filing_key(&names, k.value()) {
                 Ok(key) => key,
                 Err(e) => {
                     report(err(
-                        format!("items key {}", hex::encode(&kb)),
+                        format!("items key {}", hex::encode(k.value())),
                         e.to_string(),
                     ));
                     continue;
                 }
             };
+            let kb = key.encode();
             let subject = format!("{} / {} / {}", key.mailbox, key.folder, key.item);
             if let Err(e) = super::codec::decode::<Filing>(v.value()) {
                 report(err(subject.clone(), e.to_string()));
@@ -223,7 +252,6 @@ impl Archive {
         // Tombstones: each authorised by a retention run, its copy gone.
         let tombstones = txn.open_table(TOMBSTONES)?;
         let runs = txn.open_table(RUNS)?;
-        let items_t = txn.open_table(ITEMS)?;
         for entry in tombstones.iter()? {
             let (k, v) = entry?;
             let subject = ItemKey::decode(k.value())
@@ -252,7 +280,11 @@ impl Archive {
                     ),
                 ));
             }
-            if items_t.get(k.value())?.is_some() {
+            let filed = match ItemKey::decode(k.value()) {
+                Ok(key) => self.filing(&key)?.is_some(),
+                Err(_) => false,
+            };
+            if filed {
                 report(err(subject, "has a tombstone but is still filed".into()));
             }
         }
