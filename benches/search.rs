@@ -11,7 +11,9 @@
 //! Options: --messages N (default 1000000; 10000000 for the large run),
 //! --dir D (reuse D/export), --runs R (queries per kind, default 200),
 //! --queries-only (with --dir: reuse the archive of an earlier run, measure
-//! queries only), --import-only (stop after step 1, e.g. to profile it),
+//! queries only), --import-only (stop after step 1, e.g. to profile it,
+//! then report the archive at rest: what the import wrote and the sizes
+//! after `compact`, against the export),
 //! --query KQL (repeatable: measure these queries instead of the mix),
 //! --without hints,nice (turn those aids of the import off, see
 //! `tuning`), --attachment-permille P (messages with a file, per mille;
@@ -26,7 +28,8 @@ use tgvault::synth::write_export;
 
 mod util;
 use util::{
-    RssSampler, arg, dir_bytes, import_indexed, peak_rss_mib, print_cpu, settle, spec, written_mib,
+    RssSampler, arg, content_bytes, dir_bytes, import_indexed, peak_rss_mib, print_cpu, settle,
+    spec, written_mib,
 };
 
 fn mib(bytes: u64) -> f64 {
@@ -84,7 +87,39 @@ fn main() {
     if !queries_only {
         build(&archive, &export);
     }
+    if std::env::args().any(|a| a == "--import-only") {
+        at_rest(archive, &export);
+        return;
+    }
     queries(&archive, runs);
+}
+
+/// The archive at rest against the export it holds: what the import wrote,
+/// then the sizes after `compact` (the catalogue rewritten in key order).
+fn at_rest(archive: Archive, export: &std::path::Path) {
+    let input = content_bytes(export) as f64;
+    let (disk, _) = written_mib();
+    let parts = |a: &Archive| {
+        ["archive.redb", "packs", "index"].map(|p| dir_bytes(&a.dir().join(p)) as f64)
+    };
+    let [cat, packs, index] = parts(&archive);
+    println!(
+        "  at rest             export {:.1} MB; the import wrote {:.2}x it; catalogue {:.2}x, packs {:.2}x, index {:.2}x",
+        input / 1e6,
+        disk * 1048576.0 / input,
+        cat / input,
+        packs / input,
+        index / input
+    );
+    let (archive, _, _) = archive.compact_catalogue().unwrap();
+    let [cat, packs, index] = parts(&archive);
+    println!(
+        "  after compact       catalogue {:.1} MB ({:.2}x), archive {:.1} MB ({:.2}x the export)",
+        cat / 1e6,
+        cat / input,
+        (cat + packs + index) / 1e6,
+        (cat + packs + index) / input
+    );
 }
 
 fn build(archive: &Archive, export: &std::path::Path) {
@@ -129,7 +164,7 @@ fn build(archive: &Archive, export: &std::path::Path) {
             "  import + index      {with_index:.2} s, {:.0} messages/s, peak RSS {rss_import:.1} MiB",
             items as f64 / with_index
         );
-        std::process::exit(0);
+        return;
     }
 
     // 2. The index alone, from the store.

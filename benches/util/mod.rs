@@ -11,17 +11,30 @@ pub fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Bytes under `path`: a file's length, or the lengths of every file in a
-/// directory tree.
+/// Bytes under `path` as the disk holds them (allocated blocks): a file's,
+/// or those of every file in a directory tree.
 #[allow(dead_code)]
 pub fn dir_bytes(path: &std::path::Path) -> u64 {
+    // What the disk holds: redb's file has unallocated stretches.
+    sum_files(path, &|m| std::os::unix::fs::MetadataExt::blocks(m) * 512)
+}
+
+/// `size` summed over the file under `path`, or every file in its tree.
+fn sum_files(path: &std::path::Path, size: &dyn Fn(&std::fs::Metadata) -> u64) -> u64 {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::read_dir(path)
-            .map(|d| d.flatten().map(|e| dir_bytes(&e.path())).sum())
+            .map(|d| d.flatten().map(|e| sum_files(&e.path(), size)).sum())
             .unwrap_or(0),
-        Ok(m) => m.len(),
+        Ok(m) => size(&m),
         Err(_) => 0,
     }
+}
+
+/// The lengths of the files under `path` (what an export holds, whatever
+/// the blocks they take).
+#[allow(dead_code)]
+pub fn content_bytes(path: &std::path::Path) -> u64 {
+    sum_files(path, &|m| m.len())
 }
 
 /// Bytes this process has written so far (Linux `/proc/self/io`):
