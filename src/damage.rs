@@ -105,9 +105,8 @@ pub fn guard<T>(
 /// The error for a panic a damaged catalogue caused in `dir`'s archive.
 pub fn catalogue_damaged(dir: &Path, what: &str) -> Error {
     Error::Corrupt(format!(
-        "{}: the catalogue is damaged ({what}); `tgvault verify` names what else is, and \
-         restoring the latest backup then `tgvault recover --from` this archive brings back \
-         what its packs hold",
+        "{}: the catalogue is damaged ({what}); restore the latest backup, then \
+         `tgvault recover --from` this archive's folder brings back what its packs hold",
         dir.join("archive.redb").display()
     ))
 }

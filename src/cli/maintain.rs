@@ -113,7 +113,7 @@ pub(super) fn run_direct(
             Ok(Outcome::Ok)
         }
         Command::Backup { dest, out: f } => {
-            let archive = open_reading(dir, &actor())?;
+            let archive = open_reading(dir, &actor(), false)?;
             let ctx = RunContext {
                 actor: actor(),
                 args,

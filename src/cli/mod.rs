@@ -568,12 +568,18 @@ fn open_read_only(dir: &std::path::Path) -> Result<Archive> {
 
 /// Opens the archive for a command that only reads: for writing when it can
 /// (its reads go on the trail), else read-only, saying why.
-fn open_reading(dir: &std::path::Path, actor: &str) -> Result<Archive> {
+fn open_reading(dir: &std::path::Path, actor: &str, check_pages: bool) -> Result<Archive> {
     if access().read_only {
         return open_read_only(dir);
     }
     // A reader does not wait for a writer: it reads beside it.
-    match open_archive_waiting(dir, true, actor, std::time::Duration::ZERO) {
+    let opened = if check_pages {
+        Archive::open_existing_checked(dir, std::time::Duration::ZERO)
+            .and_then(|a| crate::service::settle(&a, actor, now()).map(|()| a))
+    } else {
+        open_archive_waiting(dir, true, actor, std::time::Duration::ZERO)
+    };
+    match opened {
         Ok(a) => Ok(a),
         Err(e) if unwritable(&e) => {
             eprintln!("note: {e}; opened for reading only");
@@ -768,7 +774,8 @@ fn run_command(cli: Cli) -> Result<Outcome> {
             let existing = !matches!(cli.command, Command::Import(_));
             open_archive(&dir, existing, &actor())?
         } else {
-            open_reading(&dir, &actor())?
+            let check = matches!(cli.command, Command::Verify(_));
+            open_reading(&dir, &actor(), check)?
         };
         let service = Service::new(archive, now);
         let mut err = std::io::stderr().lock();

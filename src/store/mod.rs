@@ -77,6 +77,9 @@ pub struct Archive {
     read_log: Option<PathBuf>,
     /// The name numbers of `sources` rows (see [`names`]).
     names: names::Names,
+    /// Whether this open ran redb's check of every page, and whether that
+    /// check found damage it repaired.
+    pages_checked: Option<bool>,
 }
 
 /// The catalogue, opened for writing or only for reading. Both in redb's
@@ -151,6 +154,21 @@ impl Archive {
     /// [`Archive::open`], waiting at most `wait` for another process that
     /// holds the catalogue (then [`Error::Busy`]).
     pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<Archive> {
+        Archive::open_with(dir, wait, false)
+    }
+
+    /// [`Archive::open_existing_waiting`] for `verify`: redb's own check of
+    /// every page of the catalogue against its checksum runs first (its
+    /// outcome is one of `verify`'s findings). A page that fails it and
+    /// cannot be repaired is an error naming the file.
+    pub fn open_existing_checked(dir: &Path, wait: std::time::Duration) -> Result<Archive> {
+        if !Archive::exists(dir) {
+            return Err(not_an_archive(dir));
+        }
+        Archive::open_with(dir, wait, true)
+    }
+
+    fn open_with(dir: &Path, wait: std::time::Duration, check: bool) -> Result<Archive> {
         // A new archive's folder is its owner's alone, whatever the umask:
         // nothing inside it can be reached by anyone else. An existing
         // archive keeps its modes (`verify` warns about exposed parts).
@@ -166,7 +184,12 @@ impl Archive {
         // redb's default page cache (1 GiB) would dominate the importer's
         // memory; the working set of an import is the B-tree's right edge.
         refuse_backup(dir)?;
-        let db = open_writer(&path, wait)?;
+        let mut db = open_writer(&path, wait)?;
+        probe(&db.begin_read()?, dir)?;
+        let repaired = match check {
+            true => check_pages(&mut db, dir)?,
+            false => false,
+        };
         let schema = init(&db)?;
         let (committed, dicts) = packs_and_dicts(&db.begin_read()?)?;
         let framed_from = match migrate::framed_from(&db.begin_read()?)? {
@@ -186,7 +209,8 @@ impl Archive {
         if schema < SCHEMA_VERSION {
             migrate::from_5(&db)?;
         }
-        let archive = Archive::assemble(Db::Rw(db), dir, packs)?;
+        let mut archive = Archive::assemble(Db::Rw(db), dir, packs)?;
+        archive.pages_checked = check.then_some(repaired);
         archive.blobs.clear_staging()?;
         let leftover = dir.join(backup::COMPACTING);
         match fs::remove_file(&leftover) {
@@ -242,6 +266,7 @@ impl Archive {
                 )),
                 other => Error::from(other),
             })?;
+        probe(&db.begin_read()?, dir)?;
         let (committed, dicts, framed_from) = {
             let txn = db.begin_read()?;
             let meta = txn.open_table(META)?;
@@ -269,6 +294,7 @@ impl Archive {
         known.catch_up(&txn.open_table(NAMES)?)?;
         Ok(Archive {
             names: known,
+            pages_checked: None,
             db,
             dir: dir.to_path_buf(),
             blobs: BlobDir::new(dir),
@@ -405,6 +431,37 @@ impl Archive {
         txn.commit()?;
         tracing::info!(records = pending.len(), "deleted content destroyed");
         Ok(())
+    }
+}
+
+/// Opens every table of the catalogue's directory in a read transaction.
+/// A damaged directory page makes redb panic, and a write transaction that
+/// met it would panic again while rolling back (which aborts the process):
+/// met here first, the damage is an error naming the file.
+fn probe(txn: &ReadTransaction, dir: &Path) -> Result<()> {
+    use crate::damage::{self, Origin};
+    damage::guard(
+        || {
+            for table in txn.list_tables()? {
+                txn.open_untyped_table(table)?;
+            }
+            Ok(())
+        },
+        &[Origin::Redb],
+        |_, what| damage::catalogue_damaged(dir, what),
+    )
+}
+
+/// redb's check of every page against its checksum: whether it found damage
+/// and repaired it (redb goes back to the last whole commit, or rebuilds its
+/// record of free pages). Damage it cannot repair is an error.
+fn check_pages(db: &mut Database, dir: &Path) -> Result<bool> {
+    match db.check_integrity() {
+        Ok(clean) => Ok(!clean),
+        Err(e) => Err(crate::damage::catalogue_damaged(
+            dir,
+            &format!("redb's check of its pages: {e}"),
+        )),
     }
 }
 

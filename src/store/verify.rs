@@ -76,6 +76,15 @@ impl Archive {
 
     fn verify_all(&self, report: &mut dyn FnMut(Problem)) -> Result<Checked> {
         let mut checked = Checked::default();
+        if self.pages_checked == Some(true) {
+            report(Problem {
+                subject: "archive.redb".into(),
+                problem: "pages failed redb's checksum check; redb repaired the file (the last \
+                          commit may be undone): what follows was checked after the repair"
+                    .into(),
+                severity: "error",
+            });
+        }
         let err = |subject: String, problem: String| Problem {
             subject,
             problem,
