@@ -77,9 +77,9 @@ pub struct Archive {
     read_log: Option<PathBuf>,
     /// The name numbers of `sources` rows (see [`names`]).
     names: names::Names,
-    /// Whether this open ran redb's check of every page, and whether that
-    /// check found damage it repaired.
-    pages_checked: Option<bool>,
+    /// What redb's check of every page found, when this open ran it:
+    /// whether it repaired damage, or the damage it could not repair.
+    pages_checked: Option<std::result::Result<bool, String>>,
 }
 
 /// The catalogue, opened for writing or only for reading. Both in redb's
@@ -186,10 +186,17 @@ impl Archive {
         refuse_backup(dir)?;
         let mut db = open_writer(&path, wait)?;
         probe(&db.begin_read()?, dir)?;
-        let repaired = match check {
-            true => check_pages(&mut db, dir)?,
-            false => false,
-        };
+        let mut pages = None;
+        if check {
+            let found = check_pages(&mut db);
+            if found.is_err() {
+                // What redb could not repair, tgvault's own checks still read.
+                drop(db);
+                db = open_writer(&path, wait)?;
+                probe(&db.begin_read()?, dir)?;
+            }
+            pages = Some(found);
+        }
         let schema = init(&db)?;
         let (committed, dicts) = packs_and_dicts(&db.begin_read()?)?;
         let framed_from = match migrate::framed_from(&db.begin_read()?)? {
@@ -210,7 +217,7 @@ impl Archive {
             migrate::from_5(&db)?;
         }
         let mut archive = Archive::assemble(Db::Rw(db), dir, packs)?;
-        archive.pages_checked = check.then_some(repaired);
+        archive.pages_checked = pages;
         archive.blobs.clear_staging()?;
         let leftover = dir.join(backup::COMPACTING);
         match fs::remove_file(&leftover) {
@@ -454,15 +461,11 @@ fn probe(txn: &ReadTransaction, dir: &Path) -> Result<()> {
 
 /// redb's check of every page against its checksum: whether it found damage
 /// and repaired it (redb goes back to the last whole commit, or rebuilds its
-/// record of free pages). Damage it cannot repair is an error.
-fn check_pages(db: &mut Database, dir: &Path) -> Result<bool> {
-    match db.check_integrity() {
-        Ok(clean) => Ok(!clean),
-        Err(e) => Err(crate::damage::catalogue_damaged(
-            dir,
-            &format!("redb's check of its pages: {e}"),
-        )),
-    }
+/// record of free pages), or what it could not repair.
+fn check_pages(db: &mut Database) -> std::result::Result<bool, String> {
+    db.check_integrity()
+        .map(|clean| !clean)
+        .map_err(|e| e.to_string())
 }
 
 /// The catalogue for writing. Another process may hold it for a moment (a

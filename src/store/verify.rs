@@ -76,12 +76,22 @@ impl Archive {
 
     fn verify_all(&self, report: &mut dyn FnMut(Problem)) -> Result<Checked> {
         let mut checked = Checked::default();
-        if self.pages_checked == Some(true) {
+        let pages = match &self.pages_checked {
+            Some(Ok(true)) => Some(
+                "pages failed redb's checksum check; redb repaired the file (the last commit \
+                 may be undone): what follows was checked after the repair"
+                    .to_string(),
+            ),
+            Some(Err(e)) => Some(format!(
+                "pages fail redb's checksum check ({e}); restore the latest backup, then \
+                 `tgvault recover --from` this archive's folder"
+            )),
+            _ => None,
+        };
+        if let Some(problem) = pages {
             report(Problem {
                 subject: "archive.redb".into(),
-                problem: "pages failed redb's checksum check; redb repaired the file (the last \
-                          commit may be undone): what follows was checked after the repair"
-                    .into(),
+                problem,
                 severity: "error",
             });
         }
