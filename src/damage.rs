@@ -102,6 +102,19 @@ pub fn guard<T>(
     }
 }
 
+/// [`guard`] for a command on the archive in `dir`: a panic from redb is the
+/// damaged catalogue's error, one from tantivy the damaged index's.
+pub fn guard_archive<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    guard(
+        f,
+        &[Origin::Redb, Origin::Tantivy],
+        |origin, what| match origin {
+            Origin::Redb => catalogue_damaged(dir, what),
+            _ => index_damaged(&dir.join("index"), what),
+        },
+    )
+}
+
 /// The error for a panic a damaged catalogue caused in `dir`'s archive.
 pub fn catalogue_damaged(dir: &Path, what: &str) -> Error {
     Error::Corrupt(format!(

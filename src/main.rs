@@ -6,7 +6,6 @@ use clap::Parser;
 use std::process::ExitCode;
 use tgvault::Error;
 use tgvault::cli::{Cli, Outcome, run};
-use tgvault::damage::Origin;
 
 // The importer and the indexer allocate on one thread and free on another;
 // glibc's allocator serialises that on its arena locks (measured: a tenth of
@@ -29,14 +28,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(tgvault::cli::default_archive_dir);
     // What a damaged catalogue or index makes redb or tantivy do is an
     // error naming the damage; a panic of tgvault's own stays a panic.
-    let outcome = tgvault::damage::guard(
-        || run(cli),
-        &[Origin::Redb, Origin::Tantivy],
-        |origin, what| match origin {
-            Origin::Redb => tgvault::damage::catalogue_damaged(&dir, what),
-            _ => tgvault::damage::index_damaged(&dir.join("index"), what),
-        },
-    );
+    let outcome = tgvault::damage::guard_archive(&dir, || run(cli));
     match outcome {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),

@@ -90,10 +90,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Service, &Principal) -> Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || f(&state.service, &who))
-        .await
-        .map_err(|e| ApiError(Error::Internal(format!("request task: {e}"))))?
-        .map_err(ApiError)
+    tokio::task::spawn_blocking(move || {
+        // A damaged catalogue or index is the request's error, not a panic.
+        let dir = state.service.archive().dir();
+        crate::damage::guard_archive(dir, || f(&state.service, &who))
+    })
+    .await
+    .map_err(|e| ApiError(Error::Internal(format!("request task: {e}"))))?
+    .map_err(ApiError)
 }
 
 /// Serves until SIGTERM or SIGINT, then lets requests in flight finish and
