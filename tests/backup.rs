@@ -105,6 +105,62 @@ fn replaced(dir: &Path) -> PathBuf {
         .unwrap()
 }
 
+/// The whole of a fixture directory, copied to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "README.md" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A backup an older build made (format 5) is brought up to this format by
+/// the next backup pass into it: it then opens read-only and verifies, and
+/// restores to an archive that verifies.
+#[test]
+fn the_next_backup_brings_a_backup_of_an_older_format_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    copy_tree(&fixture("archive-format5"), &archive);
+    copy_tree(&fixture("backup-format5"), &backup);
+    // The archive migrates on open; the old backup does not open read-only.
+    let multilingual = fixture("exports/multilingual");
+    ok(
+        &archive,
+        &[
+            "import",
+            multilingual.to_str().unwrap(),
+            "--mailbox",
+            "custodian@corp.example",
+        ],
+    );
+    let out = run(&backup, &["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the next `tgvault backup` into it"), "{said}");
+    let stats = json(&archive, &["backup", backup.to_str().unwrap()]);
+    assert!(stats["rows_written"].as_u64().unwrap() > 0, "{stats}");
+    let v = json(&backup, &["verify"]);
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(
+        v["checked"]["items"],
+        json(&archive, &["verify"])["checked"]["items"]
+    );
+    let restored = tmp.path().join("restored");
+    ok(&restored, &["restore", backup.to_str().unwrap()]);
+    verify_clean(&restored, &[]);
+    assert_eq!(copies(&restored), copies(&archive));
+}
+
 fn verify_clean(archive: &Path, extra: &[&str]) {
     let mut a = vec!["verify"];
     a.extend_from_slice(extra);

@@ -279,8 +279,14 @@ impl Archive {
             let meta = txn.open_table(META)?;
             let schema = meta.get("schema")?.map(|v| v.value().to_vec());
             if schema.as_deref() != Some(&[SCHEMA_VERSION][..]) {
+                let how = match dir.join(backup::NOTICE).exists() {
+                    true => {
+                        "; for a backup, the next `tgvault backup` into it does that (or `tgvault restore` it)"
+                    }
+                    false => "",
+                };
                 return Err(Error::ReadOnly(format!(
-                    "{}: archive format {:?} must be migrated to [{SCHEMA_VERSION}] first, which needs write access",
+                    "{}: archive format {:?} must be migrated to [{SCHEMA_VERSION}] first, which needs write access{how}",
                     path.display(),
                     schema.unwrap_or_default()
                 )));
@@ -547,6 +553,31 @@ fn not_an_archive(dir: &Path) -> Error {
     ))
 }
 
+/// Creates every table this format has that the catalogue lacks (all of
+/// them in a new one).
+fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    for def in [
+        ITEMS, SOURCES, BLOBS, QUARANTINE, FOLDERS, HOLDS, TOMBSTONES,
+    ] {
+        txn.open_table(def)?;
+    }
+    for def in [CHANGES, BLOB_LOG, RUNS, AUDIT] {
+        txn.open_table(def)?;
+    }
+    txn.open_table(META)?;
+    txn.open_table(SCRUB)?;
+    txn.open_table(PACKS)?;
+    txn.open_table(DICTS)?;
+    txn.open_table(NAMES)?;
+    for def in [CASES, POLICIES] {
+        txn.open_table(def)?;
+    }
+    for def in [ACCESS, CONNECTORS, FORWARD] {
+        txn.open_table(def)?;
+    }
+    Ok(())
+}
+
 /// Creates the tables of a new archive and checks the schema of an old one,
 /// which it returns (format 2 is migrated by the caller, see [`migrate`]).
 /// Runs left `Running` by a process that died are marked `Interrupted`.
@@ -554,23 +585,7 @@ fn init(db: &Database) -> Result<u8> {
     let txn = db.begin_write()?;
     let found;
     {
-        for def in [ITEMS, SOURCES, BLOBS, QUARANTINE, FOLDERS] {
-            txn.open_table(def)?;
-        }
-        txn.open_table(CHANGES)?;
-        for def in [HOLDS, TOMBSTONES] {
-            txn.open_table(def)?;
-        }
-        txn.open_table(BLOB_LOG)?;
-        txn.open_table(SCRUB)?;
-        txn.open_table(PACKS)?;
-        txn.open_table(DICTS)?;
-        txn.open_table(CASES)?;
-        txn.open_table(POLICIES)?;
-        txn.open_table(ACCESS)?;
-        txn.open_table(CONNECTORS)?;
-        txn.open_table(FORWARD)?;
-        txn.open_table(NAMES)?;
+        create_tables(&txn)?;
         let mut meta = txn.open_table(META)?;
         let schema = meta.get("schema")?.map(|v| v.value().to_vec());
         found = match schema.as_deref() {
