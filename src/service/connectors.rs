@@ -289,11 +289,13 @@ struct Running<'a> {
 }
 
 impl<'a> Running<'a> {
-    /// `None` when it runs already.
+    /// `None` when it runs already. The mark is made only when the name was
+    /// free, and the lock is let go before anything else: a mark built and
+    /// dropped for a name that runs would take the lock again (a deadlock)
+    /// and unmark the run that holds the name.
     fn claim(set: &'a Mutex<HashSet<String>>, name: &'a str) -> Option<Running<'a>> {
-        lock(set)
-            .insert(name.to_string())
-            .then_some(Running { set, name })
+        let free = lock(set).insert(name.to_string());
+        free.then(|| Running { set, name })
     }
 }
 
@@ -347,4 +349,19 @@ fn items_since(rec: &ConnectorRecord, t: i64) -> u64 {
         .filter(|(h, _)| *h > from)
         .map(|(_, n)| n)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_claim_of_a_running_connector_is_refused_and_leaves_the_first() {
+        let set = Mutex::new(HashSet::new());
+        let first = Running::claim(&set, "desk").expect("free");
+        assert!(Running::claim(&set, "desk").is_none());
+        assert!(lock(&set).contains("desk"), "the first run is still marked");
+        drop(first);
+        assert!(Running::claim(&set, "desk").is_some());
+    }
 }
