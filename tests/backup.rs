@@ -105,23 +105,6 @@ fn replaced(dir: &Path) -> PathBuf {
         .unwrap()
 }
 
-/// The whole of a fixture directory, copied to `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == "README.md" {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 /// A backup an older build made (format 5) is brought up to this format by
 /// the next backup pass into it: it then opens read-only and verifies, and
 /// restores to an archive that verifies.

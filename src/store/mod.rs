@@ -1128,7 +1128,11 @@ impl Archive {
 
     /// The `items` key of `key`; `None` when the archive has never met its
     /// mailbox or folder.
-    fn filing_key_of(&self, names: &NameTable, key: &ItemKey) -> Result<Option<Vec<u8>>> {
+    pub(super) fn filing_key_of(
+        &self,
+        names: &NameTable,
+        key: &ItemKey,
+    ) -> Result<Option<Vec<u8>>> {
         let m = self.names.find(names, &key.mailbox)?;
         let f = self.names.find(names, &key.folder)?;
         Ok(m.zip(f).map(|(m, f)| key::filing_key(m, f, &key.item)))

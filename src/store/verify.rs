@@ -299,8 +299,12 @@ impl Archive {
                     ),
                 ));
             }
+            // In this snapshot's `items`, not another read transaction's.
             let filed = match ItemKey::decode(k.value()) {
-                Ok(key) => self.filing(&key)?.is_some(),
+                Ok(key) => match self.filing_key_of(&names, &key)? {
+                    Some(fk) => items.get(fk.as_slice())?.is_some(),
+                    None => false,
+                },
                 Err(_) => false,
             };
             if filed {
