@@ -11,14 +11,13 @@ use crate::model::{Body, Item, Person};
 use crate::store::DocSource;
 use std::borrow::Cow;
 use tantivy::schema::{
-    BytesOptions, FAST, Field, INDEXED, IndexRecordOption, NumericOptions, STRING, Schema,
-    TextFieldIndexing, TextOptions,
+    BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: &str = "\u{0}";
@@ -84,11 +83,21 @@ impl Fields {
         );
         let num = NumericOptions::default().set_indexed().set_fast();
         let fast = NumericOptions::default().set_fast();
+        // A keyword or flag is one token per document: its length norm is
+        // the same for every document that has it, so BM25 scores it the
+        // same without one (a byte per document per field saved).
+        let keyword = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        );
+        let flag = NumericOptions::default().set_indexed();
         let fields = Fields {
             id: b.add_bytes_field("id", BytesOptions::default().set_indexed().set_fast()),
             stamp: b.add_u64_field("stamp", fast.clone()),
             nloc: b.add_u64_field("nloc", fast.clone()),
-            loc: b.add_text_field("loc", STRING | FAST),
+            loc: b.add_text_field("loc", keyword.clone().set_fast("raw")),
             text: b.add_text_field("text", text.clone()),
             pairs: b.add_text_field(
                 "pairs",
@@ -105,21 +114,21 @@ impl Fields {
             attachmentnames: b.add_text_field("attachmentnames", text.clone()),
             chat: b.add_text_field("chat", text.clone()),
             headers: b.add_text_field("headers", text),
-            chattype: b.add_text_field("chattype", STRING),
-            kind: b.add_text_field("kind", STRING),
-            itemclass: b.add_text_field("itemclass", STRING),
-            senderid: b.add_text_field("senderid", STRING),
-            phone: b.add_text_field("phone", STRING),
-            event: b.add_text_field("event", STRING),
-            call: b.add_text_field("call", STRING),
+            chattype: b.add_text_field("chattype", keyword.clone()),
+            kind: b.add_text_field("kind", keyword.clone()),
+            itemclass: b.add_text_field("itemclass", keyword.clone()),
+            senderid: b.add_text_field("senderid", keyword.clone()),
+            phone: b.add_text_field("phone", keyword.clone()),
+            event: b.add_text_field("event", keyword.clone()),
+            call: b.add_text_field("call", keyword.clone()),
             sent: b.add_i64_field("sent", num.clone()),
             order: b.add_i64_field("order", fast),
             size: b.add_u64_field("size", num.clone()),
             duration: b.add_u64_field("duration", num),
-            hasattachment: b.add_bool_field("hasattachment", INDEXED),
-            edited: b.add_bool_field("edited", INDEXED),
-            deleted: b.add_bool_field("deleted", INDEXED),
-            unindexed: b.add_bool_field("unindexed", INDEXED),
+            hasattachment: b.add_bool_field("hasattachment", flag.clone()),
+            edited: b.add_bool_field("edited", flag.clone()),
+            deleted: b.add_bool_field("deleted", flag.clone()),
+            unindexed: b.add_bool_field("unindexed", flag.clone()),
         };
         (b.build(), fields)
     }
