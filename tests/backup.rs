@@ -911,6 +911,66 @@ fn after_a_damaged_catalogue_restore_and_recover_give_back_every_item_version() 
     assert!(trail.contains("\"recover batch\""));
 }
 
+/// A copy that reached its mailbox only through the export's custodian
+/// (`--mailbox`) is placed again by `recover` from the packs' filing logs,
+/// even after compaction moved them, and not quarantined.
+#[test]
+fn recover_files_each_copy_where_the_filing_log_says_custodians_included() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let backup = tmp.path().join("backup");
+    let into = |export: &Path, mailbox: &str| {
+        ok(
+            &archive,
+            &["import", export.to_str().unwrap(), "--mailbox", mailbox],
+        )
+    };
+    into(
+        &synth(&tmp.path().join("s1"), 300, 64 << 10, 3),
+        "desk@corp.example",
+    );
+    ok(&archive, &["backup", backup.to_str().unwrap()]);
+    // After the backup: a new export for another custodian, and the first
+    // one again for a second (new copies of items the backup holds).
+    into(
+        &synth(&tmp.path().join("s2"), 700, 64 << 10, 4),
+        "trader@corp.example",
+    );
+    into(&tmp.path().join("s1"), "audit@corp.example");
+    ok(&archive, &["compact", "--below", "100"]);
+    let filed = copies(&archive);
+    let (versions, held) = versions_and_quarantine(&archive);
+    assert!(held.is_empty());
+    assert!(filed.iter().any(|c| c.starts_with("trader@corp.example/")));
+    assert!(filed.iter().any(|c| c.starts_with("audit@corp.example/")));
+
+    std::fs::write(archive.join("archive.redb"), vec![0xA5; 16384]).unwrap();
+    ok(
+        &archive,
+        &["restore", backup.to_str().unwrap(), "--replace"],
+    );
+    let aside = replaced(tmp.path());
+    let r = json(&archive, &["recover", "--from", aside.to_str().unwrap()]);
+    let counters = &r["items"]["files"][0]["counters"];
+    assert_eq!(counters["failed"], 0, "{r}");
+    assert_eq!(counters["quarantined"], 0, "{r}");
+    let back = copies(&archive);
+    let missing: Vec<&String> = filed.iter().filter(|c| !back.contains(c)).collect();
+    let extra: Vec<&String> = back.iter().filter(|c| !filed.contains(c)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} copies not put back (first {:?}), {} put where they were not (first {:?}); {counters}",
+        missing.len(),
+        missing.first(),
+        extra.len(),
+        extra.first()
+    );
+    let (after, held_after) = versions_and_quarantine(&archive);
+    assert_eq!(after, versions);
+    assert!(held_after.is_empty(), "{} quarantined", held_after.len());
+    verify_clean(&archive, &[]);
+}
+
 #[test]
 fn what_retention_destroyed_since_the_backup_is_destroyed_again_by_recover_unless_held() {
     let tmp = tempfile::tempdir().unwrap();

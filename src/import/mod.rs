@@ -1180,13 +1180,22 @@ pub fn salvage(
         Ok::<(), Error>(())
     };
     let damaged = from.for_each_version(|found| {
+        let logged: Vec<String> = found
+            .filed
+            .into_iter()
+            .filter(|(_, f)| f == folder)
+            .map(|(m, _)| m)
+            .collect();
         let p = salvaged(
             archive,
             from,
             found.item,
             &found.place,
-            mapping,
-            &book,
+            Placement {
+                logged,
+                mapping,
+                book: &book,
+            },
             &mut notes,
         )?;
         batch.push((p, found.place));
@@ -1223,8 +1232,7 @@ fn salvaged(
     from: &crate::store::salvage::Salvage,
     mut item: crate::model::Item,
     place: &str,
-    mapping: &Mapping,
-    book: &std::collections::HashMap<String, String>,
+    placement: Placement<'_>,
     notes: &mut Notes,
 ) -> Result<Prepared> {
     let mut blobs = Vec::new();
@@ -1264,7 +1272,7 @@ fn salvaged(
     let crate::mapping::Resolved {
         mailboxes,
         addresses,
-    } = resolve_salvaged(&item, mapping, book);
+    } = placement.resolve(&item);
     let mapped = Mapped {
         quarantine_reason: format!(
             "recovered from {place}: where it was filed was lost with the damaged catalogue, and {}",
@@ -1274,6 +1282,30 @@ fn salvaged(
         addresses,
     };
     Ok(Prepared::Item(Box::new(ready(item, mapped, blobs, notes))))
+}
+
+/// What decides where a salvaged version goes.
+struct Placement<'a> {
+    /// The mailboxes the packs' filing logs say its item was filed in (in
+    /// the folder recovered into).
+    logged: Vec<String>,
+    mapping: &'a Mapping,
+    book: &'a std::collections::HashMap<String, String>,
+}
+
+impl Placement<'_> {
+    /// Where the filing logs say, when they name the item: exactly where it
+    /// was, custodians included (the participants' addresses as the
+    /// mapping and the catalogue resolve them, for those mailboxes). Else as
+    /// [`resolve_salvaged`] finds.
+    fn resolve(&self, item: &crate::model::Item) -> crate::mapping::Resolved {
+        let mut r = resolve_salvaged(item, self.mapping, self.book);
+        if !self.logged.is_empty() {
+            r.addresses.retain(|(_, m)| self.logged.contains(m));
+            r.mailboxes = self.logged.clone();
+        }
+        r
+    }
 }
 
 /// Where a salvaged version goes: each participant through `mapping`,

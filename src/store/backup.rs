@@ -272,6 +272,14 @@ fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats
         old_blobs.push((l.sha, l.meta));
         Ok(())
     })?;
+    // A filing log that left its place was moved by compaction, which
+    // zeroed the old copy.
+    sync_table(snap, db, FILINGS, stats, |k, old, new| {
+        if new.is_none() {
+            gone.records.push(super::filings::decode_row(k, old)?.0);
+        }
+        Ok(())
+    })?;
     macro_rules! plain {
         ($($t:expr),*) => {$( sync_table(snap, db, $t, stats, |_, _, _| Ok(()))?; )*};
     }

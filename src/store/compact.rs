@@ -1,7 +1,7 @@
 //! Compaction: gives back the space of pack records retention destroyed.
 //!
-//! A pack whose live records (those a `sources` version or a `blobs` row
-//! points at) fill less than a share of it is emptied into the current pack,
+//! A pack whose live records (those a `sources` version, a `blobs` row or a
+//! `filings` row points at) fill less than a share of it is emptied into the current pack,
 //! one pack per write transaction: each live record is read, checked against
 //! its hash, appended anew (framed and compressed, whatever the old pack's
 //! format) and its pointer moved, and its old range is queued for zeroing in
@@ -15,8 +15,8 @@
 
 use super::pack::{Kind, PackRef};
 use super::records::{BlobMeta, BlobPlace, Version};
-use super::tables::{BLOBS, PACKS, SOURCES};
-use super::{Archive, SourceRow, Tx, codec};
+use super::tables::{BLOBS, FILINGS, PACKS, SOURCES};
+use super::{Archive, SourceRow, Tx, codec, filings};
 use crate::error::{Error, Result};
 use redb::ReadableTable;
 use std::collections::BTreeMap;
@@ -74,6 +74,10 @@ impl Archive {
             if let BlobPlace::Pack(at) = codec::decode::<BlobMeta>(v.value())?.place {
                 count(&at);
             }
+        }
+        for e in txn.open_table(FILINGS)?.iter()? {
+            let (k, v) = e?;
+            count(&filings::decode_row(k.value(), v.value())?.0);
         }
         Ok(use_of.into_values().collect())
     }
@@ -138,7 +142,16 @@ impl Tx<'_> {
                 blobs.push((sha, meta));
             }
         }
-        if !rows.is_empty() || !blobs.is_empty() {
+        let mut logs = Vec::new();
+        for e in self.filings.range(&pack.to_be_bytes()[..]..)? {
+            let (k, v) = e?;
+            let (at, sha) = filings::decode_row(k.value(), v.value())?;
+            if at.pack != pack {
+                break;
+            }
+            logs.push((k.value().to_vec(), at, sha));
+        }
+        if !rows.is_empty() || !blobs.is_empty() || !logs.is_empty() {
             // Dictionaries go first, so that the new pack reads on its own.
             let mut dicts = Vec::new();
             for e in self.dicts.iter()? {
@@ -168,6 +181,16 @@ impl Tx<'_> {
                 self.blobs
                     .insert(sha.as_slice(), codec::encode(&meta).as_slice())?;
             }
+        }
+        for (key, old, sha) in logs {
+            let at = self.copy_record(Kind::Filings, &old, &sha)?;
+            moved.new_bytes += at.len;
+            moved.records += 1;
+            self.filings.remove(key.as_slice())?;
+            self.filings.insert(
+                at.scrub_key().as_slice(),
+                filings::row_value(at.len, &sha).as_slice(),
+            )?;
         }
         Ok(moved)
     }

@@ -61,6 +61,8 @@ pub enum Kind {
     Version,
     Blob,
     Dict,
+    /// A filing log: where a transaction filed copies (`store::filings`).
+    Filings,
 }
 
 impl Kind {
@@ -69,6 +71,7 @@ impl Kind {
             Kind::Version => b'v',
             Kind::Blob => b'b',
             Kind::Dict => b'd',
+            Kind::Filings => b'f',
         }
     }
 
@@ -77,6 +80,7 @@ impl Kind {
             b'v' => Some(Kind::Version),
             b'b' => Some(Kind::Blob),
             b'd' => Some(Kind::Dict),
+            b'f' => Some(Kind::Filings),
             _ => None,
         }
     }

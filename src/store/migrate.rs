@@ -27,6 +27,12 @@
 //! `sources` row is rewritten, in steps, and every `items` row copied under
 //! its new key into a new table that then takes the old one's name, in the
 //! one transaction of the migration.
+//!
+//! Format 6 -> 7: format 7 keeps a filing log in the packs
+//! ([`super::filings`]). The migration writes one for every copy `items`
+//! holds (a record per [`super::filings::RECORD_COPIES`] copies), listed in
+//! the new `filings` table, in one write transaction that also records the
+//! new format.
 
 use super::codec;
 use super::key;
@@ -35,7 +41,7 @@ use super::names::{Names, NewNames};
 use super::pack::Packs;
 use super::records::{BlobMeta, BlobPlace};
 use super::tables::{BLOBS, ITEMS, META, NAMES, SOURCES};
-use super::{SCHEMA_VERSION, SourceRow};
+use super::{Archive, SCHEMA_VERSION, SourceRow, filings};
 use crate::error::{Error, Result};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
@@ -139,8 +145,8 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
             Some(v) => v.value().first().copied().unwrap_or(5),
             None => 5,
         };
-        meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-        meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+        meta.insert("schema", [6u8].as_slice())?;
+        meta.insert(UNAUDITED, [from, 6].as_slice())?;
     }
     txn.delete_table(ITEMS)?;
     txn.rename_table(ITEMS_6, ITEMS)?;
@@ -151,6 +157,40 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
         "archive migrated from format 5 to 6"
     );
     Ok(())
+}
+
+impl Archive {
+    /// Format 6 -> 7 (see the module comment). The archive is this
+    /// process's alone while it opens, so the copies read before the write
+    /// are those the write logs.
+    pub(super) fn migrate_from_6(&self) -> Result<()> {
+        let mut logs = Vec::new();
+        let mut log = filings::LogBuilder::default();
+        self.for_each_copy(|key, _| {
+            log.add(&key.item, &key.mailbox, &key.folder);
+            if log.len() >= filings::RECORD_COPIES {
+                logs.push(log.take());
+            }
+            Ok(())
+        })?;
+        logs.push(log.take());
+        let copies: usize = logs.iter().map(|l| l.copies.len()).sum();
+        self.write(|tx| {
+            for log in logs.iter().filter(|l| !l.copies.is_empty()) {
+                tx.append_filing_log(log)?;
+            }
+            let from = match tx.meta.get(UNAUDITED)? {
+                Some(v) => v.value().first().copied().unwrap_or(6),
+                None => 6,
+            };
+            tx.meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+            tx.meta
+                .insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+            Ok(())
+        })?;
+        tracing::info!(copies, "archive migrated from format 6 to 7");
+        Ok(())
+    }
 }
 
 /// Format 6's `items`, while the migration fills it.

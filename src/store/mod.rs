@@ -16,6 +16,7 @@ mod compact;
 pub mod connectors;
 pub mod forward;
 pub use compact::{Moved, PackUse};
+pub mod filings;
 pub mod frame;
 pub mod journal;
 pub mod key;
@@ -51,7 +52,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 6;
+pub const SCHEMA_VERSION: u8 = 7;
 
 /// How long a writer waits for another process to let go of the catalogue.
 pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -213,10 +214,13 @@ impl Archive {
         } else if schema == 4 {
             migrate::from_4(&db)?;
         }
-        if schema < SCHEMA_VERSION {
+        if schema < 6 {
             migrate::from_5(&db)?;
         }
         let mut archive = Archive::assemble(Db::Rw(db), dir, packs)?;
+        if schema < SCHEMA_VERSION {
+            archive.migrate_from_6()?;
+        }
         archive.pages_checked = pages;
         archive.blobs.clear_staging()?;
         let leftover = dir.join(backup::COMPACTING);
@@ -569,6 +573,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(PACKS)?;
     txn.open_table(DICTS)?;
     txn.open_table(NAMES)?;
+    txn.open_table(FILINGS)?;
     for def in [CASES, POLICIES] {
         txn.open_table(def)?;
     }
@@ -595,7 +600,7 @@ fn init(db: &Database) -> Result<u8> {
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([v @ (2..=5)]) => *v,
+            Some([v @ (2..=6)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -605,7 +610,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [5]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [6]"
                 )));
             }
         };
@@ -690,6 +695,8 @@ impl Archive {
                 folder_removed: BTreeMap::new(),
                 pending_changes: Vec::new(),
                 folder_delta: BTreeMap::new(),
+                filings: txn.open_table(FILINGS)?,
+                filing_log: filings::LogBuilder::default(),
             };
             // Names another process committed are known before any is given.
             self.names.catch_up(&tx.names_table)?;
@@ -703,6 +710,7 @@ impl Archive {
             log = (tx.log_folded, std::mem::take(&mut tx.log_new));
             tx.apply_folder_delta()?;
             tx.apply_changes()?;
+            tx.write_filing_log()?;
             // The pack's bytes are durable before the commit that points at them.
             if let Some((pack, len)) = tx.pack.sync()? {
                 tx.pack_lengths.insert(pack, len)?;
@@ -1582,6 +1590,9 @@ pub struct Tx<'t> {
     pending_changes: Vec<u8>,
     /// New filings per folder key in this transaction, applied at its end.
     folder_delta: BTreeMap<Vec<u8>, u64>,
+    filings: Table<'t, &'static [u8], &'static [u8]>,
+    /// The copies this transaction filed, for its filing-log record.
+    filing_log: filings::LogBuilder,
 }
 
 /// What deleting a copy did (see [`Tx::dispose`]).
@@ -1855,6 +1866,7 @@ impl Tx<'_> {
             row.rec
                 .locations
                 .push((mailbox.clone(), folder.to_string()));
+            self.log_filing(&enc.id, mailbox, folder)?;
             changed = true;
             out.push(Filed::New);
         }
@@ -1916,6 +1928,36 @@ impl Tx<'_> {
             self.use_blobs(enc, blobs, record.run)?;
         }
         Ok(outcome)
+    }
+
+    /// Records a new copy in this transaction's filing log.
+    fn log_filing(&mut self, id: &ItemId, mailbox: &str, folder: &str) -> Result<()> {
+        self.filing_log.add(id, mailbox, folder);
+        if self.filing_log.len() >= filings::RECORD_COPIES {
+            self.write_filing_log()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the copies logged so far as one filing-log record (none when
+    /// there are none) and lists it in `filings`.
+    fn write_filing_log(&mut self) -> Result<()> {
+        if self.filing_log.is_empty() {
+            return Ok(());
+        }
+        let log = self.filing_log.take();
+        self.append_filing_log(&log)
+    }
+
+    pub(super) fn append_filing_log(&mut self, log: &filings::FilingLog) -> Result<()> {
+        let bytes = codec::encode(log);
+        let sha = crate::model::sha256(&bytes);
+        let at = self.pack.append(pack::Kind::Filings, &bytes, &sha)?;
+        self.filings.insert(
+            at.scrub_key().as_slice(),
+            filings::row_value(at.len, &sha).as_slice(),
+        )?;
+        Ok(())
     }
 
     fn is_tombstoned(&mut self, key: &[u8]) -> Result<bool> {

@@ -7,10 +7,11 @@
 //! without their catalogue and are reported, not guessed at.
 
 use super::blob::{BlobDir, StagedBlob};
+use super::filings::FilingLog;
 use super::frame::{self, Dicts, Kind};
 use super::{Archive, codec, pack};
 use crate::error::{Error, Result};
-use crate::model::Item;
+use crate::model::{Item, ItemId};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -24,6 +25,10 @@ pub struct Salvage {
     /// Inline blobs found in the packs: hash -> (pack, offset, record length).
     blobs: HashMap<[u8; 32], (u32, u64, usize)>,
     dicts: Dicts,
+    /// Where the filing logs say each item was filed: name indexes into
+    /// `names` (mailbox, folder).
+    filed: HashMap<ItemId, Vec<(u32, u32)>>,
+    names: Vec<String>,
 }
 
 /// One item version found in a pack.
@@ -31,6 +36,9 @@ pub struct Found {
     pub item: Item,
     /// `packs/NNNNNNNN.pack at OFFSET`.
     pub place: String,
+    /// `(mailbox, folder)` of each copy the packs' filing logs name (none
+    /// in packs written before format 7).
+    pub filed: Vec<(String, String)>,
 }
 
 impl Salvage {
@@ -57,25 +65,64 @@ impl Salvage {
             packs,
             blobs: HashMap::new(),
             dicts,
+            filed: HashMap::new(),
+            names: Vec::new(),
         };
-        s.find_blobs()?;
+        s.find_blobs_and_filings()?;
         Ok(s)
     }
 
-    fn find_blobs(&mut self) -> Result<()> {
-        for (id, path) in &self.packs {
-            let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    /// The first pass: every whole inline blob and filing log.
+    fn find_blobs_and_filings(&mut self) -> Result<()> {
+        let mut names: HashMap<String, u32> = HashMap::new();
+        for (id, path) in self.packs.clone() {
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
             for f in frame::scan(&bytes, &self.dicts) {
-                if f.kind == Kind::Blob
-                    && f.whole
-                    && let Ok(content) = &f.content
-                {
-                    let sha = crate::model::sha256(content);
-                    self.blobs.insert(sha, (*id, f.offset as u64, f.len));
+                let (true, Ok(content)) = (f.whole, &f.content) else {
+                    continue;
+                };
+                match f.kind {
+                    Kind::Blob => {
+                        let sha = crate::model::sha256(content);
+                        self.blobs.insert(sha, (id, f.offset as u64, f.len));
+                    }
+                    Kind::Filings => {
+                        // A log that does not decode is reported by the
+                        // versions it leaves unplaced (they are quarantined).
+                        if let Ok(log) = codec::decode::<FilingLog>(content) {
+                            self.add_filings(&log, &mut names);
+                        }
+                    }
+                    Kind::Version | Kind::Dict => {}
                 }
             }
         }
         Ok(())
+    }
+
+    fn add_filings(&mut self, log: &FilingLog, names: &mut HashMap<String, u32>) {
+        let mut number = |name: &str| {
+            let next = names.len() as u32;
+            *names.entry(name.to_string()).or_insert_with(|| {
+                self.names.push(name.to_string());
+                next
+            })
+        };
+        for (id, m, f) in log.each().flatten() {
+            let place = (number(m), number(f));
+            let places = self.filed.entry(id).or_default();
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+    }
+
+    fn filed(&self, id: &ItemId) -> Vec<(String, String)> {
+        let name = |i: u32| self.names[i as usize].clone();
+        self.filed
+            .get(id)
+            .map(|places| places.iter().map(|&(m, f)| (name(m), name(f))).collect())
+            .unwrap_or_default()
     }
 
     /// Calls `f` with every whole item version in the packs, in pack order.
@@ -96,7 +143,10 @@ impl Salvage {
                 let place = format!("{name} at {}", rec.offset);
                 match (rec.kind, rec.whole, rec.content) {
                     (Kind::Version, true, Ok(content)) => match codec::decode::<Item>(&content) {
-                        Ok(item) => f(Found { item, place })?,
+                        Ok(item) => {
+                            let filed = self.filed(&item.id);
+                            f(Found { item, place, filed })?
+                        }
                         Err(e) => damaged.push(format!("{place}: {e}")),
                     },
                     (_, _, Err(why)) => damaged.push(format!("{place}: {why}")),

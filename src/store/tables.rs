@@ -20,6 +20,10 @@ pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
 /// deleted, to be overwritten with zeros once the deleting transaction has
 /// committed; empty except between that commit and the scrub.
 pub const SCRUB: TableDefinition<&[u8], u64> = TableDefinition::new("scrub");
+/// `pack id (u32 BE) ++ offset (u64 BE)` -> `length (u64 BE) ++ SHA-256 of
+/// the content`: every filing-log record in the packs (see `filings`), so
+/// that compaction moves them and `verify` reads them.
+pub const FILINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("filings");
 /// `ItemId` -> `QuarantineRecord`: items that mapped to no mailbox.
 pub const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 /// `(mailbox, folder)` -> `FolderStats`.

@@ -5,19 +5,21 @@
 //! Checked: every source row decodes and every version matches its SHA-256 and
 //! its key; every filing has its source and every source's locations have their
 //! filing; folder counts match the filings; every quarantined item exists and is
-//! filed nowhere; every blob an item refers to exists and hashes to its address
+//! filed nowhere; every filing-log record matches its hash and every filing
+//! is named by one; every blob an item refers to exists and hashes to its address
 //! (pack records and files alike); every pack file is at least as long as the
 //! archive says it committed, and no deleted content waits to be destroyed;
 //! blob files the archive does not know are listed as leftovers.
 
 use super::Archive;
 use super::blob::VerifyingReader;
+use super::filings::{FilingLog, decode_row};
 use super::key::{self, ItemKey};
 use super::records::*;
 use super::tables::*;
 use crate::error::Result;
 use redb::ReadableTable;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 
 /// One thing `verify` found wrong.
@@ -174,7 +176,8 @@ impl Archive {
                 );
             }
         }
-        // Filings against source locations, and folder counts.
+        let logged = self.check_filing_logs(&txn, report)?;
+        // Filings against source locations and the filing log, and folder counts.
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let items = txn.open_table(ITEMS)?;
         for entry in items.iter()? {
@@ -200,6 +203,12 @@ impl Archive {
             let subject = format!("{} / {} / {}", key.mailbox, key.folder, key.item);
             if let Err(e) = super::codec::decode::<Filing>(v.value()) {
                 report(err(subject.clone(), e.to_string()));
+            }
+            if !logged.contains(&key) {
+                report(err(
+                    subject.clone(),
+                    "is filed, but no filing log in the packs names it (`recover` could not place it)".into(),
+                ));
             }
             if !locations.remove(&kb) {
                 report(err(
@@ -440,6 +449,78 @@ impl Archive {
             });
         }
         Ok(checked)
+    }
+}
+
+/// The copies the packs' filing logs name.
+#[derive(Default)]
+struct Logged {
+    names: HashMap<String, u32>,
+    copies: HashSet<(crate::model::ItemId, u32, u32)>,
+}
+
+impl Logged {
+    fn add(&mut self, log: &FilingLog) -> Result<()> {
+        for c in log.each() {
+            let (id, m, f) = c?;
+            let m = self.number(m);
+            let f = self.number(f);
+            self.copies.insert((id, m, f));
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, name: &str) -> u32 {
+        let next = self.names.len() as u32;
+        *self.names.entry(name.to_string()).or_insert(next)
+    }
+
+    fn contains(&self, key: &ItemKey) -> bool {
+        let (Some(&m), Some(&f)) = (self.names.get(&key.mailbox), self.names.get(&key.folder))
+        else {
+            return false;
+        };
+        self.copies.contains(&(key.item, m, f))
+    }
+}
+
+impl Archive {
+    /// Reads every filing-log record `filings` lists, checking its hash, and
+    /// returns the copies they name.
+    fn check_filing_logs(
+        &self,
+        txn: &redb::ReadTransaction,
+        report: &mut dyn FnMut(Problem),
+    ) -> Result<Logged> {
+        let mut logged = Logged::default();
+        for entry in txn.open_table(FILINGS)?.iter()? {
+            let (k, v) = entry?;
+            let problem = |subject: String, problem: String| Problem {
+                subject,
+                problem,
+                severity: "error",
+            };
+            let (at, sha) = match decode_row(k.value(), v.value()) {
+                Ok(r) => r,
+                Err(e) => {
+                    report(problem("table filings".into(), e.to_string()));
+                    continue;
+                }
+            };
+            let read = self.packs.read(&at).and_then(|content| {
+                if crate::model::sha256(&content) != sha {
+                    return Err(crate::error::Error::Corrupt(
+                        "the filing log does not match its SHA-256".into(),
+                    ));
+                }
+                super::codec::decode::<FilingLog>(&content)
+            });
+            match read.and_then(|log| logged.add(&log)) {
+                Ok(()) => {}
+                Err(e) => report(problem(format!("filing log at {at}"), e.to_string())),
+            }
+        }
+        Ok(logged)
     }
 }
 
