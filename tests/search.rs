@@ -573,6 +573,57 @@ fn index_is_rebuilt_and_caught_up_from_the_store() {
     a.ok(&["verify"]);
 }
 
+/// Items without a date leave a segment with no date column: searches still
+/// run newest first (undated last), by relevance, and by date range.
+#[test]
+fn an_archive_whose_items_have_no_date_is_searched() {
+    let a = Archive::new();
+    let export = a.path().with_extension("nodate.json");
+    std::fs::write(
+        &export,
+        r#"{"name": "No dates", "type": "personal_chat", "id": 77, "messages": [
+ {"id": 1, "type": "message", "from": "A", "from_id": "user5", "text": "alpha contract"},
+ {"id": 2, "type": "message", "from": "B", "from_id": "user6", "text": "beta contract"}]}"#,
+    )
+    .expect("write export");
+    a.ok(&[
+        "import",
+        export.to_str().expect("utf-8"),
+        "--mailbox",
+        "desk@corp.example",
+    ]);
+    let (set, total) = hits(&a, "contract");
+    assert_eq!(total, 2, "{set:?}");
+    assert_eq!(hits(&a, "beta OR alpha").1, 2);
+    assert_eq!(hits(&a, "sent<2100-01-01").1, 0);
+    assert_eq!(hits(&a, "NOT sent<2100-01-01").1, 2);
+    // Dated items join them: a range finds those alone, the undated sort last.
+    a.ok(&[
+        "import",
+        &fixture("exports/single-chat").display().to_string(),
+        "--mailbox",
+        "desk@corp.example",
+    ]);
+    let dated = hits(&a, "sent>1990-01-01").1;
+    assert!(dated > 0);
+    let all = a.json_lines(&["search", "NOT nosuchword", "--limit", "100000"]);
+    let dates: Vec<Option<&str>> = all
+        .iter()
+        .filter(|v| v.get("item").is_some())
+        .map(|v| v["date"].as_str())
+        .collect();
+    assert_eq!(dates.len() as u64, dated + 2);
+    assert!(dates[0].is_some(), "{dates:?}");
+    let first_undated = dates
+        .iter()
+        .position(|d| d.is_none())
+        .expect("undated hits");
+    assert!(
+        dates[first_undated..].iter().all(|d| d.is_none()),
+        "{dates:?}"
+    );
+}
+
 /// The search executor (date maps, exclusions as bitsets, term-at-a-time
 /// and pruned ranking) against a plain walk of every match, on a generated
 /// archive whose documents are not in date order (chat after chat) and span

@@ -224,7 +224,7 @@ impl Bits {
     }
 }
 
-/// A segment's date map: the latest `order` value of each zone of [`ZONE`]
+/// A segment's date map: the latest date (`sent`) of each zone of [`ZONE`]
 /// documents, and the zones from the latest.
 pub(super) struct Zones {
     latest: Vec<i64>,
@@ -267,11 +267,13 @@ pub(super) struct SegmentInfo {
     pub id: BytesColumn,
     /// The `loc` values of each document.
     pub loc: Option<StrColumn>,
+    /// The `sent` column, the sort key (a document without a date sorts as
+    /// `i64::MIN`).
     order: Column<i64>,
     /// `None` when every document stands for one copy.
     nloc: Option<Column<u64>>,
     /// Worked out by the first newest-first search (it reads the whole
-    /// `order` column).
+    /// date column).
     zones: OnceLock<Zones>,
 }
 
@@ -302,7 +304,10 @@ impl SegmentCache {
             tantivy::TantivyError::SchemaError("the index has no id column".into())
         })?;
         let loc = ff.str("loc")?;
-        let order = ff.i64("order")?;
+        // A segment where no document has a date has no `sent` column.
+        let order = ff
+            .column_opt::<i64>("sent")?
+            .unwrap_or_else(|| Column::build_empty_column(seg.max_doc()));
         let nloc = Some(ff.u64("nloc")?).filter(|c| c.max_value() > 1);
         let info = Arc::new(SegmentInfo {
             id,

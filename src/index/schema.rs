@@ -17,7 +17,7 @@ use tantivy::{TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: &str = "\u{0}";
@@ -59,10 +59,12 @@ pub struct Fields {
     pub phone: Field,
     pub event: Field,
     pub call: Field,
-    // Numbers, dates (UTC seconds), flags.
+    // Numbers, dates (UTC seconds), flags. Numbers are fast fields only:
+    // tantivy answers a range over a fast field from its column, so terms
+    // for them would never be read.
+    /// The date, absent when unknown; also the sort key (an absent date
+    /// sorts as `i64::MIN`).
     pub sent: Field,
-    /// The date, or `i64::MIN` when unknown: the sort key.
-    pub order: Field,
     pub size: Field,
     pub duration: Field,
     pub hasattachment: Field,
@@ -81,7 +83,6 @@ impl Fields {
                 .set_tokenizer(tokenizer::NAME)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        let num = NumericOptions::default().set_indexed().set_fast();
         let fast = NumericOptions::default().set_fast();
         // A keyword or flag is one token per document: its length norm is
         // the same for every document that has it, so BM25 scores it the
@@ -121,10 +122,9 @@ impl Fields {
             phone: b.add_text_field("phone", keyword.clone()),
             event: b.add_text_field("event", keyword.clone()),
             call: b.add_text_field("call", keyword.clone()),
-            sent: b.add_i64_field("sent", num.clone()),
-            order: b.add_i64_field("order", fast),
-            size: b.add_u64_field("size", num.clone()),
-            duration: b.add_u64_field("duration", num),
+            sent: b.add_i64_field("sent", fast.clone()),
+            size: b.add_u64_field("size", fast.clone()),
+            duration: b.add_u64_field("duration", fast),
             hasattachment: b.add_bool_field("hasattachment", flag.clone()),
             edited: b.add_bool_field("edited", flag.clone()),
             deleted: b.add_bool_field("deleted", flag.clone()),
@@ -164,7 +164,6 @@ impl Fields {
         let Some(cur) = src.current() else {
             d.add_bool(self.unindexed, true);
             d.add_text(self.kind, "externaldata");
-            d.add_i64(self.order, i64::MIN);
             return d;
         };
         d.add_bool(self.unindexed, false);
@@ -286,7 +285,6 @@ impl Fields {
         if let Some(t) = cur.date {
             d.add_i64(self.sent, t);
         }
-        d.add_i64(self.order, cur.date.unwrap_or(i64::MIN));
         d.add_u64(self.size, item_size(cur));
         d.add_bool(self.hasattachment, !cur.attachments.is_empty());
         let edited = src.versions.len() > 1 || src.versions.iter().any(|v| v.edited.is_some());
