@@ -40,6 +40,18 @@ pub enum Part {
     Unnumbered = 2,
 }
 
+impl Part {
+    /// The part whose discriminant is `b`.
+    pub fn from_byte(b: u8) -> Option<Part> {
+        match b {
+            0 => Some(Part::Item),
+            1 => Some(Part::Deletion),
+            2 => Some(Part::Unnumbered),
+            _ => None,
+        }
+    }
+}
+
 impl ItemId {
     pub fn new(scope: u64, chat: i64, message: i64) -> Self {
         ItemId {

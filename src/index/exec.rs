@@ -27,7 +27,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
-use tantivy::columnar::{BytesColumn, Cardinality, Column, StrColumn};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::index::SegmentId;
 use tantivy::query::{
@@ -263,8 +263,8 @@ impl Zones {
 /// term lookup) and its date map. Segments never change, so this is worked
 /// out once per segment and kept ([`SegmentCache`]).
 pub(super) struct SegmentInfo {
-    /// The `id` of each document.
-    pub id: BytesColumn,
+    /// The `ItemId` of each document.
+    pub id: super::schema::IdColumns,
     /// The `loc` values of each document.
     pub loc: Option<StrColumn>,
     /// The `sent` column, the sort key (a document without a date sorts as
@@ -300,9 +300,7 @@ impl SegmentCache {
             return Ok(z.clone());
         }
         let ff = seg.fast_fields();
-        let id = ff.bytes("id")?.ok_or_else(|| {
-            tantivy::TantivyError::SchemaError("the index has no id column".into())
-        })?;
+        let id = super::schema::IdColumns::open(ff)?;
         let loc = ff.str("loc")?;
         // A segment where no document has a date has no `sent` column.
         let order = ff

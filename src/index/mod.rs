@@ -613,23 +613,20 @@ impl Index {
         let mut out = Vec::new();
         for seg in searcher.segment_readers() {
             let ff = seg.fast_fields();
-            let ids = ff
-                .bytes("id")
-                .map_err(|e| index_err(&self.dir, e))?
-                .ok_or_else(|| Error::Corrupt("index: no id column".into()))?;
+            let ids = schema::IdColumns::open(ff).map_err(|e| index_err(&self.dir, e))?;
             let stamps = ff.u64("stamp").map_err(|e| index_err(&self.dir, e))?;
             let alive = seg.alive_bitset();
-            let mut buf = Vec::new();
             for doc in 0..seg.max_doc() {
                 if alive.is_some_and(|a| !a.is_alive(doc)) {
                     continue;
                 }
-                buf.clear();
-                if let Some(ord) = ids.term_ords(doc).next() {
-                    ids.ord_to_bytes(ord, &mut buf)
-                        .map_err(|e| Error::io(&self.dir, e))?;
-                }
-                out.push((buf.clone(), stamps.first(doc).unwrap_or(0)));
+                // A document without an id is reported as one the store
+                // does not hold.
+                let id = ids
+                    .get(doc)
+                    .map(|id| crate::store::key::item_id_bytes(&id))
+                    .unwrap_or_default();
+                out.push((id, stamps.first(doc).unwrap_or(0)));
             }
         }
         Ok(out)

@@ -7,17 +7,19 @@
 //! are read back from the archive, which checks their hashes.
 
 use super::tokenizer;
-use crate::model::{Body, Item, Person};
+use crate::model::{Body, Item, ItemId, Part, Person};
 use crate::store::DocSource;
 use std::borrow::Cow;
+use tantivy::columnar::Column;
+use tantivy::fastfield::FastFieldReaders;
 use tantivy::schema::{
     BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::{TantivyDocument, Term};
+use tantivy::{DocId, TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: &str = "\u{0}";
@@ -26,8 +28,15 @@ pub const QUARANTINE_LOC: &str = "\u{0}quarantine";
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
-    /// The 29-byte `ItemId`: indexed (to replace the document), fast (to read hits).
+    /// The 29-byte `ItemId`, indexed (to replace the document).
     pub id: Field,
+    /// The `ItemId` again, as fast columns to read hits by: its `scope`,
+    /// `chat`, `message`, and `dup << 8 | part`. A bytes column would keep a
+    /// dictionary of every id; numbers in import order pack to a few bits.
+    pub id_scope: Field,
+    pub id_chat: Field,
+    pub id_message: Field,
+    pub id_dup: Field,
     /// `SourceRecord::stamp` of the row the document was built from.
     pub stamp: Field,
     /// How many copies the item has (1 for a quarantined item).
@@ -75,6 +84,38 @@ pub struct Fields {
     pub unindexed: Field,
 }
 
+/// The `ItemId` of each document of a segment, from its id columns.
+pub struct IdColumns {
+    scope: Column<u64>,
+    chat: Column<i64>,
+    message: Column<i64>,
+    dup: Column<u64>,
+}
+
+impl IdColumns {
+    pub fn open(ff: &FastFieldReaders) -> tantivy::Result<IdColumns> {
+        Ok(IdColumns {
+            scope: ff.u64("id_scope")?,
+            chat: ff.i64("id_chat")?,
+            message: ff.i64("id_message")?,
+            dup: ff.u64("id_dup")?,
+        })
+    }
+
+    /// The id of `doc`; `None` when a column lacks it or its part is
+    /// unknown (a damaged index).
+    pub fn get(&self, doc: DocId) -> Option<ItemId> {
+        let dup = self.dup.first(doc)?;
+        Some(ItemId {
+            scope: self.scope.first(doc)?,
+            chat: self.chat.first(doc)?,
+            message: self.message.first(doc)?,
+            dup: u32::try_from(dup >> 8).ok()?,
+            part: Part::from_byte((dup & 0xff) as u8)?,
+        })
+    }
+}
+
 impl Fields {
     pub fn schema() -> (Schema, Fields) {
         let mut b = Schema::builder();
@@ -95,7 +136,11 @@ impl Fields {
         );
         let flag = NumericOptions::default().set_indexed();
         let fields = Fields {
-            id: b.add_bytes_field("id", BytesOptions::default().set_indexed().set_fast()),
+            id: b.add_bytes_field("id", BytesOptions::default().set_indexed()),
+            id_scope: b.add_u64_field("id_scope", fast.clone()),
+            id_chat: b.add_i64_field("id_chat", fast.clone()),
+            id_message: b.add_i64_field("id_message", fast.clone()),
+            id_dup: b.add_u64_field("id_dup", fast.clone()),
             stamp: b.add_u64_field("stamp", fast.clone()),
             nloc: b.add_u64_field("nloc", fast.clone()),
             loc: b.add_text_field("loc", keyword.clone().set_fast("raw")),
@@ -153,6 +198,13 @@ impl Fields {
         let mut peer_text = String::new();
         let mut num = itoa::Buffer::new();
         d.add_bytes(self.id, &crate::store::key::item_id_bytes(&src.id));
+        d.add_u64(self.id_scope, src.id.scope);
+        d.add_i64(self.id_chat, src.id.chat);
+        d.add_i64(self.id_message, src.id.message);
+        d.add_u64(
+            self.id_dup,
+            (u64::from(src.id.dup) << 8) | src.id.part as u64,
+        );
         d.add_u64(self.stamp, src.stamp());
         d.add_u64(self.nloc, src.rec.locations.len().max(1) as u64);
         if src.rec.locations.is_empty() {

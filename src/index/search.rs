@@ -633,13 +633,10 @@ impl Index {
     ) -> Result<(ItemId, Vec<Location>)> {
         let seg = searcher.segment_reader(addr.segment_ord);
         let info = self.segments.get(searcher, seg).map_err(|e| self.err(e))?;
-        let mut buf = Vec::new();
-        if let Some(ord) = info.id.term_ords(addr.doc_id).next() {
-            info.id
-                .ord_to_bytes(ord, &mut buf)
-                .map_err(|e| self.err(e))?;
-        }
-        let id = crate::store::key::decode_item_id(&buf)?;
+        let id = info
+            .id
+            .get(addr.doc_id)
+            .ok_or_else(|| self.err(format!("document {:?} has no item id", addr)))?;
         let mut locs = Vec::new();
         if let Some(col) = &info.loc {
             let mut s = String::new();

@@ -339,12 +339,8 @@ impl Reader<'_> {
         let chat = self.i64()?;
         let message = self.i64()?;
         let dup = u32::from_be_bytes(self.take::<4>()?);
-        let part = match self.take::<1>()?[0] {
-            0 => Part::Item,
-            1 => Part::Deletion,
-            2 => Part::Unnumbered,
-            _ => return Err(Self::bad("unknown item part")),
-        };
+        let part =
+            Part::from_byte(self.take::<1>()?[0]).ok_or_else(|| Self::bad("unknown item part"))?;
         Ok(ItemId {
             scope,
             chat,
