@@ -133,6 +133,43 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     );
 }
 
+/// A flipped byte in a filing log (the packs' record of where each copy was
+/// filed) is named with the copies it leaves unlogged; reading goes on.
+#[test]
+fn a_damaged_filing_log_is_named_and_reads_go_on() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let before = a.ok(&["search", "merger"]);
+    let pack = first_pack(&a);
+    let logs: Vec<_> = scan_pack(&pack)
+        .into_iter()
+        .filter(|f| f.kind == tgvault::store::frame::Kind::Filings)
+        .collect();
+    assert!(!logs.is_empty(), "the import wrote no filing log");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let f = &logs[0];
+    let header = tgvault::store::frame::HEADER;
+    bytes[f.offset + header + (f.len - header) / 2] ^= 0x01;
+    std::fs::write(&pack, bytes).unwrap();
+    let (code, v) = verify(&a);
+    assert_eq!(code, 1);
+    let p = problems(&v);
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("error filing log at pack 1 ") && x.contains("SHA-256")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().all(|x| x.starts_with("error filing log at")
+            || x.contains("no filing log in the packs names it")),
+        "{p:?}"
+    );
+    assert_eq!(a.ok(&["search", "merger"]), before);
+}
+
 #[test]
 fn blob_files_are_checked_and_strays_are_warnings() {
     let dir = tempfile::tempdir().unwrap();
