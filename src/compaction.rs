@@ -35,6 +35,8 @@ pub struct Compacted {
     pub skipped: Vec<(u32, String)>,
     /// The catalogue's file length before and after, when it was rewritten.
     pub catalogue: Option<(u64, u64)>,
+    /// Filing logs found damaged, and copies logged anew from the catalogue.
+    pub mended: crate::store::filings::Mended,
 }
 
 /// Rewrites every pack whose live bytes are under `below` per cent of its
@@ -46,9 +48,13 @@ pub fn compact(archive: &Archive, below: u8, ctx: &RunContext) -> Result<Compact
             "pack share {below}: a share in per cent, 1 to 100"
         )));
     }
+    // The filing log first: a damaged log would keep its pack from being
+    // compacted, and `recover` from placing the copies it named.
+    let mended = archive.mend_filing_logs()?;
     let usage = archive.pack_usage()?;
     let mut out = Compacted {
         packs: usage.len() as u64,
+        mended,
         ..Compacted::default()
     };
     for u in usage {
@@ -81,6 +87,8 @@ pub fn compact(archive: &Archive, below: u8, ctx: &RunContext) -> Result<Compact
             ("rewritten".into(), out.rewritten.len() as u64),
             ("freed bytes".into(), out.freed),
             ("skipped (damaged)".into(), out.skipped.len() as u64),
+            ("damaged filing logs dropped".into(), mended.dropped),
+            ("copies logged anew".into(), mended.logged),
         ],
         outcome: "ok".into(),
     })?;

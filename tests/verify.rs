@@ -134,7 +134,8 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
 }
 
 /// A flipped byte in a filing log (the packs' record of where each copy was
-/// filed) is named with the copies it leaves unlogged; reading goes on.
+/// filed) is named with the copies it leaves unlogged; reading goes on, and
+/// `compact` mends the log from the catalogue.
 #[test]
 fn a_damaged_filing_log_is_named_and_reads_go_on() {
     let a = Archive::new();
@@ -168,6 +169,20 @@ fn a_damaged_filing_log_is_named_and_reads_go_on() {
         "{p:?}"
     );
     assert_eq!(a.ok(&["search", "merger"]), before);
+    // `compact` writes the log anew from the catalogue, and says so.
+    let out = a.ok(&["compact"]);
+    assert!(
+        out.contains(&format!(
+            "filing log mended: 1 damaged logs dropped, {} copies logged anew",
+            p.len() - 1
+        )),
+        "{out}"
+    );
+    let (code, v) = verify(&a);
+    assert_eq!(code, 0, "{v}");
+    assert!(a.ok(&["audit"]).contains("copies logged anew="));
+    // A whole log is left alone.
+    assert!(!a.ok(&["compact"]).contains("filing log mended"));
 }
 
 #[test]

@@ -848,6 +848,15 @@ fn print_compacted(
     for (pack, why) in &c.skipped {
         eprintln!("warning: pack {pack} not compacted: {why}");
     }
+    if c.mended.dropped > 0 || c.mended.logged > 0 {
+        w(
+            out,
+            format_args!(
+                "filing log mended: {} damaged logs dropped, {} copies logged anew from the catalogue\n",
+                c.mended.dropped, c.mended.logged
+            ),
+        )?;
+    }
     for (pack, records, before, after) in &c.rewritten {
         w(
             out,

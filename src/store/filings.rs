@@ -12,14 +12,20 @@
 //! the versions and files each copy where it was. A record is never changed;
 //! the table [`FILINGS`](super::tables::FILINGS) lists them (with their
 //! hashes) so that compaction carries them to a new pack and `verify` checks
-//! them. Copies retention later destroyed stay named in the log, as they do
-//! in `tombstones`; `recover` destroys them again from the audit journal.
+//! them. The catalogue is the first copy: a damaged log is written anew from
+//! it by `compact` ([`Archive::mend_filing_logs`]). Copies retention later
+//! destroyed stay named in the log, as they do in `tombstones`; `recover`
+//! destroys them again from the audit journal.
 
+use super::key::ItemKey;
 use super::pack::PackRef;
+use super::tables::FILINGS;
+use super::{Archive, codec};
 use crate::error::{Error, Result};
 use crate::model::ItemId;
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A transaction's log holds at most this many copies per record: a record
 /// is written when it reaches it, and at the commit.
@@ -89,6 +95,125 @@ impl LogBuilder {
     pub fn take(&mut self) -> FilingLog {
         self.index.clear();
         std::mem::take(&mut self.log)
+    }
+}
+
+/// The copies some filing logs name.
+#[derive(Default)]
+pub struct Logged {
+    names: HashMap<String, u32>,
+    copies: HashSet<(ItemId, u32, u32)>,
+}
+
+impl Logged {
+    pub fn add(&mut self, log: &FilingLog) -> Result<()> {
+        for c in log.each() {
+            let (id, m, f) = c?;
+            let m = self.number(m);
+            let f = self.number(f);
+            self.copies.insert((id, m, f));
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, name: &str) -> u32 {
+        let next = self.names.len() as u32;
+        *self.names.entry(name.to_string()).or_insert(next)
+    }
+
+    pub fn contains(&self, key: &ItemKey) -> bool {
+        let (Some(&m), Some(&f)) = (self.names.get(&key.mailbox), self.names.get(&key.folder))
+        else {
+            return false;
+        };
+        self.copies.contains(&(key.item, m, f))
+    }
+}
+
+/// What [`Archive::mend_filing_logs`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Mended {
+    /// Logs whose record is damaged (or whose row is), no longer listed.
+    pub dropped: u64,
+    /// Copies no whole log named, now named by new logs.
+    pub logged: u64,
+}
+
+impl Archive {
+    /// The filing log at `at`, checked against its SHA-256.
+    pub(super) fn read_filing_log(&self, at: &PackRef, sha: &[u8; 32]) -> Result<FilingLog> {
+        let content = self.packs.read(at)?;
+        if crate::model::sha256(&content) != *sha {
+            return Err(Error::Corrupt(
+                "the filing log does not match its SHA-256".into(),
+            ));
+        }
+        codec::decode::<FilingLog>(&content)
+    }
+
+    /// Each `filings` row's key, with its log or why it cannot be read.
+    fn each_filing_log(
+        &self,
+        mut f: impl FnMut(&[u8], Result<FilingLog>) -> Result<()>,
+    ) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        for e in txn.open_table(FILINGS)?.iter()? {
+            let (k, v) = e?;
+            let log = decode_row(k.value(), v.value())
+                .and_then(|(at, sha)| self.read_filing_log(&at, &sha));
+            f(k.value(), log)?;
+        }
+        Ok(())
+    }
+
+    /// Mends the filing log from the catalogue, which it copies: a log
+    /// whose record is damaged leaves `filings` (its bytes are left for
+    /// compaction), and every copy in `items` that no whole log names is
+    /// logged anew, in one transaction. When every log is whole, only their
+    /// hashes are read (no set of every copy is built).
+    pub fn mend_filing_logs(&self) -> Result<Mended> {
+        let mut damaged = Vec::new();
+        self.each_filing_log(|key, log| {
+            if log.is_err() {
+                damaged.push(key.to_vec());
+            }
+            Ok(())
+        })?;
+        if damaged.is_empty() {
+            return Ok(Mended::default());
+        }
+        let mut logged = Logged::default();
+        self.each_filing_log(|_, log| match log {
+            Ok(log) => logged.add(&log),
+            Err(_) => Ok(()),
+        })?;
+        let mut logs = Vec::new();
+        let mut log = LogBuilder::default();
+        let mut mended = Mended {
+            dropped: damaged.len() as u64,
+            logged: 0,
+        };
+        self.for_each_copy(|key, _| {
+            if !logged.contains(&key) {
+                log.add(&key.item, &key.mailbox, &key.folder);
+                mended.logged += 1;
+                if log.len() >= RECORD_COPIES {
+                    logs.push(log.take());
+                }
+            }
+            Ok(())
+        })?;
+        logs.push(log.take());
+        self.write(|tx| {
+            for k in &damaged {
+                tx.filings.remove(k.as_slice())?;
+            }
+            for log in logs.iter().filter(|l| !l.copies.is_empty()) {
+                tx.append_filing_log(log)?;
+            }
+            Ok(())
+        })?;
+        Ok(mended)
     }
 }
 

@@ -13,13 +13,13 @@
 
 use super::Archive;
 use super::blob::VerifyingReader;
-use super::filings::{FilingLog, decode_row};
+use super::filings::{Logged, decode_row};
 use super::key::{self, ItemKey};
 use super::records::*;
 use super::tables::*;
 use crate::error::Result;
 use redb::ReadableTable;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 /// One thing `verify` found wrong.
@@ -452,38 +452,6 @@ impl Archive {
     }
 }
 
-/// The copies the packs' filing logs name.
-#[derive(Default)]
-struct Logged {
-    names: HashMap<String, u32>,
-    copies: HashSet<(crate::model::ItemId, u32, u32)>,
-}
-
-impl Logged {
-    fn add(&mut self, log: &FilingLog) -> Result<()> {
-        for c in log.each() {
-            let (id, m, f) = c?;
-            let m = self.number(m);
-            let f = self.number(f);
-            self.copies.insert((id, m, f));
-        }
-        Ok(())
-    }
-
-    fn number(&mut self, name: &str) -> u32 {
-        let next = self.names.len() as u32;
-        *self.names.entry(name.to_string()).or_insert(next)
-    }
-
-    fn contains(&self, key: &ItemKey) -> bool {
-        let (Some(&m), Some(&f)) = (self.names.get(&key.mailbox), self.names.get(&key.folder))
-        else {
-            return false;
-        };
-        self.copies.contains(&(key.item, m, f))
-    }
-}
-
 impl Archive {
     /// Reads every filing-log record `filings` lists, checking its hash, and
     /// returns the copies they name.
@@ -507,15 +475,10 @@ impl Archive {
                     continue;
                 }
             };
-            let read = self.packs.read(&at).and_then(|content| {
-                if crate::model::sha256(&content) != sha {
-                    return Err(crate::error::Error::Corrupt(
-                        "the filing log does not match its SHA-256".into(),
-                    ));
-                }
-                super::codec::decode::<FilingLog>(&content)
-            });
-            match read.and_then(|log| logged.add(&log)) {
+            match self
+                .read_filing_log(&at, &sha)
+                .and_then(|log| logged.add(&log))
+            {
                 Ok(()) => {}
                 Err(e) => report(problem(format!("filing log at {at}"), e.to_string())),
             }
