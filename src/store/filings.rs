@@ -151,19 +151,46 @@ impl Archive {
         codec::decode::<FilingLog>(&content)
     }
 
-    /// Each `filings` row's key, with its log or why it cannot be read.
-    fn each_filing_log(
+    /// Each `filings` row of `txn`: its key, where its record is (`None`
+    /// when the row itself is damaged), and its log or why it cannot be read.
+    pub(super) fn each_filing_log(
         &self,
-        mut f: impl FnMut(&[u8], Result<FilingLog>) -> Result<()>,
+        txn: &redb::ReadTransaction,
+        mut f: impl FnMut(&[u8], Option<PackRef>, Result<FilingLog>) -> Result<()>,
     ) -> Result<()> {
-        let txn = self.db.begin_read()?;
         for e in txn.open_table(FILINGS)?.iter()? {
             let (k, v) = e?;
-            let log = decode_row(k.value(), v.value())
-                .and_then(|(at, sha)| self.read_filing_log(&at, &sha));
-            f(k.value(), log)?;
+            match decode_row(k.value(), v.value()) {
+                Ok((at, sha)) => f(k.value(), Some(at), self.read_filing_log(&at, &sha))?,
+                Err(e) => f(k.value(), None, Err(e))?,
+            }
         }
         Ok(())
+    }
+
+    /// Filing logs naming each copy in `items` that `keep` accepts, a
+    /// record per [`RECORD_COPIES`], and how many copies they name.
+    pub(super) fn logs_of_copies(
+        &self,
+        mut keep: impl FnMut(&ItemKey) -> bool,
+    ) -> Result<(Vec<FilingLog>, u64)> {
+        let mut logs = Vec::new();
+        let mut log = LogBuilder::default();
+        let mut copies = 0;
+        self.for_each_copy(|key, _| {
+            if keep(&key) {
+                log.add(&key.item, &key.mailbox, &key.folder);
+                copies += 1;
+                if log.len() >= RECORD_COPIES {
+                    logs.push(log.take());
+                }
+            }
+            Ok(())
+        })?;
+        if !log.is_empty() {
+            logs.push(log.take());
+        }
+        Ok((logs, copies))
     }
 
     /// Mends the filing log from the catalogue, which it copies: a log
@@ -172,8 +199,9 @@ impl Archive {
     /// logged anew, in one transaction. When every log is whole, only their
     /// hashes are read (no set of every copy is built).
     pub fn mend_filing_logs(&self) -> Result<Mended> {
+        let txn = self.db.begin_read()?;
         let mut damaged = Vec::new();
-        self.each_filing_log(|key, log| {
+        self.each_filing_log(&txn, |key, _, log| {
             if log.is_err() {
                 damaged.push(key.to_vec());
             }
@@ -183,35 +211,21 @@ impl Archive {
             return Ok(Mended::default());
         }
         let mut logged = Logged::default();
-        self.each_filing_log(|_, log| match log {
+        self.each_filing_log(&txn, |_, _, log| match log {
             Ok(log) => logged.add(&log),
             Err(_) => Ok(()),
         })?;
-        let mut logs = Vec::new();
-        let mut log = LogBuilder::default();
-        let mut mended = Mended {
+        drop(txn);
+        let (logs, copies) = self.logs_of_copies(|key| !logged.contains(key))?;
+        let mended = Mended {
             dropped: damaged.len() as u64,
-            logged: 0,
+            logged: copies,
         };
-        self.for_each_copy(|key, _| {
-            if !logged.contains(&key) {
-                log.add(&key.item, &key.mailbox, &key.folder);
-                mended.logged += 1;
-                if log.len() >= RECORD_COPIES {
-                    logs.push(log.take());
-                }
-            }
-            Ok(())
-        })?;
-        logs.push(log.take());
         self.write(|tx| {
             for k in &damaged {
                 tx.filings.remove(k.as_slice())?;
             }
-            for log in logs.iter().filter(|l| !l.copies.is_empty()) {
-                tx.append_filing_log(log)?;
-            }
-            Ok(())
+            logs.iter().try_for_each(|log| tx.append_filing_log(log))
         })?;
         Ok(mended)
     }

@@ -41,7 +41,7 @@ use super::names::{Names, NewNames};
 use super::pack::Packs;
 use super::records::{BlobMeta, BlobPlace};
 use super::tables::{BLOBS, ITEMS, META, NAMES, SOURCES};
-use super::{Archive, SCHEMA_VERSION, SourceRow, filings};
+use super::{Archive, SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
@@ -164,19 +164,9 @@ impl Archive {
     /// process's alone while it opens, so the copies read before the write
     /// are those the write logs.
     pub(super) fn migrate_from_6(&self) -> Result<()> {
-        let mut logs = Vec::new();
-        let mut log = filings::LogBuilder::default();
-        self.for_each_copy(|key, _| {
-            log.add(&key.item, &key.mailbox, &key.folder);
-            if log.len() >= filings::RECORD_COPIES {
-                logs.push(log.take());
-            }
-            Ok(())
-        })?;
-        logs.push(log.take());
-        let copies: usize = logs.iter().map(|l| l.copies.len()).sum();
+        let (logs, copies) = self.logs_of_copies(|_| true)?;
         self.write(|tx| {
-            for log in logs.iter().filter(|l| !l.copies.is_empty()) {
+            for log in &logs {
                 tx.append_filing_log(log)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {

@@ -53,7 +53,7 @@ impl SourceRecord {
         let h: [u8; 32] = h.finalize().into();
         // 32 bits: a stale document goes unnoticed once in 4 billion, and
         // the index's column takes half the bytes of 64.
-        u64::from(u32::from_be_bytes(h[..4].try_into().expect("4 bytes")))
+        u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]]))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use super::Archive;
 use super::blob::VerifyingReader;
-use super::filings::{Logged, decode_row};
+use super::filings::Logged;
 use super::key::{self, ItemKey};
 use super::records::*;
 use super::tables::*;
@@ -461,28 +461,16 @@ impl Archive {
         report: &mut dyn FnMut(Problem),
     ) -> Result<Logged> {
         let mut logged = Logged::default();
-        for entry in txn.open_table(FILINGS)?.iter()? {
-            let (k, v) = entry?;
-            let problem = |subject: String, problem: String| Problem {
-                subject,
-                problem,
-                severity: "error",
-            };
-            let (at, sha) = match decode_row(k.value(), v.value()) {
-                Ok(r) => r,
-                Err(e) => {
-                    report(problem("table filings".into(), e.to_string()));
-                    continue;
-                }
-            };
-            match self
-                .read_filing_log(&at, &sha)
-                .and_then(|log| logged.add(&log))
-            {
-                Ok(()) => {}
-                Err(e) => report(problem(format!("filing log at {at}"), e.to_string())),
+        self.each_filing_log(txn, |_, at, log| {
+            if let Err(e) = log.and_then(|log| logged.add(&log)) {
+                report(Problem {
+                    subject: at.map_or("table filings".into(), |at| format!("filing log at {at}")),
+                    problem: e.to_string(),
+                    severity: "error",
+                });
             }
-        }
+            Ok(())
+        })?;
         Ok(logged)
     }
 }
