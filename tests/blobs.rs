@@ -230,7 +230,7 @@ fn a_format_2_archive_is_migrated_on_open_and_verifies() {
     let migrate = &trail[2];
     assert_eq!(
         migrate["params"],
-        serde_json::json!([["from_format", "2"], ["to_format", "7"]])
+        serde_json::json!([["from_format", "2"], ["to_format", "8"]])
     );
     assert_eq!(a.ok(&["verify"]).lines().count(), 1);
     // Format 4 frames and compresses what comes next, in a new pack; the
@@ -330,7 +330,7 @@ fn migrated(name: &str, from: &str) -> Archive {
     assert_eq!(actions[..3], ["import", "verify", "migrate"], "{actions:?}");
     assert_eq!(
         trail[2]["params"],
-        serde_json::json!([["from_format", from], ["to_format", "7"]])
+        serde_json::json!([["from_format", from], ["to_format", "8"]])
     );
     a
 }
@@ -385,7 +385,7 @@ fn a_format_3_archive_is_migrated_on_open_and_compacts_into_framed_packs() {
     assert_eq!(migrate.len(), 1, "{trail:?}");
     assert_eq!(
         migrate[0]["params"],
-        serde_json::json!([["from_format", "3"], ["to_format", "7"]])
+        serde_json::json!([["from_format", "3"], ["to_format", "8"]])
     );
     let old = a.path().join("packs/00000001.pack");
     let bare = std::fs::read(&old).unwrap();

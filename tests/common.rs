@@ -160,6 +160,11 @@ pub fn holds(path: &Path, needle: &[u8]) -> bool {
 
 /// The records of a pack, read with the dictionaries of every pack beside it.
 pub fn scan_pack(path: &Path) -> Vec<tgvault::store::frame::Found> {
+    tgvault::store::frame::scan(&std::fs::read(path).unwrap(), &dicts_beside(path))
+}
+
+/// The zstd dictionaries of every pack beside `path` (and of `path`).
+fn dicts_beside(path: &Path) -> tgvault::store::frame::Dicts {
     let dicts = tgvault::store::frame::Dicts::default();
     let mut packs = files_under(path.parent().unwrap());
     packs.sort();
@@ -169,7 +174,7 @@ pub fn scan_pack(path: &Path) -> Vec<tgvault::store::frame::Found> {
     {
         tgvault::store::frame::scan(&std::fs::read(p).unwrap(), &dicts);
     }
-    tgvault::store::frame::scan(&std::fs::read(path).unwrap(), &dicts)
+    dicts
 }
 
 /// Flips one bit in the middle of the stored bytes of the pack record whose
@@ -186,8 +191,52 @@ pub fn flip_record(pack: &Path, needle: &[u8]) {
         })
         .unwrap_or_else(|| panic!("no record in {} holds {needle:?}", pack.display()));
     let header = tgvault::store::frame::HEADER;
-    bytes[f.offset + header + (f.len - header) / 2] ^= 0x01;
+    let at = if f.kind == tgvault::store::frame::Kind::Group {
+        f.offset + flip_in_group(pack, &bytes[f.offset..f.offset + f.len], needle)
+    } else {
+        f.offset + header + (f.len - header) / 2
+    };
+    bytes[at] ^= 0x01;
     std::fs::write(pack, bytes).unwrap();
+}
+
+/// Where in `record`, a group of item versions, one flipped bit damages the
+/// member holding `needle` and as few others as can be: every payload byte
+/// is tried (a compressed stream passes on damage unevenly).
+fn flip_in_group(pack: &Path, record: &[u8], needle: &[u8]) -> usize {
+    let dicts = dicts_beside(pack);
+    let members = |record: &[u8]| -> Option<Vec<Vec<u8>>> {
+        let found = tgvault::store::frame::scan(record, &dicts);
+        let content = found.first()?.content.as_ref().ok()?.clone();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at + 4 <= content.len() {
+            let len = u32::from_le_bytes(content[at..at + 4].try_into().unwrap()) as usize;
+            out.push(content.get(at + 4..at + 4 + len)?.to_vec());
+            at += 4 + len;
+        }
+        Some(out)
+    };
+    let before = members(record).unwrap();
+    let target = before
+        .iter()
+        .position(|m| m.windows(needle.len()).any(|w| w == needle))
+        .unwrap();
+    let mut best: Option<(usize, usize)> = None;
+    let mut trial = record.to_vec();
+    for at in tgvault::store::frame::HEADER..record.len() {
+        trial[at] ^= 0x01;
+        if let Some(after) = members(&trial).filter(|a| a.len() == before.len()) {
+            let hit: Vec<usize> = (0..before.len())
+                .filter(|&i| after[i] != before[i])
+                .collect();
+            if hit.contains(&target) && best.is_none_or(|(n, _)| hit.len() < n) {
+                best = Some((hit.len(), at));
+            }
+        }
+        trial[at] ^= 0x01;
+    }
+    best.expect("a flip that damages the member").1
 }
 
 /// In an archive of the full-account fixture: a case holds the merger item

@@ -538,3 +538,65 @@ fn retention_gives_back_the_space_it_frees_and_compact_is_audited() {
     assert_eq!(a.run(&["compact", "--below", "0"]).status.code(), Some(2));
     assert_eq!(a.run(&["compact", "--below", "101"]).status.code(), Some(2));
 }
+
+/// Item versions are stored many to a pack record (a group): retention that
+/// destroys one member leaves none of its bytes in any record, and the
+/// members it keeps read back whole from where they were moved.
+#[test]
+fn destroying_one_version_of_a_group_keeps_the_others_whole() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mapping", fixture("users.csv").to_str().unwrap()],
+    );
+    let pack = a.path().join("packs/00000001.pack");
+    let group_with = |text: &[u8]| {
+        crate::common::scan_pack(&pack).into_iter().find(|f| {
+            f.kind == tgvault::store::frame::Kind::Group
+                && f.content
+                    .as_ref()
+                    .is_ok_and(|c| c.windows(text.len()).any(|w| w == text))
+        })
+    };
+    let merger = group_with(b"Board approves the merger").expect("the merger in a group");
+    let thanks = group_with(b"Thanks! The numbers look good").expect("a reply in a group");
+    assert_eq!(merger.offset, thanks.offset, "both in one group");
+
+    // Everything but the merger item is held, in every mailbox.
+    a.ok(&["case", "create", "keep"]);
+    for m in [
+        "alice.adams@corp.example",
+        "bob.brown@corp.example",
+        "erin.evans@corp.example",
+    ] {
+        a.ok(&[
+            "case",
+            "hold",
+            "add",
+            "keep",
+            "--mailbox",
+            m,
+            "--query",
+            "NOT merger",
+        ]);
+    }
+    a.ok(&["retention", "add", "purge", "--delete-after", "1"]);
+    let done = a.json(&["retention", "run", "--now", "2100-01-01"]);
+    assert_eq!(done["deleted"].as_array().unwrap().len(), 2, "{done}");
+    // The pack stays dense, so no compaction hides what the run itself did.
+    assert_eq!(
+        done["compacted"]["rewritten"],
+        serde_json::json!([]),
+        "{done}"
+    );
+    assert!(pack.exists());
+
+    assert!(!crate::common::holds(&pack, b"Board approves the merger"));
+    let moved = group_with(b"Thanks! The numbers look good").expect("the reply kept");
+    assert!(moved.offset > thanks.offset, "kept members are stored anew");
+    let show = a.ok(&["show", "tg:1000001:1000002:2"]);
+    assert!(show.contains("Thanks! The numbers look good"), "{show}");
+    assert_eq!(a.ok(&["search", "NOT merger", "--count"]).trim(), "40");
+    assert_eq!(a.ok(&["search", "merger", "--count"]).trim(), "0");
+    assert_eq!(a.ok(&["verify"]).lines().count(), 1);
+}

@@ -276,6 +276,12 @@ impl Index {
     fn writer(&mut self) -> Result<&mut IndexWriter<TantivyDocument>> {
         if self.writer.is_none() {
             let w = self.lock_writer()?;
+            // A writer killed before its commit can leave files (a deletion
+            // file among them) that the next one would create again under the
+            // same name: what the committed index does not use goes first.
+            if let Err(e) = w.garbage_collect_files().wait() {
+                tracing::warn!(error = %e, "unused search index files not removed");
+            }
             w.set_merge_policy(Box::new(merges::BoundedMerges::new(self.dir.clone())));
             self.writer = Some(w);
         }

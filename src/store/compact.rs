@@ -4,7 +4,8 @@
 //! `filings` row points at) fill less than a share of it is emptied into the current pack,
 //! one pack per write transaction: each live record is read, checked against
 //! its hash, appended anew (framed and compressed, whatever the old pack's
-//! format) and its pointer moved, and its old range is queued for zeroing in
+//! format; item versions grouped anew, see `store::group`) and its pointer
+//! moved, and its old range is queued for zeroing in
 //! `scrub` like a deletion's. Once that transaction commits the old copies
 //! are zeroed ([`Archive::scrub`]); a second transaction drops the pack's
 //! row, and then the file goes. A process killed in between leaves either
@@ -63,10 +64,14 @@ impl Archive {
                 u.records += 1;
             }
         };
+        // A group is one record however many versions it holds.
+        let mut groups = std::collections::HashSet::new();
         for e in txn.open_table(SOURCES)?.iter()? {
             let (_, v) = e?;
             for version in &SourceRow::versions_of(v.value())? {
-                count(&version.at);
+                if groups.insert(version.at) {
+                    count(&version.at);
+                }
             }
         }
         for e in txn.open_table(BLOBS)?.iter()? {
@@ -124,6 +129,7 @@ impl Tx<'_> {
             old_bytes: self.pack_lengths.get(pack)?.map_or(0, |v| v.value()),
             ..Moved::default()
         };
+        let appended = self.pack.appended();
         let mut rows: Vec<(Vec<u8>, Vec<u8>, Vec<Version>)> = Vec::new();
         for e in self.sources.iter()? {
             let (k, v) = e?;
@@ -158,24 +164,34 @@ impl Tx<'_> {
                 dicts.push(e?.1.value().to_vec());
             }
             for d in &dicts {
-                let r = self.pack.append(Kind::Dict, d, &crate::model::sha256(d))?;
-                moved.new_bytes += r.len;
+                self.pack.append(Kind::Dict, d, &crate::model::sha256(d))?;
             }
         }
+        // Versions are grouped anew (those of older formats included); each
+        // old record goes once every version in it has moved.
+        let mut old_records = std::collections::BTreeSet::new();
         for (k, bytes, mut versions) in rows {
+            self.make_room()?;
             for v in versions.iter_mut().filter(|v| v.at.pack == pack) {
-                let old = v.at;
-                v.at = self.copy_record(Kind::Version, &old, &v.content)?;
-                moved.new_bytes += v.at.len;
+                let content = self.packs.read_version(&v.at, &v.content).map_err(|e| {
+                    Error::Corrupt(format!(
+                        "{e}: the pack is not compacted (`tgvault verify` names the item)"
+                    ))
+                })?;
+                old_records.insert(v.at);
+                v.at = self.store_content(&content, &v.content)?;
                 moved.records += 1;
             }
+            let unplaced = versions.iter().any(|v| v.at == super::pack::UNPLACED);
             let bytes = SourceRow::with_versions(&bytes, &versions)?;
-            self.sources.insert(k.as_slice(), bytes.as_slice())?;
+            self.put_source_bytes(&k, bytes, unplaced)?;
+        }
+        for old in &old_records {
+            self.destroy(old)?;
         }
         for (sha, mut meta) in blobs {
             if let BlobPlace::Pack(old) = meta.place {
                 let at = self.copy_record(Kind::Blob, &old, &sha)?;
-                moved.new_bytes += at.len;
                 moved.records += 1;
                 meta.place = BlobPlace::Pack(at);
                 self.blobs
@@ -184,7 +200,6 @@ impl Tx<'_> {
         }
         for (key, old, sha) in logs {
             let at = self.copy_record(Kind::Filings, &old, &sha)?;
-            moved.new_bytes += at.len;
             moved.records += 1;
             self.filings.remove(key.as_slice())?;
             self.filings.insert(
@@ -192,6 +207,8 @@ impl Tx<'_> {
                 filings::row_value(at.len, &sha).as_slice(),
             )?;
         }
+        self.close_group()?;
+        moved.new_bytes = self.pack.appended() - appended;
         Ok(moved)
     }
 

@@ -6,9 +6,10 @@
 //! "TGR" version(1) kind(1) coding(1) payload_len(u32 LE) content_len(u32 LE) content_sha(8) payload
 //! ```
 //!
-//! `kind` is `v` (an item version: `codec(model::Item)`), `b` (an inline
-//! attachment blob) or `d` (a zstd dictionary, stored as it is, ahead of the
-//! first record compressed with it); `coding` 0 stores the content as it is,
+//! `kind` is `v` (an item version: `codec(model::Item)`), `g` (item
+//! versions stored together, `store::group`), `b` (an inline attachment
+//! blob), `f` (a filing log) or `d` (a zstd dictionary, stored as it is,
+//! ahead of the first record compressed with it); `coding` 0 stores the content as it is,
 //! 1 as one zstd frame, which names its dictionary (if any) by id. A record's
 //! content and payload are each under 4 GiB (inline blobs are at most 1 MiB;
 //! an item version is one message). `content_sha` is the first 8 bytes of
@@ -63,6 +64,8 @@ pub enum Kind {
     Dict,
     /// A filing log: where a transaction filed copies (`store::filings`).
     Filings,
+    /// Item versions stored together (`store::group`).
+    Group,
 }
 
 impl Kind {
@@ -72,6 +75,7 @@ impl Kind {
             Kind::Blob => b'b',
             Kind::Dict => b'd',
             Kind::Filings => b'f',
+            Kind::Group => b'g',
         }
     }
 
@@ -81,6 +85,7 @@ impl Kind {
             b'b' => Some(Kind::Blob),
             b'd' => Some(Kind::Dict),
             b'f' => Some(Kind::Filings),
+            b'g' => Some(Kind::Group),
             _ => None,
         }
     }
@@ -229,7 +234,7 @@ impl Framer {
     /// Whether `content` compresses enough to be kept so (then it is in
     /// `scratch`). Blobs are not like messages: no dictionary for them.
     fn try_compress(&mut self, kind: Kind, content: &[u8]) -> Result<bool> {
-        let with_dict = kind == Kind::Version;
+        let with_dict = matches!(kind, Kind::Version | Kind::Group);
         if content.len() > TRIAL && !self.saves(&content[..TRIAL], with_dict)? {
             return Ok(false);
         }
@@ -286,12 +291,22 @@ fn head(record: &[u8]) -> std::result::Result<Head, &'static str> {
 /// errors; a damaged record is [`Error::Corrupt`], never a panic or an
 /// allocation its header asks for.
 pub fn unframe(record: &[u8], dicts: &Dicts, what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
+    unframe_kind(record, dicts, what).map(|(_, content)| content)
+}
+
+/// [`unframe`], with the record's kind.
+pub fn unframe_kind(
+    record: &[u8],
+    dicts: &Dicts,
+    what: &dyn std::fmt::Display,
+) -> Result<(Kind, Vec<u8>)> {
     let bad = |why: &str| Error::Corrupt(format!("{what}: {why}"));
     let h = head(record).map_err(bad)?;
     if record.len() - HEADER != h.payload_len {
         return Err(bad("its length does not match its header"));
     }
-    decode(&h, &record[HEADER..], dicts).map_err(|why| bad(&why))
+    let content = decode(&h, &record[HEADER..], dicts).map_err(|why| bad(&why))?;
+    Ok((h.kind, content))
 }
 
 thread_local! {

@@ -33,6 +33,12 @@
 //! holds (a record per [`super::filings::RECORD_COPIES`] copies), listed in
 //! the new `filings` table, in one write transaction that also records the
 //! new format.
+//!
+//! Format 7 -> 8: format 8 stores item versions in groups ([`super::group`]).
+//! Nothing is rewritten (compaction groups old records anew); the migration
+//! records the new format, so that a build that reads only format 7 refuses
+//! the archive instead of failing on its groups. It shares format 7's
+//! transaction when an archive comes from before 7.
 
 use super::codec;
 use super::key;
@@ -160,25 +166,33 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
 }
 
 impl Archive {
-    /// Format 6 -> 7 (see the module comment). The archive is this
-    /// process's alone while it opens, so the copies read before the write
-    /// are those the write logs.
-    pub(super) fn migrate_from_6(&self) -> Result<()> {
-        let (logs, copies) = self.logs_of_copies(|_| true)?;
+    /// Format 6 -> 7 -> 8 (see the module comment); `schema` is the
+    /// format the archive had. The archive is this process's alone while it
+    /// opens, so the copies read before the write are those the write logs.
+    pub(super) fn migrate_from_6(&self, schema: u8) -> Result<()> {
+        let (logs, copies) = if schema < 7 {
+            self.logs_of_copies(|_| true)?
+        } else {
+            (Vec::new(), 0)
+        };
         self.write(|tx| {
             for log in &logs {
                 tx.append_filing_log(log)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {
-                Some(v) => v.value().first().copied().unwrap_or(6),
-                None => 6,
+                Some(v) => v.value().first().copied().unwrap_or(schema),
+                None => schema,
             };
             tx.meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
             tx.meta
                 .insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
             Ok(())
         })?;
-        tracing::info!(copies, "archive migrated from format 6 to 7");
+        tracing::info!(
+            copies,
+            from = schema,
+            "archive migrated to format {SCHEMA_VERSION}"
+        );
         Ok(())
     }
 }
@@ -285,7 +299,7 @@ fn uses_of(
             continue;
         }
         for i in 0..versions {
-            match row.version(&id, i, &mut |r| packs.read(r)) {
+            match row.version(&id, i, &mut |v| packs.read_version(&v.at, &v.content)) {
                 Ok(item) => {
                     if item.blobs_used().contains(&hash) {
                         uses += 1;

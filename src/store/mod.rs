@@ -18,6 +18,7 @@ pub mod forward;
 pub use compact::{Moved, PackUse};
 pub mod filings;
 pub mod frame;
+mod group;
 pub mod journal;
 pub mod key;
 mod migrate;
@@ -38,7 +39,7 @@ use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     Table, WriteTransaction,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 7;
+pub const SCHEMA_VERSION: u8 = 8;
 
 /// How long a writer waits for another process to let go of the catalogue.
 pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -219,7 +220,7 @@ impl Archive {
         }
         let mut archive = Archive::assemble(Db::Rw(db), dir, packs)?;
         if schema < SCHEMA_VERSION {
-            archive.migrate_from_6()?;
+            archive.migrate_from_6(schema)?;
         }
         archive.pages_checked = pages;
         archive.blobs.clear_staging()?;
@@ -610,7 +611,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [6]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [7]"
                 )));
             }
         };
@@ -697,10 +698,13 @@ impl Archive {
                 folder_delta: BTreeMap::new(),
                 filings: txn.open_table(FILINGS)?,
                 filing_log: filings::LogBuilder::default(),
+                unplaced: BTreeMap::new(),
+                destroyed_versions: BTreeSet::new(),
             };
             // Names another process committed are known before any is given.
             self.names.catch_up(&tx.names_table)?;
             let out = f(&mut tx)?;
+            tx.settle_groups()?;
             if tx.scrubs {
                 tx.count_destruction()?;
             }
@@ -864,7 +868,9 @@ impl Archive {
         let v = t
             .get(item_id_bytes(id).as_slice())?
             .ok_or_else(|| Error::NotFound(format!("item {id}")))?;
-        SourceRow::versions_only(v.value())?.version(id, index, &mut |r| self.packs.read(r))
+        SourceRow::versions_only(v.value())?.version(id, index, &mut |v| {
+            self.packs.read_version(&v.at, &v.content)
+        })
     }
 
     /// The current version of an item, or `None` when the archive has no such item.
@@ -875,7 +881,7 @@ impl Archive {
             return Ok(None);
         };
         SourceRow::versions_only(v.value())?
-            .current(id, &mut |r| self.packs.read(r))
+            .current(id, &mut |v| self.packs.read_version(&v.at, &v.content))
             .map(Some)
     }
 
@@ -1386,7 +1392,7 @@ impl DocSource {
                     row.decode_version(
                         id,
                         i,
-                        &mut |r| packs.read(r),
+                        &mut |v| packs.read_version(&v.at, &v.content),
                         codec::decode_item_without_raw,
                     )
                 })
@@ -1426,7 +1432,8 @@ pub(crate) struct SourceRow {
 }
 
 /// Reads one pack record (committed, or appended by the reading transaction).
-type ReadPack<'a> = dyn FnMut(&PackRef) -> Result<Vec<u8>> + 'a;
+/// Reads a version's content, checked against its `content` hash.
+type ReadPack<'a> = dyn FnMut(&Version) -> Result<Vec<u8>> + 'a;
 
 /// The `names` table of a read transaction.
 type NameTable = redb::ReadOnlyTable<u32, &'static [u8]>;
@@ -1505,13 +1512,13 @@ impl SourceRow {
         self.decode_version(id, index, read, codec::decode)
     }
 
-    /// Reads version `index` from its pack, checks it against its content
-    /// hash and decodes it with `decode`.
+    /// Reads version `index` with `read` (which checks it against its
+    /// content hash) and decodes it with `decode`.
     fn decode_version<B: AsRef<[u8]>>(
         &self,
         id: &ItemId,
         index: usize,
-        read: &mut dyn FnMut(&PackRef) -> Result<B>,
+        read: &mut dyn FnMut(&Version) -> Result<B>,
         decode: fn(&[u8]) -> Result<Item>,
     ) -> Result<Item> {
         let v = self
@@ -1519,18 +1526,11 @@ impl SourceRow {
             .versions
             .get(index)
             .ok_or_else(|| Error::NotFound(format!("version {} of {id}", index + 1)))?;
-        let bytes = read(&v.at).map_err(|e| match e {
+        let bytes = read(v).map_err(|e| match e {
             Error::Corrupt(what) => Error::Corrupt(format!("{id}: {what}")),
             other => other,
         })?;
-        let bytes = bytes.as_ref();
-        if crate::model::sha256(bytes) != v.content {
-            return Err(Error::Corrupt(format!(
-                "{id}: stored content does not match its SHA-256 {}",
-                hex::encode(v.content)
-            )));
-        }
-        decode(bytes)
+        decode(bytes.as_ref())
     }
 
     fn current(&self, id: &ItemId, read: &mut ReadPack<'_>) -> Result<Item> {
@@ -1593,6 +1593,12 @@ pub struct Tx<'t> {
     filings: Table<'t, &'static [u8], &'static [u8]>,
     /// The copies this transaction filed, for its filing-log record.
     filing_log: filings::LogBuilder,
+    /// `sources` rows with a version in the open group, written when it
+    /// closes (see [`group`]).
+    unplaced: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Version records this transaction destroyed: a group's other members
+    /// are stored anew before it goes.
+    destroyed_versions: BTreeSet<PackRef>,
 }
 
 /// What deleting a copy did (see [`Tx::dispose`]).
@@ -1683,13 +1689,17 @@ impl Tx<'_> {
     }
 
     fn source_row(&self, idb: &[u8]) -> Result<SourceRow> {
+        let mut name = |id| match self.new_names.get(id) {
+            Some(n) => Ok(n.to_string()),
+            None => self.names.get(&self.names_table, id),
+        };
+        if let Some(bytes) = self.unplaced.get(idb) {
+            return SourceRow::decode(bytes, &mut name);
+        }
         let Some(v) = self.sources.get(idb)? else {
             return Ok(SourceRow::default());
         };
-        SourceRow::decode(v.value(), &mut |id| match self.new_names.get(id) {
-            Some(n) => Ok(n.to_string()),
-            None => self.names.get(&self.names_table, id),
-        })
+        SourceRow::decode(v.value(), &mut name)
     }
 
     /// The number of `name`, given now if the archive has none for it.
@@ -1710,8 +1720,8 @@ impl Tx<'_> {
     fn put_source(&mut self, idb: &[u8], row: &SourceRow) -> Result<()> {
         let (names, table, new) = (self.names, &mut self.names_table, &mut self.new_names);
         let bytes = row.encode(&mut |n| new.intern(names, table, n))?;
-        self.sources.insert(idb, bytes.as_slice())?;
-        Ok(())
+        let unplaced = row.rec.versions.iter().any(|v| v.at == pack::UNPLACED);
+        self.put_source_bytes(idb, bytes, unplaced)
     }
 
     /// Whether the item has `enc` already: the same content, or the same
@@ -1749,7 +1759,7 @@ impl Tx<'_> {
         candidates.into_iter().any(|v| {
             // A version that cannot be read now is not taken as this one:
             // adding a version loses nothing (and `verify` names the damage).
-            self.read_pack(&v.at)
+            self.read_version(v)
                 .and_then(|b| codec::decode_item_without_raw(&b))
                 .is_ok_and(|it| {
                     it.source_format != new.source_format && it.equivalence() == Some(key)
@@ -1780,24 +1790,16 @@ impl Tx<'_> {
         true
     }
 
-    /// Appends the content of the version [`Tx::add_version`] added (the
-    /// row's last) to the pack, and points the version at it.
+    /// Stores the content of the version [`Tx::add_version`] added (the
+    /// row's last) and points the version at it: in the open group (placed
+    /// when the group closes, see [`group`]), or a large one in a record of
+    /// its own.
     fn store_version(&mut self, row: &mut SourceRow, enc: &EncodedItem) -> Result<()> {
-        let at = self
-            .pack
-            .append(pack::Kind::Version, &enc.bytes, &enc.sha256)?;
+        let at = self.store_content(&enc.bytes, &enc.sha256)?;
         if let Some(v) = row.rec.versions.last_mut() {
             v.at = at;
         }
         Ok(())
-    }
-
-    /// One pack record, whether committed or appended by this transaction.
-    fn read_pack(&mut self, r: &PackRef) -> Result<Vec<u8>> {
-        match self.pack.pending(r)? {
-            Some(bytes) => Ok(bytes),
-            None => self.packs.read(r),
-        }
     }
 
     /// Files an item version into each of `mailboxes` (under `folder`), storing
@@ -1813,6 +1815,7 @@ impl Tx<'_> {
         folder: &str,
         run: u64,
     ) -> Result<Vec<Filed>> {
+        self.make_room()?;
         let idb = item_id_bytes(&enc.id);
         let mut row = self.source_row(&idb)?;
         let is_new = row.rec.versions.is_empty();
@@ -1902,6 +1905,7 @@ impl Tx<'_> {
         blobs: &[StagedBlob],
         record: &QuarantineRecord,
     ) -> Result<Quarantined> {
+        self.make_room()?;
         let idb = item_id_bytes(&enc.id);
         let mut row = self.source_row(&idb)?;
         let is_new = row.rec.versions.is_empty();
@@ -2075,7 +2079,7 @@ impl Tx<'_> {
             // caller reports it (`verify` then names the blobs no version uses).
             let mut shas: Vec<[u8; 32]> = Vec::new();
             for i in 0..row.rec.versions.len() {
-                match row.version(&key.item, i, &mut |r| self.read_pack(r)) {
+                match row.version(&key.item, i, &mut |v| self.read_version(v)) {
                     Ok(item) => shas.extend(item.blobs_used()),
                     Err(e) => out
                         .unreadable
@@ -2083,9 +2087,9 @@ impl Tx<'_> {
                 }
             }
             for v in &row.rec.versions {
-                self.destroy(&v.at)?;
+                self.destroy_version(&v.at)?;
             }
-            self.sources.remove(idb.as_slice())?;
+            self.remove_source(&idb)?;
             out.freed = self.release_blobs(&shas, &key.item)?;
         } else {
             self.put_source(&idb, &row)?;
@@ -2194,7 +2198,7 @@ impl Tx<'_> {
         if row.rec.versions.is_empty() {
             return Ok(None);
         }
-        row.current(id, &mut |r| self.read_pack(r)).map(Some)
+        row.current(id, &mut |v| self.read_version(v)).map(Some)
     }
 }
 

@@ -24,6 +24,7 @@
 
 pub use super::frame::Kind;
 use super::frame::{self, Dicts, Framer};
+use super::group::{self, Group};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -39,12 +40,20 @@ pub const PACK_TARGET: u64 = 1 << 30;
 const WRITE_CHUNK: usize = 4 << 20;
 
 /// Where one record lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PackRef {
     pub pack: u32,
     pub offset: u64,
     pub len: u64,
 }
+
+/// A version's place while its group is open (pack ids start at 1): set
+/// when the transaction closes the group, never committed.
+pub const UNPLACED: PackRef = PackRef {
+    pack: 0,
+    offset: 0,
+    len: 0,
+};
 
 impl PackRef {
     /// The `scrub` table's key: pack id then offset, big-endian.
@@ -82,6 +91,34 @@ impl std::fmt::Display for PackRef {
     }
 }
 
+/// What a record holds of item versions.
+enum Held {
+    Version(Vec<u8>),
+    Group(Arc<Group>),
+}
+
+/// `content` when its SHA-256 is `sha`.
+fn checked(r: &PackRef, content: Vec<u8>, sha: &[u8; 32]) -> Result<Vec<u8>> {
+    if crate::model::sha256(&content) == *sha {
+        Ok(content)
+    } else {
+        Err(Error::Corrupt(format!(
+            "{r}: stored content does not match its SHA-256 {}",
+            hex::encode(sha)
+        )))
+    }
+}
+
+/// The member `sha` of the group at `r`.
+fn member(g: &Group, r: &PackRef, sha: &[u8; 32]) -> Result<Vec<u8>> {
+    g.find(sha).map(<[u8]>::to_vec).ok_or_else(|| {
+        Error::Corrupt(format!(
+            "{r}: stored content does not match its SHA-256 {}: no version in the group has it",
+            hex::encode(sha)
+        ))
+    })
+}
+
 /// A record's content: unframed, or as it is in a pack from before framing.
 fn content(framed_from: u32, dicts: &Dicts, r: &PackRef, bytes: Vec<u8>) -> Result<Vec<u8>> {
     if r.pack < framed_from {
@@ -112,7 +149,12 @@ pub struct Packs {
     dicts: Arc<Dicts>,
     writer: Mutex<Writer>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
+    /// The groups read last (reads of one chat's items go to few groups).
+    groups: Mutex<std::collections::VecDeque<(PackRef, Arc<Group>)>>,
 }
+
+/// How many groups [`Packs`] keeps read.
+const GROUPS_KEPT: usize = 8;
 
 /// The appending side, owned by one write transaction at a time.
 ///
@@ -132,6 +174,8 @@ pub struct Writer {
     /// Whether this transaction appended the record of a dictionary the
     /// catalogue does not hold yet.
     dict_in_tx: bool,
+    /// The item versions this transaction is grouping.
+    group: group::Open,
     /// Scratch space for one framed record.
     record: Vec<u8>,
     dir: PathBuf,
@@ -301,6 +345,7 @@ impl Packs {
                 framer: Framer::new(None)?,
                 dicts: dicts.clone(),
                 dict_in_tx: false,
+                group: group::Open::default(),
                 sealed: false,
                 record: Vec::new(),
                 dir: dir.clone(),
@@ -317,6 +362,7 @@ impl Packs {
             framed_from,
             dicts,
             readers: RwLock::new(HashMap::new()),
+            groups: Mutex::default(),
         })
     }
 
@@ -331,6 +377,11 @@ impl Packs {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&pack);
+        self.forget_groups(&[PackRef {
+            pack,
+            offset: 0,
+            len: u64::MAX / 2,
+        }]);
         let path = self.path_of(pack);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir),
@@ -368,6 +419,98 @@ impl Packs {
     pub fn read(&self, r: &PackRef) -> Result<Vec<u8>> {
         let bytes = self.read_raw(r)?;
         content(self.framed_from, &self.dicts, r, bytes)
+    }
+
+    /// The item version whose SHA-256 is `sha`, from the committed record at
+    /// `r` (a version's own record, or its group's). A record that does not
+    /// hold it whole is [`Error::Corrupt`].
+    pub fn read_version(&self, r: &PackRef, sha: &[u8; 32]) -> Result<Vec<u8>> {
+        if let Some(g) = self.kept_group(r) {
+            return member(&g, r, sha);
+        }
+        let raw = self.read_raw(r)?;
+        self.version_in(r, &raw, sha, true)
+    }
+
+    /// The version `sha` in `raw`, the bytes of the record at `r`; a group
+    /// read is kept for the next reads when `keep` (committed records only:
+    /// an uncommitted one's place may be taken by other bytes).
+    pub(super) fn version_in(
+        &self,
+        r: &PackRef,
+        raw: &[u8],
+        sha: &[u8; 32],
+        keep: bool,
+    ) -> Result<Vec<u8>> {
+        match self.held_in(r, raw)? {
+            Held::Version(content) => checked(r, content, sha),
+            Held::Group(g) => {
+                let out = member(&g, r, sha);
+                if keep {
+                    self.keep_group(*r, g);
+                }
+                out
+            }
+        }
+    }
+
+    /// The group record at `r`, split (for those who need every member);
+    /// `None` when the record is a version's own.
+    pub fn read_group(&self, r: &PackRef) -> Result<Option<Arc<Group>>> {
+        if let Some(g) = self.kept_group(r) {
+            return Ok(Some(g));
+        }
+        let raw = self.read_raw(r)?;
+        self.group_in(r, &raw)
+    }
+
+    /// [`Packs::read_group`] on `raw`, the bytes of the record at `r`.
+    pub(super) fn group_in(&self, r: &PackRef, raw: &[u8]) -> Result<Option<Arc<Group>>> {
+        match self.held_in(r, raw)? {
+            Held::Group(g) => Ok(Some(g)),
+            Held::Version(_) => Ok(None),
+        }
+    }
+
+    /// What the record `raw` at `r` holds of item versions.
+    fn held_in(&self, r: &PackRef, raw: &[u8]) -> Result<Held> {
+        if r.pack < self.framed_from {
+            return Ok(Held::Version(raw.to_vec()));
+        }
+        match frame::unframe_kind(raw, &self.dicts, r)? {
+            (Kind::Version, content) => Ok(Held::Version(content)),
+            (Kind::Group, content) => Ok(Held::Group(Arc::new(
+                Group::parse(content).map_err(|why| Error::Corrupt(format!("{r}: {why}")))?,
+            ))),
+            (kind, _) => Err(Error::Corrupt(format!(
+                "{r} holds a record of kind {kind:?}, not an item version"
+            ))),
+        }
+    }
+
+    fn kept_group(&self, r: &PackRef) -> Option<Arc<Group>> {
+        let kept = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().find(|(k, _)| k == r).map(|(_, g)| g.clone())
+    }
+
+    fn keep_group(&self, r: PackRef, g: Arc<Group>) {
+        let mut kept = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(k, _)| *k != r);
+        if kept.len() == GROUPS_KEPT {
+            kept.pop_back();
+        }
+        kept.push_front((r, g));
+    }
+
+    /// Forgets the groups kept whose bytes meet `ranges`: those bytes are
+    /// being destroyed.
+    fn forget_groups(&self, ranges: &[PackRef]) {
+        let mut kept = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(k, _)| {
+            !ranges.iter().any(|r| {
+                r.pack == k.pack && r.offset < k.offset + k.len && k.offset < r.offset + r.len
+            })
+        });
     }
 
     /// The bytes of one committed record, as they are in the pack.
@@ -421,7 +564,11 @@ impl Packs {
             }
             i = j;
         }
-        Prefetched { packs: self, spans }
+        Prefetched {
+            packs: self,
+            spans,
+            groups: Mutex::default(),
+        }
     }
 
     /// Current lengths of the pack files on disk.
@@ -431,6 +578,7 @@ impl Packs {
 
     /// Overwrites each range with zeros and syncs the files.
     pub fn zero(&self, ranges: &[PackRef]) -> Result<()> {
+        self.forget_groups(ranges);
         // The writer's stage may hold a zeroed range's bytes: it reads its
         // head from the file again.
         self.writer().unstage();
@@ -472,6 +620,7 @@ impl Writer {
     /// Called when a write transaction starts: begins a new pack when the
     /// current one is full (or there is none yet).
     pub fn begin(&mut self) {
+        self.group.clear();
         if self.end() != self.committed
             && let Err(e) = self.rollback()
         {
@@ -488,6 +637,15 @@ impl Writer {
             self.len = 0;
             self.written = 0;
             self.staged = true;
+        }
+    }
+
+    /// Bytes this transaction appended so far.
+    pub fn appended(&self) -> u64 {
+        if self.staged {
+            self.end().saturating_sub(self.committed)
+        } else {
+            0
         }
     }
 
@@ -580,6 +738,34 @@ impl Writer {
         out
     }
 
+    /// Adds an item version to the open group; its place is known when the
+    /// group is closed ([`Writer::close_group`]).
+    pub fn add_member(&mut self, content: &[u8], sha: &[u8; 32]) {
+        self.framer.sample(content, &self.dicts);
+        self.group.add(content, sha);
+    }
+
+    /// Whether the open group has reached its size.
+    pub fn group_full(&self) -> bool {
+        self.group.len() >= group::TARGET
+    }
+
+    /// Appends the open group as one record and returns where (`None` when
+    /// it is empty).
+    pub fn close_group(&mut self) -> Result<Option<PackRef>> {
+        if self.group.is_empty() {
+            return Ok(None);
+        }
+        let content = self.group.take();
+        let at = self.append(Kind::Group, &content, &crate::model::sha256(&content));
+        at.map(Some)
+    }
+
+    /// A version of the open group, by its SHA-256.
+    pub fn open_member(&self, sha: &[u8; 32]) -> Option<Vec<u8>> {
+        self.group.member(sha).map(<[u8]>::to_vec)
+    }
+
     /// The dictionary this transaction put in the pack, for the catalogue
     /// to record in the same commit.
     pub fn dict_to_save(&self) -> Option<&(u32, Vec<u8>)> {
@@ -619,7 +805,7 @@ impl Writer {
         }
     }
 
-    fn pending_raw(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
+    pub(super) fn pending_raw(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
         if r.pack != self.pack || r.offset < self.committed || !self.staged {
             return Ok(None);
         }
@@ -711,6 +897,7 @@ impl Writer {
         self.staged = false;
         // A dictionary it trained is put in the next transaction's pack.
         self.dict_in_tx = false;
+        self.group.clear();
         Ok(())
     }
 
@@ -727,6 +914,7 @@ impl Writer {
         self.written = len;
         self.staged = false;
         self.dict_in_tx = false;
+        self.group.clear();
     }
 }
 
@@ -764,6 +952,8 @@ pub struct Prefetched<'a> {
     packs: &'a Packs,
     /// In (pack, offset) order.
     spans: Vec<Span>,
+    /// The groups read so far (a group holds many of the records asked for).
+    groups: Mutex<HashMap<PackRef, Arc<Group>>>,
 }
 
 /// `len` bytes of a pack at `offset`, read in one call.
@@ -781,6 +971,30 @@ impl Prefetched<'_> {
             return self.read_raw(r);
         }
         frame::unframe(&self.read_raw(r)?, &self.packs.dicts, r).map(std::borrow::Cow::Owned)
+    }
+
+    /// The item version whose SHA-256 is `sha` from the record at `r`, as
+    /// [`Packs::read_version`] reads it.
+    pub fn read_version(&self, r: &PackRef, sha: &[u8; 32]) -> Result<Vec<u8>> {
+        let known = {
+            let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.get(r).cloned()
+        };
+        if let Some(g) = known {
+            return member(&g, r, sha);
+        }
+        let raw = self.read_raw(r)?;
+        match self.packs.held_in(r, &raw)? {
+            Held::Group(g) => {
+                let out = member(&g, r, sha);
+                self.groups
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(*r, g);
+                out
+            }
+            Held::Version(content) => checked(r, content, sha),
+        }
     }
 
     /// One record's bytes as they are in the pack.

@@ -9,6 +9,7 @@
 use super::blob::{BlobDir, StagedBlob};
 use super::filings::FilingLog;
 use super::frame::{self, Dicts, Kind};
+use super::group;
 use super::{Archive, codec, pack};
 use crate::error::{Error, Result};
 use crate::model::{Item, ItemId};
@@ -93,7 +94,7 @@ impl Salvage {
                             self.add_filings(&log, &mut names);
                         }
                     }
-                    Kind::Version | Kind::Dict => {}
+                    Kind::Version | Kind::Group | Kind::Dict => {}
                 }
             }
         }
@@ -142,12 +143,17 @@ impl Salvage {
             for rec in found {
                 let place = format!("{name} at {}", rec.offset);
                 match (rec.kind, rec.whole, rec.content) {
-                    (Kind::Version, true, Ok(content)) => match codec::decode::<Item>(&content) {
-                        Ok(item) => {
-                            let filed = self.filed(&item.id);
-                            f(Found { item, place, filed })?
+                    (Kind::Version, true, Ok(content)) => {
+                        self.found(&content, place, &mut f, &mut damaged)?
+                    }
+                    (Kind::Group, true, Ok(content)) => match group::split(&content) {
+                        Ok(members) => {
+                            for (i, m) in members.into_iter().enumerate() {
+                                let place = format!("{place}, version {} of its group", i + 1);
+                                self.found(&content[m], place, &mut f, &mut damaged)?;
+                            }
                         }
-                        Err(e) => damaged.push(format!("{place}: {e}")),
+                        Err(why) => damaged.push(format!("{place}: {why}")),
                     },
                     (_, _, Err(why)) => damaged.push(format!("{place}: {why}")),
                     (_, false, _) => {
@@ -158,6 +164,26 @@ impl Salvage {
             }
         }
         Ok(damaged)
+    }
+
+    /// Hands `content`, an item version found at `place`, to `f`.
+    fn found(
+        &self,
+        content: &[u8],
+        place: String,
+        f: &mut impl FnMut(Found) -> Result<()>,
+        damaged: &mut Vec<String>,
+    ) -> Result<()> {
+        match codec::decode::<Item>(content) {
+            Ok(item) => {
+                let filed = self.filed(&item.id);
+                f(Found { item, place, filed })
+            }
+            Err(e) => {
+                damaged.push(format!("{place}: {e}"));
+                Ok(())
+            }
+        }
     }
 
     /// The archive directory these packs belong to.

@@ -144,7 +144,7 @@ impl Archive {
             }
             for i in 0..row.rec.versions.len() {
                 checked.versions += 1;
-                match row.version(&id, i, &mut |r| self.packs.read(r)) {
+                match row.version(&id, i, &mut |v| self.packs.read_version(&v.at, &v.content)) {
                     Ok(item) => {
                         if item.id != id {
                             report(err(
