@@ -312,6 +312,53 @@ fn a_format_5_archive_is_migrated_on_open_and_reads_its_names() {
     assert!(count("kind:externaldata") > 46);
 }
 
+/// A format-7 archive (every item version a pack record of its own) opens
+/// as format 8 without a rewrite: its records read as they are, new versions
+/// go into groups, and compaction groups the old records anew.
+#[test]
+fn a_format_7_archive_is_migrated_on_open_and_compacts_into_groups() {
+    let a = migrated("archive-format7", "7");
+    let pack = a.path().join("packs/00000001.pack");
+    let kinds = |kind| {
+        scan_pack(&pack)
+            .iter()
+            .filter(|f| f.whole && f.kind == kind)
+            .count()
+    };
+    assert_eq!(kinds(tgvault::store::frame::Kind::Group), 0);
+    assert!(kinds(tgvault::store::frame::Kind::Version) >= 31);
+    let show = a.ok(&["show", "tg:1000001:1000002:11"]);
+    assert!(show.contains("Board approves the merger"), "{show}");
+    reimport_adds_nothing(&a);
+    a.import(
+        &[&fixture("exports/multilingual")],
+        &["--mailbox", "custodian@corp.example"],
+    );
+    assert!(
+        kinds(tgvault::store::frame::Kind::Group) > 0,
+        "new versions grouped"
+    );
+    let merger = a.ok(&["search", "merger", "--count"]);
+    // Retention leaves pack 1 sparse (the merger item is held).
+    hold_merger_purge_the_rest(&a);
+    let done = a.json(&["retention", "run", "--now", "2099-01-01"]);
+    assert!(!done["deleted"].as_array().unwrap().is_empty(), "{done}");
+    a.ok(&["compact", "--below", "100"]);
+    assert!(!pack.exists(), "the old pack was emptied");
+    let packs = files_under(&a.path().join("packs"));
+    let records: Vec<_> = packs.iter().flat_map(|p| scan_pack(p)).collect();
+    assert!(
+        records
+            .iter()
+            .all(|f| f.kind != tgvault::store::frame::Kind::Version),
+        "every version in a group now"
+    );
+    verify_clean(&a);
+    let show = a.ok(&["show", "tg:1000001:1000002:11"]);
+    assert!(show.contains("Board approves the merger"), "{show}");
+    assert_eq!(a.ok(&["search", "merger", "--count"]), merger);
+}
+
 /// A copy of the fixture archive `name` (of format `from`, made by the
 /// fixture's import and a verify), opened: it verifies clean with its 31
 /// items and 42 filings, and its trail records the migration once, after the

@@ -601,7 +601,7 @@ fn init(db: &Database) -> Result<u8> {
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([v @ (2..=6)]) => *v,
+            Some([v @ (2..=7)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
