@@ -21,6 +21,7 @@ use super::{SourceRow, Tx, codec, item_id_bytes};
 use crate::error::{Error, Result};
 use crate::model::ItemId;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// A group is closed once its members hold this many bytes.
 pub const TARGET: usize = 32 * 1024;
@@ -73,10 +74,12 @@ impl Open {
     }
 }
 
-/// A group record's content, split into its members and each hashed.
+/// A group record's content, split into its members; each member is hashed
+/// the first time a lookup passes it (a group read for one version hashes
+/// about half of it).
 pub struct Group {
     content: Vec<u8>,
-    members: Vec<([u8; 32], Range<usize>)>,
+    members: Vec<(OnceLock<[u8; 32]>, Range<usize>)>,
 }
 
 impl Group {
@@ -85,24 +88,26 @@ impl Group {
     pub fn parse(content: Vec<u8>) -> std::result::Result<Group, String> {
         let members = split(&content)?
             .into_iter()
-            .map(|r| (crate::model::sha256(&content[r.clone()]), r))
+            .map(|r| (OnceLock::new(), r))
             .collect();
         Ok(Group { content, members })
     }
 
+    fn sha(&self, i: usize) -> &[u8; 32] {
+        let (sha, r) = &self.members[i];
+        sha.get_or_init(|| crate::model::sha256(&self.content[r.clone()]))
+    }
+
     /// The member whose SHA-256 is `sha`.
     pub fn find(&self, sha: &[u8; 32]) -> Option<&[u8]> {
-        self.members
-            .iter()
-            .find(|(s, _)| s == sha)
-            .map(|(_, r)| &self.content[r.clone()])
+        (0..self.members.len())
+            .find(|&i| self.sha(i) == sha)
+            .map(|i| &self.content[self.members[i].1.clone()])
     }
 
     /// Every member with its SHA-256, in the order they were added.
     pub fn members(&self) -> impl Iterator<Item = (&[u8; 32], &[u8])> {
-        self.members
-            .iter()
-            .map(|(s, r)| (s, &self.content[r.clone()]))
+        (0..self.members.len()).map(|i| (self.sha(i), &self.content[self.members[i].1.clone()]))
     }
 }
 

@@ -154,7 +154,7 @@ pub struct Packs {
 }
 
 /// How many groups [`Packs`] keeps read.
-const GROUPS_KEPT: usize = 8;
+const GROUPS_KEPT: usize = 64;
 
 /// The appending side, owned by one write transaction at a time.
 ///
