@@ -249,12 +249,27 @@ struct Gone {
 fn sync_catalogue(snap: &ReadTransaction, db: &Database, stats: &mut BackupStats) -> Result<Gone> {
     let mut gone = Gone::default();
     let mut old_blobs: Vec<([u8; 32], BlobMeta)> = Vec::new();
+    // A backup an older format wrote holds rows of that format until a pass
+    // replaces them (format 8 left the fingerprints out of the versions).
+    let old_format = {
+        let r = db.begin_read()?;
+        let schema = r
+            .open_table(META)?
+            .get("schema")?
+            .map(|v| v.value().to_vec());
+        schema.and_then(|s| s.first().copied()).unwrap_or(0)
+    };
+    let old_versions = if old_format < 8 {
+        SourceRow::versions_of_older
+    } else {
+        SourceRow::versions_of
+    };
     sync_table(snap, db, SOURCES, stats, |_, old, new| {
         let kept: HashSet<pack::PackRef> = match new {
             Some(n) => SourceRow::versions_of(n)?.iter().map(|v| v.at).collect(),
             None => HashSet::new(),
         };
-        let old = SourceRow::versions_of(old)?;
+        let old = old_versions(old)?;
         gone.records
             .extend(old.iter().map(|v| v.at).filter(|r| !kept.contains(r)));
         Ok(())

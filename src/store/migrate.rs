@@ -34,11 +34,13 @@
 //! the new `filings` table, in one write transaction that also records the
 //! new format.
 //!
-//! Format 7 -> 8: format 8 stores item versions in groups ([`super::group`]).
-//! Nothing is rewritten (compaction groups old records anew); the migration
-//! records the new format, so that a build that reads only format 7 refuses
-//! the archive instead of failing on its groups. It shares format 7's
-//! transaction when an archive comes from before 7.
+//! Format 7 -> 8: format 8 stores item versions in groups ([`super::group`])
+//! and keeps their source fingerprints only in the items themselves. Pack
+//! records stay as they are (compaction groups old ones anew); every
+//! `sources` row of format 6 or 7 is rewritten without its fingerprints, in
+//! steps, in the one transaction that also records the new format (and
+//! writes format 7's filing logs, for an archive from before 7). Rows of
+//! format 5 and before reach format 8's form in [`from_5`] directly.
 
 use super::codec;
 use super::key;
@@ -175,9 +177,13 @@ impl Archive {
         } else {
             (Vec::new(), 0)
         };
+        let mut rows = 0u64;
         self.write(|tx| {
             for log in &logs {
                 tx.append_filing_log(log)?;
+            }
+            if schema >= 6 {
+                rows = rows_without_fingerprints(&mut tx.sources)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {
                 Some(v) => v.value().first().copied().unwrap_or(schema),
@@ -194,6 +200,31 @@ impl Archive {
             "archive migrated to format {SCHEMA_VERSION}"
         );
         Ok(())
+    }
+}
+
+/// Rewrites every `sources` row of format 6 or 7 in format 8's form, a
+/// step at a time; returns how many.
+fn rows_without_fingerprints(sources: &mut redb::Table<&[u8], &[u8]>) -> Result<u64> {
+    let mut rows = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let step = next_step(sources, &after)?;
+        let Some((last, _)) = step.last() else {
+            return Ok(rows);
+        };
+        after = Some(last.clone());
+        for (k, v) in step {
+            let bytes = SourceRow::from_format_7(&v).map_err(|e| {
+                Error::Corrupt(format!(
+                    "sources row {}: {e}; the migration to format 8 cannot rewrite it \
+                     (restore a backup, or `recover --from` into a new archive)",
+                    hex::encode(&k)
+                ))
+            })?;
+            sources.insert(k.as_slice(), bytes.as_slice())?;
+            rows += 1;
+        }
     }
 }
 

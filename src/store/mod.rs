@@ -1461,9 +1461,39 @@ impl SourceRow {
 
     /// Reads a row of format 5 or before, which spelt its names out.
     pub(super) fn decode_spelt(bytes: &[u8]) -> Result<SourceRow> {
+        let old: records::SourceRecordV5 = codec::decode(bytes)?;
         Ok(SourceRow {
-            rec: codec::decode(bytes)?,
+            rec: SourceRecord {
+                versions: old.versions.into_iter().map(Version::from).collect(),
+                locations: old.locations,
+                addresses: old.addresses,
+            },
         })
+    }
+
+    /// A row of format 6 or 7 in format 8's form (its fingerprints left out).
+    pub(super) fn from_format_7(bytes: &[u8]) -> Result<Vec<u8>> {
+        let old: records::StoredSourceV7 = codec::decode(bytes)?;
+        let versions: Vec<Version> = old.versions.into_iter().map(Version::from).collect();
+        Ok(codec::encode(&records::StoredSourceRef {
+            versions: &versions,
+            locations: old.locations,
+            addresses: old.addresses,
+        }))
+    }
+
+    /// The versions of a row a backup of format 7 or before holds: of its
+    /// own format, or of format 8 when a pass that was cut short wrote it.
+    /// Only a row that decodes whole in one of the forms is taken as it.
+    pub(crate) fn versions_of_older(bytes: &[u8]) -> Result<Vec<Version>> {
+        let v7 = |v: Vec<records::VersionV7>| v.into_iter().map(Version::from).collect();
+        if let Ok(row) = codec::decode::<records::StoredSourceV7>(bytes) {
+            return Ok(v7(row.versions));
+        }
+        if let Ok(row) = codec::decode::<records::SourceRecordV5>(bytes) {
+            return Ok(v7(row.versions));
+        }
+        Ok(codec::decode::<records::StoredSource>(bytes)?.versions)
     }
 
     /// A row with only its versions read (what reading an item needs).
@@ -1476,12 +1506,12 @@ impl SourceRow {
         })
     }
 
-    /// The versions of a row of any format (they lead every form).
+    /// The versions of a row.
     pub(crate) fn versions_of(bytes: &[u8]) -> Result<Vec<Version>> {
         Ok(codec::decode_prefix::<Vec<Version>>(bytes)?.0)
     }
 
-    /// `bytes`, a row of any format, with its versions replaced.
+    /// `bytes`, a row, with its versions replaced.
     pub(crate) fn with_versions(bytes: &[u8], versions: &[Version]) -> Result<Vec<u8>> {
         let (_, used) = codec::decode_prefix::<Vec<Version>>(bytes)?;
         let mut out = codec::encode(&versions);
@@ -1489,7 +1519,7 @@ impl SourceRow {
         Ok(out)
     }
 
-    /// Writes the row in format 6, its names numbered by `number`.
+    /// Writes the row in format 8, its names numbered by `number`.
     pub(super) fn encode(&self, number: &mut dyn FnMut(&str) -> Result<u32>) -> Result<Vec<u8>> {
         let mut pairs = |p: &[(String, String)]| -> Result<Vec<(u32, u32)>> {
             p.iter()
@@ -1731,40 +1761,42 @@ impl Tx<'_> {
     /// So a re-export without its media files adds nothing, one that brings
     /// media an earlier import lacked adds a version that has them, and a
     /// Desktop export of chats a connector captured adds only what the
-    /// connector missed.
+    /// connector missed. Only the first test needs no read: the others read
+    /// the stored versions (fingerprints live in the items, not the rows).
     fn is_known(&mut self, row: &SourceRow, enc: &EncodedItem) -> bool {
         let with_content = enc.with_content;
         let versions = &row.rec.versions;
-        if versions.iter().any(|v| {
-            v.content == enc.sha256
-                || (v.fingerprint == enc.fingerprint && v.with_content >= with_content)
-        }) {
+        if versions.iter().any(|v| v.content == enc.sha256) {
             return true;
         }
-        // The rare path (an edit, another source's capture): the key is
-        // worked out here, not for every item an import encodes.
-        let candidates: Vec<&Version> = versions
+        let mut new = None;
+        versions
             .iter()
             .filter(|v| v.with_content >= with_content)
-            .collect();
-        if candidates.is_empty() {
-            return false;
-        }
-        let Ok(new) = codec::decode_item_without_raw(&enc.bytes) else {
-            return false;
-        };
-        let Some(key) = new.equivalence() else {
-            return false;
-        };
-        candidates.into_iter().any(|v| {
-            // A version that cannot be read now is not taken as this one:
-            // adding a version loses nothing (and `verify` names the damage).
-            self.read_version(v)
-                .and_then(|b| codec::decode_item_without_raw(&b))
-                .is_ok_and(|it| {
-                    it.source_format != new.source_format && it.equivalence() == Some(key)
+            .any(|v| {
+                // A version that cannot be read now is not taken as this
+                // one: adding a version loses nothing (and `verify` names
+                // the damage).
+                let Ok(it) = self
+                    .read_version(v)
+                    .and_then(|b| codec::decode_item_without_raw(&b))
+                else {
+                    return false;
+                };
+                if it.fingerprint == enc.fingerprint {
+                    return true;
+                }
+                // Worked out once, and only for the rare path (an edit,
+                // another source's capture).
+                let new = new.get_or_insert_with(|| {
+                    codec::decode_item_without_raw(&enc.bytes)
+                        .ok()
+                        .and_then(|n| Some((n.equivalence()?, n.source_format)))
+                });
+                new.as_ref().is_some_and(|(key, format)| {
+                    it.source_format != *format && it.equivalence().as_ref() == Some(key)
                 })
-        })
+            })
     }
 
     /// Adds `enc` as a version of its item unless the archive has it already
@@ -1782,7 +1814,6 @@ impl Tx<'_> {
                 offset: 0,
                 len: enc.bytes.len() as u64,
             },
-            fingerprint: enc.fingerprint,
             with_content,
             run,
             edited: enc.edited,

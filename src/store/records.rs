@@ -15,7 +15,7 @@ pub struct Filing {
     pub run: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceRecord {
     /// Oldest first; the last is the current version.
     pub versions: Vec<Version>,
@@ -57,9 +57,9 @@ impl SourceRecord {
     }
 }
 
-/// A `sources` row as format 6 stores it: [`SourceRecord`] with its names
-/// by number (see `store::names`). The versions come first, as in format 5's
-/// rows, so that code which needs only the versions reads either form.
+/// A `sources` row as format 8 stores it: [`SourceRecord`] with its names
+/// by number (see `store::names`). The versions come first, so that code
+/// which needs only the versions reads them alone.
 #[derive(Serialize)]
 pub(super) struct StoredSourceRef<'a> {
     pub versions: &'a [Version],
@@ -75,18 +75,58 @@ pub(super) struct StoredSource {
     pub addresses: Vec<(u32, u32)>,
 }
 
+/// One version of an item (format 8). Its source fingerprint
+/// (`model::Item::fingerprint`) is in the item itself, read when a re-import
+/// brings other bytes of the same item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// SHA-256 of this version's encoded item.
     pub content: [u8; 32],
-    /// Where the encoded item is.
+    /// Where the encoded item is: its own pack record or its group's.
     pub at: super::pack::PackRef,
-    /// The item's source fingerprint (`model::Item::fingerprint`).
-    pub fingerprint: [u8; 32],
     /// How many of its attachments have content.
     pub with_content: u32,
     pub run: u64,
     pub edited: Option<i64>,
+}
+
+/// A version as formats 2 to 7 stored it, with the fingerprint.
+#[derive(Deserialize)]
+pub(super) struct VersionV7 {
+    content: [u8; 32],
+    at: super::pack::PackRef,
+    _fingerprint: [u8; 32],
+    with_content: u32,
+    run: u64,
+    edited: Option<i64>,
+}
+
+impl From<VersionV7> for Version {
+    fn from(v: VersionV7) -> Version {
+        Version {
+            content: v.content,
+            at: v.at,
+            with_content: v.with_content,
+            run: v.run,
+            edited: v.edited,
+        }
+    }
+}
+
+/// A `sources` row as formats 6 and 7 stored it.
+#[derive(Deserialize)]
+pub(super) struct StoredSourceV7 {
+    pub versions: Vec<VersionV7>,
+    pub locations: Vec<(u32, u32)>,
+    pub addresses: Vec<(u32, u32)>,
+}
+
+/// A `sources` row as formats 2 to 5 stored it, its names spelt out.
+#[derive(Deserialize)]
+pub(super) struct SourceRecordV5 {
+    pub versions: Vec<VersionV7>,
+    pub locations: Vec<(String, String)>,
+    pub addresses: Vec<(String, String)>,
 }
 
 /// Who an export belonged to, kept with a quarantined item so that a later
@@ -255,7 +295,6 @@ mod tests {
                 offset: 2,
                 len: 3,
             },
-            fingerprint: [9; 32],
             with_content: 0,
             run: 1,
             edited: None,
