@@ -1431,8 +1431,8 @@ pub(crate) struct SourceRow {
     rec: SourceRecord,
 }
 
-/// Reads one pack record (committed, or appended by the reading transaction).
-/// Reads a version's content, checked against its `content` hash.
+/// Reads a version's content (committed, or stored by the reading
+/// transaction), checked against its `content` hash.
 type ReadPack<'a> = dyn FnMut(&Version) -> Result<Vec<u8>> + 'a;
 
 /// The `names` table of a read transaction.

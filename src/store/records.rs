@@ -282,6 +282,69 @@ pub struct MemberRecord {
 mod tests {
     use super::*;
     use crate::store::pack::PackRef;
+    use crate::store::{SourceRow, codec};
+
+    /// A row of format 7 (each version with its fingerprint, after `at`)
+    /// becomes format 8's form with the same versions, names and order; a
+    /// backup's old rows read in either form, whole or not at all.
+    #[test]
+    fn rows_of_format_7_lose_only_their_fingerprints() {
+        #[derive(Serialize)]
+        struct V7 {
+            content: [u8; 32],
+            at: PackRef,
+            fingerprint: [u8; 32],
+            with_content: u32,
+            run: u64,
+            edited: Option<i64>,
+        }
+        let at = |offset| PackRef {
+            pack: 3,
+            offset,
+            len: 400,
+        };
+        let old = (
+            vec![
+                V7 {
+                    content: [1; 32],
+                    at: at(10),
+                    fingerprint: [2; 32],
+                    with_content: 1,
+                    run: 4,
+                    edited: None,
+                },
+                V7 {
+                    content: [5; 32],
+                    at: at(900),
+                    fingerprint: [6; 32],
+                    with_content: 1,
+                    run: 7,
+                    edited: Some(1_700_000_000),
+                },
+            ],
+            vec![(1u32, 2u32)],
+            vec![(3u32, 1u32)],
+        );
+        let bytes = codec::encode(&old);
+        let new = SourceRow::from_format_7(&bytes).unwrap();
+        let row: StoredSource = codec::decode(&new).unwrap();
+        assert_eq!(row.locations, vec![(1, 2)]);
+        assert_eq!(row.addresses, vec![(3, 1)]);
+        let want = |v: &V7| Version {
+            content: v.content,
+            at: v.at,
+            with_content: v.with_content,
+            run: v.run,
+            edited: v.edited,
+        };
+        let versions: Vec<Version> = old.0.iter().map(want).collect();
+        assert_eq!(row.versions, versions);
+        assert_eq!(SourceRow::versions_of_older(&bytes).unwrap(), versions);
+        assert_eq!(SourceRow::versions_of_older(&new).unwrap(), versions);
+        assert_eq!(SourceRow::versions_of(&new).unwrap(), versions);
+        assert!(SourceRow::versions_of_older(&bytes[..bytes.len() - 1]).is_err());
+        assert!(SourceRow::from_format_7(&new).is_err());
+    }
 
     /// The stamp is the first 4 bytes (big-endian) of the SHA-256 of the
     /// pieces `docs/format.md` lists, in order (an index of another schema
