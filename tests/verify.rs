@@ -76,9 +76,15 @@ fn a_clean_archive_verifies_and_each_flipped_byte_is_named() {
     let (code, v) = verify(&b);
     assert_eq!(code, 1);
     let p = problems(&v);
-    assert_eq!(p.len(), 1, "{p:?}");
+    // The item, and the record's own check.
+    assert_eq!(p.len(), 2, "{p:?}");
     assert!(
         p[0].starts_with("error tg:1000001:1000002:11:") && p[0].contains("SHA-256"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("error packs/00000001.pack: the record at bytes")
+            && p[1].contains("do not match its header's hash"),
         "{p:?}"
     );
     // Reading the item is refused too, not served.
@@ -163,8 +169,16 @@ fn a_damaged_filing_log_is_named_and_reads_go_on() {
             .any(|x| x.starts_with("error filing log at pack 1 ") && x.contains("SHA-256")),
         "{p:?}"
     );
+    // The record's own check names its bytes too.
+    let record = format!(
+        "error packs/00000001.pack: the record at bytes {}..{}: its bytes do not match",
+        f.offset,
+        f.offset + f.len
+    );
+    assert!(p.iter().any(|x| x.starts_with(&record)), "{p:?}");
     assert!(
         p.iter().all(|x| x.starts_with("error filing log at")
+            || x.starts_with(&record)
             || x.contains("no filing log in the packs names it")),
         "{p:?}"
     );
@@ -174,7 +188,7 @@ fn a_damaged_filing_log_is_named_and_reads_go_on() {
     assert!(
         out.contains(&format!(
             "filing log mended: 1 damaged logs dropped, {} copies logged anew",
-            p.len() - 1
+            p.len() - 2
         )),
         "{out}"
     );

@@ -116,7 +116,7 @@ impl Tx<'_> {
                         })?;
                     let place = match blob {
                         StagedBlob::Inline(_, bytes) => {
-                            BlobPlace::Pack(self.pack.append(pack::Kind::Blob, bytes, &sha)?)
+                            BlobPlace::Pack(self.pack.append(pack::Kind::Blob, bytes)?)
                         }
                         StagedBlob::File(_) => BlobPlace::File,
                     };

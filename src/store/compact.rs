@@ -164,7 +164,7 @@ impl Tx<'_> {
                 dicts.push(e?.1.value().to_vec());
             }
             for d in &dicts {
-                self.pack.append(Kind::Dict, d, &crate::model::sha256(d))?;
+                self.pack.append(Kind::Dict, d)?;
             }
         }
         // Versions are grouped anew (those of older formats included); each
@@ -222,7 +222,7 @@ impl Tx<'_> {
                 hex::encode(sha)
             )));
         }
-        let at = self.pack.append(kind, &content, sha)?;
+        let at = self.pack.append(kind, &content)?;
         self.destroy(old)?;
         Ok(at)
     }

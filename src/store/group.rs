@@ -141,7 +141,7 @@ impl Tx<'_> {
     /// for a large one. The caller writes the row next.
     pub(super) fn store_content(&mut self, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
         if content.len() > MEMBER_MAX {
-            return self.pack.append(Kind::Version, content, sha);
+            return self.pack.append(Kind::Version, content);
         }
         self.pack.add_member(content, sha);
         Ok(UNPLACED)
@@ -341,7 +341,7 @@ mod tests {
         let mut record = Vec::new();
         Framer::new(None)
             .unwrap()
-            .frame(Kind::Group, &content, &sha256(&content), &mut record)
+            .frame(Kind::Group, &content, &mut record)
             .unwrap();
         let dicts = Dicts::default();
         for at in 0..record.len() {

@@ -1987,7 +1987,7 @@ impl Tx<'_> {
     pub(super) fn append_filing_log(&mut self, log: &filings::FilingLog) -> Result<()> {
         let bytes = codec::encode(log);
         let sha = crate::model::sha256(&bytes);
-        let at = self.pack.append(pack::Kind::Filings, &bytes, &sha)?;
+        let at = self.pack.append(pack::Kind::Filings, &bytes)?;
         self.filings.insert(
             at.scrub_key().as_slice(),
             filings::row_value(at.len, &sha).as_slice(),

@@ -513,6 +513,21 @@ impl Packs {
         });
     }
 
+    /// Why the committed record at `r` is not whole (`frame::check`), or
+    /// `None` when it is (or when its pack is from before framing, whose
+    /// records carry no header to check).
+    pub fn check_record(&self, r: &PackRef) -> Result<Option<String>> {
+        if r.pack < self.framed_from {
+            return Ok(None);
+        }
+        let raw = match self.read_raw(r) {
+            Ok(raw) => raw,
+            Err(Error::Corrupt(why)) => return Ok(Some(why)),
+            Err(e) => return Err(e),
+        };
+        Ok(frame::check(&raw, &self.dicts).err())
+    }
+
     /// The bytes of one committed record, as they are in the pack.
     pub fn read_raw(&self, r: &PackRef) -> Result<Vec<u8>> {
         let f = self.reader(r.pack)?;
@@ -712,7 +727,7 @@ impl Writer {
 
     /// Appends a record of `content` (whose SHA-256 is `sha`), compressed
     /// where that pays; durable once [`Writer::sync`] has returned.
-    pub fn append(&mut self, kind: Kind, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
+    pub fn append(&mut self, kind: Kind, content: &[u8]) -> Result<PackRef> {
         if kind == Kind::Version {
             self.framer.sample(content, &self.dicts);
         }
@@ -721,18 +736,18 @@ impl Writer {
         {
             // The dictionary goes ahead of the first record it compresses.
             let dict = dict.clone();
-            self.append_framed(Kind::Dict, &dict, &crate::model::sha256(&dict))?;
+            self.append_framed(Kind::Dict, &dict)?;
             self.dict_in_tx = true;
         }
-        self.append_framed(kind, content, sha)
+        self.append_framed(kind, content)
     }
 
-    fn append_framed(&mut self, kind: Kind, content: &[u8], sha: &[u8; 32]) -> Result<PackRef> {
+    fn append_framed(&mut self, kind: Kind, content: &[u8]) -> Result<PackRef> {
         let mut record = std::mem::take(&mut self.record);
         record.clear();
         let out = self
             .framer
-            .frame(kind, content, sha, &mut record)
+            .frame(kind, content, &mut record)
             .and_then(|()| self.append_raw(&record));
         self.record = record;
         out
@@ -757,7 +772,7 @@ impl Writer {
             return Ok(None);
         }
         let content = self.group.take();
-        let at = self.append(Kind::Group, &content, &crate::model::sha256(&content));
+        let at = self.append(Kind::Group, &content);
         at.map(Some)
     }
 
@@ -1063,11 +1078,7 @@ mod tests {
         };
         let append = |w: &mut Writer, i: usize| {
             let c = message(i);
-            (
-                w.append(Kind::Version, &c, &crate::model::sha256(&c))
-                    .unwrap(),
-                c,
-            )
+            (w.append(Kind::Version, &c).unwrap(), c)
         };
         let mut refs = Vec::new();
         let mut w = packs.writer();
@@ -1099,9 +1110,7 @@ mod tests {
         let mut alone = Framer::new(None).unwrap();
         let mut plain = Vec::new();
         for (_, c) in &refs {
-            alone
-                .frame(Kind::Version, c, &crate::model::sha256(c), &mut plain)
-                .unwrap();
+            alone.frame(Kind::Version, c, &mut plain).unwrap();
         }
         assert!(
             stored * 3 < plain.len() * 2,
