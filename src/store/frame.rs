@@ -3,7 +3,7 @@
 //! the catalogue, and contents are stored compressed where that pays.
 //!
 //! ```text
-//! "TGR" version(1) kind(1) coding(1) payload_len(u32 LE) content_len(u32 LE) content_sha(8) payload
+//! "TGR" version(1) kind(1) coding(1) payload_len(u32 LE) content_len(u32 LE) hash(8) payload
 //! ```
 //!
 //! `kind` is `v` (an item version: `codec(model::Item)`), `g` (item
@@ -12,10 +12,13 @@
 //! ahead of the first record compressed with it); `coding` 0 stores the content as it is,
 //! 1 as one zstd frame, which names its dictionary (if any) by id. A record's
 //! content and payload are each under 4 GiB (inline blobs are at most 1 MiB;
-//! an item version is one message). `content_sha` is the first 8 bytes of
-//! the content's SHA-256 (the catalogue keeps all 32 and readers check
-//! those; the prefix lets a scan of a pack tell a whole record from a
-//! damaged one).
+//! an item version is one message). `hash` is the first 8 bytes of the
+//! SHA-256 of the header's first 14 bytes and the payload, every stored byte
+//! (version 2; version 1, written by formats 4 to 7, hashed the content).
+//! Readers check each content against the catalogue's full hash; the prefix
+//! lets a scan of a pack tell a whole record from a damaged one without the
+//! catalogue, and `verify` name a damaged byte that left the content as it
+//! was.
 //!
 //! Whether to compress is decided by trying: the content (for a large blob,
 //! its first [`TRIAL`] bytes) is compressed, and kept compressed only when
