@@ -110,30 +110,15 @@ pub(super) fn from_4(db: &Database) -> Result<()> {
 
 pub(super) fn from_5(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
-    let mut rows = 0u64;
+    let rows;
     let mut new = NewNames::default();
     {
         let known = Names::default();
         let mut names = txn.open_table(NAMES)?;
         let mut sources = txn.open_table(SOURCES)?;
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let step = next_step(&sources, &after)?;
-            let Some((last, _)) = step.last() else { break };
-            after = Some(last.clone());
-            for (k, v) in step {
-                let row = SourceRow::decode_spelt(&v).map_err(|e| {
-                    Error::Corrupt(format!(
-                        "sources row {}: {e}; the migration to format 6 cannot rewrite it \
-                         (restore a backup, or `recover --from` into a new archive)",
-                        hex::encode(&k)
-                    ))
-                })?;
-                let bytes = row.encode(&mut |n| new.intern(&known, &mut names, n))?;
-                sources.insert(k.as_slice(), bytes.as_slice())?;
-                rows += 1;
-            }
-        }
+        rows = rewrite_rows(&mut sources, 6, |v| {
+            SourceRow::decode_spelt(v)?.encode(&mut |n| new.intern(&known, &mut names, n))
+        })?;
         let old = txn.open_table(ITEMS)?;
         let mut filings = txn.open_table(ITEMS_6)?;
         for e in old.iter()? {
@@ -183,7 +168,7 @@ impl Archive {
                 tx.append_filing_log(log)?;
             }
             if schema >= 6 {
-                rows = rows_without_fingerprints(&mut tx.sources)?;
+                rows = rewrite_rows(&mut tx.sources, 8, SourceRow::from_format_7)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {
                 Some(v) => v.value().first().copied().unwrap_or(schema),
@@ -203,9 +188,13 @@ impl Archive {
     }
 }
 
-/// Rewrites every `sources` row of format 6 or 7 in format 8's form, a
-/// step at a time; returns how many.
-fn rows_without_fingerprints(sources: &mut redb::Table<&[u8], &[u8]>) -> Result<u64> {
+/// Rewrites every `sources` row with `rewrite`, a step at a time, for the
+/// migration to format `to`; returns how many.
+fn rewrite_rows(
+    sources: &mut redb::Table<&[u8], &[u8]>,
+    to: u8,
+    mut rewrite: impl FnMut(&[u8]) -> Result<Vec<u8>>,
+) -> Result<u64> {
     let mut rows = 0;
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -215,9 +204,9 @@ fn rows_without_fingerprints(sources: &mut redb::Table<&[u8], &[u8]>) -> Result<
         };
         after = Some(last.clone());
         for (k, v) in step {
-            let bytes = SourceRow::from_format_7(&v).map_err(|e| {
+            let bytes = rewrite(&v).map_err(|e| {
                 Error::Corrupt(format!(
-                    "sources row {}: {e}; the migration to format 8 cannot rewrite it \
+                    "sources row {}: {e}; the migration to format {to} cannot rewrite it \
                      (restore a backup, or `recover --from` into a new archive)",
                     hex::encode(&k)
                 ))

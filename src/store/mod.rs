@@ -1473,7 +1473,7 @@ impl SourceRow {
 
     /// A row of format 6 or 7 in format 8's form (its fingerprints left out).
     pub(super) fn from_format_7(bytes: &[u8]) -> Result<Vec<u8>> {
-        let old: records::StoredSourceV7 = codec::decode(bytes)?;
+        let old: records::StoredSource<records::VersionV7> = codec::decode(bytes)?;
         let versions: Vec<Version> = old.versions.into_iter().map(Version::from).collect();
         Ok(codec::encode(&records::StoredSourceRef {
             versions: &versions,
@@ -1487,7 +1487,7 @@ impl SourceRow {
     /// Only a row that decodes whole in one of the forms is taken as it.
     pub(crate) fn versions_of_older(bytes: &[u8]) -> Result<Vec<Version>> {
         let v7 = |v: Vec<records::VersionV7>| v.into_iter().map(Version::from).collect();
-        if let Ok(row) = codec::decode::<records::StoredSourceV7>(bytes) {
+        if let Ok(row) = codec::decode::<records::StoredSource<records::VersionV7>>(bytes) {
             return Ok(v7(row.versions));
         }
         if let Ok(row) = codec::decode::<records::SourceRecordV5>(bytes) {

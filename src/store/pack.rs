@@ -811,15 +811,8 @@ impl Writer {
         Ok(r)
     }
 
-    /// The content of a record appended in this transaction, or `None` when
-    /// `r` is not one.
-    pub fn pending(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
-        match self.pending_raw(r)? {
-            Some(bytes) => content(self.framed_from, &self.dicts, r, bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-
+    /// The bytes of a record appended in this transaction, as they are in
+    /// the pack, or `None` when `r` is not one.
     pub(super) fn pending_raw(&mut self, r: &PackRef) -> Result<Option<Vec<u8>>> {
         if r.pack != self.pack || r.offset < self.committed || !self.staged {
             return Ok(None);

@@ -67,10 +67,11 @@ pub(super) struct StoredSourceRef<'a> {
     pub addresses: Vec<(u32, u32)>,
 }
 
-/// What [`StoredSourceRef`] encodes, read back.
+/// What [`StoredSourceRef`] encodes, read back; with `V` = [`VersionV7`],
+/// a row as formats 6 and 7 stored it.
 #[derive(Deserialize)]
-pub(super) struct StoredSource {
-    pub versions: Vec<Version>,
+pub(super) struct StoredSource<V = Version> {
+    pub versions: Vec<V>,
     pub locations: Vec<(u32, u32)>,
     pub addresses: Vec<(u32, u32)>,
 }
@@ -111,14 +112,6 @@ impl From<VersionV7> for Version {
             edited: v.edited,
         }
     }
-}
-
-/// A `sources` row as formats 6 and 7 stored it.
-#[derive(Deserialize)]
-pub(super) struct StoredSourceV7 {
-    pub versions: Vec<VersionV7>,
-    pub locations: Vec<(u32, u32)>,
-    pub addresses: Vec<(u32, u32)>,
 }
 
 /// A `sources` row as formats 2 to 5 stored it, its names spelt out.

@@ -179,7 +179,7 @@ impl Archive {
                 );
             }
         }
-        let logged = self.check_filing_logs(&txn, report)?;
+        let logged = self.check_filing_logs(&txn, &mut records, report)?;
         self.check_records(&txn, records, report)?;
         // Filings against source locations and the filing log, and folder counts.
         let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
@@ -457,8 +457,8 @@ impl Archive {
 }
 
 impl Archive {
-    /// Checks each pack record in `records` (the versions'), and those of
-    /// the blobs and filing logs, whole: bytes a read passes over because
+    /// Checks each pack record in `records` (the versions' and the filing
+    /// logs'), and those of the blobs, whole: bytes a read passes over because
     /// they leave the content as it was (a hash prefix in a header, a bit
     /// zstd ignores) are named too.
     fn check_records(
@@ -489,10 +489,6 @@ impl Archive {
                 records.insert(at);
             }
         }
-        self.each_filing_log(txn, |_, at, _| {
-            records.extend(at);
-            Ok(())
-        })?;
         for r in records {
             if let Some(why) = self.packs.check_record(&r)? {
                 report(Problem {
@@ -510,14 +506,16 @@ impl Archive {
     }
 
     /// Reads every filing-log record `filings` lists, checking its hash, and
-    /// returns the copies they name.
+    /// returns the copies they name; adds each record to `records`.
     fn check_filing_logs(
         &self,
         txn: &redb::ReadTransaction,
+        records: &mut BTreeSet<super::pack::PackRef>,
         report: &mut dyn FnMut(Problem),
     ) -> Result<Logged> {
         let mut logged = Logged::default();
         self.each_filing_log(txn, |_, at, log| {
+            records.extend(at);
             if let Err(e) = log.and_then(|log| logged.add(&log)) {
                 report(Problem {
                     subject: at.map_or("table filings".into(), |at| format!("filing log at {at}")),
