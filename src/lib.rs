@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod backup;
+pub mod canon;
 pub mod cli;
 pub mod compaction;
 pub mod connector;

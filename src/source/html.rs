@@ -18,6 +18,7 @@
 //! regular.
 
 use super::telegram::{SeenIds, Zone, derived_chat_id};
+use crate::canon::{self, Canon};
 use crate::error::{Error, Result};
 use crate::model::*;
 use std::path::{Path, PathBuf};
@@ -411,18 +412,7 @@ impl HtmlChat {
             anomalies,
             source_format: FORMAT.into(),
             raw: raw.to_string(),
-            fingerprint: {
-                let mut f = raw
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .into_bytes();
-                if let TimeBasis::LocalTime { zone } = &time_basis {
-                    f.push(b'\n');
-                    f.extend_from_slice(zone.as_bytes());
-                }
-                sha256(&f)
-            },
+            fingerprint: canon::fingerprint(Canon::Words, raw, &time_basis, &mut Vec::new()),
         }))
     }
 

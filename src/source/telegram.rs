@@ -14,6 +14,7 @@
 
 use super::json::{self, Json, Object};
 use super::repair::{RepairReader, RepairStats};
+use crate::canon::{self, Canon};
 use crate::error::{Error, Result};
 use crate::model::*;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -723,13 +724,8 @@ impl ChatContext {
                 add(p);
             }
         }
-        let canonical = &mut self.canonical;
-        minify_into(raw, canonical);
-        if let TimeBasis::LocalTime { zone } = &time_basis {
-            canonical.push(b'\n');
-            canonical.extend_from_slice(zone.as_bytes());
-        }
-        let fingerprint = sha256(canonical);
+        let fingerprint =
+            canon::fingerprint(Canon::Minified, raw, &time_basis, &mut self.canonical);
         Item {
             id,
             chat: self.chat.clone(),
@@ -750,7 +746,7 @@ impl ChatContext {
     /// The id of a message whose own id cannot be used: from its minified
     /// text, so that importing the same export again finds the same item.
     fn unnumbered_id(&mut self, raw: &str) -> ItemId {
-        minify_into(raw, &mut self.canonical);
+        canon::minify_into(raw, &mut self.canonical);
         let n = hash63(&sha256(&self.canonical));
         ItemId {
             part: Part::Unnumbered,
@@ -982,59 +978,6 @@ impl ChatContext {
             };
         }
         Direction::Unknown
-    }
-}
-
-/// The JSON text without white space outside strings: the same record
-/// re-indented by another tool gives the same bytes.
-#[cfg(test)]
-fn minify(json: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    minify_into(json, &mut out);
-    out
-}
-
-/// [`minify`] into `out` (cleared first), copying a run at a time: strings
-/// whole (found with `memchr`), and the layout between them without its
-/// white space.
-fn minify_into(json: &str, out: &mut Vec<u8>) {
-    out.clear();
-    out.reserve(json.len());
-    let bytes = json.as_bytes();
-    let n = bytes.len();
-    let mut i = 0;
-    while i < n {
-        let start = i;
-        i = super::run_end(bytes, i, |b| {
-            matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'"')
-        });
-        out.extend_from_slice(&bytes[start..i]);
-        if i == n {
-            break;
-        }
-        if bytes[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        // A string: up to its closing quote, escapes included.
-        let open = i;
-        i += 1;
-        loop {
-            match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                // An escape: step over the escaped byte too (a backslash at
-                // the very end leaves nothing to search).
-                Some(k) if bytes[i + k] == b'\\' => i = (i + k + 2).min(n),
-                Some(k) => {
-                    i += k + 1;
-                    break;
-                }
-                None => {
-                    i = n;
-                    break;
-                }
-            }
-        }
-        out.extend_from_slice(&bytes[open..i]);
     }
 }
 
@@ -1366,43 +1309,6 @@ mod tests {
         let e = run(r#"{"messages":[{"id":1}],"messages":[{"id":2}],"id":3}"#);
         let e = e.err().unwrap().to_string();
         assert!(e.contains("a second 'messages' list in one chat"), "{e}");
-    }
-
-    #[test]
-    fn minify_keeps_strings_and_drops_layout() {
-        assert_eq!(
-            minify("{ \"a b\" : [1, \"x\\\" y\"],\n \"c\": 2 }"),
-            b"{\"a b\":[1,\"x\\\" y\"],\"c\":2}"
-        );
-    }
-
-    /// The byte-at-a-time definition the run-copying [`minify`] must match.
-    fn minify_reference(json: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        let (mut in_str, mut esc) = (false, false);
-        for &b in json.as_bytes() {
-            if in_str {
-                out.push(b);
-                if esc {
-                    esc = false;
-                } else if b == b'\\' {
-                    esc = true;
-                } else if b == b'"' {
-                    in_str = false;
-                }
-            } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                in_str = b == b'"';
-                out.push(b);
-            }
-        }
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn minify_matches_its_definition(s in "[ \\n\\t\\r\"\\\\a{}:,1é]{0,40}") {
-            proptest::prop_assert_eq!(minify(&s), minify_reference(&s));
-        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! encoding can be replaced later by a migration that rewrites values whose first
 //! byte is an old version.
 
+use crate::canon::{self, Canon};
 use crate::error::{Error, Result};
 use crate::model::{Attachment, Body, Chat, Item, ItemId, Person, TimeBasis};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -40,54 +41,144 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(v)
 }
 
-/// Decodes an encoded [`Item`] without its `raw` source text, which is left
+/// The version byte of an [`Item`] stored by format 9 and later: version
+/// 1's fields, but the fingerprint is a [`Print`] instead of its 32 bytes.
+pub const ITEM_VERSION: u8 = 2;
+
+/// An item's fingerprint as stored: its 32 bytes when its raw text does
+/// not give them again, else the canonical form that does (2 bytes
+/// instead of 33).
+#[derive(Serialize, Deserialize)]
+enum Print {
+    Kept([u8; 32]),
+    Derived(Canon),
+}
+
+/// An item's encoding for a pack (version [`ITEM_VERSION`]): the fields of
+/// version 1 in order, the fingerprint, the last of them, as a [`Print`].
+pub fn encode_item(item: &Item) -> Vec<u8> {
+    let mut out = encode(item);
+    out[0] = ITEM_VERSION;
+    out.truncate(out.len() - 32);
+    let print = match canon::form_of(&item.fingerprint, &item.raw, &item.time_basis) {
+        Some(c) => Print::Derived(c),
+        None => Print::Kept(item.fingerprint),
+    };
+    bincode::serde::encode_into_std_write(&print, &mut out, bincode::config::standard())
+        .expect("bincode encoding into a Vec failed");
+    out
+}
+
+/// The fields of an [`Item`] before its fingerprint, with `raw` as `R`:
+/// bincode writes a string and a byte slice alike (length, bytes), so a
+/// borrowed `&[u8]` steps over the text without copying or checking it. A
+/// property test holds this and `Item` together.
+#[derive(Deserialize)]
+struct Head<R> {
+    id: ItemId,
+    chat: Chat,
+    date: Option<i64>,
+    time_basis: TimeBasis,
+    edited: Option<i64>,
+    sender: Option<Person>,
+    participants: Vec<Person>,
+    body: Body,
+    attachments: Vec<Attachment>,
+    anomalies: Vec<String>,
+    source_format: String,
+    raw: R,
+}
+
+impl<R> Head<R> {
+    fn into_item(self, raw: String, fingerprint: [u8; 32]) -> Item {
+        Item {
+            id: self.id,
+            chat: self.chat,
+            date: self.date,
+            time_basis: self.time_basis,
+            edited: self.edited,
+            sender: self.sender,
+            participants: self.participants,
+            body: self.body,
+            attachments: self.attachments,
+            anomalies: self.anomalies,
+            source_format: self.source_format,
+            raw,
+            fingerprint,
+        }
+    }
+}
+
+/// Splits a stored item into its head and its fingerprint: version 1 ends
+/// in the fingerprint's 32 bytes, version 2 in a [`Print`].
+fn decode_head<'a, R: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(Head<R>, Print)> {
+    let corrupt =
+        |e: bincode::error::DecodeError| Error::Corrupt(format!("undecodable value: {e}"));
+    let (version, body) = match bytes.split_first() {
+        Some((&v, body)) if v == FORMAT_VERSION || v == ITEM_VERSION => (v, body),
+        Some((v, _)) => {
+            return Err(Error::Corrupt(format!(
+                "item has format version {v}, this build reads 1 and {ITEM_VERSION}"
+            )));
+        }
+        None => return Err(Error::Corrupt("empty value".into())),
+    };
+    let (head, used): (Head<R>, usize) =
+        bincode::serde::borrow_decode_from_slice(body, decoding()).map_err(corrupt)?;
+    let rest = &body[used..];
+    let print = if version == FORMAT_VERSION {
+        Print::Kept(
+            rest.try_into()
+                .map_err(|_| Error::Corrupt("item's fingerprint is not 32 bytes".into()))?,
+        )
+    } else {
+        let (print, used) = bincode::serde::decode_from_slice(rest, decoding()).map_err(corrupt)?;
+        if used != rest.len() {
+            return Err(Error::Corrupt("value has trailing bytes".into()));
+        }
+        print
+    };
+    Ok((head, print))
+}
+
+/// The id of a stored [`Item`] of either version (its first field), without
+/// decoding the rest.
+pub fn item_id_of(bytes: &[u8]) -> Result<ItemId> {
+    match bytes.split_first() {
+        Some((&v, body)) if v == FORMAT_VERSION || v == ITEM_VERSION => {
+            bincode::serde::decode_from_slice(body, decoding())
+                .map(|(id, _)| id)
+                .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))
+        }
+        _ => Err(Error::Corrupt("not a stored item".into())),
+    }
+}
+
+/// Decodes a stored [`Item`] of either version, its fingerprint derived
+/// again from its raw text where only the form was stored.
+pub fn decode_item(bytes: &[u8]) -> Result<Item> {
+    let (mut head, print) = decode_head::<String>(bytes)?;
+    let fingerprint = match print {
+        Print::Kept(f) => f,
+        Print::Derived(c) => canon::fingerprint(c, &head.raw, &head.time_basis, &mut Vec::new()),
+    };
+    let raw = std::mem::take(&mut head.raw);
+    Ok(head.into_item(raw, fingerprint))
+}
+
+/// Decodes a stored [`Item`] without its `raw` source text, which is left
 /// empty: its bytes are stepped over, neither copied nor checked as UTF-8.
 /// For the search index, which reads every item and indexes everything but
-/// the source text (the text is a third of an item's bytes).
+/// the source text (the text is a third of an item's bytes). The
+/// fingerprint is all zeros unless it was kept (it is derived from the
+/// text); [`decode_item`] gives it.
 pub fn decode_item_without_raw(bytes: &[u8]) -> Result<Item> {
-    /// `Item`, field for field, with `raw` borrowed as bytes: bincode writes
-    /// a string and a byte slice alike (length, bytes). A property test holds
-    /// the two types together.
-    #[derive(Deserialize)]
-    struct Indexed<'a> {
-        id: ItemId,
-        chat: Chat,
-        date: Option<i64>,
-        time_basis: TimeBasis,
-        edited: Option<i64>,
-        sender: Option<Person>,
-        participants: Vec<Person>,
-        body: Body,
-        attachments: Vec<Attachment>,
-        anomalies: Vec<String>,
-        source_format: String,
-        #[serde(borrow)]
-        _raw: &'a [u8],
-        #[serde(with = "crate::model::hex32")]
-        fingerprint: [u8; 32],
-    }
-    let body = body(bytes)?;
-    let (it, used): (Indexed<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(body, decoding())
-            .map_err(|e| Error::Corrupt(format!("undecodable value: {e}")))?;
-    if used != body.len() {
-        return Err(Error::Corrupt("value has trailing bytes".into()));
-    }
-    Ok(Item {
-        id: it.id,
-        chat: it.chat,
-        date: it.date,
-        time_basis: it.time_basis,
-        edited: it.edited,
-        sender: it.sender,
-        participants: it.participants,
-        body: it.body,
-        attachments: it.attachments,
-        anomalies: it.anomalies,
-        source_format: it.source_format,
-        raw: String::new(),
-        fingerprint: it.fingerprint,
-    })
+    let (head, print) = decode_head::<&[u8]>(bytes)?;
+    let fingerprint = match print {
+        Print::Kept(f) => f,
+        Print::Derived(_) => [0; 32],
+    };
+    Ok(head.into_item(String::new(), fingerprint))
 }
 
 /// Decodes a value at the start of `bytes`; returns it and the bytes it took
@@ -226,12 +317,63 @@ mod tests {
 
     proptest! {
         #[test]
-        fn items_round_trip(item in arb_item()) {
-            let bytes = encode(&item);
-            prop_assert_eq!(bytes[0], FORMAT_VERSION);
-            prop_assert_eq!(decode::<Item>(&bytes).unwrap(), item.clone());
-            let without = Item { raw: String::new(), ..item };
-            prop_assert_eq!(decode_item_without_raw(&bytes).unwrap(), without);
+        fn items_round_trip(item in arb_item(), form in 0..3usize) {
+            // Version 1, as formats 2 to 8 stored it.
+            let v1 = encode(&item);
+            prop_assert_eq!(v1[0], FORMAT_VERSION);
+            prop_assert_eq!(decode::<Item>(&v1).unwrap(), item.clone());
+            prop_assert_eq!(decode_item(&v1).unwrap(), item.clone());
+            let without = Item { raw: String::new(), ..item.clone() };
+            prop_assert_eq!(decode_item_without_raw(&v1).unwrap(), without.clone());
+            // Version 2, a fingerprint its text does not give: kept whole.
+            let kept = encode_item(&item);
+            prop_assert_eq!(kept[0], ITEM_VERSION);
+            prop_assert_eq!(kept.len(), v1.len() + 1);
+            prop_assert_eq!(decode_item(&kept).unwrap(), item.clone());
+            prop_assert_eq!(item_id_of(&kept).unwrap(), item.id);
+            prop_assert_eq!(item_id_of(&v1).unwrap(), item.id);
+            prop_assert_eq!(decode_item_without_raw(&kept).unwrap(), without);
+            // Version 2, a fingerprint of the text: only its form stored.
+            let c = Canon::ALL[form];
+            let fp = canon::fingerprint(c, &item.raw, &item.time_basis, &mut Vec::new());
+            let item = Item { fingerprint: fp, ..item };
+            let derived = encode_item(&item);
+            prop_assert_eq!(derived.len(), v1.len() - 30);
+            prop_assert_eq!(decode_item(&derived).unwrap(), item.clone());
+            let without = Item { raw: String::new(), fingerprint: [0; 32], ..item };
+            prop_assert_eq!(decode_item_without_raw(&derived).unwrap(), without);
+        }
+    }
+
+    /// Every flipped bit of a stored item is an error or an item, never a
+    /// panic or an allocation a damaged length claims.
+    #[test]
+    fn a_damaged_item_is_an_error_not_a_panic() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let item =
+            proptest::strategy::ValueTree::current(&arb_item().new_tree(&mut runner).unwrap());
+        let fp = canon::fingerprint(
+            Canon::Minified,
+            &item.raw,
+            &item.time_basis,
+            &mut Vec::new(),
+        );
+        for item in [
+            item.clone(),
+            Item {
+                fingerprint: fp,
+                ..item
+            },
+        ] {
+            let bytes = encode_item(&item);
+            for at in 0..bytes.len() {
+                for bit in 0..8 {
+                    let mut b = bytes.clone();
+                    b[at] ^= 1 << bit;
+                    let _ = decode_item(&b);
+                    let _ = decode_item_without_raw(&b);
+                }
+            }
         }
     }
 

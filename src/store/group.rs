@@ -19,7 +19,6 @@ use super::pack::{Kind, PackRef, UNPLACED};
 use super::records::Version;
 use super::{SourceRow, Tx, codec, item_id_bytes};
 use crate::error::{Error, Result};
-use crate::model::ItemId;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -263,7 +262,7 @@ impl Tx<'_> {
             }
         };
         for (sha, content) in group.members() {
-            let Ok((id, _)) = codec::decode_prefix::<ItemId>(content) else {
+            let Ok(id) = codec::item_id_of(content) else {
                 tracing::warn!(record = %at, "a group member that names no item is destroyed");
                 continue;
             };

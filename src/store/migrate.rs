@@ -41,6 +41,13 @@
 //! steps, in the one transaction that also records the new format (and
 //! writes format 7's filing logs, for an archive from before 7). Rows of
 //! format 5 and before reach format 8's form in [`from_5`] directly.
+//!
+//! Format 8 -> 9: format 9 stores an item's fingerprint as the canonical
+//! form of its raw text that gives it ([`crate::canon`]) when one does
+//! (version 2 of an item's encoding, see [`codec::encode_item`]). Items of
+//! version 1 are read as they are; nothing is rewritten: the migration
+//! records the new format, so that a build that reads only version 1
+//! refuses the archive instead of its new items.
 
 use super::codec;
 use super::key;
@@ -153,7 +160,7 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
 }
 
 impl Archive {
-    /// Format 6 -> 7 -> 8 (see the module comment); `schema` is the
+    /// Format 6 -> 7 -> 8 -> 9 (see the module comment); `schema` is the
     /// format the archive had. The archive is this process's alone while it
     /// opens, so the copies read before the write are those the write logs.
     pub(super) fn migrate_from_6(&self, schema: u8) -> Result<()> {
@@ -167,7 +174,7 @@ impl Archive {
             for log in &logs {
                 tx.append_filing_log(log)?;
             }
-            if schema >= 6 {
+            if (6..8).contains(&schema) {
                 rows = rewrite_rows(&mut tx.sources, 8, SourceRow::from_format_7)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {

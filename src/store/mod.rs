@@ -53,7 +53,7 @@ const CHANGES_PER_ROW: usize = 10_000;
 const SOURCES_PER_READ: usize = 4096;
 
 /// The schema version stored under `meta/schema`.
-pub const SCHEMA_VERSION: u8 = 8;
+pub const SCHEMA_VERSION: u8 = 9;
 
 /// How long a writer waits for another process to let go of the catalogue.
 pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -601,7 +601,7 @@ fn init(db: &Database) -> Result<u8> {
                 SCHEMA_VERSION
             }
             Some([SCHEMA_VERSION]) => SCHEMA_VERSION,
-            Some([v @ (2..=7)]) => *v,
+            Some([v @ (2..=8)]) => *v,
             Some([1]) => {
                 return Err(Error::Usage(format!(
                     "this archive has format 1 (item contents inside archive.redb); this \
@@ -611,7 +611,7 @@ fn init(db: &Database) -> Result<u8> {
             }
             Some(other) => {
                 return Err(Error::Corrupt(format!(
-                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [7]"
+                    "archive schema {other:?}, this build reads [{SCHEMA_VERSION}] and migrates [2] to [8]"
                 )));
             }
         };
@@ -1539,7 +1539,7 @@ impl SourceRow {
         index: usize,
         read: &mut ReadPack<'_>,
     ) -> Result<Item> {
-        self.decode_version(id, index, read, codec::decode)
+        self.decode_version(id, index, read, codec::decode_item)
     }
 
     /// Reads version `index` with `read` (which checks it against its
@@ -1660,7 +1660,7 @@ pub struct EncodedItem {
 
 impl EncodedItem {
     pub fn new(item: &Item) -> Self {
-        let bytes = codec::encode(item);
+        let bytes = codec::encode_item(item);
         let sha256 = crate::model::sha256(&bytes);
         EncodedItem {
             id: item.id,
@@ -1777,10 +1777,7 @@ impl Tx<'_> {
                 // A version that cannot be read now is not taken as this
                 // one: adding a version loses nothing (and `verify` names
                 // the damage).
-                let Ok(it) = self
-                    .read_version(v)
-                    .and_then(|b| codec::decode_item_without_raw(&b))
-                else {
+                let Ok(it) = self.read_version(v).and_then(|b| codec::decode_item(&b)) else {
                     return false;
                 };
                 if it.fingerprint == enc.fingerprint {

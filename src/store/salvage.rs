@@ -174,7 +174,7 @@ impl Salvage {
         f: &mut impl FnMut(Found) -> Result<()>,
         damaged: &mut Vec<String>,
     ) -> Result<()> {
-        match codec::decode::<Item>(content) {
+        match codec::decode_item(content) {
             Ok(item) => {
                 let filed = self.filed(&item.id);
                 f(Found { item, place, filed })
