@@ -19,7 +19,7 @@ use tantivy::{DocId, TantivyDocument, Term};
 
 /// Bumped whenever a field or the way documents are built changes: an index
 /// built by another version is rebuilt from the store when opened.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Separates mailbox and folder in a `loc` value.
 pub const LOC_SEP: &str = "\u{0}";
@@ -28,7 +28,7 @@ pub const QUARANTINE_LOC: &str = "\u{0}quarantine";
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
-    /// The 29-byte `ItemId`, indexed (to replace the document).
+    /// The encoded `ItemId` (`store::key`), indexed (to replace the document).
     pub id: Field,
     /// The `ItemId` again, as fast columns to read hits by: its `scope`,
     /// `chat`, `message`, and `dup << 8 | part`. A bytes column would keep a

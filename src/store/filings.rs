@@ -173,11 +173,12 @@ impl Archive {
     pub(super) fn logs_of_copies(
         &self,
         mut keep: impl FnMut(&ItemKey) -> bool,
+        decode: super::key::FilingKeyReader,
     ) -> Result<(Vec<FilingLog>, u64)> {
         let mut logs = Vec::new();
         let mut log = LogBuilder::default();
         let mut copies = 0;
-        self.for_each_copy(|key, _| {
+        self.copies_keyed(decode, |key, _| {
             if keep(&key) {
                 log.add(&key.item, &key.mailbox, &key.folder);
                 copies += 1;
@@ -216,7 +217,8 @@ impl Archive {
             Err(_) => Ok(()),
         })?;
         drop(txn);
-        let (logs, copies) = self.logs_of_copies(|key| !logged.contains(key))?;
+        let (logs, copies) =
+            self.logs_of_copies(|key| !logged.contains(key), super::key::decode_filing_key)?;
         let mended = Mended {
             dropped: damaged.len() as u64,
             logged: copies,

@@ -17,8 +17,8 @@ pub struct ItemKey {
     pub item: ItemId,
 }
 
-/// Length of an encoded [`ItemId`].
-pub const ITEM_ID_LEN: usize = 8 + 8 + 8 + 4 + 1;
+/// The most bytes an encoded [`ItemId`] takes (format 9 on; 29 before).
+pub const ITEM_ID_MAX: usize = 9 + 9 + 9 + 5 + 1;
 
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     let mut rest = s.as_bytes();
@@ -35,16 +35,41 @@ pub fn put_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
 }
 
+/// An unsigned number in order: how many bytes it needs (0 to 8), then
+/// those bytes, big-endian (a smaller number never needs more bytes).
+pub fn put_var_u64(out: &mut Vec<u8>, v: u64) {
+    let n = 8 - (v.leading_zeros() / 8) as usize;
+    out.push(n as u8);
+    out.extend_from_slice(&v.to_be_bytes()[8 - n..]);
+}
+
+/// A signed number in order: `0x80 + n` then the `n` bytes of a number
+/// `>= 0`; `0x7F - n` then the low `n` bytes of a negative one, where `n`
+/// is the bytes `!v` needs (so that the larger a negative number's
+/// magnitude, the smaller its first byte).
+pub fn put_var_i64(out: &mut Vec<u8>, v: i64) {
+    let u = if v >= 0 { v as u64 } else { !(v as u64) };
+    let n = 8 - (u.leading_zeros() / 8) as usize;
+    out.push(if v >= 0 {
+        0x80 + n as u8
+    } else {
+        0x7F - n as u8
+    });
+    out.extend_from_slice(&(v as u64).to_be_bytes()[8 - n..]);
+}
+
+/// An [`ItemId`] (format 9 on): `scope` and `dup` as [`put_var_u64`],
+/// `chat` and `message` as [`put_var_i64`], then the part's byte.
 pub fn put_item_id(out: &mut Vec<u8>, id: &ItemId) {
-    out.extend_from_slice(&id.scope.to_be_bytes());
-    put_i64(out, id.chat);
-    put_i64(out, id.message);
-    out.extend_from_slice(&id.dup.to_be_bytes());
+    put_var_u64(out, id.scope);
+    put_var_i64(out, id.chat);
+    put_var_i64(out, id.message);
+    put_var_u64(out, u64::from(id.dup));
     out.push(id.part as u8);
 }
 
 pub fn item_id_bytes(id: &ItemId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ITEM_ID_LEN);
+    let mut out = Vec::with_capacity(ITEM_ID_MAX);
     put_item_id(&mut out, id);
     out
 }
@@ -148,19 +173,23 @@ pub fn ledger_key(target: &str, mailbox: &str, id: &ItemId, version: u32) -> Vec
 
 /// A ledger key's mailbox, item and version (after its target).
 pub fn decode_ledger_key(bytes: &[u8]) -> Result<(String, String, ItemId, u32)> {
+    read_ledger_key(bytes, Reader::item_id)
+}
+
+/// A ledger key with its item id read by `id`.
+fn read_ledger_key<'a>(
+    bytes: &'a [u8],
+    id: fn(&mut Reader<'a>) -> Result<ItemId>,
+) -> Result<(String, String, ItemId, u32)> {
     if bytes.first() != Some(&b'l') {
         return Err(Reader::bad("ledger key kind"));
     }
-    let mut r = Reader(&bytes[1..]);
-    let target = r.string()?;
-    let mailbox = r.string()?;
-    let rest = r.0;
-    if rest.len() < 4 {
-        return Err(Reader::bad("ledger key"));
-    }
-    let (id, v) = rest.split_at(rest.len() - 4);
-    let version = u32::from_be_bytes(v.try_into().expect("four bytes"));
-    Ok((target, mailbox, decode_item_id(id)?, version))
+    whole(&bytes[1..], |r| {
+        let target = r.string()?;
+        let mailbox = r.string()?;
+        let id = id(r)?;
+        Ok((target, mailbox, id, u32::from_be_bytes(r.take::<4>()?)))
+    })
 }
 
 /// The strings of a key after its kind byte.
@@ -206,61 +235,117 @@ impl ItemKey {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ItemKey> {
-        let mut r = Reader(bytes);
-        let mailbox = r.string()?;
-        let folder = r.string()?;
-        let item = r.item_id()?;
-        r.end()?;
-        Ok(ItemKey {
-            mailbox,
-            folder,
-            item,
-        })
+        whole(bytes, |r| r.item_key(Reader::item_id))
     }
 }
 
 /// The encoded [`ItemKey`] of `item` filed in `mailbox`/`folder`.
 pub fn item_key(mailbox: &str, folder: &str, item: &ItemId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(mailbox.len() + folder.len() + 4 + ITEM_ID_LEN);
+    let mut out = Vec::with_capacity(mailbox.len() + folder.len() + 4 + ITEM_ID_MAX);
     put_str(&mut out, mailbox);
     put_str(&mut out, folder);
     put_item_id(&mut out, item);
     out
 }
 
-/// The key of an `items` row (format 6): the name numbers of the mailbox and
-/// the folder (see `store::names`), big-endian, then the item.
+/// The key of an `items` row: the name numbers of the mailbox and the
+/// folder (see `store::names`), each as [`put_var_u64`] (format 9 on; u32
+/// big-endian before), then the item.
 pub fn filing_key(mailbox: u32, folder: u32, item: &ItemId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + ITEM_ID_LEN);
-    out.extend_from_slice(&mailbox.to_be_bytes());
-    out.extend_from_slice(&folder.to_be_bytes());
+    let mut out = filing_prefix(mailbox, Some(folder));
     put_item_id(&mut out, item);
     out
 }
 
+/// The first bytes of every `items` key of `mailbox` (and `folder`).
+pub fn filing_prefix(mailbox: u32, folder: Option<u32>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + ITEM_ID_MAX);
+    put_var_u64(&mut out, mailbox.into());
+    if let Some(f) = folder {
+        put_var_u64(&mut out, f.into());
+    }
+    out
+}
+
+/// Reads an `items` key: the mailbox's and folder's name numbers and the
+/// item (this format's, or an older one's in a migration).
+pub type FilingKeyReader = fn(&[u8]) -> Result<(u32, u32, ItemId)>;
+
 /// The mailbox's and folder's name numbers and the item of an `items` key.
 pub fn decode_filing_key(bytes: &[u8]) -> Result<(u32, u32, ItemId)> {
-    let number = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    if bytes.len() != 8 + ITEM_ID_LEN {
-        return Err(Error::Corrupt(format!(
-            "items key {} has {} bytes, not {}",
-            hex::encode(bytes),
-            bytes.len(),
-            8 + ITEM_ID_LEN
-        )));
-    }
-    Ok((
-        number(&bytes[..4]),
-        number(&bytes[4..8]),
-        decode_item_id(&bytes[8..])?,
-    ))
+    whole(bytes, |r| Ok((r.var_u32()?, r.var_u32()?, r.item_id()?)))
 }
 
 pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
+    whole(bytes, Reader::item_id)
+}
+
+/// What `read` reads from `bytes`, which it must read to the end.
+fn whole<'a, T>(bytes: &'a [u8], read: impl FnOnce(&mut Reader<'a>) -> Result<T>) -> Result<T> {
+    let mut r = Reader(bytes);
+    let v = read(&mut r)?;
+    r.end()?;
+    Ok(v)
+}
+
+/// The [`ItemId`] at the start of `bytes` and the bytes after it.
+pub fn take_item_id(bytes: &[u8]) -> Result<(ItemId, &[u8])> {
     let mut r = Reader(bytes);
     let id = r.item_id()?;
-    r.end()?;
-    Ok(id)
+    Ok((id, r.0))
+}
+
+/// The keys of formats 2 to 8, whose [`ItemId`] took 29 bytes (`scope` u64
+/// BE, `chat` and `message` i64 BE with the sign bit flipped, `dup` u32 BE,
+/// the part) and whose `items` keys began with two u32 BE name numbers:
+/// read only by the migrations, which write the keys of today.
+pub mod fixed {
+    use super::*;
+
+    /// Length of an encoded [`ItemId`] of formats 2 to 8.
+    pub const ITEM_ID_LEN: usize = 8 + 8 + 8 + 4 + 1;
+
+    pub fn item_id_bytes(id: &ItemId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ITEM_ID_LEN);
+        out.extend_from_slice(&id.scope.to_be_bytes());
+        put_i64(&mut out, id.chat);
+        put_i64(&mut out, id.message);
+        out.extend_from_slice(&id.dup.to_be_bytes());
+        out.push(id.part as u8);
+        out
+    }
+
+    pub fn decode_item_id(bytes: &[u8]) -> Result<ItemId> {
+        whole(bytes, Reader::fixed_item_id)
+    }
+
+    /// An `items` key of formats 6 to 8.
+    pub fn filing_key(mailbox: u32, folder: u32, item: &ItemId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + ITEM_ID_LEN);
+        out.extend_from_slice(&mailbox.to_be_bytes());
+        out.extend_from_slice(&folder.to_be_bytes());
+        out.extend_from_slice(&item_id_bytes(item));
+        out
+    }
+
+    pub fn decode_filing_key(bytes: &[u8]) -> Result<(u32, u32, ItemId)> {
+        whole(bytes, |r| {
+            let m = u32::from_be_bytes(r.take::<4>()?);
+            let f = u32::from_be_bytes(r.take::<4>()?);
+            Ok((m, f, r.fixed_item_id()?))
+        })
+    }
+
+    /// An [`ItemKey`] (`tombstones`) of formats 2 to 8.
+    pub fn decode_item_key(bytes: &[u8]) -> Result<ItemKey> {
+        whole(bytes, |r| r.item_key(Reader::fixed_item_id))
+    }
+
+    /// A ledger key of formats 2 to 8, written in today's form.
+    pub fn ledger_key_anew(bytes: &[u8]) -> Result<Vec<u8>> {
+        let (target, mailbox, id, version) = read_ledger_key(bytes, Reader::fixed_item_id)?;
+        Ok(ledger_key(&target, &mailbox, &id, version))
+    }
 }
 
 /// `(mailbox, folder)` pair key of the `folders` table.
@@ -334,7 +419,81 @@ impl Reader<'_> {
         Ok((u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64)
     }
 
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    /// `n` bytes, big-endian, as a number; refused when a shorter form
+    /// would do (`lead`: the byte a needless first byte would be), so
+    /// that every number has one key.
+    fn be(&mut self, n: usize, lead: u8) -> Result<u64> {
+        if n > 8 || self.0.len() < n {
+            return Err(Self::bad("truncated number"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        if head.first() == Some(&lead) {
+            return Err(Self::bad("number not in its shortest form"));
+        }
+        self.0 = rest;
+        Ok(head.iter().fold(0, |v, &b| (v << 8) | u64::from(b)))
+    }
+
+    fn var_u64(&mut self) -> Result<u64> {
+        let n = self.byte()?;
+        self.be(n.into(), 0)
+    }
+
+    fn var_u32(&mut self) -> Result<u32> {
+        u32::try_from(self.var_u64()?).map_err(|_| Self::bad("number past u32"))
+    }
+
+    fn var_i64(&mut self) -> Result<i64> {
+        let tag = self.byte()?;
+        if tag >= 0x80 {
+            let v = self.be((tag - 0x80).into(), 0)?;
+            i64::try_from(v).map_err(|_| Self::bad("number past i64"))
+        } else {
+            let n = usize::from(0x7F - tag);
+            if n > 8 {
+                return Err(Self::bad("number past i64"));
+            }
+            // The low n bytes of a negative number: the bytes above them
+            // are all ones, and the highest of the n is not (else n - 1
+            // would do).
+            let low = self.be(n, 0xFF)?;
+            let high = if n == 8 { 0 } else { u64::MAX << (8 * n) };
+            let v = (high | low) as i64;
+            if v >= 0 {
+                return Err(Self::bad("number past i64"));
+            }
+            Ok(v)
+        }
+    }
+
     fn item_id(&mut self) -> Result<ItemId> {
+        let scope = self.var_u64()?;
+        let chat = self.var_i64()?;
+        let message = self.var_i64()?;
+        let dup = u32::try_from(self.var_u64()?).map_err(|_| Self::bad("dup past u32"))?;
+        let part = Part::from_byte(self.byte()?).ok_or_else(|| Self::bad("unknown item part"))?;
+        Ok(ItemId {
+            scope,
+            chat,
+            message,
+            dup,
+            part,
+        })
+    }
+
+    fn item_key(&mut self, id: fn(&mut Self) -> Result<ItemId>) -> Result<ItemKey> {
+        Ok(ItemKey {
+            mailbox: self.string()?,
+            folder: self.string()?,
+            item: id(self)?,
+        })
+    }
+
+    fn fixed_item_id(&mut self) -> Result<ItemId> {
         let scope = u64::from_be_bytes(self.take::<8>()?);
         let chat = self.i64()?;
         let message = self.i64()?;
@@ -412,7 +571,47 @@ mod tests {
         fn a_folder_key_is_its_item_keys_prefix(k in arb_key()) {
             let f = folder_key(&k.mailbox, &k.folder);
             let item = k.encode();
-            prop_assert_eq!(&item[..item.len() - ITEM_ID_LEN], f.as_slice());
+            prop_assert_eq!(&item[..item.len() - item_id_bytes(&k.item).len()], f.as_slice());
+        }
+
+        #[test]
+        fn item_ids_round_trip_and_sort_like_the_tuple(a in arb_id(), b in arb_id()) {
+            let (ka, kb) = (item_id_bytes(&a), item_id_bytes(&b));
+            prop_assert!(ka.len() <= ITEM_ID_MAX);
+            prop_assert_eq!(decode_item_id(&ka).unwrap(), a);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(fixed::decode_item_id(&fixed::item_id_bytes(&a)).unwrap(), a);
+        }
+
+        #[test]
+        fn filing_keys_round_trip_and_sort_like_the_tuple(
+            a in (any::<u32>(), any::<u32>(), arb_id()),
+            b in (any::<u32>(), any::<u32>(), arb_id()),
+        ) {
+            let (ka, kb) = (filing_key(a.0, a.1, &a.2), filing_key(b.0, b.1, &b.2));
+            prop_assert_eq!(decode_filing_key(&ka).unwrap(), a);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert!(ka.starts_with(&filing_prefix(a.0, Some(a.1))));
+            prop_assert_eq!(kb.starts_with(&filing_prefix(a.0, None)), a.0 == b.0);
+        }
+
+        #[test]
+        fn ledger_keys_round_trip(t in "[a\u{0}é]{0,4}", m in "[b\u{0}]{0,4}", id in arb_id(), v in any::<u32>()) {
+            let k = ledger_key(&t, &m, &id, v);
+            prop_assert_eq!(decode_ledger_key(&k).unwrap(), (t.clone(), m.clone(), id, v));
+            let mut old = ledger_prefix(&t, Some(&m));
+            old.extend_from_slice(&fixed::item_id_bytes(&id));
+            old.extend_from_slice(&v.to_be_bytes());
+            prop_assert_eq!(fixed::ledger_key_anew(&old).unwrap(), k);
+        }
+
+        /// No byte string decodes to an id whose encoding is another: every
+        /// id has one key.
+        #[test]
+        fn only_the_shortest_form_decodes(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if let Ok(id) = decode_item_id(&bytes) {
+                prop_assert_eq!(item_id_bytes(&id), bytes);
+            }
         }
 
         #[test]
@@ -434,5 +633,21 @@ mod tests {
         assert!(ItemKey::decode(&[]).is_err());
         assert!(ItemKey::decode(&[b'a', 0, 7]).is_err());
         assert!(decode_item_id(&[0; 5]).is_err());
+        assert!(fixed::decode_item_id(&[0; 5]).is_err());
+    }
+
+    #[test]
+    fn numbers_take_the_bytes_they_need() {
+        let id = |scope, chat, message| ItemId::new(scope, chat, message);
+        let len = |i: ItemId| item_id_bytes(&i).len();
+        assert_eq!(len(id(0, 0, 0)), 5);
+        assert_eq!(len(id(0, -1, 1)), 6);
+        assert_eq!(len(id(1_000_001, 2_000_001, 12_345)), 13);
+        assert_eq!(len(id(0, -1_001_234_567_890, 1)), 11);
+        for v in [i64::MIN, -257, -256, -255, -1, 0, 1, 255, 256, i64::MAX] {
+            let mut b = Vec::new();
+            put_var_i64(&mut b, v);
+            assert_eq!(Reader(&b).var_i64().unwrap(), v, "{v}");
+        }
     }
 }

@@ -31,34 +31,32 @@
 //! Format 6 -> 7: format 7 keeps a filing log in the packs
 //! ([`super::filings`]). The migration writes one for every copy `items`
 //! holds (a record per [`super::filings::RECORD_COPIES`] copies), listed in
-//! the new `filings` table, in one write transaction that also records the
-//! new format.
+//! the new `filings` table, in one write transaction that also records
+//! format 7.
 //!
-//! Format 7 -> 8: format 8 stores item versions in groups ([`super::group`])
-//! and keeps their source fingerprints only in the items themselves. Pack
-//! records stay as they are (compaction groups old ones anew); every
-//! `sources` row of format 6 or 7 is rewritten without its fingerprints, in
-//! steps, in the one transaction that also records the new format (and
-//! writes format 7's filing logs, for an archive from before 7). Rows of
-//! format 5 and before reach format 8's form in [`from_5`] directly.
-//!
-//! Format 8 -> 9: format 9 stores an item's fingerprint as the canonical
-//! form of its raw text that gives it ([`crate::canon`]) when one does
-//! (version 2 of an item's encoding, see [`codec::encode_item`]). Items of
-//! version 1 are read as they are; nothing is rewritten: the migration
-//! records the new format, so that a build that reads only version 1
-//! refuses the archive instead of its new items.
+//! Formats 7 and 8 -> 9: format 8 stores item versions in groups
+//! ([`super::group`]) and keeps their source fingerprints only in the items
+//! themselves; format 9 stores a fingerprint as the canonical form of the
+//! item's raw text that gives it ([`crate::canon`], version 2 of an item's
+//! encoding, see [`codec::encode_item`]) and writes every key that holds an
+//! item id in a shorter form that sorts the same ([`key::put_item_id`]).
+//! Pack records and items stay as they are: a `v` record or a version-1
+//! item is read as it is, and compaction groups old records anew. One
+//! write transaction copies every row of the tables keyed by item ids
+//! under its new key into a new table that then takes the old one's name,
+//! rewrites the `changes` records, rewrites each `sources` row of format 6
+//! or 7 without its fingerprints on the way (rows of format 5 and before
+//! reach that form in [`from_5`] directly), and records format 9.
 
 use super::codec;
 use super::key;
-use super::key::ItemKey;
 use super::names::{Names, NewNames};
 use super::pack::Packs;
 use super::records::{BlobMeta, BlobPlace};
-use super::tables::{BLOBS, ITEMS, META, NAMES, SOURCES};
+use super::tables::{BLOBS, CHANGES, FORWARD, ITEMS, META, NAMES, QUARANTINE, SOURCES, TOMBSTONES};
 use super::{Archive, SCHEMA_VERSION, SourceRow};
 use crate::error::{Error, Result};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Deserialize;
 use std::ops::Bound;
 
@@ -130,7 +128,7 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
         let mut filings = txn.open_table(ITEMS_6)?;
         for e in old.iter()? {
             let (k, v) = e?;
-            let key = ItemKey::decode(k.value()).map_err(|e| {
+            let key = key::fixed::decode_item_key(k.value()).map_err(|e| {
                 Error::Corrupt(format!(
                     "items key {}: {e}; the migration to format 6 cannot rewrite it",
                     hex::encode(k.value())
@@ -138,7 +136,10 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
             })?;
             let m = new.intern(&known, &mut names, &key.mailbox)?;
             let f = new.intern(&known, &mut names, &key.folder)?;
-            filings.insert(key::filing_key(m, f, &key.item).as_slice(), v.value())?;
+            filings.insert(
+                key::fixed::filing_key(m, f, &key.item).as_slice(),
+                v.value(),
+            )?;
         }
         let mut meta = txn.open_table(META)?;
         let from = match meta.get(UNAUDITED)? {
@@ -160,39 +161,165 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
 }
 
 impl Archive {
-    /// Format 6 -> 7 -> 8 -> 9 (see the module comment); `schema` is the
-    /// format the archive had. The archive is this process's alone while it
-    /// opens, so the copies read before the write are those the write logs.
+    /// Format 6 -> 7: a filing log of every copy (see the module comment),
+    /// in one transaction that records format 7. The archive is this
+    /// process's alone while it opens, so the copies read before the write
+    /// are those the write logs.
     pub(super) fn migrate_from_6(&self, schema: u8) -> Result<()> {
-        let (logs, copies) = if schema < 7 {
-            self.logs_of_copies(|_| true)?
-        } else {
-            (Vec::new(), 0)
-        };
-        let mut rows = 0u64;
+        let (logs, copies) = self.logs_of_copies(|_| true, key::fixed::decode_filing_key)?;
         self.write(|tx| {
             for log in &logs {
                 tx.append_filing_log(log)?;
-            }
-            if (6..8).contains(&schema) {
-                rows = rewrite_rows(&mut tx.sources, 8, SourceRow::from_format_7)?;
             }
             let from = match tx.meta.get(UNAUDITED)? {
                 Some(v) => v.value().first().copied().unwrap_or(schema),
                 None => schema,
             };
-            tx.meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-            tx.meta
-                .insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+            tx.meta.insert("schema", [7u8].as_slice())?;
+            tx.meta.insert(UNAUDITED, [from, 7].as_slice())?;
             Ok(())
         })?;
+        tracing::info!(copies, from = schema, "archive migrated to format 7");
+        Ok(())
+    }
+
+    /// Formats 7 and 8 -> 9 (see the module comment), in one transaction:
+    /// every key that holds an [`crate::model::ItemId`] written in format
+    /// 9's form, and the `sources` rows of an archive that had format 6 or 7
+    /// (`schema`) without their fingerprints.
+    pub(super) fn migrate_keys(&self, schema: u8) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        let rows = keys_anew(&txn, schema)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let from = match meta.get(UNAUDITED)? {
+                Some(v) => v.value().first().copied().unwrap_or(schema),
+                None => schema,
+            };
+            meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
+            meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
+        }
+        txn.commit()?;
         tracing::info!(
-            copies,
+            rows,
             from = schema,
             "archive migrated to format {SCHEMA_VERSION}"
         );
         Ok(())
     }
+}
+
+/// Every table keyed by item ids under format 9's keys, and the `sources`
+/// rows of format 6 or 7 (`schema`) without their fingerprints; returns how
+/// many `sources` rows.
+fn keys_anew(txn: &WriteTransaction, schema: u8) -> Result<u64> {
+    let strip = (6..8).contains(&schema);
+    let rows = rekey(txn, SOURCES, SOURCES_9, |k, v| {
+        let v = if strip {
+            SourceRow::from_format_7(v)?
+        } else {
+            v.to_vec()
+        };
+        Ok((id_anew(k)?, v))
+    })?;
+    rekey(txn, QUARANTINE, QUARANTINE_9, |k, v| {
+        Ok((id_anew(k)?, v.to_vec()))
+    })?;
+    rekey(txn, ITEMS, ITEMS_9, |k, v| {
+        let (m, f, id) = key::fixed::decode_filing_key(k)?;
+        Ok((key::filing_key(m, f, &id), v.to_vec()))
+    })?;
+    rekey(txn, TOMBSTONES, TOMBSTONES_9, |k, v| {
+        Ok((key::fixed::decode_item_key(k)?.encode(), v.to_vec()))
+    })?;
+    rekey(txn, FORWARD, FORWARD_9, |k, v| {
+        let k = match k.first() {
+            Some(b'l') => key::fixed::ledger_key_anew(k)?,
+            _ => k.to_vec(),
+        };
+        Ok((k, v.to_vec()))
+    })?;
+    changes_anew(txn)?;
+    Ok(rows)
+}
+
+/// A `sources` or `quarantine` key of formats 2 to 8 in format 9's form.
+fn id_anew(k: &[u8]) -> Result<Vec<u8>> {
+    Ok(key::item_id_bytes(&key::fixed::decode_item_id(k)?))
+}
+
+type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const SOURCES_9: Bytes = TableDefinition::new("sources.9");
+const QUARANTINE_9: Bytes = TableDefinition::new("quarantine.9");
+const ITEMS_9: Bytes = TableDefinition::new("items.9");
+const TOMBSTONES_9: Bytes = TableDefinition::new("tombstones.9");
+const FORWARD_9: Bytes = TableDefinition::new("forward.9");
+
+/// Copies every row of `def` into `new` as `anew` gives it, then lets `new`
+/// take `def`'s name: keys of another form cannot be rewritten in place
+/// (a new key could sort after the cursor, or equal an old one). Returns
+/// how many rows.
+fn rekey(
+    txn: &WriteTransaction,
+    def: Bytes,
+    new: Bytes,
+    mut anew: impl FnMut(&[u8], &[u8]) -> Result<(Vec<u8>, Vec<u8>)>,
+) -> Result<u64> {
+    let mut rows = 0;
+    {
+        let old = txn.open_table(def)?;
+        let mut to = txn.open_table(new)?;
+        for e in old.iter()? {
+            let (k, v) = e?;
+            let unwritable = |e: Error| {
+                Error::Corrupt(format!(
+                    "{} row {}: {e}; the migration to format {SCHEMA_VERSION} cannot rewrite \
+                     it (restore a backup, or `recover --from` into a new archive)",
+                    def.name(),
+                    hex::encode(k.value())
+                ))
+            };
+            let (nk, nv) = anew(k.value(), v.value()).map_err(unwritable)?;
+            if to.insert(nk.as_slice(), nv.as_slice())?.is_some() {
+                return Err(unwritable(Error::Corrupt(
+                    "a second row with its key".into(),
+                )));
+            }
+            rows += 1;
+        }
+    }
+    txn.delete_table(def)?;
+    txn.rename_table(new, def)?;
+    Ok(rows)
+}
+
+/// Every `changes` row's records (`ItemId ++ flag`) in format 9's form.
+fn changes_anew(txn: &WriteTransaction) -> Result<()> {
+    const REC: usize = key::fixed::ITEM_ID_LEN + 1;
+    let mut t = txn.open_table(CHANGES)?;
+    let mut rows = Vec::new();
+    for e in t.iter()? {
+        let (k, v) = e?;
+        rows.push((k.value(), v.value().to_vec()));
+    }
+    for (seq, old) in rows {
+        if old.len() % REC != 0 {
+            return Err(Error::Corrupt(format!(
+                "changes row {seq} has {} bytes, not a multiple of {REC}; the migration \
+                 to format {SCHEMA_VERSION} cannot rewrite it",
+                old.len()
+            )));
+        }
+        let mut new = Vec::with_capacity(old.len());
+        for rec in old.chunks(REC) {
+            let (idb, flag) = rec.split_at(REC - 1);
+            new.extend_from_slice(&id_anew(idb)?);
+            new.extend_from_slice(flag);
+        }
+        t.insert(seq, new.as_slice())?;
+    }
+    Ok(())
 }
 
 /// Rewrites every `sources` row with `rewrite`, a step at a time, for the
@@ -314,7 +441,7 @@ fn uses_of(
     for e in refs.range::<&[u8]>((Bound::Included(sha), upper))? {
         let (k, _) = e?;
         let idb = &k.value()[32..];
-        let id = key::decode_item_id(idb)?;
+        let id = key::fixed::decode_item_id(idb)?;
         let Some(v) = sources.get(idb)? else {
             // A reference left behind by a deleted row uses nothing.
             continue;
@@ -341,4 +468,123 @@ fn uses_of(
         }
     }
     Ok(uses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ItemId, Part};
+    use redb::ReadableDatabase;
+
+    /// Every key that holds an item id, written as formats 2 to 8 did, is
+    /// read back in format 9's form, with its value unchanged; `changes`
+    /// records are rewritten whole; target rows of `forward` stay.
+    #[test]
+    fn every_old_key_is_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let ids = [
+            ItemId::new(1_000_001, 2_000_001, 7),
+            ItemId::new(0, -1_001_234_567_890, 1),
+            ItemId {
+                dup: 3,
+                part: Part::Deletion,
+                ..ItemId::new(5, -5, i64::MAX)
+            },
+        ];
+        let tomb = |id: &ItemId| {
+            let mut k = key::folder_key("a@b.c", "Telegram Archiver");
+            k.extend_from_slice(&key::fixed::item_id_bytes(id));
+            k
+        };
+        let ledger = |id: &ItemId| {
+            let mut k = key::ledger_prefix("imap", Some("a@b.c"));
+            k.extend_from_slice(&key::fixed::item_id_bytes(id));
+            k.extend_from_slice(&2u32.to_be_bytes());
+            k
+        };
+        let txn = db.begin_write().unwrap();
+        {
+            let t = |def: Bytes, k: Vec<u8>| {
+                txn.open_table(def)
+                    .unwrap()
+                    .insert(k.as_slice(), b"v".as_slice())
+                    .unwrap();
+            };
+            for id in &ids {
+                t(SOURCES, key::fixed::item_id_bytes(id));
+                t(QUARANTINE, key::fixed::item_id_bytes(id));
+                t(ITEMS, key::fixed::filing_key(1, 300, id));
+                t(TOMBSTONES, tomb(id));
+                t(FORWARD, ledger(id));
+            }
+            t(FORWARD, key::forward_target_key("imap"));
+            let mut changes = Vec::new();
+            for (n, id) in ids.iter().enumerate() {
+                changes.extend_from_slice(&key::fixed::item_id_bytes(id));
+                changes.push((n % 2) as u8);
+            }
+            let mut c = txn.open_table(CHANGES).unwrap();
+            c.insert(4, changes.as_slice()).unwrap();
+        }
+        assert_eq!(keys_anew(&txn, 8).unwrap(), 3);
+        txn.commit().unwrap();
+
+        let r = db.begin_read().unwrap();
+        let keys = |def: Bytes| -> Vec<Vec<u8>> {
+            let t = r.open_table(def).unwrap();
+            t.iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    assert_eq!(v.value(), b"v");
+                    k.value().to_vec()
+                })
+                .collect()
+        };
+        let mut want: Vec<Vec<u8>> = ids.iter().map(key::item_id_bytes).collect();
+        want.sort();
+        assert_eq!(keys(SOURCES), want);
+        assert_eq!(keys(QUARANTINE), want);
+        let mut want: Vec<Vec<u8>> = ids.iter().map(|id| key::filing_key(1, 300, id)).collect();
+        want.sort();
+        assert_eq!(keys(ITEMS), want);
+        let mut want: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| key::item_key("a@b.c", "Telegram Archiver", id))
+            .collect();
+        want.sort();
+        assert_eq!(keys(TOMBSTONES), want);
+        let mut want: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| key::ledger_key("imap", "a@b.c", id, 2))
+            .chain([key::forward_target_key("imap")])
+            .collect();
+        want.sort();
+        assert_eq!(keys(FORWARD), want);
+        let c = r.open_table(CHANGES).unwrap();
+        let row = c.get(4).unwrap().unwrap().value().to_vec();
+        let mut rest = row.as_slice();
+        for (n, id) in ids.iter().enumerate() {
+            let (got, after) = key::take_item_id(rest).unwrap();
+            assert_eq!((got, after[0]), (*id, (n % 2) as u8));
+            rest = &after[1..];
+        }
+        assert!(rest.is_empty());
+    }
+
+    /// A key that is not of the old form stops the migration with the row
+    /// named, and nothing is written.
+    #[test]
+    fn an_unreadable_old_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(SOURCES)
+            .unwrap()
+            .insert([1u8, 2, 3].as_slice(), b"v".as_slice())
+            .unwrap();
+        let e = keys_anew(&txn, 8).unwrap_err().to_string();
+        assert!(e.contains("sources row 010203"), "{e}");
+    }
 }

@@ -219,8 +219,11 @@ impl Archive {
             migrate::from_5(&db)?;
         }
         let mut archive = Archive::assemble(Db::Rw(db), dir, packs)?;
-        if schema < SCHEMA_VERSION {
+        if schema < 7 {
             archive.migrate_from_6(schema)?;
+        }
+        if schema < SCHEMA_VERSION {
+            archive.migrate_keys(schema)?;
         }
         archive.pages_checked = pages;
         archive.blobs.clear_staging()?;
@@ -695,6 +698,7 @@ impl Archive {
                 any_tombstone: None,
                 folder_removed: BTreeMap::new(),
                 pending_changes: Vec::new(),
+                pending_change_count: 0,
                 folder_delta: BTreeMap::new(),
                 filings: txn.open_table(FILINGS)?,
                 filing_log: filings::LogBuilder::default(),
@@ -833,7 +837,7 @@ impl Archive {
             }
         }
         for (name, id) in folders {
-            let start = [m.to_be_bytes(), id.to_be_bytes()].concat();
+            let start = key::filing_prefix(m, Some(id));
             let iter = match key::prefix_end(&start) {
                 Some(end) => t.range(start.as_slice()..end.as_slice())?,
                 None => t.range(start.as_slice()..)?,
@@ -904,23 +908,25 @@ impl Archive {
     /// The changes of up to `rows` transactions after `after`, in order:
     /// `(seq, item, the row is new)`.
     pub fn changes_after(&self, after: u64, rows: usize) -> Result<Vec<(u64, ItemId, bool)>> {
-        const REC: usize = key::ITEM_ID_LEN + 1;
         let txn = self.db.begin_read()?;
         let t = txn.open_table(CHANGES)?;
         let mut out = Vec::new();
         for e in t.range(after.saturating_add(1)..)?.take(rows) {
             let (k, v) = e?;
-            let v = v.value();
-            if v.len() % REC != 0 {
-                return Err(Error::Corrupt(format!(
-                    "changes row {} has {} bytes, not a multiple of {REC}",
-                    k.value(),
-                    v.len()
-                )));
-            }
-            for rec in v.chunks(REC) {
-                let (idb, flag) = rec.split_at(key::ITEM_ID_LEN);
-                out.push((k.value(), key::decode_item_id(idb)?, flag == [0]));
+            let mut rest = v.value();
+            while !rest.is_empty() {
+                let (id, after) = key::take_item_id(rest)?;
+                let (flag, after) = match after.split_first() {
+                    Some((&f @ (0 | 1), after)) => (f, after),
+                    _ => {
+                        return Err(Error::Corrupt(format!(
+                            "changes row {}: a record without its flag",
+                            k.value()
+                        )));
+                    }
+                };
+                out.push((k.value(), id, flag == 0));
+                rest = after;
             }
         }
         Ok(out)
@@ -1126,16 +1132,29 @@ impl Archive {
 
     /// Every filed copy, in key order (mailboxes and folders in the order
     /// the archive first met them).
-    pub fn for_each_copy(&self, mut f: impl FnMut(ItemKey, Filing) -> Result<()>) -> Result<()> {
+    pub fn for_each_copy(&self, f: impl FnMut(ItemKey, Filing) -> Result<()>) -> Result<()> {
+        self.copies_keyed(key::decode_filing_key, f)
+    }
+
+    /// [`Archive::for_each_copy`] with `items` keys read by `decode` (a
+    /// migration reads an older format's).
+    pub(super) fn copies_keyed(
+        &self,
+        decode: key::FilingKeyReader,
+        mut f: impl FnMut(ItemKey, Filing) -> Result<()>,
+    ) -> Result<()> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ITEMS)?;
         let names = txn.open_table(NAMES)?;
         for e in t.iter()? {
             let (k, v) = e?;
-            f(
-                self.read_filing_key(&names, k.value())?,
-                codec::decode(v.value())?,
-            )?;
+            let (m, folder, item) = decode(k.value())?;
+            let key = ItemKey {
+                mailbox: self.names.get(&names, m)?,
+                folder: self.names.get(&names, folder)?,
+                item,
+            };
+            f(key, codec::decode(v.value())?)?;
         }
         Ok(())
     }
@@ -1344,12 +1363,11 @@ fn folders_of(
 ) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     let mut from = Some(0u32);
+    let end = key::prefix_end(&key::filing_prefix(mailbox, None));
     while let Some(folder) = from {
-        let start = [mailbox.to_be_bytes(), folder.to_be_bytes()].concat();
-        let first = match mailbox.checked_add(1) {
-            Some(next) => t
-                .range(start.as_slice()..next.to_be_bytes().as_slice())?
-                .next(),
+        let start = key::filing_prefix(mailbox, Some(folder));
+        let first = match &end {
+            Some(end) => t.range(start.as_slice()..end.as_slice())?.next(),
             None => t.range(start.as_slice()..)?.next(),
         };
         let Some(e) = first else { break };
@@ -1618,6 +1636,8 @@ pub struct Tx<'t> {
     /// This transaction's changes, `ItemId ++ flag` each, written as one
     /// `changes` row when it ends.
     pending_changes: Vec<u8>,
+    /// How many changes `pending_changes` holds.
+    pending_change_count: usize,
     /// New filings per folder key in this transaction, applied at its end.
     folder_delta: BTreeMap<Vec<u8>, u64>,
     filings: Table<'t, &'static [u8], &'static [u8]>,
@@ -1887,7 +1907,7 @@ impl Tx<'_> {
             self.items
                 .insert(fk.as_slice(), codec::encode(&filing).as_slice())?;
             // The key of the folder's count is the item key's prefix.
-            let folder_key = &k[..k.len() - key::ITEM_ID_LEN];
+            let folder_key = &k[..k.len() - idb.len()];
             match self.folder_delta.get_mut(folder_key) {
                 Some(n) => *n += 1,
                 None => {
@@ -2153,7 +2173,8 @@ impl Tx<'_> {
     fn log_change(&mut self, idb: &[u8], is_new: bool) -> Result<()> {
         self.pending_changes.extend_from_slice(idb);
         self.pending_changes.push(if is_new { 0 } else { 1 });
-        if self.pending_changes.len() >= CHANGES_PER_ROW * (key::ITEM_ID_LEN + 1) {
+        self.pending_change_count += 1;
+        if self.pending_change_count >= CHANGES_PER_ROW {
             self.apply_changes()?;
         }
         Ok(())
@@ -2170,6 +2191,7 @@ impl Tx<'_> {
             .map(|(k, _)| k.value() + 1)
             .unwrap_or(1);
         let v = std::mem::take(&mut self.pending_changes);
+        self.pending_change_count = 0;
         self.changes.insert(seq, v.as_slice())?;
         Ok(())
     }
@@ -2277,5 +2299,6 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CompactionError
 );
