@@ -573,6 +573,42 @@ fn index_is_rebuilt_and_caught_up_from_the_store() {
     a.ok(&["verify"]);
 }
 
+/// Once the index has committed the store's changes, the change log keeps
+/// only its latest row, emptied: none of what was applied stays in the
+/// catalogue, and the next import's changes still reach the index.
+#[test]
+fn the_change_log_keeps_nothing_the_index_committed() {
+    let a = Archive::new();
+    a.import(
+        &[&fixture("exports/full-account")],
+        &["--mailbox", "m@corp.example"],
+    );
+    let logged = || {
+        let store = tgvault::store::Archive::open_existing(a.path()).expect("open");
+        (
+            store.last_change().unwrap(),
+            store.changes_after(0, 1000).unwrap().len(),
+        )
+    };
+    let (last, left) = logged();
+    assert!(last > 0);
+    assert_eq!(left, 0, "applied changes left in the log");
+    let count = || {
+        a.ok(&["search", "kind:externaldata", "--count"])
+            .trim()
+            .to_string()
+    };
+    let before = count();
+    a.import(
+        &[&fixture("exports/multilingual")],
+        &["--mailbox", "m@corp.example"],
+    );
+    assert_ne!(count(), before);
+    let (again, left) = logged();
+    assert!(again > last);
+    assert_eq!(left, 0);
+}
+
 /// Items without a date leave a segment with no date column: searches still
 /// run newest first (undated last), by relevance, and by date range.
 #[test]

@@ -161,7 +161,7 @@ impl Tx<'_> {
             // Dictionaries go first, so that the new pack reads on its own.
             let mut dicts = Vec::new();
             for e in self.dicts.iter()? {
-                dicts.push(e?.1.value().to_vec());
+                dicts.push(super::frame::dict_of_stored(e?.1.value())?);
             }
             for d in &dicts {
                 self.pack.append(Kind::Dict, d)?;

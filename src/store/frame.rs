@@ -117,6 +117,26 @@ impl Kind {
 #[derive(Default)]
 pub struct Dicts(RwLock<HashMap<u32, Arc<DDict<'static>>>>);
 
+/// A dictionary as the `dicts` table keeps it: one zstd frame of its
+/// bytes (no dictionary), about a third of its size. A value that is not
+/// a zstd frame is a dictionary as format 8 and before kept it.
+pub fn stored_dict(dict: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(dict, LEVEL).unwrap_or_else(|_| dict.to_vec())
+}
+
+/// A `dicts` value's dictionary (see [`stored_dict`]).
+pub fn dict_of_stored(value: &[u8]) -> Result<Vec<u8>> {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    if !value.starts_with(&ZSTD_MAGIC) {
+        return Ok(value.to_vec());
+    }
+    zstd::bulk::decompress(value, DICT_MAX)
+        .map_err(|e| Error::Corrupt(format!("a zstd dictionary in `dicts`: {e}")))
+}
+
+/// The most bytes a stored dictionary may expand to (they are 64 KiB).
+const DICT_MAX: usize = 1 << 20;
+
 impl Dicts {
     /// Adds a dictionary (its id is in its bytes); one zstd cannot load is
     /// refused.
@@ -230,7 +250,7 @@ impl Framer {
             ))
         };
         let content_len = u32::try_from(content.len()).map_err(|_| too_big())?;
-        let compressed = kind != Kind::Dict && self.try_compress(kind, content)?;
+        let compressed = self.try_compress(kind, content)?;
         let payload = if compressed {
             &self.scratch[..]
         } else {
@@ -473,6 +493,25 @@ fn next_lead(bytes: &[u8], from: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    /// A dictionary is kept compressed in `dicts` and read back whole; one
+    /// kept as it is (format 8 and before) reads as it is; a damaged frame
+    /// is an error, not a panic.
+    #[test]
+    fn stored_dictionaries_read_back_in_either_form() {
+        let dict: Vec<u8> = (0..65_536u32)
+            .map(|i| b"payment budget invoice "[(i % 23) as usize])
+            .collect();
+        let stored = super::stored_dict(&dict);
+        assert!(stored.len() < dict.len() / 3, "{}", stored.len());
+        assert_eq!(super::dict_of_stored(&stored).unwrap(), dict);
+        assert_eq!(super::dict_of_stored(&dict).unwrap(), dict);
+        for at in 0..stored.len() {
+            let mut b = stored.clone();
+            b[at] ^= 0x10;
+            let _ = super::dict_of_stored(&b);
+        }
+    }
+
     use super::*;
     use sha2::Digest;
 

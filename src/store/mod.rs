@@ -546,11 +546,10 @@ fn packs_and_dicts(txn: &ReadTransaction) -> Result<(PackLengths, Vec<Vec<u8>>)>
         let (k, v) = e?;
         packs.insert(k.value(), v.value());
     }
-    let dicts = txn
-        .open_table(DICTS)?
-        .iter()?
-        .map(|e| e.map(|(_, v)| v.value().to_vec()))
-        .collect::<std::result::Result<_, _>>()?;
+    let mut dicts = Vec::new();
+    for e in txn.open_table(DICTS)?.iter()? {
+        dicts.push(frame::dict_of_stored(e?.1.value())?);
+    }
     Ok((packs, dicts))
 }
 
@@ -724,7 +723,7 @@ impl Archive {
                 tx.pack_lengths.insert(pack, len)?;
             }
             if let Some((id, dict)) = tx.pack.dict_to_save() {
-                tx.dicts.insert(*id, dict.as_slice())?;
+                tx.dicts.insert(*id, frame::stored_dict(dict).as_slice())?;
             }
             scrubs = tx.scrubs;
             journal = std::mem::take(&mut tx.journal);
@@ -898,11 +897,25 @@ impl Archive {
         Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
-    /// The oldest change still in the log (0 when the log is empty).
+    /// The oldest change still in the log: 0 when the log is empty, one
+    /// past the last row when that row is all it holds and was emptied
+    /// ([`Archive::trim_changes`]: nothing in the log is left to apply).
     pub fn first_change(&self) -> Result<u64> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(CHANGES)?;
-        Ok(t.first()?.map(|(k, _)| k.value()).unwrap_or(0))
+        let mut rows = t.iter()?;
+        let Some(first) = rows.next() else {
+            return Ok(0);
+        };
+        let (k, v) = first?;
+        if !v.value().is_empty() {
+            return Ok(k.value());
+        }
+        // Only the row the index last applied is ever emptied.
+        match rows.next() {
+            Some(next) => Ok(next?.0.value()),
+            None => Ok(k.value() + 1),
+        }
     }
 
     /// The changes of up to `rows` transactions after `after`, in order:
@@ -932,18 +945,28 @@ impl Archive {
         Ok(out)
     }
 
-    /// Drops changes before `below` (the index has committed them). The latest
-    /// change always stays, so sequence numbers never restart.
-    pub fn trim_changes(&self, below: u64) -> Result<()> {
-        let last = self.last_change()?;
-        let below = below.min(last);
-        if self.first_change()? >= below {
+    /// Drops the changes up to `applied` (the index has committed them):
+    /// the rows before it go, and its own row is emptied but stays, so that
+    /// the latest row always does and sequence numbers never restart.
+    pub fn trim_changes(&self, applied: u64) -> Result<()> {
+        let below = applied.min(self.last_change()?);
+        let (drop, held) = {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(CHANGES)?;
+            let first = t.first()?.map_or(0, |(k, _)| k.value());
+            let held = t.get(applied)?.is_some_and(|v| !v.value().is_empty());
+            (first < below, held)
+        };
+        if !drop && !held {
             return Ok(());
         }
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(CHANGES)?;
             t.retain_in(..below, |_, _| false)?;
+            if held {
+                t.insert(applied, [].as_slice())?;
+            }
         }
         txn.commit()?;
         Ok(())
