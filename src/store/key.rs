@@ -475,13 +475,9 @@ impl Reader<'_> {
         let chat = self.var_i64()?;
         let message = self.var_i64()?;
         let dup = u32::try_from(self.var_u64()?).map_err(|_| Self::bad("dup past u32"))?;
-        let part = Part::from_byte(self.byte()?).ok_or_else(|| Self::bad("unknown item part"))?;
-        Ok(ItemId {
-            scope,
-            chat,
-            message,
+        self.rest_of_id(ItemId {
             dup,
-            part,
+            ..ItemId::new(scope, chat, message)
         })
     }
 
@@ -498,15 +494,16 @@ impl Reader<'_> {
         let chat = self.i64()?;
         let message = self.i64()?;
         let dup = u32::from_be_bytes(self.take::<4>()?);
-        let part =
-            Part::from_byte(self.take::<1>()?[0]).ok_or_else(|| Self::bad("unknown item part"))?;
-        Ok(ItemId {
-            scope,
-            chat,
-            message,
+        self.rest_of_id(ItemId {
             dup,
-            part,
+            ..ItemId::new(scope, chat, message)
         })
+    }
+
+    /// `id` with its part, the last byte of either layout.
+    fn rest_of_id(&mut self, id: ItemId) -> Result<ItemId> {
+        let part = Part::from_byte(self.byte()?).ok_or_else(|| Self::bad("unknown item part"))?;
+        Ok(ItemId { part, ..id })
     }
 
     fn end(&self) -> Result<()> {

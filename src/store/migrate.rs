@@ -83,18 +83,25 @@ pub(super) fn framed_from(txn: &redb::ReadTransaction) -> Result<Option<u32>> {
     Ok(Some(u32::from_be_bytes(b)))
 }
 
+/// Records format `to` and the migration not yet on the audit trail: from
+/// the format an earlier step of the same open started at, else `from`.
+fn record_format(meta: &mut redb::Table<&str, &[u8]>, from: u8, to: u8) -> Result<()> {
+    let first = match meta.get(UNAUDITED)? {
+        Some(v) => v.value().first().copied().unwrap_or(from),
+        None => from,
+    };
+    meta.insert("schema", [to].as_slice())?;
+    meta.insert(UNAUDITED, [first, to].as_slice())?;
+    Ok(())
+}
+
 pub(super) fn from_3(db: &Database, framed_from: u32) -> Result<()> {
     let txn = db.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
         // A migration from 2 in the same open is recorded as 2 -> 5.
-        let from = match meta.get(UNAUDITED)? {
-            Some(v) => v.value().first().copied().unwrap_or(3),
-            None => 3,
-        };
         meta.insert(FRAMED_FROM, framed_from.to_be_bytes().as_slice())?;
-        meta.insert("schema", [5u8].as_slice())?;
-        meta.insert(UNAUDITED, [from, 5].as_slice())?;
+        record_format(&mut meta, 3, 5)?;
     }
     txn.commit()?;
     tracing::info!(framed_from, "archive migrated from format 3 to 5");
@@ -141,13 +148,7 @@ pub(super) fn from_5(db: &Database) -> Result<()> {
                 v.value(),
             )?;
         }
-        let mut meta = txn.open_table(META)?;
-        let from = match meta.get(UNAUDITED)? {
-            Some(v) => v.value().first().copied().unwrap_or(5),
-            None => 5,
-        };
-        meta.insert("schema", [6u8].as_slice())?;
-        meta.insert(UNAUDITED, [from, 6].as_slice())?;
+        record_format(&mut txn.open_table(META)?, 5, 6)?;
     }
     txn.delete_table(ITEMS)?;
     txn.rename_table(ITEMS_6, ITEMS)?;
@@ -171,13 +172,7 @@ impl Archive {
             for log in &logs {
                 tx.append_filing_log(log)?;
             }
-            let from = match tx.meta.get(UNAUDITED)? {
-                Some(v) => v.value().first().copied().unwrap_or(schema),
-                None => schema,
-            };
-            tx.meta.insert("schema", [7u8].as_slice())?;
-            tx.meta.insert(UNAUDITED, [from, 7].as_slice())?;
-            Ok(())
+            record_format(&mut tx.meta, schema, 7)
         })?;
         tracing::info!(copies, from = schema, "archive migrated to format 7");
         Ok(())
@@ -190,15 +185,7 @@ impl Archive {
     pub(super) fn migrate_keys(&self, schema: u8) -> Result<()> {
         let txn = self.db.begin_write()?;
         let rows = keys_anew(&txn, schema)?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let from = match meta.get(UNAUDITED)? {
-                Some(v) => v.value().first().copied().unwrap_or(schema),
-                None => schema,
-            };
-            meta.insert("schema", [SCHEMA_VERSION].as_slice())?;
-            meta.insert(UNAUDITED, [from, SCHEMA_VERSION].as_slice())?;
-        }
+        record_format(&mut txn.open_table(META)?, schema, SCHEMA_VERSION)?;
         txn.commit()?;
         tracing::info!(
             rows,

@@ -949,13 +949,13 @@ impl Archive {
     /// the rows before it go, and its own row is emptied but stays, so that
     /// the latest row always does and sequence numbers never restart.
     pub fn trim_changes(&self, applied: u64) -> Result<()> {
-        let below = applied.min(self.last_change()?);
-        let (drop, held) = {
+        let (below, drop, held) = {
             let txn = self.db.begin_read()?;
             let t = txn.open_table(CHANGES)?;
+            let below = applied.min(t.last()?.map_or(0, |(k, _)| k.value()));
             let first = t.first()?.map_or(0, |(k, _)| k.value());
             let held = t.get(applied)?.is_some_and(|v| !v.value().is_empty());
-            (first < below, held)
+            (below, first < below, held)
         };
         if !drop && !held {
             return Ok(());
